@@ -1,0 +1,103 @@
+//! Bearer-key authentication and rate limiting, as one middleware in front of every team route.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{FromRequestParts, Request, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use chrono::Duration;
+use phonenumber::country;
+use uuid::Uuid;
+
+use super::{error::ApiError, rate_limit::Decision, AppState};
+use crate::domain::{api_key, now, phone};
+
+/// The team a request acts for, resolved from its API key.
+#[derive(Debug, Clone)]
+pub struct TeamCtx {
+    pub team_id: Uuid,
+    pub key_id: Uuid,
+    pub region: country::Id,
+    pub timezone: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TeamCtx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<TeamCtx>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("team route without the auth middleware")))
+    }
+}
+
+/// `last_used_at` is written at most this often per key, so reads stay reads.
+const TOUCH_EVERY: Duration = Duration::seconds(60);
+
+pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let owner = match authenticate(&state, req.headers()).await {
+        Ok(owner) => owner,
+        Err(e) => return e.into_response(),
+    };
+    let limit = owner
+        .requests_per_second
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(state.settings.requests_per_second);
+    let decision = state.limiter.check(owner.key_id, limit, Instant::now());
+    let mut response = if decision.allowed {
+        let region = phone::parse_region(&owner.region).unwrap_or(country::Id::AU);
+        req.extensions_mut().insert(TeamCtx {
+            team_id: owner.team_id,
+            key_id: owner.key_id,
+            region,
+            timezone: owner.timezone,
+        });
+        next.run(req).await
+    } else {
+        tracing::info!(key_id = %owner.key_id, "rate limited");
+        ApiError::RateLimited { retry_after_secs: decision.retry_after_secs }.into_response()
+    };
+    add_rate_headers(response.headers_mut(), decision);
+    response
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<crate::store::keys::KeyOwner, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization header (expected `Bearer <API key>`)".into()))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("Authorization header must be `Bearer <API key>`".into()))?;
+    let owner = state
+        .db
+        .key_owner(&api_key::hash(token))
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?;
+    if owner.revoked_at.is_some() {
+        return Err(ApiError::Unauthorized("API key has been revoked".into()));
+    }
+    let now = now();
+    if owner.last_used_at.is_none_or(|t| now - t > TOUCH_EVERY) {
+        let (db, id) = (state.db.clone(), owner.key_id);
+        tokio::spawn(async move {
+            if let Err(e) = db.touch_key(id, now).await {
+                tracing::warn!(error = %e, "could not record key use");
+            }
+        });
+    }
+    Ok(owner)
+}
+
+fn add_rate_headers(headers: &mut HeaderMap, d: Decision) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+}

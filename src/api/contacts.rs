@@ -1,0 +1,170 @@
+//! Contacts: create (contract), get and list (extensions).
+
+use axum::{extract::Path, http::StatusCode, Json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    auth::TeamCtx,
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::{parse_id, ApiJson, ApiQuery},
+    pagination::{Page, PageMeta},
+    AppState,
+};
+use crate::{
+    domain::{contact::{full_name, ContactInput}, new_id, now, phone},
+    store::{contacts::{Contact, ContactFilter}, StoreError},
+};
+use axum::extract::State;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactView {
+    pub id: String,
+    /// E.164.
+    pub phone_number: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// First and last name joined.
+    pub full_name: Option<String>,
+    pub email: Option<String>,
+    pub title: Option<String>,
+    pub company: Option<String>,
+    pub address: Option<String>,
+    pub location: Option<String>,
+    pub timezone: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Contact> for ContactView {
+    fn from(c: Contact) -> Self {
+        ContactView {
+            id: c.id.to_string(),
+            full_name: full_name(c.first_name.as_deref(), c.last_name.as_deref()),
+            phone_number: c.phone_number,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            email: c.email,
+            title: c.title,
+            company: c.company,
+            address: c.address,
+            location: c.location,
+            timezone: c.timezone,
+            metadata: c.metadata.0,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreateContactResponse {
+    pub success: bool,
+    pub contact_id: String,
+    pub contact: ContactView,
+}
+
+/// Create contact
+///
+/// Creates a contact for your team. The phone number is normalised to E.164 with the team's default
+/// region; the request fails with 409 when a contact with the same normalised number exists (the
+/// body then carries that contact's `contact_id`).
+#[utoipa::path(post, path = "/api/v1/create-contact", tag = "Contacts", operation_id = "createContact",
+    request_body = ContactInput,
+    responses(
+        (status = 201, description = "Contact created.", body = CreateContactResponse),
+        (status = 409, description = "A contact with this phone number already exists.", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    ApiJson(input): ApiJson<ContactInput>,
+) -> ApiResult<(StatusCode, Json<CreateContactResponse>)> {
+    let valid = input.validate(team.region, "")?;
+    let contact = Contact::new(team.team_id, valid, new_id(), now());
+    match state.db.insert_contact(&contact).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            let existing = state.db.contact_by_phone(team.team_id, &contact.phone_number).await?;
+            let mut err = ApiError::conflict(format!("Contact already exists with phone number {}", contact.phone_number));
+            if let Some(c) = existing {
+                err = err.with("contact_id", c.id.to_string());
+            }
+            return Err(err);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(contact_id = %contact.id, "contact created");
+    let response = CreateContactResponse { success: true, contact_id: contact.id.to_string(), contact: contact.into() };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GetContactResponse {
+    pub success: bool,
+    pub contact: ContactView,
+}
+
+/// Get contact (extension)
+#[utoipa::path(get, path = "/api/v1/contacts/{contact_id}", tag = "Contacts", operation_id = "getContact",
+    params(("contact_id" = String, Path, description = "Contact id")),
+    responses(
+        (status = 200, description = "Contact found.", body = GetContactResponse),
+        (status = 404, description = "No such contact in your team.", body = ErrorBody),
+    ))]
+pub async fn get(State(state): State<AppState>, team: TeamCtx, Path(id): Path<String>) -> ApiResult<Json<GetContactResponse>> {
+    let id = parse_id(&id, "Contact")?;
+    let contact = state.db.get_contact(team.team_id, id).await?.ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
+    Ok(Json(GetContactResponse { success: true, contact: contact.into() }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListContactsParams {
+    /// Only the contact with this phone number (any format; normalised like on create).
+    pub phone_number: Option<String>,
+    /// Only contacts with this email address.
+    pub email: Option<String>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `meta.next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListContactsResponse {
+    pub success: bool,
+    pub contacts: Vec<ContactView>,
+    pub meta: PageMeta,
+}
+
+/// List contacts (extension)
+///
+/// Contacts oldest first, filtered by phone number or email, with cursor pagination.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "Contacts", operation_id = "listContacts",
+    params(ListContactsParams),
+    responses((status = 200, description = "A page of contacts.", body = ListContactsResponse)))]
+pub async fn list(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    ApiQuery(q): ApiQuery<ListContactsParams>,
+) -> ApiResult<Json<ListContactsResponse>> {
+    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    let phone_number = match q.phone_number.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Some(phone::normalize("phone_number", p, team.region)?),
+        None => None,
+    };
+    let filter = ContactFilter {
+        phone_number,
+        email: q.email.filter(|e| !e.is_empty()),
+        after: page.after,
+        limit: page.fetch(),
+    };
+    let rows = state.db.list_contacts(team.team_id, &filter).await?;
+    let (rows, meta) = page.finish(rows, |c| c.id);
+    Ok(Json(ListContactsResponse { success: true, contacts: rows.into_iter().map(Into::into).collect(), meta }))
+}

@@ -1,0 +1,232 @@
+//! Lists: create, add contacts (contract), get with members (extension).
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{
+    auth::TeamCtx,
+    contacts::ContactView,
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::{from_value, parse_id, ApiJson, ApiQuery},
+    pagination::{Page, PageMeta, PageParams},
+    AppState,
+};
+use crate::{
+    domain::{contact::ContactInput, now, required_text, FieldError},
+    store::lists::{List, MemberOutcome},
+};
+
+/// Most contacts one add-contacts-to-list request may carry.
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateListRequest {
+    #[schema(min_length = 1, max_length = 255, example = "February follow-up list")]
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListView {
+    pub id: String,
+    pub name: String,
+    /// How many contacts are in the list.
+    pub contact_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<List> for ListView {
+    fn from(l: List) -> Self {
+        ListView {
+            id: l.id.to_string(),
+            name: l.name,
+            contact_count: l.contact_count,
+            created_at: l.created_at,
+            updated_at: l.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreateListResponse {
+    pub success: bool,
+    pub list_id: String,
+    pub list: ListView,
+}
+
+/// Create list
+#[utoipa::path(post, path = "/api/v1/create-list", tag = "Lists", operation_id = "createList",
+    request_body = CreateListRequest,
+    responses((status = 201, description = "List created.", body = CreateListResponse)))]
+pub async fn create(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    ApiJson(req): ApiJson<CreateListRequest>,
+) -> ApiResult<(StatusCode, Json<CreateListResponse>)> {
+    let name = required_text("name", &req.name, 255)?;
+    let list = state.db.create_list(team.team_id, &name, now()).await?;
+    tracing::info!(list_id = %list.id, "list created");
+    Ok((StatusCode::CREATED, Json(CreateListResponse { success: true, list_id: list.id.to_string(), list: list.into() })))
+}
+
+/// One contact or many; each item has the fields of create-contact.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddContactsRequest {
+    /// Up to 1000 contacts.
+    #[schema(value_type = Option<Vec<ContactInput>>, max_items = 1000)]
+    pub contacts: Option<Vec<Value>>,
+    /// A single contact (the singular form).
+    #[schema(value_type = Option<ContactInput>)]
+    pub contact: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// A new contact was created and added.
+    Created,
+    /// An existing contact with that phone number was added; its fields were left unchanged.
+    Reused,
+    /// The contact was already in the list.
+    AlreadyInList,
+    /// The item was refused (see `reason`); nothing was written for it.
+    Invalid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemResult {
+    /// Position of the item in the request (0 for the singular `contact`).
+    pub index: usize,
+    pub status: ItemStatus,
+    pub contact_id: Option<String>,
+    /// Why the item was refused, naming the field.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct AddSummary {
+    pub total: usize,
+    pub created: usize,
+    pub reused: usize,
+    pub already_in_list: usize,
+    pub invalid: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AddContactsResponse {
+    pub success: bool,
+    pub list_id: String,
+    pub summary: AddSummary,
+    /// One entry per item, in request order.
+    pub results: Vec<ItemResult>,
+}
+
+/// Create or add contacts to list
+///
+/// Creates or reuses contacts by normalised phone number and adds them to the list. The batch is
+/// processed per item: an invalid item is reported with its reason and skipped, and the valid items
+/// are written together in one transaction. An existing contact is added as it is (its fields are
+/// not changed). The singular route `/api/v1/add-contact-to-list/{list_id}` is the same operation.
+#[utoipa::path(post, path = "/api/v1/add-contacts-to-list/{list_id}", tag = "Lists", operation_id = "addContactsToList",
+    params(("list_id" = String, Path, description = "List id")),
+    request_body = AddContactsRequest,
+    responses(
+        (status = 200, description = "Contacts processed; see each item's status.", body = AddContactsResponse),
+        (status = 404, description = "No such list in your team.", body = ErrorBody),
+    ))]
+pub async fn add_contacts(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(list_id): Path<String>,
+    ApiJson(req): ApiJson<AddContactsRequest>,
+) -> ApiResult<Json<AddContactsResponse>> {
+    let list_id = parse_id(&list_id, "List")?;
+    let (items, place) = match (req.contacts, req.contact) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("send either `contact` or `contacts`, not both")),
+        (None, None) => return Err(ApiError::bad_request("`contacts` (an array) or `contact` (an object) is required")),
+        (Some(items), None) => (items, "contacts"),
+        (None, Some(item)) => (vec![item], "contact"),
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request("contacts must not be empty").with("field", "contacts"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!("at most {MAX_BATCH} contacts per request")).with("field", "contacts"));
+    }
+    if state.db.get_list(team.team_id, list_id).await?.is_none() {
+        return Err(ApiError::NotFound("List not found".into()));
+    }
+    let validated = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = if place == "contacts" { format!("contacts[{i}]") } else { place.to_owned() };
+            from_value::<ContactInput>(item, &at)
+                .map_err(|(field, reason)| FieldError::new(field, reason))
+                .and_then(|input| input.validate(team.region, &format!("{at}.")))
+        })
+        .collect::<Vec<_>>();
+    let outcomes = state.db.add_to_list(team.team_id, list_id, validated, now()).await?;
+
+    let mut summary = AddSummary { total: outcomes.len(), ..Default::default() };
+    let results = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, o)| {
+            let (status, id, reason) = match o {
+                MemberOutcome::Created(id) => (ItemStatus::Created, Some(id), None),
+                MemberOutcome::Reused(id) => (ItemStatus::Reused, Some(id), None),
+                MemberOutcome::AlreadyInList(id) => (ItemStatus::AlreadyInList, Some(id), None),
+                MemberOutcome::Invalid(e) => (ItemStatus::Invalid, None, Some(e.to_string())),
+            };
+            *match status {
+                ItemStatus::Created => &mut summary.created,
+                ItemStatus::Reused => &mut summary.reused,
+                ItemStatus::AlreadyInList => &mut summary.already_in_list,
+                ItemStatus::Invalid => &mut summary.invalid,
+            } += 1;
+            ItemResult { index, status, contact_id: id.map(|i| i.to_string()), reason }
+        })
+        .collect();
+    tracing::info!(%list_id, created = summary.created, reused = summary.reused, invalid = summary.invalid, "contacts added to list");
+    Ok(Json(AddContactsResponse { success: true, list_id: list_id.to_string(), summary, results }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GetListResponse {
+    pub success: bool,
+    pub list: ListView,
+    /// A page of members, oldest contact first.
+    pub contacts: Vec<ContactView>,
+    pub meta: PageMeta,
+}
+
+/// Get list with its contacts (extension)
+#[utoipa::path(get, path = "/api/v1/lists/{list_id}", tag = "Lists", operation_id = "getList",
+    params(("list_id" = String, Path, description = "List id"), PageParams),
+    responses(
+        (status = 200, description = "The list and a page of its contacts.", body = GetListResponse),
+        (status = 404, description = "No such list in your team.", body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(list_id): Path<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<Json<GetListResponse>> {
+    let list_id = parse_id(&list_id, "List")?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    let list = state.db.get_list(team.team_id, list_id).await?.ok_or_else(|| ApiError::NotFound("List not found".into()))?;
+    let rows = state.db.list_members(list_id, page.after, page.fetch()).await?;
+    let (rows, meta) = page.finish(rows, |c| c.id);
+    Ok(Json(GetListResponse { success: true, list: list.into(), contacts: rows.into_iter().map(Into::into).collect(), meta }))
+}

@@ -1,0 +1,155 @@
+//! The HTTP API: routes, middleware and the handlers of each resource.
+
+pub mod auth;
+pub mod contacts;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod lists;
+pub mod objects;
+pub mod openapi;
+pub mod pagination;
+pub mod rate_limit;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{DefaultBodyLimit, Request, State},
+    http::{HeaderName, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::Serialize;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use utoipa::ToSchema;
+
+use crate::store::Db;
+use error::ApiError;
+
+/// API behaviour the operator can tune.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Default per-key limit; a team's own setting overrides it.
+    pub requests_per_second: u32,
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings { requests_per_second: 50, max_body_bytes: 1024 * 1024 }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub settings: Arc<ApiSettings>,
+    pub limiter: Arc<rate_limit::RateLimiter>,
+}
+
+impl AppState {
+    pub fn new(db: Db, settings: ApiSettings) -> Self {
+        AppState { db, settings: Arc::new(settings), limiter: Arc::default() }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let team_routes = Router::new()
+        .route("/api/v1/create-contact", post(contacts::create))
+        .route("/api/v1/contacts", get(contacts::list))
+        .route("/api/v1/contacts/{contact_id}", get(contacts::get))
+        .route("/api/v1/create-list", post(lists::create))
+        .route("/api/v1/lists/{list_id}", get(lists::get))
+        .route("/api/v1/add-contacts-to-list/{list_id}", post(lists::add_contacts))
+        .route("/api/v1/add-contact-to-list/{list_id}", post(lists::add_contacts))
+        .route("/api/v1/object-types", post(objects::create_type))
+        .route("/api/v1/create-object-type", post(objects::create_type))
+        .route("/api/v1/object-types/by-name/{type_name}", get(objects::type_by_name))
+        .route("/api/v1/upsert-object", post(objects::upsert))
+        .route("/api/v1/objects", get(objects::list))
+        .route("/api/v1/objects/{object_id}", get(objects::get))
+        .route("/api/v1/link-contact-to-object/{object_id}", post(objects::link))
+        .route("/api/v1/link-object-to-contact/{object_id}", post(objects::link))
+        // Layers run outside-in: authenticate (and rate-limit), then idempotency, then the handler.
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::middleware));
+
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi::spec))
+        .route("/docs", get(openapi::docs))
+        .merge(team_routes)
+        .fallback(not_found)
+        .layer(middleware::from_fn(envelope_bare_errors))
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// True when the server can serve requests (its database answers).
+    pub success: bool,
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// `ok` or `unavailable`: whether the database answered a query just now.
+    pub database: String,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    pub version: String,
+}
+
+/// Health
+///
+/// No authentication. Says whether the server's database answers; 503 when it does not.
+#[utoipa::path(get, path = "/api/v1/health", tag = "Health", operation_id = "health", security(()),
+    responses(
+        (status = 200, description = "Serving; the database answers.", body = HealthResponse),
+        (status = 503, description = "The database does not answer.", body = HealthResponse),
+    ))]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    let ok = tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await.unwrap_or(false);
+    let word = if ok { "ok" } else { "unavailable" };
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = HealthResponse {
+        success: ok,
+        status: word.into(),
+        database: word.into(),
+        backend: state.db.backend().into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    (status, Json(body))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+/// Responses made by the framework itself (wrong method) come with an empty body; give them the
+/// envelope like every other error.
+async fn envelope_bare_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key("content-type") {
+        let (parts, _) = response.into_parts();
+        let mut enveloped = ApiError::MethodNotAllowed.into_response();
+        if let Some(allow) = parts.headers.get("allow") {
+            enveloped.headers_mut().insert("allow", allow.clone());
+        }
+        return enveloped;
+    }
+    response
+}

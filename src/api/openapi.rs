@@ -1,0 +1,182 @@
+//! Our own OpenAPI 3.1 document, generated from the handlers' annotations, and a docs page rendered
+//! from it on the server (no script or CDN: the page works on an offline install).
+
+use axum::{
+    http::header,
+    response::{Html, IntoResponse},
+    Json,
+};
+use utoipa::{
+    openapi::{
+        path::{Operation, PathItem},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        ContentBuilder, OpenApi as Spec, Ref, RefOr, Response, ResponseBuilder,
+    },
+    Modify, OpenApi,
+};
+
+use super::{contacts, error::ErrorBody, lists, objects};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "voxd API",
+        description = "Self-hosted, Voxworks-compatible voice-calling API. Every operation except \
+            health and this document needs `Authorization: Bearer <API key>`. Errors always come as \
+            `{\"success\": false, \"message\": ..., \"code\": ...}`. Authenticated responses carry \
+            `X-RateLimit-Limit` and `X-RateLimit-Remaining`; a 429 carries `Retry-After` (seconds). \
+            Creating POSTs accept `Idempotency-Key` (or `X-Idempotency-Key`): a retry with the same key \
+            and body within 24 h replays the first response with `Idempotent-Replayed: true`; the same \
+            key with another body is a 409. Every response has an `X-Request-Id`. Operations marked \
+            (extension) are voxd's additions to the Voxworks contract.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        super::health,
+        contacts::create, contacts::get, contacts::list,
+        lists::create, lists::add_contacts, lists::get,
+        objects::create_type, objects::type_by_name, objects::upsert, objects::link, objects::get, objects::list,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&Conventions),
+    tags(
+        (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// Documented aliases: (alias path, canonical path).
+const ALIASES: [(&str, &str); 3] = [
+    ("/api/v1/add-contact-to-list/{list_id}", "/api/v1/add-contacts-to-list/{list_id}"),
+    ("/api/v1/create-object-type", "/api/v1/object-types"),
+    ("/api/v1/link-object-to-contact/{object_id}", "/api/v1/link-contact-to-object/{object_id}"),
+];
+
+/// Adds what every operation shares: bearer auth, the error responses the middleware can produce,
+/// and the alias routes.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, spec: &mut Spec) {
+        let components = spec.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "BearerAuth",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("API key from `voxd key create`"))
+                    .build(),
+            ),
+        );
+        spec.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "BearerAuth",
+            Vec::<String>::new(),
+        )]);
+        for (path, item) in spec.paths.paths.iter_mut() {
+            for op in operations(item) {
+                let public = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                add_errors(op, !public && path != "/api/v1/health");
+            }
+        }
+        for (alias, canonical) in ALIASES {
+            if let Some(item) = spec.paths.paths.get(canonical).cloned() {
+                let mut item = item;
+                for op in operations(&mut item) {
+                    op.operation_id = op.operation_id.take().map(|id| format!("{id}Alias"));
+                    op.summary = op.summary.take().map(|s| format!("{s} (alias of {canonical})"));
+                }
+                spec.paths.paths.insert(alias.to_owned(), item);
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
+        .into_iter()
+        .filter_map(|o| o.as_mut())
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+        .build()
+        .into()
+}
+
+fn add_errors(op: &mut Operation, authenticated: bool) {
+    let has_body = op.request_body.is_some();
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let has_path = params.iter().any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path));
+    let has_query = params.iter().any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
+    let mut add = |code: &str, description: &str| {
+        op.responses.responses.entry(code.to_owned()).or_insert_with(|| error_response(description));
+    };
+    if authenticated {
+        add("401", "Missing, invalid or revoked API key.");
+        add("429", "Rate limit exceeded; see Retry-After.");
+        add("500", "Internal error (details are in the server log under the request id).");
+    }
+    if has_body || has_query {
+        add("400", "Bad input: the message names the field and the reason.");
+    }
+    if has_body {
+        add("409", "Idempotency-Key reused with a different request, or still in progress.");
+        add("413", "Request body too large.");
+    }
+    if has_path {
+        add("404", "Not found (unknown or malformed id, or another team's).");
+    }
+}
+
+pub fn document() -> Spec {
+    ApiDoc::openapi()
+}
+
+pub async fn spec() -> impl IntoResponse {
+    Json(document())
+}
+
+/// A readable page of every operation, from the same document.
+pub async fn docs() -> impl IntoResponse {
+    let spec = document();
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>voxd API</title><style>\
+         body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\
+         .op{border:1px solid #ddd;border-radius:6px;padding:.6rem 1rem;margin:.8rem 0}\
+         .m{font-weight:bold;display:inline-block;min-width:4rem}code{background:#f3f3f3;padding:0 .2rem}\
+         .r{color:#555;font-size:.9rem}</style></head><body>",
+    );
+    html += &format!("<h1>{}</h1><p>{}</p>", esc(&spec.info.title), esc(spec.info.description.as_deref().unwrap_or("")));
+    html += "<p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> (OpenAPI 3.1).</p>";
+    for (path, item) in &spec.paths.paths {
+        let ops = [("GET", &item.get), ("POST", &item.post), ("PATCH", &item.patch), ("PUT", &item.put), ("DELETE", &item.delete)];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            html += &format!(
+                "<div class=\"op\"><span class=\"m\">{method}</span><code>{}</code> — {}<p>{}</p><p class=\"r\">Responses: ",
+                esc(path),
+                esc(op.summary.as_deref().unwrap_or("")),
+                esc(op.description.as_deref().unwrap_or("")),
+            );
+            let codes: Vec<String> = op
+                .responses
+                .responses
+                .iter()
+                .map(|(code, r)| match r {
+                    RefOr::T(r) => format!("<b>{}</b> {}", esc(code), esc(&r.description)),
+                    RefOr::Ref(_) => format!("<b>{}</b>", esc(code)),
+                })
+                .collect();
+            html += &codes.join("; ");
+            html += "</p></div>";
+        }
+    }
+    html += "</body></html>";
+    ([(header::CACHE_CONTROL, "no-cache")], Html(html))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,281 @@
+//! The `voxd` command line: `serve`, `migrate`, `team`, `key`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+use uuid::Uuid;
+
+use crate::{
+    api::{self, AppState},
+    config::{GlobalArgs, LogFormat, ServeArgs, Settings},
+    domain::{api_key, new_id, now, phone},
+    store::{keys::ApiKey, redact_url, teams::Team, Db, StoreError},
+};
+
+#[derive(Parser)]
+#[command(name = "voxd", version, about = "Self-hostable AI voice-calling platform (Voxworks-compatible API)")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (migrates the database first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage teams.
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum TeamCommand {
+    /// Create a team and print its id.
+    Create {
+        name: String,
+        /// Default region for reading phone numbers (ISO 3166 code).
+        #[arg(long, default_value = "AU")]
+        region: String,
+        /// IANA time zone.
+        #[arg(long, default_value = "Australia/Sydney")]
+        timezone: String,
+        /// Override of the server's default API requests per second per key.
+        #[arg(long)]
+        requests_per_second: Option<u32>,
+        /// Override of the server's default concurrent-call limit.
+        #[arg(long)]
+        max_concurrent_calls: Option<u32>,
+    },
+    /// List teams.
+    List,
+    /// Set a team's limits; an omitted limit returns to the server default.
+    SetLimits {
+        /// Team name or id.
+        team: String,
+        #[arg(long)]
+        requests_per_second: Option<u32>,
+        #[arg(long)]
+        max_concurrent_calls: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key; it is printed once, alone on the last line.
+    Create {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// A label to recognise the key by.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a team's keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        team: String,
+    },
+    /// Revoke a key by id; requests with it get 401 from then on.
+    Revoke { id: Uuid },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        _ => None,
+    };
+    let settings = Settings::resolve(&cli.global, serve_args.unwrap_or(&ServeArgs::default()))?;
+    init_logging(settings.log_format, serve_args.is_some());
+    let db = Db::connect(&settings.db)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", redact_url(&settings.db.url)))?;
+    db.migrate().await?;
+    let result = match cli.command {
+        Command::Serve(_) => serve(db.clone(), settings).await,
+        Command::Migrate => {
+            println!("migrations applied to {}", redact_url(&settings.db.url));
+            Ok(())
+        }
+        Command::Team(cmd) => team(&db, cmd).await,
+        Command::Key(cmd) => key(&db, cmd).await,
+    };
+    db.close().await;
+    result
+}
+
+fn init_logging(format: LogFormat, serving: bool) {
+    let default = if serving { "info,sqlx=warn" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    tracing::info!(
+        listen = %settings.listen,
+        database = %redact_url(&settings.db.url),
+        backend = db.backend(),
+        "voxd serving"
+    );
+    let expiry = tokio::spawn(expire_idempotency_keys(db.clone()));
+    let app = api::router(AppState::new(db, settings.api));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    expiry.abort();
+    tracing::info!("stopped: in-flight requests finished");
+    Ok(())
+}
+
+async fn expire_idempotency_keys(db: Db) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match db.expire_idempotency_keys(chrono::Utc::now().timestamp_millis()).await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "idempotency keys expired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not expire idempotency keys"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+fn to_limit(n: Option<u32>) -> anyhow::Result<Option<i32>> {
+    n.map(|n| i32::try_from(n).map_err(|_| anyhow::anyhow!("limit {n} is too large"))).transpose()
+}
+
+async fn find_team(db: &Db, name_or_id: &str) -> anyhow::Result<Team> {
+    db.find_team(name_or_id).await?.ok_or_else(|| anyhow::anyhow!("no team named or with id `{name_or_id}`"))
+}
+
+async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
+    match cmd {
+        TeamCommand::Create { name, region, timezone, requests_per_second, max_concurrent_calls } => {
+            let name = name.trim().to_owned();
+            anyhow::ensure!(!name.is_empty() && name.len() <= 255, "team name must be 1 to 255 characters");
+            anyhow::ensure!(Uuid::parse_str(&name).is_err(), "a team name cannot look like an id");
+            phone::parse_region(&region).map_err(anyhow::Error::msg)?;
+            timezone
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| anyhow::anyhow!("`{timezone}` is not an IANA time zone"))?;
+            let team = Team {
+                id: new_id(),
+                name,
+                region: region.to_ascii_uppercase(),
+                timezone,
+                requests_per_second: to_limit(requests_per_second)?,
+                max_concurrent_calls: to_limit(max_concurrent_calls)?,
+                created_at: now(),
+            };
+            match db.create_team(&team).await {
+                Err(StoreError::Conflict(_)) => anyhow::bail!("a team named `{}` already exists", team.name),
+                other => other?,
+            }
+            println!("{}", team.id);
+        }
+        TeamCommand::List => {
+            println!("{:<36}  {:<6}  {:<20}  {:>8}  NAME", "ID", "REGION", "TIMEZONE", "REQ/S");
+            for t in db.list_teams().await? {
+                let rps = t.requests_per_second.map_or("default".to_owned(), |n| n.to_string());
+                println!("{:<36}  {:<6}  {:<20}  {:>8}  {}", t.id, t.region, t.timezone, rps, t.name);
+            }
+        }
+        TeamCommand::SetLimits { team, requests_per_second, max_concurrent_calls } => {
+            let team = find_team(db, &team).await?;
+            db.set_team_limits(team.id, to_limit(requests_per_second)?, to_limit(max_concurrent_calls)?).await?;
+            println!("limits of team {} updated", team.name);
+        }
+    }
+    Ok(())
+}
+
+async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeyCommand::Create { team, name } => {
+            let team = find_team(db, &team).await?;
+            let generated = api_key::generate();
+            let key = ApiKey {
+                id: new_id(),
+                team_id: team.id,
+                name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+                prefix: generated.prefix.clone(),
+                created_at: now(),
+                last_used_at: None,
+                revoked_at: None,
+            };
+            db.create_key(&key, &generated.hash).await?;
+            println!("Created API key {} for team {}. It is shown only this once:", key.id, team.name);
+            println!("{}", generated.secret);
+        }
+        KeyCommand::List { team } => {
+            let team = find_team(db, &team).await?;
+            println!("{:<36}  {:<12}  {:<20}  {:<20}  {:<8}  LABEL", "ID", "PREFIX", "CREATED", "LAST USED", "STATUS");
+            let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+            for k in db.list_keys(team.id).await? {
+                println!(
+                    "{:<36}  {:<12}  {:<20}  {:<20}  {:<8}  {}",
+                    k.id,
+                    k.prefix,
+                    fmt(k.created_at),
+                    k.last_used_at.map_or("never".to_owned(), fmt),
+                    if k.revoked_at.is_some() { "revoked" } else { "active" },
+                    k.name.unwrap_or_default()
+                );
+            }
+        }
+        KeyCommand::Revoke { id } => {
+            anyhow::ensure!(db.revoke_key(id, now()).await?, "no active key with id {id}");
+            println!("key {id} revoked");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! Settings: command-line flags, then `VOXD_*` environment variables, then an optional TOML config
+//! file (`--config` / `VOXD_CONFIG`), then defaults. Flag and variable names are fixed: other
+//! tooling relies on them.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+use crate::{
+    api::ApiSettings,
+    store::{default_sqlite_url, DbOptions},
+};
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Options every subcommand shares.
+#[derive(Debug, Args, Default)]
+pub struct GlobalArgs {
+    /// TOML config file (keys as in `voxd.example.toml`).
+    #[arg(long, env = "VOXD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://…` [default: a SQLite file in the data dir]
+    #[arg(long, env = "VOXD_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where the embedded database lives [default: ./data]
+    #[arg(long, env = "VOXD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Log output [default: human]
+    #[arg(long, env = "VOXD_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to serve HTTP on [default: 127.0.0.1:8080]
+    #[arg(long, env = "VOXD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Default API requests per second per key (teams may override) [default: 50]
+    #[arg(long, env = "VOXD_REQUESTS_PER_SECOND")]
+    pub requests_per_second: Option<u32>,
+}
+
+/// The config file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub database_max_connections: Option<u32>,
+    pub requests_per_second: Option<u32>,
+    pub max_concurrent_calls: Option<u32>,
+    pub max_body_bytes: Option<usize>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub db: DbOptions,
+    pub log_format: LogFormat,
+    pub api: ApiSettings,
+    /// Default concurrent-call limit per team (used by call dispatch).
+    pub max_concurrent_calls: u32,
+}
+
+impl Settings {
+    pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+        let file: FileConfig = match &global.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = global.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let url = global.database_url.clone().or(file.database_url).unwrap_or_else(|| default_sqlite_url(&data_dir));
+        let defaults = ApiSettings::default();
+        Ok(Settings {
+            listen: serve.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            db: DbOptions { url, max_connections: file.database_max_connections.unwrap_or(8) },
+            log_format: global.log_format.or(file.log_format).unwrap_or_default(),
+            api: ApiSettings {
+                requests_per_second: serve
+                    .requests_per_second
+                    .or(file.requests_per_second)
+                    .unwrap_or(defaults.requests_per_second),
+                max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+            },
+            max_concurrent_calls: file.max_concurrent_calls.unwrap_or(10),
+        })
+    }
+}

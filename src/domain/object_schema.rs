@@ -1,0 +1,145 @@
+//! Object type schemas. The contract's own form is a map of field → type name
+//! (`{"address": "string", "bedrooms": "number"}`); a full JSON Schema is accepted too. Both become a
+//! JSON Schema that object data is checked against.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
+
+/// Type names of the shorthand form.
+pub const SHORTHAND_TYPES: [&str; 8] =
+    ["string", "number", "integer", "boolean", "date", "datetime", "object", "array"];
+
+/// Keys that only a JSON Schema has. A map with any of them is read as a JSON Schema, otherwise as
+/// the shorthand (so a field may be called `type`).
+const JSON_SCHEMA_KEYWORDS: [&str; 16] = [
+    "$schema", "$id", "$ref", "$defs", "definitions", "properties", "required",
+    "additionalProperties", "patternProperties", "allOf", "anyOf", "oneOf", "not", "if", "then", "else",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaForm {
+    Shorthand,
+    JsonSchema,
+}
+
+impl SchemaForm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaForm::Shorthand => "shorthand",
+            SchemaForm::JsonSchema => "json_schema",
+        }
+    }
+}
+
+/// The JSON Schema an object type's data is validated against.
+pub fn compile(schema: &Value) -> Result<(SchemaForm, Value), String> {
+    let Value::Object(map) = schema else {
+        return Err("must be an object: a map of field → type, or a JSON Schema".into());
+    };
+    if map.keys().any(|k| JSON_SCHEMA_KEYWORDS.contains(&k.as_str())) {
+        return full_schema(schema).map(|s| (SchemaForm::JsonSchema, s));
+    }
+    shorthand(map).map(|s| (SchemaForm::Shorthand, s))
+}
+
+fn shorthand(map: &Map<String, Value>) -> Result<Value, String> {
+    let mut properties = Map::new();
+    for (field, ty) in map {
+        let Some(name) = ty.as_str() else {
+            return Err(format!(
+                "field `{field}` must name a type ({}), or the schema must be a JSON Schema",
+                SHORTHAND_TYPES.join(", ")
+            ));
+        };
+        let rule = match name {
+            "date" => json!({"type": "string", "format": "date"}),
+            "datetime" => json!({"type": "string", "format": "date-time"}),
+            t if SHORTHAND_TYPES.contains(&t) => json!({ "type": t }),
+            other => {
+                return Err(format!(
+                    "field `{field}` has unknown type `{other}` (expected one of {})",
+                    SHORTHAND_TYPES.join(", ")
+                ))
+            }
+        };
+        properties.insert(field.clone(), rule);
+    }
+    Ok(json!({"type": "object", "properties": properties}))
+}
+
+fn full_schema(schema: &Value) -> Result<Value, String> {
+    jsonschema::meta::validate(schema).map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
+    match schema.get("type") {
+        None => {}
+        Some(Value::String(t)) if t == "object" => {}
+        Some(_) => return Err("a JSON Schema for objects must have `type: object` at its root".into()),
+    }
+    validator(schema)?;
+    Ok(schema.clone())
+}
+
+fn validator(schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .map_err(|e| format!("cannot be used: {e}"))
+}
+
+/// One way in which data breaks its type's schema.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Violation {
+    /// JSON Pointer into `data` ("" for the root).
+    pub path: String,
+    pub message: String,
+}
+
+/// Every violation of `schema` (as returned by [`compile`]) by `data`.
+pub fn violations(schema: &Value, data: &Value) -> Vec<Violation> {
+    match validator(schema) {
+        Ok(v) => v
+            .iter_errors(data)
+            .map(|e| Violation { path: e.instance_path.to_string(), message: e.to_string() })
+            .collect(),
+        Err(message) => vec![Violation { path: String::new(), message }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_example_is_shorthand() {
+        let (form, s) = compile(&json!({"address": "string", "bedrooms": "number"})).unwrap();
+        assert_eq!(form, SchemaForm::Shorthand);
+        assert!(violations(&s, &json!({"address": "1 Main St", "bedrooms": 3})).is_empty());
+        let v = violations(&s, &json!({"address": 5, "bedrooms": "three"}));
+        assert_eq!(v.len(), 2);
+        assert!(v.iter().any(|v| v.path == "/bedrooms"));
+    }
+
+    #[test]
+    fn dates_are_checked() {
+        let (_, s) = compile(&json!({"listed": "date", "seen": "datetime"})).unwrap();
+        assert!(violations(&s, &json!({"listed": "2026-02-25", "seen": "2026-02-25T09:00:00Z"})).is_empty());
+        assert_eq!(violations(&s, &json!({"listed": "25/02/2026"})).len(), 1);
+    }
+
+    #[test]
+    fn full_json_schema_accepted() {
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        let (form, s) = compile(&schema).unwrap();
+        assert_eq!(form, SchemaForm::JsonSchema);
+        assert_eq!(violations(&s, &json!({})).len(), 1);
+    }
+
+    #[test]
+    fn neither_form_is_refused() {
+        assert!(compile(&json!("string")).is_err());
+        assert!(compile(&json!({"bedrooms": "numbr"})).is_err());
+        assert!(compile(&json!({"bedrooms": 3})).is_err());
+        assert!(compile(&json!({"properties": 3})).is_err());
+        assert!(compile(&json!({"type": "array", "items": {}, "properties": {}})).is_err());
+    }
+}

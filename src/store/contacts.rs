@@ -1,0 +1,129 @@
+//! Contacts, unique per team by E.164 phone number.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::{types::Json, FromRow};
+use uuid::Uuid;
+
+use super::{read_pool, transaction, Db, Result, StoreError};
+use crate::domain::contact::ValidContact;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Contact {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub phone_number: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub title: Option<String>,
+    pub company: Option<String>,
+    pub address: Option<String>,
+    pub location: Option<String>,
+    pub timezone: Option<String>,
+    pub metadata: Json<Map<String, Value>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub(crate) const COLUMNS: &str = "id, team_id, phone_number, first_name, last_name, email, title, company, \
+     address, location, timezone, metadata, created_at, updated_at";
+
+pub(crate) const INSERT: &str = "INSERT INTO contacts (id, team_id, phone_number, first_name, last_name, email, \
+     title, company, address, location, timezone, metadata, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
+
+impl Contact {
+    pub fn new(team_id: Uuid, c: ValidContact, id: Uuid, at: DateTime<Utc>) -> Self {
+        Contact {
+            id,
+            team_id,
+            phone_number: c.phone_number,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            email: c.email,
+            title: c.title,
+            company: c.company,
+            address: c.address,
+            location: c.location,
+            timezone: c.timezone,
+            metadata: Json(c.metadata),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
+/// Binds a contact's columns to [`INSERT`], in order.
+macro_rules! bind_contact {
+    ($query:expr, $c:expr) => {
+        $query
+            .bind($c.id)
+            .bind($c.team_id)
+            .bind(&$c.phone_number)
+            .bind(&$c.first_name)
+            .bind(&$c.last_name)
+            .bind(&$c.email)
+            .bind(&$c.title)
+            .bind(&$c.company)
+            .bind(&$c.address)
+            .bind(&$c.location)
+            .bind(&$c.timezone)
+            .bind(&$c.metadata)
+            .bind($c.created_at)
+    };
+}
+pub(crate) use bind_contact;
+
+/// Filters of the contact listing.
+#[derive(Debug, Default)]
+pub struct ContactFilter {
+    pub phone_number: Option<String>,
+    pub email: Option<String>,
+    /// Only contacts created after this one (cursor).
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+impl Db {
+    /// Inserts a contact; `Conflict` when the team already has its phone number.
+    pub async fn insert_contact(&self, contact: &Contact) -> Result<()> {
+        transaction!(self, tx => {
+            bind_contact!(sqlx::query(INSERT), contact)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_contact(&self, team_id: Uuid, id: Uuid) -> Result<Option<Contact>> {
+        let sql = format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND id = $2");
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
+    }
+
+    pub async fn contact_by_phone(&self, team_id: Uuid, phone: &str) -> Result<Option<Contact>> {
+        let sql = format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql).bind(team_id).bind(phone).fetch_optional(p).await?))
+    }
+
+    /// Contacts oldest first, `limit` at most, after the cursor.
+    pub async fn list_contacts(&self, team_id: Uuid, f: &ContactFilter) -> Result<Vec<Contact>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM contacts
+             WHERE team_id = $1
+               AND ($2 IS NULL OR phone_number = $2)
+               AND ($3 IS NULL OR email = $3)
+               AND ($4 IS NULL OR id > $4)
+             ORDER BY id LIMIT $5"
+        );
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql)
+            .bind(team_id)
+            .bind(&f.phone_number)
+            .bind(&f.email)
+            .bind(f.after)
+            .bind(f.limit)
+            .fetch_all(p)
+            .await?))
+    }
+}

@@ -1,0 +1,84 @@
+//! API keys, stored as digests. Lookup is by digest; the clear key is never stored.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::{read_pool, transaction, Db, Result, StoreError};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub name: Option<String>,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What a request's key resolves to: the key and the team settings every handler needs.
+#[derive(Debug, Clone, FromRow)]
+pub struct KeyOwner {
+    pub key_id: Uuid,
+    pub team_id: Uuid,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub region: String,
+    pub timezone: String,
+    pub requests_per_second: Option<i32>,
+}
+
+impl Db {
+    pub async fn create_key(&self, key: &ApiKey, hash: &[u8]) -> Result<()> {
+        let sql = "INSERT INTO api_keys (id, team_id, name, prefix, key_hash, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        transaction!(self, tx => {
+            sqlx::query(sql)
+                .bind(key.id)
+                .bind(key.team_id)
+                .bind(&key.name)
+                .bind(&key.prefix)
+                .bind(hash)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_keys(&self, team_id: Uuid) -> Result<Vec<ApiKey>> {
+        let sql = "SELECT id, team_id, name, prefix, created_at, last_used_at, revoked_at
+                   FROM api_keys WHERE team_id = $1 ORDER BY id";
+        Ok(read_pool!(self, p => sqlx::query_as::<_, ApiKey>(sql).bind(team_id).fetch_all(p).await?))
+    }
+
+    /// Revokes a key; false when no unrevoked key has that id.
+    pub async fn revoke_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        let sql = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        let n = transaction!(self, tx => {
+            sqlx::query(sql).bind(id).bind(at).execute(&mut *tx).await?.rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    pub async fn key_owner(&self, hash: &[u8]) -> Result<Option<KeyOwner>> {
+        let sql = "SELECT k.id AS key_id, k.team_id, k.last_used_at, k.revoked_at,
+                          t.region, t.timezone, t.requests_per_second
+                   FROM api_keys k JOIN teams t ON t.id = k.team_id
+                   WHERE k.key_hash = $1";
+        Ok(read_pool!(self, p => sqlx::query_as::<_, KeyOwner>(sql).bind(hash).fetch_optional(p).await?))
+    }
+
+    pub async fn touch_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<()> {
+        transaction!(self, tx => {
+            sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+}

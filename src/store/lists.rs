@@ -1,0 +1,119 @@
+//! Contact lists and their members.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::contacts::{bind_contact, Contact, COLUMNS as CONTACT_COLUMNS, INSERT as INSERT_CONTACT};
+use super::{read_pool, transaction, Db, Result, StoreError};
+use crate::domain::{contact::ValidContact, new_id, FieldError};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct List {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub contact_count: i64,
+}
+
+/// What happened to one item of an add-contacts-to-list request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberOutcome {
+    /// A new contact was created and added.
+    Created(Uuid),
+    /// An existing contact with that phone number was added (its fields are left as they were).
+    Reused(Uuid),
+    /// The contact was already a member; nothing changed.
+    AlreadyInList(Uuid),
+    /// The item failed validation and was skipped.
+    Invalid(FieldError),
+}
+
+const LIST_COLUMNS: &str = "l.id, l.team_id, l.name, l.created_at, l.updated_at,
+     (SELECT COUNT(*) FROM list_members m WHERE m.list_id = l.id) AS contact_count";
+
+impl Db {
+    pub async fn create_list(&self, team_id: Uuid, name: &str, at: DateTime<Utc>) -> Result<List> {
+        let id = new_id();
+        transaction!(self, tx => {
+            sqlx::query("INSERT INTO lists (id, team_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
+                .bind(id)
+                .bind(team_id)
+                .bind(name)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(List { id, team_id, name: name.to_owned(), created_at: at, updated_at: at, contact_count: 0 })
+    }
+
+    pub async fn get_list(&self, team_id: Uuid, id: Uuid) -> Result<Option<List>> {
+        let sql = format!("SELECT {LIST_COLUMNS} FROM lists l WHERE l.team_id = $1 AND l.id = $2");
+        Ok(read_pool!(self, p => sqlx::query_as::<_, List>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
+    }
+
+    /// Members in the order they were created, after the cursor (a contact id).
+    pub async fn list_members(&self, list_id: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<Contact>> {
+        let columns = CONTACT_COLUMNS.replace(", ", ", c.");
+        let sql = format!(
+            "SELECT c.{columns} FROM list_members m JOIN contacts c ON c.id = m.contact_id
+             WHERE m.list_id = $1 AND ($2 IS NULL OR c.id > $2)
+             ORDER BY c.id LIMIT $3"
+        );
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql).bind(list_id).bind(after).bind(limit).fetch_all(p).await?))
+    }
+
+    /// Adds each valid item to the list, creating contacts that do not exist yet. Invalid items are
+    /// reported and skipped; everything else is written in one transaction, so an error part-way
+    /// leaves the list as it was.
+    pub async fn add_to_list(
+        &self,
+        team_id: Uuid,
+        list_id: Uuid,
+        items: Vec<Result<ValidContact, FieldError>>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<MemberOutcome>> {
+        let find = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
+        let add = "INSERT INTO list_members (list_id, contact_id, added_at) VALUES ($1, $2, $3)
+                   ON CONFLICT (list_id, contact_id) DO NOTHING";
+        let outcomes = transaction!(self, tx => {
+            let mut outcomes = Vec::with_capacity(items.len());
+            for item in items {
+                let valid = match item {
+                    Ok(v) => v,
+                    Err(e) => {
+                        outcomes.push(MemberOutcome::Invalid(e));
+                        continue;
+                    }
+                };
+                let existing = sqlx::query_as::<_, Contact>(&find)
+                    .bind(team_id)
+                    .bind(&valid.phone_number)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (contact_id, created) = match existing {
+                    Some(c) => (c.id, false),
+                    None => {
+                        let c = Contact::new(team_id, valid, new_id(), at);
+                        bind_contact!(sqlx::query(INSERT_CONTACT), c)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::from_write)?;
+                        (c.id, true)
+                    }
+                };
+                let added = sqlx::query(add).bind(list_id).bind(contact_id).bind(at).execute(&mut *tx).await?;
+                outcomes.push(match (created, added.rows_affected()) {
+                    (true, _) => MemberOutcome::Created(contact_id),
+                    (false, 1) => MemberOutcome::Reused(contact_id),
+                    (false, _) => MemberOutcome::AlreadyInList(contact_id),
+                });
+            }
+            sqlx::query("UPDATE lists SET updated_at = $2 WHERE id = $1").bind(list_id).bind(at).execute(&mut *tx).await?;
+            outcomes
+        });
+        Ok(outcomes)
+    }
+}

@@ -1,0 +1,203 @@
+//! Persistence. One `Db` value speaks to either backend: SQLite (embedded default, one writer
+//! connection plus a pool of readers, WAL) or PostgreSQL (scale-out). Queries are plain SQL written
+//! once where both dialects agree (`$1` placeholders work on both), in the module of the resource
+//! they serve; each backend keeps its own migrations with its native column types.
+
+pub mod contacts;
+pub mod idempotency;
+pub mod keys;
+pub mod lists;
+pub mod objects;
+pub mod teams;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    PgPool, SqlitePool,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write; carries the constraint's (or column's) name.
+    #[error("conflict on {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Maps unique-key violations to `Conflict`; sqlx reports both backends' alike.
+    pub fn from_write(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                let name = db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned());
+                return StoreError::Conflict(name);
+            }
+        }
+        StoreError::Database(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to a pool for reads (SQLite: the reader pool).
+macro_rules! read_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite { read: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` inside a transaction bound to `$tx`; commits when the body finishes, rolls back when
+/// it returns early with `?`. On SQLite the transaction takes the write lock up front
+/// (`BEGIN IMMEDIATE`) on the single writer connection, so concurrent writers queue instead of
+/// failing with "database is locked".
+macro_rules! transaction {
+    ($db:expr, $tx:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite { write, .. } => {
+                let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::store::Db::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+pub(crate) use {read_pool, transaction};
+
+/// Database settings the server and the CLI share.
+#[derive(Clone)]
+pub struct DbOptions {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DbOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbOptions")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// The default database: `voxd.db` in the data directory.
+pub fn default_sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("voxd.db").display())
+}
+
+impl Db {
+    /// Opens the database named by the URL (`sqlite://…` or `postgres://…`), creating a SQLite file
+    /// (and its directory) if needed. Does not migrate.
+    pub async fn connect(opts: &DbOptions) -> Result<Self> {
+        if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(&opts.url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(connect)
+                .await?;
+            return Ok(Db::Postgres(pool));
+        }
+        let connect = SqliteConnectOptions::from_str(&opts.url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL, NORMAL loses no committed transaction on a process crash; only an OS crash or
+            // power cut can drop the last commits. It is what makes small write transactions cheap.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = Path::new(connect.get_filename()).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+            }
+        }
+        // One writer: SQLite allows one at a time anyway, and queueing in the pool is fairer and
+        // cheaper than spinning on the busy handler.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(Db::Sqlite { read, write })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
+            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        read_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite { .. } => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://./data/voxd.db"), "sqlite://./data/voxd.db");
+    }
+}

@@ -1,0 +1,79 @@
+//! Teams: the tenant every other row belongs to.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::{read_pool, transaction, Db, Result, StoreError};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Team {
+    pub id: Uuid,
+    pub name: String,
+    pub region: String,
+    pub timezone: String,
+    pub requests_per_second: Option<i32>,
+    pub max_concurrent_calls: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at";
+
+impl Db {
+    pub async fn create_team(&self, team: &Team) -> Result<()> {
+        let sql = "INSERT INTO teams (id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        transaction!(self, tx => {
+            sqlx::query(sql)
+                .bind(team.id)
+                .bind(&team.name)
+                .bind(&team.region)
+                .bind(&team.timezone)
+                .bind(team.requests_per_second)
+                .bind(team.max_concurrent_calls)
+                .bind(team.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    /// A team by id or, failing that, by its unique name.
+    pub async fn find_team(&self, name_or_id: &str) -> Result<Option<Team>> {
+        if let Ok(id) = Uuid::parse_str(name_or_id) {
+            let sql = format!("SELECT {COLUMNS} FROM teams WHERE id = $1");
+            let found = read_pool!(self, p => sqlx::query_as::<_, Team>(&sql).bind(id).fetch_optional(p).await?);
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        let sql = format!("SELECT {COLUMNS} FROM teams WHERE name = $1");
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Team>(&sql).bind(name_or_id).fetch_optional(p).await?))
+    }
+
+    pub async fn list_teams(&self) -> Result<Vec<Team>> {
+        let sql = format!("SELECT {COLUMNS} FROM teams ORDER BY id");
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Team>(&sql).fetch_all(p).await?))
+    }
+
+    /// Per-team overrides of the server's default limits; `None` returns to the default.
+    pub async fn set_team_limits(
+        &self,
+        team_id: Uuid,
+        requests_per_second: Option<i32>,
+        max_concurrent_calls: Option<i32>,
+    ) -> Result<bool> {
+        let sql = "UPDATE teams SET requests_per_second = $2, max_concurrent_calls = $3 WHERE id = $1";
+        let done = transaction!(self, tx => {
+            sqlx::query(sql)
+                .bind(team_id)
+                .bind(requests_per_second)
+                .bind(max_concurrent_calls)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+}
