@@ -1,0 +1,127 @@
+//! What every endpoint shares: health, self-description, envelopes, request ids, rate limits and
+//! idempotency.
+
+mod common;
+
+use axum::http::Method;
+use common::TestApp;
+use serde_json::json;
+
+async fn health_needs_no_key(app: &TestApp) {
+    let r = app.raw(Method::GET, "/api/v1/health", None, "").await;
+    let b = r.ok(200);
+    assert_eq!(b["database"], "ok");
+    assert!(r.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    assert!(r.header("x-ratelimit-limit").is_none());
+}
+
+async fn health_reports_a_dead_database(app: &TestApp) {
+    app.db.close().await;
+    let r = app.raw(Method::GET, "/api/v1/health", None, "").await;
+    assert_eq!(r.status.as_u16(), 503);
+    assert_eq!(r.body["database"], "unavailable");
+    assert_eq!(r.body["success"], false);
+}
+
+async fn openapi_and_docs_describe_the_routes(app: &TestApp) {
+    let r = app.raw(Method::GET, "/api/v1/openapi.json", None, "").await;
+    assert_eq!(r.status.as_u16(), 200);
+    let spec = &r.body;
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/api/v1/create-contact",
+        "/api/v1/contacts/{contact_id}",
+        "/api/v1/add-contacts-to-list/{list_id}",
+        "/api/v1/add-contact-to-list/{list_id}",
+        "/api/v1/create-object-type",
+        "/api/v1/link-object-to-contact/{object_id}",
+        "/api/v1/upsert-object",
+    ] {
+        assert!(spec["paths"].get(path).is_some(), "{path} missing from the spec");
+    }
+    let create = &spec["paths"]["/api/v1/create-contact"]["post"]["responses"];
+    for code in ["201", "400", "401", "409", "413", "429"] {
+        assert!(create.get(code).is_some(), "create-contact lacks {code}");
+    }
+    let docs = app.raw(Method::GET, "/docs", None, "").await;
+    let html = String::from_utf8(docs.raw).unwrap();
+    assert!(html.contains("/api/v1/create-contact") && html.contains("<html"));
+}
+
+async fn unknown_routes_and_methods_get_the_envelope(app: &TestApp) {
+    let r = app.get("/api/v1/nothing-here").await;
+    r.error(404);
+    let r = app.call(Method::DELETE, "/api/v1/create-contact", None, &[]).await;
+    r.error(405);
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert_eq!(r.body["code"], "method_not_allowed");
+}
+
+async fn rate_limit_refuses_with_retry_after(app: &TestApp) {
+    let (_, key) = app.team_with_rate("slow", 3).await;
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let r = app.get_as(&key, "/api/v1/contacts").await;
+        r.ok(200);
+        assert_eq!(r.header("x-ratelimit-limit"), Some("3"));
+        remaining.push(r.header("x-ratelimit-remaining").unwrap().to_owned());
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let refused = app.get_as(&key, "/api/v1/contacts").await;
+    refused.error(429);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
+    // Other keys are not affected.
+    app.get("/api/v1/contacts").await.ok(200);
+    let body = json!({"phone_number": "0429069971"});
+    app.post_as(&key, "/api/v1/create-contact", &body).await.error(429);
+    assert_eq!(app.count("contacts").await, 0);
+}
+
+async fn idempotency_replays_and_refuses_mismatch(app: &TestApp) {
+    let body = json!({"phone_number": "0429069971"});
+    let first = app.call(Method::POST, "/api/v1/create-contact", Some(&body), &[("Idempotency-Key", "k-1")]).await;
+    first.ok(201);
+    assert!(first.header("idempotent-replayed").is_none());
+    let replay = app.call(Method::POST, "/api/v1/create-contact", Some(&body), &[("Idempotency-Key", "k-1")]).await;
+    assert_eq!(replay.status.as_u16(), 201, "a replay, not a 409 duplicate: {}", replay.body);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, first.body);
+    let x_header = app.call(Method::POST, "/api/v1/create-contact", Some(&body), &[("X-Idempotency-Key", "k-1")]).await;
+    assert_eq!(x_header.body, first.body);
+    let other_body = json!({"phone_number": "0429069972"});
+    let mismatch = app.call(Method::POST, "/api/v1/create-contact", Some(&other_body), &[("Idempotency-Key", "k-1")]).await;
+    assert!(mismatch.error(409).contains("Idempotency-Key"));
+    // Same key on another endpoint is another request.
+    let list = app.call(Method::POST, "/api/v1/create-list", Some(&json!({"name": "L"})), &[("Idempotency-Key", "k-1")]).await;
+    list.error(409);
+    // Keys belong to a team.
+    let (_, other) = app.other_team("globex").await;
+    let theirs = app
+        .raw(Method::POST, "/api/v1/create-contact", Some(&other), body.to_string())
+        .await;
+    theirs.ok(201);
+    let long_key = "k".repeat(256);
+    app.call(Method::POST, "/api/v1/create-list", Some(&json!({"name": "L"})), &[("Idempotency-Key", &long_key)]).await.error(400);
+    assert_eq!(app.count("contacts").await, 2);
+    assert_eq!(app.count("lists").await, 0);
+}
+
+async fn client_errors_are_replayed_too(app: &TestApp) {
+    let bad = json!({"phone_number": "nope"});
+    let first = app.call(Method::POST, "/api/v1/create-contact", Some(&bad), &[("Idempotency-Key", "bad-1")]).await;
+    first.error(400);
+    let again = app.call(Method::POST, "/api/v1/create-contact", Some(&bad), &[("Idempotency-Key", "bad-1")]).await;
+    again.error(400);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+}
+
+on_both_backends!(
+    health_needs_no_key,
+    health_reports_a_dead_database,
+    openapi_and_docs_describe_the_routes,
+    unknown_routes_and_methods_get_the_envelope,
+    rate_limit_refuses_with_retry_after,
+    idempotency_replays_and_refuses_mismatch,
+    client_errors_are_replayed_too,
+);
