@@ -132,6 +132,7 @@ pub struct ListContactsParams {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `meta.next_cursor` of the previous page.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
 }
 

@@ -81,11 +81,13 @@ pub async fn create(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddContactsRequest {
-    /// Up to 1000 contacts.
-    #[schema(value_type = Option<Vec<ContactInput>>, max_items = 1000)]
+    /// Up to 1000 contacts, each with the fields of `ContactInput`. Items are validated one by
+    /// one: an item that does not fit is reported as `invalid` in the results, not refused with a 400.
+    #[schema(value_type = Option<Vec<Object>>, max_items = 1000, min_items = 1)]
     pub contacts: Option<Vec<Value>>,
-    /// A single contact (the singular form).
-    #[schema(value_type = Option<ContactInput>)]
+    /// A single contact (the singular form), with the fields of `ContactInput`; validated like an
+    /// item of `contacts`.
+    #[schema(value_type = Option<Object>)]
     pub contact: Option<Value>,
 }
 
