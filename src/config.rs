@@ -59,6 +59,8 @@ pub struct FileConfig {
     pub requests_per_second: Option<u32>,
     pub max_concurrent_calls: Option<u32>,
     pub max_body_bytes: Option<usize>,
+    /// Seconds a verified API key is trusted before it is looked up again (revocation delay).
+    pub key_cache_seconds: Option<u64>,
 }
 
 /// Resolved settings.
@@ -95,6 +97,10 @@ impl Settings {
                     .or(file.requests_per_second)
                     .unwrap_or(defaults.requests_per_second),
                 max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+                key_cache_ttl: file
+                    .key_cache_seconds
+                    .map(std::time::Duration::from_secs)
+                    .unwrap_or(defaults.key_cache_ttl),
             },
             max_concurrent_calls: file.max_concurrent_calls.unwrap_or(10),
         })

@@ -125,3 +125,19 @@ on_both_backends!(
     idempotency_replays_and_refuses_mismatch,
     client_errors_are_replayed_too,
 );
+
+/// With the key cache on, a revocation reaches a running server within the cache's lifetime.
+#[tokio::test]
+async fn revocation_takes_effect_within_the_key_cache_ttl() {
+    let ttl = std::time::Duration::from_millis(300);
+    let settings = voxd::api::ApiSettings { key_cache_ttl: ttl, ..Default::default() };
+    let app = TestApp::start_with(common::Backend::Sqlite, settings).await.unwrap();
+    app.get("/api/v1/contacts").await.ok(200);
+    for key in app.db.list_keys(app.team_id).await.unwrap() {
+        app.db.revoke_key(key.id, voxd::domain::now()).await.unwrap();
+    }
+    app.get("/api/v1/contacts").await.ok(200);
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
+    assert!(app.get("/api/v1/contacts").await.error(401).contains("revoked"));
+    app.cleanup().await;
+}

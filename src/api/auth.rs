@@ -1,6 +1,10 @@
 //! Bearer-key authentication and rate limiting, as one middleware in front of every team route.
 
-use std::time::Instant;
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration as StdDuration, Instant},
+};
 
 use axum::{
     extract::{FromRequestParts, Request, State},
@@ -13,7 +17,10 @@ use phonenumber::country;
 use uuid::Uuid;
 
 use super::{error::ApiError, rate_limit::Decision, AppState};
-use crate::domain::{api_key, now, phone};
+use crate::{
+    domain::{api_key, now, phone},
+    store::keys::KeyOwner,
+};
 
 /// The team a request acts for, resolved from its API key.
 #[derive(Debug, Clone)]
@@ -33,6 +40,29 @@ impl<S: Send + Sync> FromRequestParts<S> for TeamCtx {
             .get::<TeamCtx>()
             .cloned()
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("team route without the auth middleware")))
+    }
+}
+
+/// Recently verified keys, so that a request costs no key lookup. An entry lives `ttl`; a key
+/// revoked meanwhile (by `voxd key revoke`, possibly in another process) keeps working at most that
+/// long on a server that saw it just before.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<Vec<u8>, (KeyOwner, Instant)>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &[u8], ttl: StdDuration, now: Instant) -> Option<KeyOwner> {
+        let entries = self.entries.lock().expect("key cache lock");
+        entries.get(hash).filter(|(_, at)| now.duration_since(*at) < ttl).map(|(o, _)| o.clone())
+    }
+
+    fn put(&self, hash: Vec<u8>, owner: KeyOwner, now: Instant) {
+        let mut entries = self.entries.lock().expect("key cache lock");
+        if entries.len() >= 10_000 {
+            entries.clear();
+        }
+        entries.insert(hash, (owner, now));
     }
 }
 
@@ -66,7 +96,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     response
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<crate::store::keys::KeyOwner, ApiError> {
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("missing Authorization header (expected `Bearer <API key>`)".into()))?;
@@ -77,9 +107,14 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<crate::st
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::Unauthorized("Authorization header must be `Bearer <API key>`".into()))?;
-    let owner = state
+    let hash = api_key::hash(token);
+    let ttl = state.settings.key_cache_ttl;
+    if let Some(owner) = state.keys.get(&hash, ttl, Instant::now()) {
+        return Ok(owner);
+    }
+    let mut owner = state
         .db
-        .key_owner(&api_key::hash(token))
+        .key_owner(&hash)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?;
     if owner.revoked_at.is_some() {
@@ -87,12 +122,16 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<crate::st
     }
     let now = now();
     if owner.last_used_at.is_none_or(|t| now - t > TOUCH_EVERY) {
+        owner.last_used_at = Some(now);
         let (db, id) = (state.db.clone(), owner.key_id);
         tokio::spawn(async move {
             if let Err(e) = db.touch_key(id, now).await {
                 tracing::warn!(error = %e, "could not record key use");
             }
         });
+    }
+    if !ttl.is_zero() {
+        state.keys.put(hash, owner.clone(), Instant::now());
     }
     Ok(owner)
 }

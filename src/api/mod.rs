@@ -37,11 +37,14 @@ pub struct ApiSettings {
     /// Default per-key limit; a team's own setting overrides it.
     pub requests_per_second: u32,
     pub max_body_bytes: usize,
+    /// How long a verified key is trusted without asking the database again (so how long a
+    /// revocation may take to reach a running server). Zero: every request looks the key up.
+    pub key_cache_ttl: Duration,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings { requests_per_second: 50, max_body_bytes: 1024 * 1024 }
+        ApiSettings { requests_per_second: 50, max_body_bytes: 1024 * 1024, key_cache_ttl: Duration::from_secs(2) }
     }
 }
 
@@ -50,11 +53,12 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<ApiSettings>,
     pub limiter: Arc<rate_limit::RateLimiter>,
+    pub keys: Arc<auth::KeyCache>,
 }
 
 impl AppState {
     pub fn new(db: Db, settings: ApiSettings) -> Self {
-        AppState { db, settings: Arc::new(settings), limiter: Arc::default() }
+        AppState { db, settings: Arc::new(settings), limiter: Arc::default(), keys: Arc::default() }
     }
 }
 

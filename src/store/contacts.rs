@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, transaction, Db, Result, StoreError};
+use super::{read_pool, write_pool, Db, Result, StoreError};
 use crate::domain::contact::ValidContact;
 
 #[derive(Debug, Clone, FromRow)]
@@ -88,11 +88,8 @@ pub struct ContactFilter {
 impl Db {
     /// Inserts a contact; `Conflict` when the team already has its phone number.
     pub async fn insert_contact(&self, contact: &Contact) -> Result<()> {
-        transaction!(self, tx => {
-            bind_contact!(sqlx::query(INSERT), contact)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_write)?;
+        write_pool!(self, pool => {
+            bind_contact!(sqlx::query(INSERT), contact).execute(pool).await.map_err(StoreError::from_write)?;
         });
         Ok(())
     }

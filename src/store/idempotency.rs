@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::{transaction, Db, Result};
+use super::{transaction, write_pool, Db, Result};
 
 /// How long a key is remembered.
 pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
@@ -52,15 +52,15 @@ impl Db {
     /// Records the response to replay; `None` forgets the key so that a retry runs again (used for
     /// server errors and rate limiting, which say nothing final about the request).
     pub async fn finish_idempotency_key(&self, team_id: Uuid, key: &str, response: Option<(u16, &[u8])>) -> Result<()> {
-        transaction!(self, tx => {
+        write_pool!(self, pool => {
             match response {
                 Some((status, body)) => {
                     sqlx::query("UPDATE idempotency_keys SET status = $3, response_body = $4 WHERE team_id = $1 AND key = $2")
-                        .bind(team_id).bind(key).bind(status as i32).bind(body).execute(&mut *tx).await?;
+                        .bind(team_id).bind(key).bind(status as i32).bind(body).execute(pool).await?;
                 }
                 None => {
                     sqlx::query("DELETE FROM idempotency_keys WHERE team_id = $1 AND key = $2")
-                        .bind(team_id).bind(key).execute(&mut *tx).await?;
+                        .bind(team_id).bind(key).execute(pool).await?;
                 }
             }
         });
@@ -69,9 +69,9 @@ impl Db {
 
     /// Drops keys older than the retention period; returns how many.
     pub async fn expire_idempotency_keys(&self, now_ms: i64) -> Result<u64> {
-        Ok(transaction!(self, tx => {
+        Ok(write_pool!(self, pool => {
             sqlx::query("DELETE FROM idempotency_keys WHERE created_ms < $1")
-                .bind(now_ms - RETENTION_MS).execute(&mut *tx).await?.rows_affected()
+                .bind(now_ms - RETENTION_MS).execute(pool).await?.rows_affected()
         }))
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{read_pool, transaction, Db, Result, StoreError};
+use super::{read_pool, write_pool, Db, Result, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ApiKey {
@@ -33,7 +33,7 @@ impl Db {
     pub async fn create_key(&self, key: &ApiKey, hash: &[u8]) -> Result<()> {
         let sql = "INSERT INTO api_keys (id, team_id, name, prefix, key_hash, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6)";
-        transaction!(self, tx => {
+        write_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(key.id)
                 .bind(key.team_id)
@@ -41,7 +41,7 @@ impl Db {
                 .bind(&key.prefix)
                 .bind(hash)
                 .bind(key.created_at)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await
                 .map_err(StoreError::from_write)?;
         });
@@ -57,8 +57,8 @@ impl Db {
     /// Revokes a key; false when no unrevoked key has that id.
     pub async fn revoke_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
         let sql = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
-        let n = transaction!(self, tx => {
-            sqlx::query(sql).bind(id).bind(at).execute(&mut *tx).await?.rows_affected()
+        let n = write_pool!(self, pool => {
+            sqlx::query(sql).bind(id).bind(at).execute(pool).await?.rows_affected()
         });
         Ok(n == 1)
     }
@@ -72,11 +72,11 @@ impl Db {
     }
 
     pub async fn touch_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<()> {
-        transaction!(self, tx => {
+        write_pool!(self, pool => {
             sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
                 .bind(id)
                 .bind(at)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await?;
         });
         Ok(())

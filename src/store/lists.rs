@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::contacts::{bind_contact, Contact, COLUMNS as CONTACT_COLUMNS, INSERT as INSERT_CONTACT};
-use super::{read_pool, transaction, Db, Result, StoreError};
+use super::{read_pool, write_pool, transaction, Db, Result, StoreError};
 use crate::domain::{contact::ValidContact, new_id, FieldError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -37,13 +37,13 @@ const LIST_COLUMNS: &str = "l.id, l.team_id, l.name, l.created_at, l.updated_at,
 impl Db {
     pub async fn create_list(&self, team_id: Uuid, name: &str, at: DateTime<Utc>) -> Result<List> {
         let id = new_id();
-        transaction!(self, tx => {
+        write_pool!(self, pool => {
             sqlx::query("INSERT INTO lists (id, team_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)")
                 .bind(id)
                 .bind(team_id)
                 .bind(name)
                 .bind(at)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await?;
         });
         Ok(List { id, team_id, name: name.to_owned(), created_at: at, updated_at: at, contact_count: 0 })

@@ -60,6 +60,18 @@ macro_rules! read_pool {
     };
 }
 
+/// Runs `$body` with `$pool` bound to the pool for writes (SQLite: the single writer connection).
+/// For one statement, which SQLite and PostgreSQL each make atomic on their own: a write statement
+/// takes SQLite's write lock when it starts, so it waits its turn like `BEGIN IMMEDIATE` does.
+macro_rules! write_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite { write: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// Runs `$body` inside a transaction bound to `$tx`; commits when the body finishes, rolls back when
 /// it returns early with `?`. On SQLite the transaction takes the write lock up front
 /// (`BEGIN IMMEDIATE`) on the single writer connection, so concurrent writers queue instead of
@@ -83,7 +95,7 @@ macro_rules! transaction {
     };
 }
 
-pub(crate) use {read_pool, transaction};
+pub(crate) use {read_pool, transaction, write_pool};
 
 /// Database settings the server and the CLI share.
 #[derive(Clone)]

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, transaction, Db, Result, StoreError};
+use super::{read_pool, write_pool, transaction, Db, Result, StoreError};
 use crate::domain::new_id;
 
 #[derive(Debug, Clone, FromRow)]
@@ -73,7 +73,7 @@ pub enum LinkRefusal {
 impl Db {
     pub async fn create_object_type(&self, t: &ObjectType) -> Result<()> {
         let sql = format!("INSERT INTO object_types ({TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
-        transaction!(self, tx => {
+        write_pool!(self, pool => {
             sqlx::query(&sql)
                 .bind(t.id)
                 .bind(t.team_id)
@@ -87,7 +87,7 @@ impl Db {
                 .bind(t.unique_by_contact)
                 .bind(t.created_at)
                 .bind(t.updated_at)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await
                 .map_err(StoreError::from_write)?;
         });

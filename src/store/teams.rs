@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{read_pool, transaction, Db, Result, StoreError};
+use super::{read_pool, write_pool, Db, Result, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Team {
@@ -23,7 +23,7 @@ impl Db {
     pub async fn create_team(&self, team: &Team) -> Result<()> {
         let sql = "INSERT INTO teams (id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        transaction!(self, tx => {
+        write_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(team.id)
                 .bind(&team.name)
@@ -32,7 +32,7 @@ impl Db {
                 .bind(team.requests_per_second)
                 .bind(team.max_concurrent_calls)
                 .bind(team.created_at)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await
                 .map_err(StoreError::from_write)?;
         });
@@ -65,12 +65,12 @@ impl Db {
         max_concurrent_calls: Option<i32>,
     ) -> Result<bool> {
         let sql = "UPDATE teams SET requests_per_second = $2, max_concurrent_calls = $3 WHERE id = $1";
-        let done = transaction!(self, tx => {
+        let done = write_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(team_id)
                 .bind(requests_per_second)
                 .bind(max_concurrent_calls)
-                .execute(&mut *tx)
+                .execute(pool)
                 .await?
                 .rows_affected()
         });

@@ -83,7 +83,13 @@ fn say_skipped() {
 impl TestApp {
     /// A fresh app, or `None` when the backend is PostgreSQL and no server is configured.
     pub async fn start(backend: Backend) -> Option<TestApp> {
-        Self::start_with(backend, ApiSettings { requests_per_second: 100_000, ..ApiSettings::default() }).await
+        // No key cache, so that revocations show at once; `platform.rs` tests the cache itself.
+        let settings = ApiSettings {
+            requests_per_second: 100_000,
+            key_cache_ttl: std::time::Duration::ZERO,
+            ..ApiSettings::default()
+        };
+        Self::start_with(backend, settings).await
     }
 
     pub async fn start_with(backend: Backend, settings: ApiSettings) -> Option<TestApp> {
