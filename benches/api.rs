@@ -28,7 +28,10 @@ use voxd::{
 };
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
@@ -44,8 +47,12 @@ async fn main() {
     }
 
     println!("\nvoxd API benchmark: SQLite (WAL, synchronous=NORMAL), {requests} operations per measure, {concurrency} concurrent, {rounds} rounds\n");
-    println!("| round | raw inserts/s | create-contact/s | ratio | health/s | get-contact/s | ratio |");
-    println!("|------:|--------------:|-----------------:|------:|---------:|--------------:|------:|");
+    println!(
+        "| round | raw inserts/s | create-contact/s | ratio | health/s | get-contact/s | ratio |"
+    );
+    println!(
+        "|------:|--------------:|-----------------:|------:|---------:|--------------:|------:|"
+    );
     let (mut create_ratios, mut get_ratios) = (Vec::new(), Vec::new());
     for (i, [raw, create, health, get]) in results.iter().enumerate() {
         create_ratios.push(create / raw);
@@ -70,7 +77,12 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// One round on fresh databases: [raw inserts/s, create-contact/s, health/s, get-contact/s].
-async fn round_once(dir: &tempfile::TempDir, round: usize, requests: usize, concurrency: usize) -> [f64; 4] {
+async fn round_once(
+    dir: &tempfile::TempDir,
+    round: usize,
+    requests: usize,
+    concurrency: usize,
+) -> [f64; 4] {
     // Baseline: raw insert transactions on a database of its own, same settings.
     let raw_db = open(dir, &format!("raw-{round}.db")).await;
     let raw_team = team(&raw_db).await.0;
@@ -93,11 +105,20 @@ async fn round_once(dir: &tempfile::TempDir, round: usize, requests: usize, conc
     // The server, on its own database.
     let db = open(dir, &format!("voxd-{round}.db")).await;
     let (_, key) = team(&db).await;
-    let app = router(AppState::new(db.clone(), ApiSettings { requests_per_second: 10_000_000, ..Default::default() }));
+    let app = router(AppState::new(
+        db.clone(),
+        ApiSettings {
+            requests_per_second: 10_000_000,
+            ..Default::default()
+        },
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
     let auth = format!("Bearer {key}");
 
     let health_rate = rate(requests, concurrency, {
@@ -130,7 +151,9 @@ async fn round_once(dir: &tempfile::TempDir, round: usize, requests: usize, conc
     let get_rate = rate(requests, concurrency, {
         let (client, base, auth, ids) = (client.clone(), base.clone(), auth.clone(), ids.clone());
         move |i| {
-            let req = client.get(format!("{base}/api/v1/contacts/{}", ids[i % ids.len()])).header("authorization", &auth);
+            let req = client
+                .get(format!("{base}/api/v1/contacts/{}", ids[i % ids.len()]))
+                .header("authorization", &auth);
             async move { assert_eq!(req.send().await.unwrap().status(), 200) }
         }
     })
@@ -143,7 +166,12 @@ async fn round_once(dir: &tempfile::TempDir, round: usize, requests: usize, conc
 async fn open(dir: &tempfile::TempDir, file: &str) -> Db {
     let url = format!("sqlite://{}", dir.path().join(file).display());
     let readers = env_usize("BENCH_READERS", 8) as u32;
-    let db = Db::connect(&DbOptions { url, max_connections: readers }).await.unwrap();
+    let db = Db::connect(&DbOptions {
+        url,
+        max_connections: readers,
+    })
+    .await
+    .unwrap();
     db.migrate().await.unwrap();
     db
 }
@@ -160,7 +188,15 @@ async fn team(db: &Db) -> (uuid::Uuid, String) {
     };
     db.create_team(&t).await.unwrap();
     let k = api_key::generate();
-    let key = ApiKey { id: new_id(), team_id: t.id, name: None, prefix: k.prefix.clone(), created_at: now(), last_used_at: None, revoked_at: None };
+    let key = ApiKey {
+        id: new_id(),
+        team_id: t.id,
+        name: None,
+        prefix: k.prefix.clone(),
+        created_at: now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
     db.create_key(&key, &k.hash).await.unwrap();
     (t.id, k.secret)
 }

@@ -15,7 +15,11 @@ use crate::{
 };
 
 #[derive(Parser)]
-#[command(name = "voxd", version, about = "Self-hostable AI voice-calling platform (Voxworks-compatible API)")]
+#[command(
+    name = "voxd",
+    version,
+    about = "Self-hostable AI voice-calling platform (Voxworks-compatible API)"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -90,7 +94,10 @@ enum KeyCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -113,9 +120,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let settings = Settings::resolve(&cli.global, serve_args.unwrap_or(&ServeArgs::default()))?;
     init_logging(settings.log_format, serve_args.is_some());
-    let db = Db::connect(&settings.db)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", redact_url(&settings.db.url)))?;
+    let db = Db::connect(&settings.db).await.map_err(|e| {
+        anyhow::anyhow!("cannot open database {}: {e}", redact_url(&settings.db.url))
+    })?;
     db.migrate().await?;
     let result = match cli.command {
         Command::Serve(_) => serve(db.clone(), settings).await,
@@ -133,7 +140,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn init_logging(format: LogFormat, serving: bool) {
     let default = if serving { "info,sqlx=warn" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -152,7 +161,9 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     );
     let expiry = tokio::spawn(expire_idempotency_keys(db.clone()));
     let app = api::router(AppState::new(db, settings.api));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     expiry.abort();
     tracing::info!("stopped: in-flight requests finished");
     Ok(())
@@ -162,7 +173,10 @@ async fn expire_idempotency_keys(db: Db) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        match db.expire_idempotency_keys(chrono::Utc::now().timestamp_millis()).await {
+        match db
+            .expire_idempotency_keys(chrono::Utc::now().timestamp_millis())
+            .await
+        {
             Ok(n) if n > 0 => tracing::info!(expired = n, "idempotency keys expired"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not expire idempotency keys"),
@@ -190,19 +204,34 @@ async fn shutdown_signal() {
 }
 
 fn to_limit(n: Option<u32>) -> anyhow::Result<Option<i32>> {
-    n.map(|n| i32::try_from(n).map_err(|_| anyhow::anyhow!("limit {n} is too large"))).transpose()
+    n.map(|n| i32::try_from(n).map_err(|_| anyhow::anyhow!("limit {n} is too large")))
+        .transpose()
 }
 
 async fn find_team(db: &Db, name_or_id: &str) -> anyhow::Result<Team> {
-    db.find_team(name_or_id).await?.ok_or_else(|| anyhow::anyhow!("no team named or with id `{name_or_id}`"))
+    db.find_team(name_or_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no team named or with id `{name_or_id}`"))
 }
 
 async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
     match cmd {
-        TeamCommand::Create { name, region, timezone, requests_per_second, max_concurrent_calls } => {
+        TeamCommand::Create {
+            name,
+            region,
+            timezone,
+            requests_per_second,
+            max_concurrent_calls,
+        } => {
             let name = name.trim().to_owned();
-            anyhow::ensure!(!name.is_empty() && name.len() <= 255, "team name must be 1 to 255 characters");
-            anyhow::ensure!(Uuid::parse_str(&name).is_err(), "a team name cannot look like an id");
+            anyhow::ensure!(
+                !name.is_empty() && name.len() <= 255,
+                "team name must be 1 to 255 characters"
+            );
+            anyhow::ensure!(
+                Uuid::parse_str(&name).is_err(),
+                "a team name cannot look like an id"
+            );
             phone::parse_region(&region).map_err(anyhow::Error::msg)?;
             timezone
                 .parse::<chrono_tz::Tz>()
@@ -217,21 +246,40 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
                 created_at: now(),
             };
             match db.create_team(&team).await {
-                Err(StoreError::Conflict(_)) => anyhow::bail!("a team named `{}` already exists", team.name),
+                Err(StoreError::Conflict(_)) => {
+                    anyhow::bail!("a team named `{}` already exists", team.name)
+                }
                 other => other?,
             }
             println!("{}", team.id);
         }
         TeamCommand::List => {
-            println!("{:<36}  {:<6}  {:<20}  {:>8}  NAME", "ID", "REGION", "TIMEZONE", "REQ/S");
+            println!(
+                "{:<36}  {:<6}  {:<20}  {:>8}  NAME",
+                "ID", "REGION", "TIMEZONE", "REQ/S"
+            );
             for t in db.list_teams().await? {
-                let rps = t.requests_per_second.map_or("default".to_owned(), |n| n.to_string());
-                println!("{:<36}  {:<6}  {:<20}  {:>8}  {}", t.id, t.region, t.timezone, rps, t.name);
+                let rps = t
+                    .requests_per_second
+                    .map_or("default".to_owned(), |n| n.to_string());
+                println!(
+                    "{:<36}  {:<6}  {:<20}  {:>8}  {}",
+                    t.id, t.region, t.timezone, rps, t.name
+                );
             }
         }
-        TeamCommand::SetLimits { team, requests_per_second, max_concurrent_calls } => {
+        TeamCommand::SetLimits {
+            team,
+            requests_per_second,
+            max_concurrent_calls,
+        } => {
             let team = find_team(db, &team).await?;
-            db.set_team_limits(team.id, to_limit(requests_per_second)?, to_limit(max_concurrent_calls)?).await?;
+            db.set_team_limits(
+                team.id,
+                to_limit(requests_per_second)?,
+                to_limit(max_concurrent_calls)?,
+            )
+            .await?;
             println!("limits of team {} updated", team.name);
         }
     }
@@ -253,12 +301,18 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
                 revoked_at: None,
             };
             db.create_key(&key, &generated.hash).await?;
-            println!("Created API key {} for team {}. It is shown only this once:", key.id, team.name);
+            println!(
+                "Created API key {} for team {}. It is shown only this once:",
+                key.id, team.name
+            );
             println!("{}", generated.secret);
         }
         KeyCommand::List { team } => {
             let team = find_team(db, &team).await?;
-            println!("{:<36}  {:<12}  {:<20}  {:<20}  {:<8}  LABEL", "ID", "PREFIX", "CREATED", "LAST USED", "STATUS");
+            println!(
+                "{:<36}  {:<12}  {:<20}  {:<20}  {:<8}  LABEL",
+                "ID", "PREFIX", "CREATED", "LAST USED", "STATUS"
+            );
             let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
             for k in db.list_keys(team.id).await? {
                 println!(
@@ -267,13 +321,20 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
                     k.prefix,
                     fmt(k.created_at),
                     k.last_used_at.map_or("never".to_owned(), fmt),
-                    if k.revoked_at.is_some() { "revoked" } else { "active" },
+                    if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
                     k.name.unwrap_or_default()
                 );
             }
         }
         KeyCommand::Revoke { id } => {
-            anyhow::ensure!(db.revoke_key(id, now()).await?, "no active key with id {id}");
+            anyhow::ensure!(
+                db.revoke_key(id, now()).await?,
+                "no active key with id {id}"
+            );
             println!("key {id} revoked");
         }
     }

@@ -78,18 +78,34 @@ impl Settings {
     pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
         let file: FileConfig = match &global.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read config file {}: {e}", path.display())
+                })?;
+                toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
             }
             None => FileConfig::default(),
         };
-        let data_dir = global.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
-        let url = global.database_url.clone().or(file.database_url).unwrap_or_else(|| default_sqlite_url(&data_dir));
+        let data_dir = global
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let url = global
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| default_sqlite_url(&data_dir));
         let defaults = ApiSettings::default();
         Ok(Settings {
-            listen: serve.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            db: DbOptions { url, max_connections: file.database_max_connections.unwrap_or(8) },
+            listen: serve
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            db: DbOptions {
+                url,
+                max_connections: file.database_max_connections.unwrap_or(8),
+            },
             log_format: global.log_format.or(file.log_format).unwrap_or_default(),
             api: ApiSettings {
                 requests_per_second: serve

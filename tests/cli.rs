@@ -22,22 +22,55 @@ fn voxd(app: &TestApp, args: &[&str]) -> Output {
 }
 
 fn stdout(o: &Output) -> String {
-    assert!(o.status.success(), "voxd failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "voxd failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
 async fn teams_and_keys_from_the_command_line(app: &TestApp) {
-    let id = stdout(&voxd(app, &["team", "create", "initech", "--region", "NZ", "--timezone", "Pacific/Auckland"]));
+    let id = stdout(&voxd(
+        app,
+        &[
+            "team",
+            "create",
+            "initech",
+            "--region",
+            "NZ",
+            "--timezone",
+            "Pacific/Auckland",
+        ],
+    ));
     uuid::Uuid::parse_str(id.trim()).expect("team create prints the id");
-    assert!(!voxd(app, &["team", "create", "initech"]).status.success(), "duplicate names are refused");
-    assert!(!voxd(app, &["team", "create", "x", "--region", "ZZ"]).status.success());
-    assert!(!voxd(app, &["team", "create", "x", "--timezone", "Nowhere/Land"]).status.success());
+    assert!(
+        !voxd(app, &["team", "create", "initech"]).status.success(),
+        "duplicate names are refused"
+    );
+    assert!(!voxd(app, &["team", "create", "x", "--region", "ZZ"])
+        .status
+        .success());
+    assert!(
+        !voxd(app, &["team", "create", "x", "--timezone", "Nowhere/Land"])
+            .status
+            .success()
+    );
 
-    let out = stdout(&voxd(app, &["key", "create", "--team", "initech", "--name", "crm sync"]));
+    let out = stdout(&voxd(
+        app,
+        &["key", "create", "--team", "initech", "--name", "crm sync"],
+    ));
     let key = out.lines().last().unwrap().trim().to_owned();
     assert!(key.starts_with("vxd_") && key.len() > 40, "{out}");
     // The key works, and numbers are read in the team's region (NZ).
-    let r = app.post_as(&key, "/api/v1/create-contact", &json!({"phone_number": "021 123 4567"})).await;
+    let r = app
+        .post_as(
+            &key,
+            "/api/v1/create-contact",
+            &json!({"phone_number": "021 123 4567"}),
+        )
+        .await;
     assert_eq!(r.ok(201)["contact"]["phone_number"], "+64211234567");
     // By id as well as by name.
     stdout(&voxd(app, &["key", "create", "--team", id.trim()]));
@@ -45,26 +78,61 @@ async fn teams_and_keys_from_the_command_line(app: &TestApp) {
     let listing = stdout(&voxd(app, &["key", "list", "--team", "initech"]));
     assert!(listing.contains("crm sync") && listing.contains(&key[..12]));
     assert!(!listing.contains(&key), "the key itself is never listed");
-    let key_id = listing.lines().find(|l| l.contains("crm sync")).unwrap().split_whitespace().next().unwrap().to_owned();
+    let key_id = listing
+        .lines()
+        .find(|l| l.contains("crm sync"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     stdout(&voxd(app, &["key", "revoke", &key_id]));
-    assert!(!voxd(app, &["key", "revoke", &key_id]).status.success(), "revoking twice says so");
-    app.post_as(&key, "/api/v1/create-contact", &json!({"phone_number": "021 123 4568"})).await.error(401);
+    assert!(
+        !voxd(app, &["key", "revoke", &key_id]).status.success(),
+        "revoking twice says so"
+    );
+    app.post_as(
+        &key,
+        "/api/v1/create-contact",
+        &json!({"phone_number": "021 123 4568"}),
+    )
+    .await
+    .error(401);
     assert!(stdout(&voxd(app, &["key", "list", "--team", "initech"])).contains("revoked"));
 
-    stdout(&voxd(app, &["team", "set-limits", "initech", "--requests-per-second", "7"]));
+    stdout(&voxd(
+        app,
+        &[
+            "team",
+            "set-limits",
+            "initech",
+            "--requests-per-second",
+            "7",
+        ],
+    ));
     assert!(stdout(&voxd(app, &["team", "list"])).contains("initech"));
-    assert!(!voxd(app, &["key", "create", "--team", "nobody"]).status.success());
+    assert!(!voxd(app, &["key", "create", "--team", "nobody"])
+        .status
+        .success());
     stdout(&voxd(app, &["migrate"]));
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
@@ -103,14 +171,22 @@ async fn serve_runs_and_stops_gracefully(app: &TestApp) {
     };
     assert!(status.success(), "graceful stop exits 0");
     let mut logs = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
     let first = logs.lines().next().expect("a log line");
     let parsed: serde_json::Value = serde_json::from_str(first).expect("JSON logs");
     assert!(parsed["fields"]["message"].as_str().is_some(), "{first}");
     assert!(logs.contains("in-flight requests finished"));
 }
 
-on_both_backends!(teams_and_keys_from_the_command_line, serve_runs_and_stops_gracefully);
+on_both_backends!(
+    teams_and_keys_from_the_command_line,
+    serve_runs_and_stops_gracefully
+);
 
 #[test]
 fn default_database_is_created_in_the_data_dir() {
@@ -122,7 +198,11 @@ fn default_database_is_created_in_the_data_dir() {
         .env("VOXD_DATA_DIR", &data)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(data.join("voxd.db").exists());
 }
 
@@ -130,14 +210,22 @@ fn default_database_is_created_in_the_data_dir() {
 fn config_file_is_read_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("voxd.toml");
-    std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.path().join("d").display())).unwrap();
+    std::fs::write(
+        &config,
+        format!("data_dir = \"{}\"\n", dir.path().join("d").display()),
+    )
+    .unwrap();
     let ok = Command::new(env!("CARGO_BIN_EXE_voxd"))
         .args(["migrate", "--config", config.to_str().unwrap()])
         .env_remove("VOXD_DATABASE_URL")
         .env_remove("VOXD_DATA_DIR")
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(dir.path().join("d/voxd.db").exists());
     std::fs::write(&config, "listen = 5\n").unwrap();
     let bad = Command::new(env!("CARGO_BIN_EXE_voxd"))

@@ -22,15 +22,31 @@ async fn create_normalises_and_returns_the_contact(app: &TestApp) {
 }
 
 async fn same_number_in_another_format_is_a_conflict(app: &TestApp) {
-    let first = app.post("/api/v1/create-contact", &json!({"phone_number": "0429069971"})).await;
+    let first = app
+        .post(
+            "/api/v1/create-contact",
+            &json!({"phone_number": "0429069971"}),
+        )
+        .await;
     let id = first.ok(201)["contact_id"].clone();
-    let again = app.post("/api/v1/create-contact", &json!({"phone_number": "+61 429 069 971", "first_name": "X"})).await;
+    let again = app
+        .post(
+            "/api/v1/create-contact",
+            &json!({"phone_number": "+61 429 069 971", "first_name": "X"}),
+        )
+        .await;
     assert!(again.error(409).contains("already exists"));
     assert_eq!(again.body["contact_id"], id);
     assert_eq!(app.count("contacts").await, 1);
     // Another team has its own namespace of numbers.
     let (_, other) = app.other_team("globex").await;
-    app.post_as(&other, "/api/v1/create-contact", &json!({"phone_number": "0429069971"})).await.ok(201);
+    app.post_as(
+        &other,
+        "/api/v1/create-contact",
+        &json!({"phone_number": "0429069971"}),
+    )
+    .await
+    .ok(201);
 }
 
 async fn bad_input_is_a_400_naming_the_field_and_writes_nothing(app: &TestApp) {
@@ -38,11 +54,26 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing(app: &TestApp) {
         (json!({}), "phone_number"),
         (json!({"phone_number": 429069971}), "phone_number"),
         (json!({"phone_number": "hello"}), "phone_number"),
-        (json!({"phone_number": "0429069971", "email": "nope"}), "email"),
-        (json!({"phone_number": "0429069971", "first_name": "x".repeat(256)}), "first_name"),
-        (json!({"phone_number": "0429069971", "timezone": "Mars/Base"}), "timezone"),
-        (json!({"phone_number": "0429069971", "metadata": [1, 2]}), "metadata"),
-        (json!({"phone_number": "0429069971", "phone": "typo"}), "phone"),
+        (
+            json!({"phone_number": "0429069971", "email": "nope"}),
+            "email",
+        ),
+        (
+            json!({"phone_number": "0429069971", "first_name": "x".repeat(256)}),
+            "first_name",
+        ),
+        (
+            json!({"phone_number": "0429069971", "timezone": "Mars/Base"}),
+            "timezone",
+        ),
+        (
+            json!({"phone_number": "0429069971", "metadata": [1, 2]}),
+            "metadata",
+        ),
+        (
+            json!({"phone_number": "0429069971", "phone": "typo"}),
+            "phone",
+        ),
         (json!(["0429069971"]), "map"),
     ];
     for (body, field) in cases {
@@ -50,41 +81,82 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing(app: &TestApp) {
         let message = r.error(400);
         assert!(message.contains(field), "{body} → {message}");
     }
-    let malformed = app.raw(Method::POST, "/api/v1/create-contact", Some(&app.key), "{\"phone_number\": ").await;
+    let malformed = app
+        .raw(
+            Method::POST,
+            "/api/v1/create-contact",
+            Some(&app.key),
+            "{\"phone_number\": ",
+        )
+        .await;
     assert!(malformed.error(400).contains("malformed JSON"));
-    let empty = app.raw(Method::POST, "/api/v1/create-contact", Some(&app.key), "").await;
+    let empty = app
+        .raw(Method::POST, "/api/v1/create-contact", Some(&app.key), "")
+        .await;
     assert!(empty.error(400).contains("required"));
-    let huge = format!("{{\"phone_number\": \"0429069971\", \"address\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    app.raw(Method::POST, "/api/v1/create-contact", Some(&app.key), huge).await.error(413);
+    let huge = format!(
+        "{{\"phone_number\": \"0429069971\", \"address\": \"{}\"}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    app.raw(Method::POST, "/api/v1/create-contact", Some(&app.key), huge)
+        .await
+        .error(413);
     assert_eq!(app.count("contacts").await, 0);
 }
 
 async fn keys_are_required_and_checked(app: &TestApp) {
     let body = json!({"phone_number": "0429069971"}).to_string();
-    let r = app.raw(Method::POST, "/api/v1/create-contact", None, body.clone()).await;
+    let r = app
+        .raw(Method::POST, "/api/v1/create-contact", None, body.clone())
+        .await;
     assert!(r.error(401).contains("Authorization"));
-    let r = app.raw(Method::POST, "/api/v1/create-contact", Some("vxd_not-a-real-key"), body.clone()).await;
+    let r = app
+        .raw(
+            Method::POST,
+            "/api/v1/create-contact",
+            Some("vxd_not-a-real-key"),
+            body.clone(),
+        )
+        .await;
     assert!(r.error(401).contains("invalid"));
     // A revoked key stops working at once.
     let id: uuid::Uuid = match &app.db {
-        voxd::store::Db::Sqlite { read, .. } => sqlx::query_scalar("SELECT id FROM api_keys").fetch_one(read).await.unwrap(),
-        voxd::store::Db::Postgres(p) => sqlx::query_scalar("SELECT id FROM api_keys").fetch_one(p).await.unwrap(),
+        voxd::store::Db::Sqlite { read, .. } => sqlx::query_scalar("SELECT id FROM api_keys")
+            .fetch_one(read)
+            .await
+            .unwrap(),
+        voxd::store::Db::Postgres(p) => sqlx::query_scalar("SELECT id FROM api_keys")
+            .fetch_one(p)
+            .await
+            .unwrap(),
     };
     assert!(app.db.revoke_key(id, voxd::domain::now()).await.unwrap());
-    let r = app.raw(Method::POST, "/api/v1/create-contact", Some(&app.key), body).await;
+    let r = app
+        .raw(Method::POST, "/api/v1/create-contact", Some(&app.key), body)
+        .await;
     assert!(r.error(401).contains("revoked"));
     assert_eq!(app.count("contacts").await, 0);
 }
 
 async fn other_teams_and_malformed_ids_are_404(app: &TestApp) {
-    let id = app.post("/api/v1/create-contact", &json!({"phone_number": "0429069971"})).await.ok(201)["contact_id"]
+    let id = app
+        .post(
+            "/api/v1/create-contact",
+            &json!({"phone_number": "0429069971"}),
+        )
+        .await
+        .ok(201)["contact_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let (_, other) = app.other_team("globex").await;
-    app.get_as(&other, &format!("/api/v1/contacts/{id}")).await.error(404);
+    app.get_as(&other, &format!("/api/v1/contacts/{id}"))
+        .await
+        .error(404);
     app.get("/api/v1/contacts/not-a-uuid").await.error(404);
-    app.get(&format!("/api/v1/contacts/{}", uuid::Uuid::now_v7())).await.error(404);
+    app.get(&format!("/api/v1/contacts/{}", uuid::Uuid::now_v7()))
+        .await
+        .error(404);
     let listed = app.get_as(&other, "/api/v1/contacts").await;
     assert_eq!(listed.ok(200)["contacts"].as_array().unwrap().len(), 0);
 }
@@ -120,13 +192,18 @@ async fn list_filters_and_pages(app: &TestApp) {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["email"], "p3@example.com");
     let by_email = app.get("/api/v1/contacts?email=p5@example.com").await;
-    assert_eq!(by_email.ok(200)["contacts"][0]["phone_number"], "+61429069905");
+    assert_eq!(
+        by_email.ok(200)["contacts"][0]["phone_number"],
+        "+61429069905"
+    );
 
     app.get("/api/v1/contacts?limit=0").await.error(400);
     app.get("/api/v1/contacts?limit=201").await.error(400);
     app.get("/api/v1/contacts?limit=abc").await.error(400);
     app.get("/api/v1/contacts?cursor=garbage").await.error(400);
-    app.get("/api/v1/contacts?phone_number=hello").await.error(400);
+    app.get("/api/v1/contacts?phone_number=hello")
+        .await
+        .error(400);
 }
 
 async fn concurrent_creates_all_succeed(app: &TestApp) {
@@ -138,7 +215,9 @@ async fn concurrent_creates_all_succeed(app: &TestApp) {
             use tower::ServiceExt;
             let req = axum::http::Request::post("/api/v1/create-contact")
                 .header("authorization", format!("Bearer {key}"))
-                .body(axum::body::Body::from(json!({"phone_number": format!("0412345{i:03}")}).to_string()))
+                .body(axum::body::Body::from(
+                    json!({"phone_number": format!("0412345{i:03}")}).to_string(),
+                ))
                 .unwrap();
             router.oneshot(req).await.unwrap().status().as_u16()
         }));

@@ -37,7 +37,10 @@ async fn openapi_and_docs_describe_the_routes(app: &TestApp) {
         "/api/v1/link-object-to-contact/{object_id}",
         "/api/v1/upsert-object",
     ] {
-        assert!(spec["paths"].get(path).is_some(), "{path} missing from the spec");
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from the spec"
+        );
     }
     let create = &spec["paths"]["/api/v1/create-contact"]["post"]["responses"];
     for code in ["201", "400", "401", "409", "413", "429"] {
@@ -51,7 +54,9 @@ async fn openapi_and_docs_describe_the_routes(app: &TestApp) {
 async fn unknown_routes_and_methods_get_the_envelope(app: &TestApp) {
     let r = app.get("/api/v1/nothing-here").await;
     r.error(404);
-    let r = app.call(Method::DELETE, "/api/v1/create-contact", None, &[]).await;
+    let r = app
+        .call(Method::DELETE, "/api/v1/create-contact", None, &[])
+        .await;
     r.error(405);
     assert_eq!(r.header("allow"), Some("POST"));
     assert_eq!(r.body["code"], "method_not_allowed");
@@ -74,44 +79,112 @@ async fn rate_limit_refuses_with_retry_after(app: &TestApp) {
     // Other keys are not affected.
     app.get("/api/v1/contacts").await.ok(200);
     let body = json!({"phone_number": "0429069971"});
-    app.post_as(&key, "/api/v1/create-contact", &body).await.error(429);
+    app.post_as(&key, "/api/v1/create-contact", &body)
+        .await
+        .error(429);
     assert_eq!(app.count("contacts").await, 0);
 }
 
 async fn idempotency_replays_and_refuses_mismatch(app: &TestApp) {
     let body = json!({"phone_number": "0429069971"});
-    let first = app.call(Method::POST, "/api/v1/create-contact", Some(&body), &[("Idempotency-Key", "k-1")]).await;
+    let first = app
+        .call(
+            Method::POST,
+            "/api/v1/create-contact",
+            Some(&body),
+            &[("Idempotency-Key", "k-1")],
+        )
+        .await;
     first.ok(201);
     assert!(first.header("idempotent-replayed").is_none());
-    let replay = app.call(Method::POST, "/api/v1/create-contact", Some(&body), &[("Idempotency-Key", "k-1")]).await;
-    assert_eq!(replay.status.as_u16(), 201, "a replay, not a 409 duplicate: {}", replay.body);
+    let replay = app
+        .call(
+            Method::POST,
+            "/api/v1/create-contact",
+            Some(&body),
+            &[("Idempotency-Key", "k-1")],
+        )
+        .await;
+    assert_eq!(
+        replay.status.as_u16(),
+        201,
+        "a replay, not a 409 duplicate: {}",
+        replay.body
+    );
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(replay.body, first.body);
-    let x_header = app.call(Method::POST, "/api/v1/create-contact", Some(&body), &[("X-Idempotency-Key", "k-1")]).await;
+    let x_header = app
+        .call(
+            Method::POST,
+            "/api/v1/create-contact",
+            Some(&body),
+            &[("X-Idempotency-Key", "k-1")],
+        )
+        .await;
     assert_eq!(x_header.body, first.body);
     let other_body = json!({"phone_number": "0429069972"});
-    let mismatch = app.call(Method::POST, "/api/v1/create-contact", Some(&other_body), &[("Idempotency-Key", "k-1")]).await;
+    let mismatch = app
+        .call(
+            Method::POST,
+            "/api/v1/create-contact",
+            Some(&other_body),
+            &[("Idempotency-Key", "k-1")],
+        )
+        .await;
     assert!(mismatch.error(409).contains("Idempotency-Key"));
     // Same key on another endpoint is another request.
-    let list = app.call(Method::POST, "/api/v1/create-list", Some(&json!({"name": "L"})), &[("Idempotency-Key", "k-1")]).await;
+    let list = app
+        .call(
+            Method::POST,
+            "/api/v1/create-list",
+            Some(&json!({"name": "L"})),
+            &[("Idempotency-Key", "k-1")],
+        )
+        .await;
     list.error(409);
     // Keys belong to a team.
     let (_, other) = app.other_team("globex").await;
     let theirs = app
-        .raw(Method::POST, "/api/v1/create-contact", Some(&other), body.to_string())
+        .raw(
+            Method::POST,
+            "/api/v1/create-contact",
+            Some(&other),
+            body.to_string(),
+        )
         .await;
     theirs.ok(201);
     let long_key = "k".repeat(256);
-    app.call(Method::POST, "/api/v1/create-list", Some(&json!({"name": "L"})), &[("Idempotency-Key", &long_key)]).await.error(400);
+    app.call(
+        Method::POST,
+        "/api/v1/create-list",
+        Some(&json!({"name": "L"})),
+        &[("Idempotency-Key", &long_key)],
+    )
+    .await
+    .error(400);
     assert_eq!(app.count("contacts").await, 2);
     assert_eq!(app.count("lists").await, 0);
 }
 
 async fn client_errors_are_replayed_too(app: &TestApp) {
     let bad = json!({"phone_number": "nope"});
-    let first = app.call(Method::POST, "/api/v1/create-contact", Some(&bad), &[("Idempotency-Key", "bad-1")]).await;
+    let first = app
+        .call(
+            Method::POST,
+            "/api/v1/create-contact",
+            Some(&bad),
+            &[("Idempotency-Key", "bad-1")],
+        )
+        .await;
     first.error(400);
-    let again = app.call(Method::POST, "/api/v1/create-contact", Some(&bad), &[("Idempotency-Key", "bad-1")]).await;
+    let again = app
+        .call(
+            Method::POST,
+            "/api/v1/create-contact",
+            Some(&bad),
+            &[("Idempotency-Key", "bad-1")],
+        )
+        .await;
     again.error(400);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
 }
@@ -130,14 +203,26 @@ on_both_backends!(
 #[tokio::test]
 async fn revocation_takes_effect_within_the_key_cache_ttl() {
     let ttl = std::time::Duration::from_millis(300);
-    let settings = voxd::api::ApiSettings { key_cache_ttl: ttl, ..Default::default() };
-    let app = TestApp::start_with(common::Backend::Sqlite, settings).await.unwrap();
+    let settings = voxd::api::ApiSettings {
+        key_cache_ttl: ttl,
+        ..Default::default()
+    };
+    let app = TestApp::start_with(common::Backend::Sqlite, settings)
+        .await
+        .unwrap();
     app.get("/api/v1/contacts").await.ok(200);
     for key in app.db.list_keys(app.team_id).await.unwrap() {
-        app.db.revoke_key(key.id, voxd::domain::now()).await.unwrap();
+        app.db
+            .revoke_key(key.id, voxd::domain::now())
+            .await
+            .unwrap();
     }
     app.get("/api/v1/contacts").await.ok(200);
     tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
-    assert!(app.get("/api/v1/contacts").await.error(401).contains("revoked"));
+    assert!(app
+        .get("/api/v1/contacts")
+        .await
+        .error(401)
+        .contains("revoked"));
     app.cleanup().await;
 }

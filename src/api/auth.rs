@@ -35,11 +35,9 @@ impl<S: Send + Sync> FromRequestParts<S> for TeamCtx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<TeamCtx>()
-            .cloned()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("team route without the auth middleware")))
+        parts.extensions.get::<TeamCtx>().cloned().ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("team route without the auth middleware"))
+        })
     }
 }
 
@@ -54,7 +52,10 @@ pub struct KeyCache {
 impl KeyCache {
     fn get(&self, hash: &[u8], ttl: StdDuration, now: Instant) -> Option<KeyOwner> {
         let entries = self.entries.lock().expect("key cache lock");
-        entries.get(hash).filter(|(_, at)| now.duration_since(*at) < ttl).map(|(o, _)| o.clone())
+        entries
+            .get(hash)
+            .filter(|(_, at)| now.duration_since(*at) < ttl)
+            .map(|(o, _)| o.clone())
     }
 
     fn put(&self, hash: Vec<u8>, owner: KeyOwner, now: Instant) {
@@ -90,23 +91,31 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         next.run(req).await
     } else {
         tracing::info!(key_id = %owner.key_id, "rate limited");
-        ApiError::RateLimited { retry_after_secs: decision.retry_after_secs }.into_response()
+        ApiError::RateLimited {
+            retry_after_secs: decision.retry_after_secs,
+        }
+        .into_response()
     };
     add_rate_headers(response.headers_mut(), decision);
     response
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthorized("missing Authorization header (expected `Bearer <API key>`)".into()))?;
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::Unauthorized("missing Authorization header (expected `Bearer <API key>`)".into())
+    })?;
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::Unauthorized("Authorization header must be `Bearer <API key>`".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized("Authorization header must be `Bearer <API key>`".into())
+        })?;
     let hash = api_key::hash(token);
     let ttl = state.settings.key_cache_ttl;
     if let Some(owner) = state.keys.get(&hash, ttl, Instant::now()) {

@@ -14,8 +14,14 @@ use super::{
     AppState,
 };
 use crate::{
-    domain::{contact::{full_name, ContactInput}, new_id, now, phone},
-    store::{contacts::{Contact, ContactFilter}, StoreError},
+    domain::{
+        contact::{full_name, ContactInput},
+        new_id, now, phone,
+    },
+    store::{
+        contacts::{Contact, ContactFilter},
+        StoreError,
+    },
 };
 use axum::extract::State;
 
@@ -88,8 +94,14 @@ pub async fn create(
     match state.db.insert_contact(&contact).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            let existing = state.db.contact_by_phone(team.team_id, &contact.phone_number).await?;
-            let mut err = ApiError::conflict(format!("Contact already exists with phone number {}", contact.phone_number));
+            let existing = state
+                .db
+                .contact_by_phone(team.team_id, &contact.phone_number)
+                .await?;
+            let mut err = ApiError::conflict(format!(
+                "Contact already exists with phone number {}",
+                contact.phone_number
+            ));
             if let Some(c) = existing {
                 err = err.with("contact_id", c.id.to_string());
             }
@@ -98,7 +110,11 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(contact_id = %contact.id, "contact created");
-    let response = CreateContactResponse { success: true, contact_id: contact.id.to_string(), contact: contact.into() };
+    let response = CreateContactResponse {
+        success: true,
+        contact_id: contact.id.to_string(),
+        contact: contact.into(),
+    };
     Ok((StatusCode::CREATED, Json(response)))
 }
 
@@ -115,10 +131,21 @@ pub struct GetContactResponse {
         (status = 200, description = "Contact found.", body = GetContactResponse),
         (status = 404, description = "No such contact in your team.", body = ErrorBody),
     ))]
-pub async fn get(State(state): State<AppState>, team: TeamCtx, Path(id): Path<String>) -> ApiResult<Json<GetContactResponse>> {
+pub async fn get(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GetContactResponse>> {
     let id = parse_id(&id, "Contact")?;
-    let contact = state.db.get_contact(team.team_id, id).await?.ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
-    Ok(Json(GetContactResponse { success: true, contact: contact.into() }))
+    let contact = state
+        .db
+        .get_contact(team.team_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
+    Ok(Json(GetContactResponse {
+        success: true,
+        contact: contact.into(),
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -167,5 +194,9 @@ pub async fn list(
     };
     let rows = state.db.list_contacts(team.team_id, &filter).await?;
     let (rows, meta) = page.finish(rows, |c| c.id);
-    Ok(Json(ListContactsResponse { success: true, contacts: rows.into_iter().map(Into::into).collect(), meta }))
+    Ok(Json(ListContactsResponse {
+        success: true,
+        contacts: rows.into_iter().map(Into::into).collect(),
+        meta,
+    }))
 }

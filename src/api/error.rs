@@ -16,7 +16,10 @@ use crate::{domain::FieldError, store::StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { message: String, details: Map<String, Value> },
+    BadRequest {
+        message: String,
+        details: Map<String, Value>,
+    },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -24,7 +27,10 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{message}")]
-    Conflict { message: String, details: Map<String, Value> },
+    Conflict {
+        message: String,
+        details: Map<String, Value>,
+    },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("rate limit exceeded")]
@@ -53,16 +59,23 @@ pub struct ErrorBody {
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { message: message.into(), details: Map::new() }
+        ApiError::BadRequest {
+            message: message.into(),
+            details: Map::new(),
+        }
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        ApiError::Conflict { message: message.into(), details: Map::new() }
+        ApiError::Conflict {
+            message: message.into(),
+            details: Map::new(),
+        }
     }
 
     /// Adds a detail field to a 400 or 409 body.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        if let ApiError::BadRequest { details, .. } | ApiError::Conflict { details, .. } = &mut self {
+        if let ApiError::BadRequest { details, .. } | ApiError::Conflict { details, .. } = &mut self
+        {
             details.insert(key.to_owned(), value.into());
         }
         self
@@ -119,7 +132,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(Value::Object(body))).into_response();
         if let Some(secs) = retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

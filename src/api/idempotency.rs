@@ -34,7 +34,9 @@ async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiE
     };
     let key = key.map_err(|_| ApiError::bad_request("Idempotency-Key must be printable ASCII"))?;
     if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(ApiError::bad_request(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} characters")));
+        return Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"
+        )));
     }
     let team = req
         .extensions()
@@ -55,36 +57,57 @@ async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiE
     let hash = hasher.finalize();
 
     let now_ms = chrono::Utc::now().timestamp_millis();
-    match state.db.claim_idempotency_key(team.team_id, &key, &hash, now_ms).await? {
+    match state
+        .db
+        .claim_idempotency_key(team.team_id, &key, &hash, now_ms)
+        .await?
+    {
         Claim::Replay { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut response = (status, body).into_response();
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             return Ok(response);
         }
         Claim::Mismatch => {
-            return Err(ApiError::conflict("Idempotency-Key was already used with a different request"))
+            return Err(ApiError::conflict(
+                "Idempotency-Key was already used with a different request",
+            ))
         }
         Claim::InFlight => {
-            return Err(ApiError::conflict("a request with this Idempotency-Key is still being processed"))
+            return Err(ApiError::conflict(
+                "a request with this Idempotency-Key is still being processed",
+            ))
         }
         Claim::Proceed => {}
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let (parts, body) = response.into_parts();
     let bytes = match to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
-            state.db.finish_idempotency_key(team.team_id, &key, None).await?;
-            return Err(ApiError::Internal(anyhow::anyhow!("reading response body: {e}")));
+            state
+                .db
+                .finish_idempotency_key(team.team_id, &key, None)
+                .await?;
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "reading response body: {e}"
+            )));
         }
     };
     let status = parts.status;
     let keep = !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS);
     let record = keep.then_some((status.as_u16(), bytes.as_ref()));
-    state.db.finish_idempotency_key(team.team_id, &key, record).await?;
+    state
+        .db
+        .finish_idempotency_key(team.team_id, &key, record)
+        .await?;
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }

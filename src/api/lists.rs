@@ -74,7 +74,14 @@ pub async fn create(
     let name = required_text("name", &req.name, 255)?;
     let list = state.db.create_list(team.team_id, &name, now()).await?;
     tracing::info!(list_id = %list.id, "list created");
-    Ok((StatusCode::CREATED, Json(CreateListResponse { success: true, list_id: list.id.to_string(), list: list.into() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateListResponse {
+            success: true,
+            list_id: list.id.to_string(),
+            list: list.into(),
+        }),
+    ))
 }
 
 /// One contact or many; each item has the fields of create-contact.
@@ -153,8 +160,16 @@ pub async fn add_contacts(
 ) -> ApiResult<Json<AddContactsResponse>> {
     let list_id = parse_id(&list_id, "List")?;
     let (items, place) = match (req.contacts, req.contact) {
-        (Some(_), Some(_)) => return Err(ApiError::bad_request("send either `contact` or `contacts`, not both")),
-        (None, None) => return Err(ApiError::bad_request("`contacts` (an array) or `contact` (an object) is required")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "send either `contact` or `contacts`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "`contacts` (an array) or `contact` (an object) is required",
+            ))
+        }
         (Some(items), None) => (items, "contacts"),
         (None, Some(item)) => (vec![item], "contact"),
     };
@@ -162,7 +177,10 @@ pub async fn add_contacts(
         return Err(ApiError::bad_request("contacts must not be empty").with("field", "contacts"));
     }
     if items.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(format!("at most {MAX_BATCH} contacts per request")).with("field", "contacts"));
+        return Err(
+            ApiError::bad_request(format!("at most {MAX_BATCH} contacts per request"))
+                .with("field", "contacts"),
+        );
     }
     if state.db.get_list(team.team_id, list_id).await?.is_none() {
         return Err(ApiError::NotFound("List not found".into()));
@@ -171,15 +189,25 @@ pub async fn add_contacts(
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let at = if place == "contacts" { format!("contacts[{i}]") } else { place.to_owned() };
+            let at = if place == "contacts" {
+                format!("contacts[{i}]")
+            } else {
+                place.to_owned()
+            };
             from_value::<ContactInput>(item, &at)
                 .map_err(|(field, reason)| FieldError::new(field, reason))
                 .and_then(|input| input.validate(team.region, &format!("{at}.")))
         })
         .collect::<Vec<_>>();
-    let outcomes = state.db.add_to_list(team.team_id, list_id, validated, now()).await?;
+    let outcomes = state
+        .db
+        .add_to_list(team.team_id, list_id, validated, now())
+        .await?;
 
-    let mut summary = AddSummary { total: outcomes.len(), ..Default::default() };
+    let mut summary = AddSummary {
+        total: outcomes.len(),
+        ..Default::default()
+    };
     let results = outcomes
         .into_iter()
         .enumerate()
@@ -196,11 +224,21 @@ pub async fn add_contacts(
                 ItemStatus::AlreadyInList => &mut summary.already_in_list,
                 ItemStatus::Invalid => &mut summary.invalid,
             } += 1;
-            ItemResult { index, status, contact_id: id.map(|i| i.to_string()), reason }
+            ItemResult {
+                index,
+                status,
+                contact_id: id.map(|i| i.to_string()),
+                reason,
+            }
         })
         .collect();
     tracing::info!(%list_id, created = summary.created, reused = summary.reused, invalid = summary.invalid, "contacts added to list");
-    Ok(Json(AddContactsResponse { success: true, list_id: list_id.to_string(), summary, results }))
+    Ok(Json(AddContactsResponse {
+        success: true,
+        list_id: list_id.to_string(),
+        summary,
+        results,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -227,8 +265,20 @@ pub async fn get(
 ) -> ApiResult<Json<GetListResponse>> {
     let list_id = parse_id(&list_id, "List")?;
     let page = Page::from_params(q.limit, q.cursor.as_deref())?;
-    let list = state.db.get_list(team.team_id, list_id).await?.ok_or_else(|| ApiError::NotFound("List not found".into()))?;
-    let rows = state.db.list_members(list_id, page.after, page.fetch()).await?;
+    let list = state
+        .db
+        .get_list(team.team_id, list_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("List not found".into()))?;
+    let rows = state
+        .db
+        .list_members(list_id, page.after, page.fetch())
+        .await?;
     let (rows, meta) = page.finish(rows, |c| c.id);
-    Ok(Json(GetListResponse { success: true, list: list.into(), contacts: rows.into_iter().map(Into::into).collect(), meta }))
+    Ok(Json(GetListResponse {
+        success: true,
+        list: list.into(),
+        contacts: rows.into_iter().map(Into::into).collect(),
+        meta,
+    }))
 }

@@ -24,7 +24,7 @@ use axum::{
 use serde::Serialize;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
+    trace::{DefaultOnResponse, TraceLayer},
 };
 use utoipa::ToSchema;
 
@@ -44,7 +44,11 @@ pub struct ApiSettings {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings { requests_per_second: 50, max_body_bytes: 1024 * 1024, key_cache_ttl: Duration::from_secs(2) }
+        ApiSettings {
+            requests_per_second: 50,
+            max_body_bytes: 1024 * 1024,
+            key_cache_ttl: Duration::from_secs(2),
+        }
     }
 }
 
@@ -58,7 +62,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: Db, settings: ApiSettings) -> Self {
-        AppState { db, settings: Arc::new(settings), limiter: Arc::default(), keys: Arc::default() }
+        AppState {
+            db,
+            settings: Arc::new(settings),
+            limiter: Arc::default(),
+            keys: Arc::default(),
+        }
     }
 }
 
@@ -71,19 +80,40 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/contacts/{contact_id}", get(contacts::get))
         .route("/api/v1/create-list", post(lists::create))
         .route("/api/v1/lists/{list_id}", get(lists::get))
-        .route("/api/v1/add-contacts-to-list/{list_id}", post(lists::add_contacts))
-        .route("/api/v1/add-contact-to-list/{list_id}", post(lists::add_contacts))
+        .route(
+            "/api/v1/add-contacts-to-list/{list_id}",
+            post(lists::add_contacts),
+        )
+        .route(
+            "/api/v1/add-contact-to-list/{list_id}",
+            post(lists::add_contacts),
+        )
         .route("/api/v1/object-types", post(objects::create_type))
         .route("/api/v1/create-object-type", post(objects::create_type))
-        .route("/api/v1/object-types/by-name/{type_name}", get(objects::type_by_name))
+        .route(
+            "/api/v1/object-types/by-name/{type_name}",
+            get(objects::type_by_name),
+        )
         .route("/api/v1/upsert-object", post(objects::upsert))
         .route("/api/v1/objects", get(objects::list))
         .route("/api/v1/objects/{object_id}", get(objects::get))
-        .route("/api/v1/link-contact-to-object/{object_id}", post(objects::link))
-        .route("/api/v1/link-object-to-contact/{object_id}", post(objects::link))
+        .route(
+            "/api/v1/link-contact-to-object/{object_id}",
+            post(objects::link),
+        )
+        .route(
+            "/api/v1/link-object-to-contact/{object_id}",
+            post(objects::link),
+        )
         // Layers run outside-in: authenticate (and rate-limit), then idempotency, then the handler.
-        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::middleware));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ));
 
     Router::new()
         .route("/api/v1/health", get(health))
@@ -94,10 +124,13 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(envelope_bare_errors))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                // One line per request with its status and latency.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -126,9 +159,15 @@ pub struct HealthResponse {
         (status = 503, description = "The database does not answer.", body = HealthResponse),
     ))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
-    let ok = tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await.unwrap_or(false);
+    let ok = tokio::time::timeout(Duration::from_secs(2), state.db.ping())
+        .await
+        .unwrap_or(false);
     let word = if ok { "ok" } else { "unavailable" };
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = HealthResponse {
         success: ok,
         status: word.into(),
@@ -147,7 +186,9 @@ async fn not_found() -> ApiError {
 /// envelope like every other error.
 async fn envelope_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key("content-type") {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key("content-type")
+    {
         let (parts, _) = response.into_parts();
         let mut enveloped = ApiError::MethodNotAllowed.into_response();
         if let Some(allow) = parts.headers.get("allow") {

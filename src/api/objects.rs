@@ -136,7 +136,10 @@ fn check_type_name(name: &str) -> Result<(), FieldError> {
     if ok {
         Ok(())
     } else {
-        Err(FieldError::new("type_name", "must match ^[a-z][a-z0-9_]*$ and be at most 64 characters"))
+        Err(FieldError::new(
+            "type_name",
+            "must match ^[a-z][a-z0-9_]*$ and be at most 64 characters",
+        ))
     }
 }
 
@@ -177,12 +180,19 @@ pub async fn create_type(
     match state.db.create_object_type(&t).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::conflict(format!("an object type named `{}` already exists", t.type_name)));
+            return Err(ApiError::conflict(format!(
+                "an object type named `{}` already exists",
+                t.type_name
+            )));
         }
         Err(e) => return Err(e.into()),
     }
     tracing::info!(object_type_id = %t.id, type_name = %t.type_name, "object type created");
-    let response = CreateObjectTypeResponse { success: true, object_type_id: t.id.to_string(), object_type: t.into() };
+    let response = CreateObjectTypeResponse {
+        success: true,
+        object_type_id: t.id.to_string(),
+        object_type: t.into(),
+    };
     Ok((StatusCode::CREATED, Json(response)))
 }
 
@@ -211,7 +221,10 @@ pub async fn type_by_name(
         .object_type_by_name(team.team_id, &type_name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("object type `{type_name}` not found")))?;
-    Ok(Json(GetObjectTypeResponse { success: true, object_type: t.into() }))
+    Ok(Json(GetObjectTypeResponse {
+        success: true,
+        object_type: t.into(),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -299,10 +312,23 @@ pub struct UpsertObjectResponse {
     pub violations: Option<Vec<Violation>>,
 }
 
-async fn find_type(state: &AppState, team: &TeamCtx, name: Option<&str>, id: Option<&str>) -> ApiResult<ObjectType> {
+async fn find_type(
+    state: &AppState,
+    team: &TeamCtx,
+    name: Option<&str>,
+    id: Option<&str>,
+) -> ApiResult<ObjectType> {
     let found = match (name, id) {
-        (Some(_), Some(_)) => return Err(ApiError::bad_request("give `type_name` or `object_type_id`, not both")),
-        (None, None) => return Err(ApiError::bad_request("`type_name` or `object_type_id` is required")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give `type_name` or `object_type_id`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "`type_name` or `object_type_id` is required",
+            ))
+        }
         (Some(name), None) => state.db.object_type_by_name(team.team_id, name).await?,
         (None, Some(id)) => match Uuid::parse_str(id) {
             Ok(id) => state.db.object_type_by_id(team.team_id, id).await?,
@@ -348,11 +374,21 @@ pub async fn upsert(
     ApiJson(req): ApiJson<UpsertObjectRequest>,
 ) -> ApiResult<(StatusCode, Json<UpsertObjectResponse>)> {
     let data = Value::Object(req.data);
-    if serde_json::to_vec(&data).map(|v| v.len()).unwrap_or(usize::MAX) > DATA_MAX_BYTES {
+    if serde_json::to_vec(&data)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+        > DATA_MAX_BYTES
+    {
         return Err(FieldError::new("data", "must be at most 256 KiB of JSON").into());
     }
     let key = json_path::resolve(req.upsert_key.as_deref(), &data)?;
-    let t = find_type(&state, &team, req.type_name.as_deref(), req.object_type_id.as_deref()).await?;
+    let t = find_type(
+        &state,
+        &team,
+        req.type_name.as_deref(),
+        req.object_type_id.as_deref(),
+    )
+    .await?;
     let contact_id = match req.contact_id.as_deref() {
         Some(raw) => Some(require_contact(&state, &team, raw).await?),
         None => None,
@@ -374,18 +410,39 @@ pub async fn upsert(
             .with("errors", errors));
         }
     }
-    let upsert = Upsert { object_type: &t, key, data, contact_id };
-    let (id, created, _) = state.db.upsert_object(upsert, now()).await?.map_err(|r| refusal(r, &t.type_name))?;
-    let object = state.db.get_object(team.team_id, id).await?.ok_or_else(|| anyhow::anyhow!("upserted object vanished"))?;
+    let upsert = Upsert {
+        object_type: &t,
+        key,
+        data,
+        contact_id,
+    };
+    let (id, created, _) = state
+        .db
+        .upsert_object(upsert, now())
+        .await?
+        .map_err(|r| refusal(r, &t.type_name))?;
+    let object = state
+        .db
+        .get_object(team.team_id, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("upserted object vanished"))?;
     let links = state.db.object_links(id).await?;
     tracing::info!(object_id = %id, created, type_name = %t.type_name, "object upserted");
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let response = UpsertObjectResponse {
         success: true,
         object_id: id.to_string(),
         created,
         object: ObjectView::new(object, links),
-        violations: if mode == ValidationMode::Warn { violations } else { None },
+        violations: if mode == ValidationMode::Warn {
+            violations
+        } else {
+            None
+        },
     };
     Ok((status, Json(response)))
 }
@@ -429,7 +486,11 @@ pub async fn link(
             return Err(FieldError::new("metadata", "must be at most 16 KiB of JSON").into());
         }
     }
-    let object = state.db.get_object(team.team_id, object_id).await?.ok_or_else(|| ApiError::NotFound("Object not found".into()))?;
+    let object = state
+        .db
+        .get_object(team.team_id, object_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Object not found".into()))?;
     let contact_id = require_contact(&state, &team, &req.contact_id).await?;
     let exclusive = state
         .db
@@ -441,7 +502,11 @@ pub async fn link(
         .link_contact(&object, exclusive, contact_id, req.metadata, now())
         .await?
         .map_err(|r| refusal(r, &object.type_name))?;
-    Ok(Json(LinkResponse { success: true, created, link: link.into() }))
+    Ok(Json(LinkResponse {
+        success: true,
+        created,
+        link: link.into(),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -457,11 +522,22 @@ pub struct GetObjectResponse {
         (status = 200, description = "Object found.", body = GetObjectResponse),
         (status = 404, description = "No such object in your team.", body = ErrorBody),
     ))]
-pub async fn get(State(state): State<AppState>, team: TeamCtx, Path(id): Path<String>) -> ApiResult<Json<GetObjectResponse>> {
+pub async fn get(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GetObjectResponse>> {
     let id = parse_id(&id, "Object")?;
-    let object = state.db.get_object(team.team_id, id).await?.ok_or_else(|| ApiError::NotFound("Object not found".into()))?;
+    let object = state
+        .db
+        .get_object(team.team_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Object not found".into()))?;
     let links = state.db.object_links(id).await?;
-    Ok(Json(GetObjectResponse { success: true, object: ObjectView::new(object, links) }))
+    Ok(Json(GetObjectResponse {
+        success: true,
+        object: ObjectView::new(object, links),
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -504,8 +580,18 @@ pub async fn list(
         Some(name) => Some(find_type(&state, &team, Some(name), None).await?.id),
         None => None,
     };
-    let rows = state.db.list_objects(team.team_id, type_id, page.after, page.fetch()).await?;
+    let rows = state
+        .db
+        .list_objects(team.team_id, type_id, page.after, page.fetch())
+        .await?;
     let (rows, meta) = page.finish(rows, |o| o.id);
-    let objects = rows.into_iter().map(|o| ObjectView::new(o, Vec::new())).collect();
-    Ok(Json(ListObjectsResponse { success: true, objects, meta }))
+    let objects = rows
+        .into_iter()
+        .map(|o| ObjectView::new(o, Vec::new()))
+        .collect();
+    Ok(Json(ListObjectsResponse {
+        success: true,
+        objects,
+        meta,
+    }))
 }

@@ -47,9 +47,15 @@ pub struct ApiDoc;
 
 /// Documented aliases: (alias path, canonical path).
 const ALIASES: [(&str, &str); 3] = [
-    ("/api/v1/add-contact-to-list/{list_id}", "/api/v1/add-contacts-to-list/{list_id}"),
+    (
+        "/api/v1/add-contact-to-list/{list_id}",
+        "/api/v1/add-contacts-to-list/{list_id}",
+    ),
     ("/api/v1/create-object-type", "/api/v1/object-types"),
-    ("/api/v1/link-object-to-contact/{object_id}", "/api/v1/link-contact-to-object/{object_id}"),
+    (
+        "/api/v1/link-object-to-contact/{object_id}",
+        "/api/v1/link-contact-to-object/{object_id}",
+    ),
 ];
 
 /// Adds what every operation shares: bearer auth, the error responses the middleware can produce,
@@ -83,7 +89,10 @@ impl Modify for Conventions {
                 let mut item = item;
                 for op in operations(&mut item) {
                     op.operation_id = op.operation_id.take().map(|id| format!("{id}Alias"));
-                    op.summary = op.summary.take().map(|s| format!("{s} (alias of {canonical})"));
+                    op.summary = op
+                        .summary
+                        .take()
+                        .map(|s| format!("{s} (alias of {canonical})"));
                 }
                 spec.paths.paths.insert(alias.to_owned(), item);
             }
@@ -92,15 +101,26 @@ impl Modify for Conventions {
 }
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
-        .into_iter()
-        .filter_map(|o| o.as_mut())
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .filter_map(|o| o.as_mut())
 }
 
 fn error_response(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()
         .description(description)
-        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
         .build()
         .into()
 }
@@ -108,25 +128,44 @@ fn error_response(description: &str) -> RefOr<Response> {
 fn add_errors(op: &mut Operation, authenticated: bool) {
     let has_body = op.request_body.is_some();
     let params = op.parameters.as_deref().unwrap_or_default();
-    let has_path = params.iter().any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path));
-    let has_query = params.iter().any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
+    let has_path = params
+        .iter()
+        .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path));
+    let has_query = params
+        .iter()
+        .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
     let mut add = |code: &str, description: &str| {
-        op.responses.responses.entry(code.to_owned()).or_insert_with(|| error_response(description));
+        op.responses
+            .responses
+            .entry(code.to_owned())
+            .or_insert_with(|| error_response(description));
     };
     if authenticated {
         add("401", "Missing, invalid or revoked API key.");
         add("429", "Rate limit exceeded; see Retry-After.");
-        add("500", "Internal error (details are in the server log under the request id).");
+        add(
+            "500",
+            "Internal error (details are in the server log under the request id).",
+        );
     }
     if has_body || has_query {
-        add("400", "Bad input: the message names the field and the reason.");
+        add(
+            "400",
+            "Bad input: the message names the field and the reason.",
+        );
     }
     if has_body {
-        add("409", "Idempotency-Key reused with a different request, or still in progress.");
+        add(
+            "409",
+            "Idempotency-Key reused with a different request, or still in progress.",
+        );
         add("413", "Request body too large.");
     }
     if has_path {
-        add("404", "Not found (unknown or malformed id, or another team's).");
+        add(
+            "404",
+            "Not found (unknown or malformed id, or another team's).",
+        );
     }
 }
 
@@ -148,10 +187,20 @@ pub async fn docs() -> impl IntoResponse {
          .m{font-weight:bold;display:inline-block;min-width:4rem}code{background:#f3f3f3;padding:0 .2rem}\
          .r{color:#555;font-size:.9rem}</style></head><body>",
     );
-    html += &format!("<h1>{}</h1><p>{}</p>", esc(&spec.info.title), esc(spec.info.description.as_deref().unwrap_or("")));
+    html += &format!(
+        "<h1>{}</h1><p>{}</p>",
+        esc(&spec.info.title),
+        esc(spec.info.description.as_deref().unwrap_or(""))
+    );
     html += "<p>Machine-readable: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> (OpenAPI 3.1).</p>";
     for (path, item) in &spec.paths.paths {
-        let ops = [("GET", &item.get), ("POST", &item.post), ("PATCH", &item.patch), ("PUT", &item.put), ("DELETE", &item.delete)];
+        let ops = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PATCH", &item.patch),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ];
         for (method, op) in ops {
             let Some(op) = op else { continue };
             html += &format!(
@@ -178,5 +227,8 @@ pub async fn docs() -> impl IntoResponse {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -38,13 +38,16 @@ impl Page {
     pub fn from_params(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, ApiError> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}")).with("field", "limit"));
+            return Err(
+                ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}"))
+                    .with("field", "limit"),
+            );
         }
         let after = match cursor.filter(|c| !c.is_empty()) {
-            Some(c) => Some(
-                Uuid::parse_str(c)
-                    .map_err(|_| ApiError::bad_request("cursor is not a cursor returned by this API").with("field", "cursor"))?,
-            ),
+            Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
+                ApiError::bad_request("cursor is not a cursor returned by this API")
+                    .with("field", "cursor")
+            })?),
             None => None,
         };
         Ok(Page { after, limit })
@@ -59,7 +62,17 @@ impl Page {
     pub fn finish<T>(&self, mut rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> (Vec<T>, PageMeta) {
         let more = rows.len() > self.limit as usize;
         rows.truncate(self.limit as usize);
-        let next_cursor = if more { rows.last().map(|r| id(r).to_string()) } else { None };
-        (rows, PageMeta { next_cursor, limit: self.limit })
+        let next_cursor = if more {
+            rows.last().map(|r| id(r).to_string())
+        } else {
+            None
+        };
+        (
+            rows,
+            PageMeta {
+                next_cursor,
+                limit: self.limit,
+            },
+        )
     }
 }

@@ -44,16 +44,29 @@ impl RateLimiter {
         if buckets.len() > 10_000 {
             buckets.retain(|_, b| now.duration_since(b.updated) < IDLE);
         }
-        let bucket = buckets.entry(key).or_insert(Bucket { tokens: capacity, updated: now });
+        let bucket = buckets.entry(key).or_insert(Bucket {
+            tokens: capacity,
+            updated: now,
+        });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * capacity).min(capacity);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            Decision { allowed: true, limit, remaining: bucket.tokens as u32, retry_after_secs: 0 }
+            Decision {
+                allowed: true,
+                limit,
+                remaining: bucket.tokens as u32,
+                retry_after_secs: 0,
+            }
         } else {
             let wait = (1.0 - bucket.tokens) / capacity;
-            Decision { allowed: false, limit, remaining: 0, retry_after_secs: wait.ceil().max(1.0) as u64 }
+            Decision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                retry_after_secs: wait.ceil().max(1.0) as u64,
+            }
         }
     }
 }

@@ -23,7 +23,11 @@ pub fn generate() -> NewKey {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    NewKey { prefix: secret[..SHOWN_CHARS].to_owned(), hash: hash(&secret), secret }
+    NewKey {
+        prefix: secret[..SHOWN_CHARS].to_owned(),
+        hash: hash(&secret),
+        secret,
+    }
 }
 
 pub fn hash(secret: &str) -> Vec<u8> {

@@ -65,7 +65,10 @@ impl ContactInput {
         let email = optional_text(&f("email"), self.email, NAME_MAX)?;
         if let Some(email) = &email {
             if !email_address::EmailAddress::is_valid(email) {
-                return Err(FieldError::new(f("email"), format!("`{email}` is not a valid email address")));
+                return Err(FieldError::new(
+                    f("email"),
+                    format!("`{email}` is not a valid email address"),
+                ));
             }
         }
         let timezone = optional_text(&f("timezone"), self.timezone, 64)?;
@@ -78,8 +81,15 @@ impl ContactInput {
             }
         }
         let metadata = self.metadata.unwrap_or_default();
-        if serde_json::to_vec(&metadata).map(|v| v.len()).unwrap_or(usize::MAX) > METADATA_MAX_BYTES {
-            return Err(FieldError::new(f("metadata"), "must be at most 16 KiB of JSON"));
+        if serde_json::to_vec(&metadata)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX)
+            > METADATA_MAX_BYTES
+        {
+            return Err(FieldError::new(
+                f("metadata"),
+                "must be at most 16 KiB of JSON",
+            ));
         }
         Ok(ValidContact {
             phone_number: phone::normalize(&f("phone_number"), &self.phone_number, region)?,
@@ -98,7 +108,11 @@ impl ContactInput {
 
 /// "John Smith" from the parts that exist.
 pub fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
-    let name = [first, last].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let name = [first, last]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
     (!name.is_empty()).then_some(name)
 }
 
@@ -129,15 +143,24 @@ mod tests {
         assert_eq!(err.field, "contacts[2].email");
         let mut c = input("0429069971");
         c.timezone = Some("Mars/Olympus".into());
-        assert_eq!(c.validate(country::Id::AU, "").unwrap_err().field, "timezone");
+        assert_eq!(
+            c.validate(country::Id::AU, "").unwrap_err().field,
+            "timezone"
+        );
         let mut c = input("0429069971");
         c.first_name = Some("x".repeat(256));
-        assert_eq!(c.validate(country::Id::AU, "").unwrap_err().field, "first_name");
+        assert_eq!(
+            c.validate(country::Id::AU, "").unwrap_err().field,
+            "first_name"
+        );
     }
 
     #[test]
     fn full_name_joins_present_parts() {
-        assert_eq!(full_name(Some("John"), Some("Smith")).as_deref(), Some("John Smith"));
+        assert_eq!(
+            full_name(Some("John"), Some("Smith")).as_deref(),
+            Some("John Smith")
+        );
         assert_eq!(full_name(None, Some("Smith")).as_deref(), Some("Smith"));
         assert_eq!(full_name(None, None), None);
     }

@@ -28,7 +28,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -39,13 +42,18 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Checks an optional free-text field: trimmed, empty becomes absent, at most `max` characters.
-pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, FieldError> {
+pub fn optional_text(
+    field: &str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, FieldError> {
     match value.map(|v| v.trim().to_owned()) {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
-        Some(v) if v.chars().count() > max => {
-            Err(FieldError::new(field, format!("must be at most {max} characters")))
-        }
+        Some(v) if v.chars().count() > max => Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        )),
         Some(v) => Ok(Some(v)),
     }
 }

@@ -7,14 +7,29 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
 /// Type names of the shorthand form.
-pub const SHORTHAND_TYPES: [&str; 8] =
-    ["string", "number", "integer", "boolean", "date", "datetime", "object", "array"];
+pub const SHORTHAND_TYPES: [&str; 8] = [
+    "string", "number", "integer", "boolean", "date", "datetime", "object", "array",
+];
 
 /// Keys that only a JSON Schema has. A map with any of them is read as a JSON Schema, otherwise as
 /// the shorthand (so a field may be called `type`).
 const JSON_SCHEMA_KEYWORDS: [&str; 16] = [
-    "$schema", "$id", "$ref", "$defs", "definitions", "properties", "required",
-    "additionalProperties", "patternProperties", "allOf", "anyOf", "oneOf", "not", "if", "then", "else",
+    "$schema",
+    "$id",
+    "$ref",
+    "$defs",
+    "definitions",
+    "properties",
+    "required",
+    "additionalProperties",
+    "patternProperties",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "if",
+    "then",
+    "else",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +52,10 @@ pub fn compile(schema: &Value) -> Result<(SchemaForm, Value), String> {
     let Value::Object(map) = schema else {
         return Err("must be an object: a map of field → type, or a JSON Schema".into());
     };
-    if map.keys().any(|k| JSON_SCHEMA_KEYWORDS.contains(&k.as_str())) {
+    if map
+        .keys()
+        .any(|k| JSON_SCHEMA_KEYWORDS.contains(&k.as_str()))
+    {
         return full_schema(schema).map(|s| (SchemaForm::JsonSchema, s));
     }
     shorthand(map).map(|s| (SchemaForm::Shorthand, s))
@@ -73,7 +91,9 @@ fn full_schema(schema: &Value) -> Result<Value, String> {
     match schema.get("type") {
         None => {}
         Some(Value::String(t)) if t == "object" => {}
-        Some(_) => return Err("a JSON Schema for objects must have `type: object` at its root".into()),
+        Some(_) => {
+            return Err("a JSON Schema for objects must have `type: object` at its root".into())
+        }
     }
     validator(schema)?;
     Ok(schema.clone())
@@ -99,9 +119,15 @@ pub fn violations(schema: &Value, data: &Value) -> Vec<Violation> {
     match validator(schema) {
         Ok(v) => v
             .iter_errors(data)
-            .map(|e| Violation { path: e.instance_path.to_string(), message: e.to_string() })
+            .map(|e| Violation {
+                path: e.instance_path.to_string(),
+                message: e.to_string(),
+            })
             .collect(),
-        Err(message) => vec![Violation { path: String::new(), message }],
+        Err(message) => vec![Violation {
+            path: String::new(),
+            message,
+        }],
     }
 }
 
@@ -122,13 +148,18 @@ mod tests {
     #[test]
     fn dates_are_checked() {
         let (_, s) = compile(&json!({"listed": "date", "seen": "datetime"})).unwrap();
-        assert!(violations(&s, &json!({"listed": "2026-02-25", "seen": "2026-02-25T09:00:00Z"})).is_empty());
+        assert!(violations(
+            &s,
+            &json!({"listed": "2026-02-25", "seen": "2026-02-25T09:00:00Z"})
+        )
+        .is_empty());
         assert_eq!(violations(&s, &json!({"listed": "25/02/2026"})).len(), 1);
     }
 
     #[test]
     fn full_json_schema_accepted() {
-        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        let schema =
+            json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
         let (form, s) = compile(&schema).unwrap();
         assert_eq!(form, SchemaForm::JsonSchema);
         assert_eq!(violations(&s, &json!({})).len(), 1);

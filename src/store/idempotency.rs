@@ -9,6 +9,9 @@ pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 /// A first request that has not finished after this long is taken to have died; its key is free again.
 pub const ABANDONED_MS: i64 = 60 * 1000;
 
+/// A stored key: request digest, response status and body (absent while in flight), creation time.
+type KeyRow = (Vec<u8>, Option<i32>, Option<Vec<u8>>, i64);
+
 #[derive(Debug, PartialEq)]
 pub enum Claim {
     /// First use of the key: run the request, then call `finish_idempotent`.
@@ -22,12 +25,18 @@ pub enum Claim {
 }
 
 impl Db {
-    pub async fn claim_idempotency_key(&self, team_id: Uuid, key: &str, request_hash: &[u8], now_ms: i64) -> Result<Claim> {
+    pub async fn claim_idempotency_key(
+        &self,
+        team_id: Uuid,
+        key: &str,
+        request_hash: &[u8],
+        now_ms: i64,
+    ) -> Result<Claim> {
         let select = "SELECT request_hash, status, response_body, created_ms FROM idempotency_keys WHERE team_id = $1 AND key = $2";
         let insert = "INSERT INTO idempotency_keys (team_id, key, request_hash, created_ms) VALUES ($1, $2, $3, $4)";
         let delete = "DELETE FROM idempotency_keys WHERE team_id = $1 AND key = $2";
         let claim = transaction!(self, tx => {
-            let row: Option<(Vec<u8>, Option<i32>, Option<Vec<u8>>, i64)> =
+            let row: Option<KeyRow> =
                 sqlx::query_as(select).bind(team_id).bind(key).fetch_optional(&mut *tx).await?;
             let claim = match row {
                 Some((_, _, _, created)) if now_ms - created > RETENTION_MS => None,
@@ -51,7 +60,12 @@ impl Db {
 
     /// Records the response to replay; `None` forgets the key so that a retry runs again (used for
     /// server errors and rate limiting, which say nothing final about the request).
-    pub async fn finish_idempotency_key(&self, team_id: Uuid, key: &str, response: Option<(u16, &[u8])>) -> Result<()> {
+    pub async fn finish_idempotency_key(
+        &self,
+        team_id: Uuid,
+        key: &str,
+        response: Option<(u16, &[u8])>,
+    ) -> Result<()> {
         write_pool!(self, pool => {
             match response {
                 Some((status, body)) => {

@@ -34,7 +34,10 @@ impl StoreError {
     pub fn from_write(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
             if db.is_unique_violation() {
-                let name = db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned());
+                let name = db
+                    .constraint()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| db.message().to_owned());
                 return StoreError::Conflict(name);
             }
         }
@@ -115,7 +118,9 @@ impl std::fmt::Debug for DbOptions {
 
 /// The URL with any password replaced, for logs and `Debug`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
     match rest.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
@@ -208,8 +213,14 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_logs() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://./data/voxd.db"), "sqlite://./data/voxd.db");
+        assert_eq!(
+            redact_url("sqlite://./data/voxd.db"),
+            "sqlite://./data/voxd.db"
+        );
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, write_pool, transaction, Db, Result, StoreError};
+use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
 use crate::domain::new_id;
 
 #[derive(Debug, Clone, FromRow)]
@@ -24,7 +24,8 @@ pub struct ObjectType {
     pub updated_at: DateTime<Utc>,
 }
 
-const TYPE_COLUMNS: &str = "id, team_id, type_name, display_name, description, schema, schema_form, \
+const TYPE_COLUMNS: &str =
+    "id, team_id, type_name, display_name, description, schema, schema_form, \
      json_schema, validation_mode, unique_by_contact, created_at, updated_at";
 
 #[derive(Debug, Clone, FromRow)]
@@ -40,7 +41,8 @@ pub struct Object {
     pub updated_at: DateTime<Utc>,
 }
 
-const OBJECT_COLUMNS: &str = "o.id, o.team_id, o.object_type_id, t.type_name, o.data, o.upsert_key, \
+const OBJECT_COLUMNS: &str =
+    "o.id, o.team_id, o.object_type_id, t.type_name, o.data, o.upsert_key, \
      o.upsert_value, o.created_at, o.updated_at";
 
 #[derive(Debug, Clone, FromRow)]
@@ -94,14 +96,24 @@ impl Db {
         Ok(())
     }
 
-    pub async fn object_type_by_name(&self, team_id: Uuid, name: &str) -> Result<Option<ObjectType>> {
-        let sql = format!("SELECT {TYPE_COLUMNS} FROM object_types WHERE team_id = $1 AND type_name = $2");
-        Ok(read_pool!(self, p => sqlx::query_as::<_, ObjectType>(&sql).bind(team_id).bind(name).fetch_optional(p).await?))
+    pub async fn object_type_by_name(
+        &self,
+        team_id: Uuid,
+        name: &str,
+    ) -> Result<Option<ObjectType>> {
+        let sql = format!(
+            "SELECT {TYPE_COLUMNS} FROM object_types WHERE team_id = $1 AND type_name = $2"
+        );
+        Ok(
+            read_pool!(self, p => sqlx::query_as::<_, ObjectType>(&sql).bind(team_id).bind(name).fetch_optional(p).await?),
+        )
     }
 
     pub async fn object_type_by_id(&self, team_id: Uuid, id: Uuid) -> Result<Option<ObjectType>> {
         let sql = format!("SELECT {TYPE_COLUMNS} FROM object_types WHERE team_id = $1 AND id = $2");
-        Ok(read_pool!(self, p => sqlx::query_as::<_, ObjectType>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
+        Ok(
+            read_pool!(self, p => sqlx::query_as::<_, ObjectType>(&sql).bind(team_id).bind(id).fetch_optional(p).await?),
+        )
     }
 
     pub async fn get_object(&self, team_id: Uuid, id: Uuid) -> Result<Option<Object>> {
@@ -109,7 +121,9 @@ impl Db {
             "SELECT {OBJECT_COLUMNS} FROM objects o JOIN object_types t ON t.id = o.object_type_id
              WHERE o.team_id = $1 AND o.id = $2"
         );
-        Ok(read_pool!(self, p => sqlx::query_as::<_, Object>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
+        Ok(
+            read_pool!(self, p => sqlx::query_as::<_, Object>(&sql).bind(team_id).bind(id).fetch_optional(p).await?),
+        )
     }
 
     /// Objects oldest first, optionally of one type, after the cursor (an object id).
@@ -131,7 +145,9 @@ impl Db {
 
     pub async fn object_links(&self, object_id: Uuid) -> Result<Vec<Link>> {
         let sql = format!("SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 ORDER BY created_at, contact_id");
-        Ok(read_pool!(self, p => sqlx::query_as::<_, Link>(&sql).bind(object_id).fetch_all(p).await?))
+        Ok(
+            read_pool!(self, p => sqlx::query_as::<_, Link>(&sql).bind(object_id).fetch_all(p).await?),
+        )
     }
 
     /// Creates or updates the object the key identifies (or, for a `unique_by_contact` type, the
@@ -220,7 +236,9 @@ impl Db {
             "INSERT INTO object_contacts (object_id, contact_id, object_type_id, exclusive, metadata, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (object_id, contact_id) {on_conflict}"
         );
-        let select = format!("SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 AND contact_id = $2");
+        let select = format!(
+            "SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 AND contact_id = $2"
+        );
         let other = "SELECT object_id FROM object_contacts WHERE contact_id = $1 AND object_type_id = $2 AND exclusive = $3 AND object_id <> $4";
         transaction!(self, tx => {
             if exclusive {

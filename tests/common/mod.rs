@@ -57,13 +57,27 @@ impl TestResponse {
 
     /// Asserts the error envelope and returns its message.
     pub fn error(&self, status: u16) -> String {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
-        assert_eq!(self.body["success"], false, "error without envelope: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.body["success"], false,
+            "error without envelope: {}",
+            self.body
+        );
         self.body["message"].as_str().expect("message").to_owned()
     }
 
     pub fn ok(&self, status: u16) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         assert_eq!(self.body["success"], true, "{}", self.body);
         &self.body
     }
@@ -105,8 +119,12 @@ impl TestApp {
                     return None;
                 };
                 let name = format!("voxd_test_{}", Uuid::new_v4().simple());
-                let mut conn = PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
-                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+                let mut conn = PgConnection::connect(&admin)
+                    .await
+                    .expect("connect to the test PostgreSQL");
+                conn.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create test database");
                 let url = match admin.rsplit_once('/') {
                     Some((base, _)) => format!("{base}/{name}"),
                     None => panic!("{PG_ENV} must end with /DATABASE"),
@@ -114,11 +132,24 @@ impl TestApp {
                 (url, None, Some((admin, name)))
             }
         };
-        let db = Db::connect(&DbOptions { url: url.clone(), max_connections: 5 }).await.expect("connect");
+        let db = Db::connect(&DbOptions {
+            url: url.clone(),
+            max_connections: 5,
+        })
+        .await
+        .expect("connect");
         db.migrate().await.expect("migrate");
         let (team_id, key) = create_team(&db, "acme", None).await;
         let router = router(AppState::new(db.clone(), settings));
-        Some(TestApp { router, db, key, team_id, database_url: url, pg, _dir: dir })
+        Some(TestApp {
+            router,
+            db,
+            key,
+            team_id,
+            database_url: url,
+            pg,
+            _dir: dir,
+        })
     }
 
     /// Another team with its own key.
@@ -134,23 +165,50 @@ impl TestApp {
         self.db.close().await;
         if let Some((admin, name)) = self.pg {
             if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                let _ = conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                let _ = conn
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
             }
         }
     }
 
     pub async fn send(&self, req: Request<Body>) -> TestResponse {
-        let response = self.router.clone().oneshot(req).await.expect("router is infallible");
+        let response = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router is infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let raw = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+        let raw = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
         let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        TestResponse { status, headers, body, raw }
+        TestResponse {
+            status,
+            headers,
+            body,
+            raw,
+        }
     }
 
     /// A request with the main key, a JSON body and extra headers.
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> TestResponse {
-        let mut req = Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {}", self.key));
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.key));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -173,7 +231,13 @@ impl TestApp {
     }
 
     /// A request with another key (or none) and a raw body.
-    pub async fn raw(&self, method: Method, path: &str, key: Option<&str>, body: impl Into<Body>) -> TestResponse {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: impl Into<Body>,
+    ) -> TestResponse {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(k) = key {
             req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
@@ -182,7 +246,13 @@ impl TestApp {
     }
 
     pub async fn post_as(&self, key: &str, path: &str, body: &Value) -> TestResponse {
-        self.raw(Method::POST, path, Some(key), serde_json::to_vec(body).unwrap()).await
+        self.raw(
+            Method::POST,
+            path,
+            Some(key),
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> TestResponse {
@@ -220,7 +290,9 @@ pub async fn create_team(db: &Db, name: &str, rps: Option<i32>) -> (Uuid, String
         last_used_at: None,
         revoked_at: None,
     };
-    db.create_key(&key, &generated.hash).await.expect("create key");
+    db.create_key(&key, &generated.hash)
+        .await
+        .expect("create key");
     (team.id, generated.secret)
 }
 
