@@ -492,14 +492,9 @@ pub async fn link(
         .await?
         .ok_or_else(|| ApiError::NotFound("Object not found".into()))?;
     let contact_id = require_contact(&state, &team, &req.contact_id).await?;
-    let exclusive = state
-        .db
-        .object_type_by_id(team.team_id, object.object_type_id)
-        .await?
-        .is_some_and(|t| t.unique_by_contact);
     let (link, created) = state
         .db
-        .link_contact(&object, exclusive, contact_id, req.metadata, now())
+        .link_contact(&object, contact_id, req.metadata, now())
         .await?
         .map_err(|r| refusal(r, &object.type_name))?;
     Ok(Json(LinkResponse {

@@ -34,6 +34,8 @@ pub struct Object {
     pub team_id: Uuid,
     pub object_type_id: Uuid,
     pub type_name: String,
+    /// The type's `unique_by_contact`: links of this object are exclusive per contact.
+    pub unique_by_contact: bool,
     pub data: Json<Value>,
     pub upsert_key: Option<String>,
     pub upsert_value: Option<String>,
@@ -42,7 +44,7 @@ pub struct Object {
 }
 
 const OBJECT_COLUMNS: &str =
-    "o.id, o.team_id, o.object_type_id, t.type_name, o.data, o.upsert_key, \
+    "o.id, o.team_id, o.object_type_id, t.type_name, t.unique_by_contact, o.data, o.upsert_key, \
      o.upsert_value, o.created_at, o.updated_at";
 
 #[derive(Debug, Clone, FromRow)]
@@ -222,7 +224,6 @@ impl Db {
     pub async fn link_contact(
         &self,
         object: &Object,
-        exclusive: bool,
         contact_id: Uuid,
         metadata: Option<Map<String, Value>>,
         at: DateTime<Utc>,
@@ -240,6 +241,7 @@ impl Db {
             "SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 AND contact_id = $2"
         );
         let other = "SELECT object_id FROM object_contacts WHERE contact_id = $1 AND object_type_id = $2 AND exclusive = $3 AND object_id <> $4";
+        let exclusive = object.unique_by_contact;
         transaction!(self, tx => {
             if exclusive {
                 let held: Option<Uuid> = sqlx::query_scalar(other).bind(contact_id).bind(object.object_type_id).bind(true).bind(object.id)
