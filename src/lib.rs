@@ -5,5 +5,6 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod conversation;
 pub mod domain;
 pub mod store;

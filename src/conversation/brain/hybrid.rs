@@ -1,0 +1,51 @@
+//! The `hybrid` brain: `rules` answers where it is sure (a clear yes or no matching a condition,
+//! call me later, do not call me, who is this, a question the knowledge base answers) and only the
+//! rest goes to the language model. Small local models are slow and miss exactly those intents.
+
+use async_trait::async_trait;
+
+use super::{openai::OpenAiBrain, rules, AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
+use crate::conversation::{analysis::Analysis, engine::Turn, script::Script};
+
+pub struct HybridBrain {
+    model: OpenAiBrain,
+}
+
+impl HybridBrain {
+    pub fn new(model: OpenAiBrain) -> Self {
+        HybridBrain { model }
+    }
+}
+
+#[async_trait]
+impl Brain for HybridBrain {
+    fn name(&self) -> &'static str {
+        "hybrid"
+    }
+
+    async fn decide(&self, req: DecideRequest<'_>) -> Result<Decision, BrainError> {
+        let sure = rules::decide(&DecideRequest { only_if_sure: true, ..req });
+        match sure {
+            Decision::Unclear => self.model.decide(DecideRequest { only_if_sure: false, ..req }).await,
+            decided => Ok(decided),
+        }
+    }
+
+    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError> {
+        self.model.compose(script, instruction, transcript).await
+    }
+
+    async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError> {
+        match self.model.analyse(AnalyseRequest { ..req }).await {
+            Ok(mut a) => {
+                a.brain = "hybrid".into();
+                Ok(a)
+            }
+            // The model is gone: the rules analysis is better than none, and says it is rules'.
+            Err(e) => {
+                tracing::warn!(error = %e, "model analysis failed; using rules");
+                Ok(rules::analyse(&req, "hybrid (rules fallback)"))
+            }
+        }
+    }
+}

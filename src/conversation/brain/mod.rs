@@ -1,0 +1,88 @@
+//! Brains decide what the callee meant, word the assistant's turns, answer from the knowledge base
+//! and analyse finished conversations. `rules` is deterministic and offline (the default);
+//! `openai` speaks any OpenAI-compatible chat-completions endpoint; `hybrid` lets `rules` answer
+//! where it is sure and asks `openai` for the rest.
+
+pub mod hybrid;
+pub mod openai;
+pub mod rules;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::{
+    analysis::Analysis,
+    engine::Turn,
+    script::{Script, Step},
+};
+
+/// What the callee's words mean at a voice step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The condition at this index (into the step's conditions) holds.
+    Condition(usize),
+    /// An off-script question: answer it and stay on the step.
+    Answer(String),
+    /// The callee wants the call over (do not call me, goodbye): say this and hang up.
+    EndCall(String),
+    /// Nothing matched: ask again.
+    Unclear,
+}
+
+/// Everything a brain may use to decide.
+#[derive(Clone, Copy)]
+pub struct DecideRequest<'a> {
+    pub script: &'a Script,
+    pub step: &'a Step,
+    pub utterance: &'a str,
+    pub transcript: &'a [Turn],
+    /// Whether the brain should be sure before choosing (used by `hybrid`).
+    pub only_if_sure: bool,
+}
+
+/// Everything a brain may use to analyse a finished conversation.
+#[derive(Clone, Copy)]
+pub struct AnalyseRequest<'a> {
+    pub script: &'a Script,
+    pub transcript: &'a [Turn],
+    /// Step ids in the order they were entered.
+    pub path: &'a [String],
+    /// The callee's reply at each voice step (last one wins).
+    pub answers: &'a std::collections::HashMap<String, String>,
+    pub end_reason: &'a str,
+    /// Whether the main flow ended with `end_flow: success` (None: it ended otherwise).
+    pub flow_succeeded: Option<bool>,
+    pub today: chrono::NaiveDate,
+}
+
+#[derive(Debug, thiserror::Error, Serialize)]
+pub enum BrainError {
+    #[error("brain unavailable: {0}")]
+    Unavailable(String),
+    #[error("brain replied with something unusable: {0}")]
+    Malformed(String),
+}
+
+#[async_trait]
+pub trait Brain: Send + Sync {
+    /// `rules`, `openai` or `hybrid`: results say which brain produced them.
+    fn name(&self) -> &'static str;
+
+    async fn decide(&self, req: DecideRequest<'_>) -> Result<Decision, BrainError>;
+
+    /// Words an instructional step script ("Ask whether …") as something to say. Verbatim
+    /// scripts ("Say: …") never reach the brain.
+    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError>;
+
+    async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError>;
+}
+
+/// A brain by name, with the OpenAI-compatible settings from the environment when it needs them.
+pub fn from_name(name: &str) -> Result<std::sync::Arc<dyn Brain>, String> {
+    match name {
+        "rules" => Ok(std::sync::Arc::new(rules::RulesBrain)),
+        "openai" => Ok(std::sync::Arc::new(openai::OpenAiBrain::from_env()?)),
+        "hybrid" => Ok(std::sync::Arc::new(hybrid::HybridBrain::new(openai::OpenAiBrain::from_env()?))),
+        other => Err(format!("unknown brain `{other}` (rules, openai, hybrid)")),
+    }
+}

@@ -1,0 +1,265 @@
+//! The `openai` brain: any OpenAI-compatible chat-completions endpoint (OpenAI, a gateway, or a
+//! local llama.cpp `llama-server`, which accepts the same `response_format: json_schema`). Every
+//! answer is asked for as JSON matching a schema, checked, and retried on timeouts, 429 and 5xx.
+//!
+//! Settings from the environment: `VOXD_OPENAI_BASE_URL` (default `https://api.openai.com/v1`),
+//! `VOXD_OPENAI_MODEL` (default `gpt-4o-mini`), `VOXD_OPENAI_API_KEY` or `OPENAI_API_KEY`
+//! (optional for local servers), `VOXD_OPENAI_TIMEOUT_SECS` (default 20).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+
+use super::{AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
+use crate::conversation::{
+    analysis::{typed_data, Analysis, ObjectiveResult, SuccessEvaluation},
+    engine::{Role, Turn},
+    script::{FieldType, Script},
+};
+
+pub struct OpenAiBrain {
+    client: reqwest::Client,
+    base_url: String,
+    model: String,
+    api_key: Option<String>,
+    retries: u32,
+}
+
+impl std::fmt::Debug for OpenAiBrain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiBrain")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl OpenAiBrain {
+    pub fn new(base_url: &str, model: &str, api_key: Option<String>, timeout: Duration) -> Self {
+        let client = reqwest::Client::builder().timeout(timeout).build().expect("HTTP client");
+        OpenAiBrain {
+            client,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            model: model.to_owned(),
+            api_key,
+            retries: 2,
+        }
+    }
+
+    pub fn from_env() -> Result<Self, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let timeout = match var("VOXD_OPENAI_TIMEOUT_SECS") {
+            Some(s) => s.parse().map_err(|_| format!("VOXD_OPENAI_TIMEOUT_SECS `{s}` is not a number"))?,
+            None => 20,
+        };
+        Ok(Self::new(
+            &var("VOXD_OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+            &var("VOXD_OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+            var("VOXD_OPENAI_API_KEY").or_else(|| var("OPENAI_API_KEY")),
+            Duration::from_secs(timeout),
+        ))
+    }
+
+    /// One chat completion whose reply must be JSON matching `schema`.
+    async fn ask(&self, name: &str, system: String, user: Value, schema: Value) -> Result<Value, BrainError> {
+        let body = json!({
+            "model": self.model,
+            "temperature": 0,
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": user.to_string()},
+            ],
+            "response_format": {"type": "json_schema", "json_schema": {"name": name, "strict": true, "schema": schema}},
+        });
+        let url = format!("{}/chat/completions", self.base_url);
+        let mut last = BrainError::Unavailable("no attempt".into());
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+            }
+            let mut req = self.client.post(&url).json(&body);
+            if let Some(key) = &self.api_key {
+                req = req.bearer_auth(key);
+            }
+            let response = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = BrainError::Unavailable(format!("{url}: {e}"));
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status.as_u16() == 429 || status.is_server_error() {
+                last = BrainError::Unavailable(format!("{url} answered {status}"));
+                continue;
+            }
+            if !status.is_success() {
+                return Err(BrainError::Unavailable(format!("{url} answered {status}")));
+            }
+            let reply: Value = match response.json().await {
+                Ok(v) => v,
+                Err(e) => {
+                    last = BrainError::Malformed(format!("not JSON: {e}"));
+                    continue;
+                }
+            };
+            let content = reply.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default();
+            match serde_json::from_str::<Value>(content) {
+                Ok(v) if v.is_object() => return Ok(v),
+                _ => last = BrainError::Malformed(format!("message content is not a JSON object: {content:.200}")),
+            }
+        }
+        Err(last)
+    }
+}
+
+fn history(transcript: &[Turn]) -> Vec<Value> {
+    transcript
+        .iter()
+        .map(|t| json!({"role": if t.role == Role::Assistant { "assistant" } else { "callee" }, "text": t.text}))
+        .collect()
+}
+
+fn knowledge(script: &Script) -> Value {
+    json!({
+        "knowledge_base": script.knowledge_base,
+        "guidelines": script.guidelines.iter().map(|g| json!({"condition": g.condition, "response": g.response})).collect::<Vec<_>>(),
+    })
+}
+
+#[async_trait]
+impl Brain for OpenAiBrain {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    async fn decide(&self, req: DecideRequest<'_>) -> Result<Decision, BrainError> {
+        let conditions: Vec<Value> = req
+            .step
+            .conditions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| json!({"index": i, "when": if c.otherwise { "otherwise (none of the others)" } else { c.when.as_deref().unwrap_or_default() }}))
+            .collect();
+        let system = "You follow a phone call script. Given the step the assistant is on, its numbered \
+            conditions and what the callee just said, reply with JSON: action `condition` with the index \
+            of the condition that holds; or `answer` with a short spoken reply when the callee asked an \
+            off-script question (use only the knowledge base and guidelines); or `end_call` with a polite \
+            goodbye when the callee wants no more calls; or `unclear`."
+            .to_owned();
+        let user = json!({
+            "step": {"id": req.step.id, "script": req.step.script},
+            "conditions": conditions,
+            "callee_said": req.utterance,
+            "history": history(req.transcript),
+            "knowledge": knowledge(req.script),
+        });
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "action": {"type": "string", "enum": ["condition", "answer", "end_call", "unclear"]},
+                "condition": {"type": "integer"},
+                "reply": {"type": "string"}
+            },
+            "required": ["action", "condition", "reply"],
+            "additionalProperties": false
+        });
+        let v = self.ask("decision", system, user, schema).await?;
+        let reply = v["reply"].as_str().unwrap_or_default().to_owned();
+        match v["action"].as_str() {
+            Some("condition") => match v["condition"].as_u64() {
+                Some(i) if (i as usize) < req.step.conditions.len() => Ok(Decision::Condition(i as usize)),
+                other => Err(BrainError::Malformed(format!("condition {other:?} is not one of the step's"))),
+            },
+            Some("answer") if !reply.is_empty() => Ok(Decision::Answer(reply)),
+            Some("end_call") => Ok(Decision::EndCall(if reply.is_empty() { "Goodbye.".into() } else { reply })),
+            Some("unclear") => Ok(Decision::Unclear),
+            other => Err(BrainError::Malformed(format!("unknown action {other:?}"))),
+        }
+    }
+
+    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError> {
+        let system = "You are the assistant on a phone call. Turn the instruction into one or two short, \
+            natural spoken sentences. Reply with JSON {\"say\": ...}."
+            .to_owned();
+        let user = json!({"script": script.name, "instruction": instruction, "history": history(transcript)});
+        let schema = json!({"type": "object", "properties": {"say": {"type": "string"}}, "required": ["say"], "additionalProperties": false});
+        let v = self.ask("turn", system, user, schema).await?;
+        match v["say"].as_str() {
+            Some(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+            _ => Err(BrainError::Malformed("empty `say`".into())),
+        }
+    }
+
+    async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError> {
+        let fields: Map<String, Value> = req
+            .script
+            .data_collection
+            .iter()
+            .map(|f| {
+                let t = match f.field_type {
+                    FieldType::String | FieldType::Date => "string",
+                    FieldType::Number => "number",
+                    FieldType::Integer => "integer",
+                    FieldType::Boolean => "boolean",
+                };
+                (f.name.clone(), json!({"type": [t, "null"]}))
+            })
+            .collect();
+        let field_names: Vec<&str> = req.script.data_collection.iter().map(|f| f.name.as_str()).collect();
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "summary": {"type": "string"},
+                "objectives": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "achieved": {"type": "boolean"}, "evidence": {"type": ["string", "null"]}
+                }, "required": ["id", "achieved", "evidence"], "additionalProperties": false}},
+                "structured_data": {"type": "object", "properties": fields, "required": field_names, "additionalProperties": false},
+                "success_evaluation": {"type": "string", "enum": ["successful", "partially_successful", "unsuccessful"]},
+                "rating": {"type": "integer", "minimum": 1, "maximum": 5}
+            },
+            "required": ["summary", "objectives", "structured_data", "success_evaluation", "rating"],
+            "additionalProperties": false
+        });
+        let system = "Analyse a finished phone call. Summarise it in two or three sentences; grade each \
+            objective as achieved or not, quoting the evidence; extract the data fields (null when not \
+            said; dates as YYYY-MM-DD); evaluate success and rate the call from 1 to 5."
+            .to_owned();
+        let user = json!({
+            "today": req.today.to_string(),
+            "end_reason": req.end_reason,
+            "objectives": req.script.objectives.iter().map(|o| json!({"id": o.id, "description": o.description})).collect::<Vec<_>>(),
+            "data_fields": req.script.data_collection.iter().map(|f| json!({"name": f.name, "type": f.field_type, "description": f.description})).collect::<Vec<_>>(),
+            "transcript": history(req.transcript),
+        });
+        let v = self.ask("analysis", system, user, schema).await?;
+        let graded = v["objectives"].as_array().cloned().unwrap_or_default();
+        let objectives = req
+            .script
+            .objectives
+            .iter()
+            .map(|o| {
+                let g = graded.iter().find(|g| g["id"] == o.id.as_str());
+                ObjectiveResult {
+                    id: o.id.clone(),
+                    description: o.description.clone(),
+                    achieved: g.and_then(|g| g["achieved"].as_bool()).unwrap_or(false),
+                    evidence: g.and_then(|g| g["evidence"].as_str()).map(str::to_owned),
+                }
+            })
+            .collect();
+        let success_evaluation = serde_json::from_value::<SuccessEvaluation>(v["success_evaluation"].clone())
+            .map_err(|_| BrainError::Malformed("success_evaluation".into()))?;
+        let rating = v["rating"].as_u64().filter(|r| (1..=5).contains(r)).ok_or_else(|| BrainError::Malformed("rating".into()))? as u8;
+        Ok(Analysis {
+            brain: "openai".into(),
+            summary: v["summary"].as_str().unwrap_or_default().to_owned(),
+            objectives,
+            structured_data: typed_data(req.script, v["structured_data"].as_object().unwrap_or(&Map::new())),
+            success_evaluation,
+            rating,
+        })
+    }
+}

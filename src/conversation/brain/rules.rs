@@ -1,0 +1,400 @@
+//! The `rules` brain: deterministic and offline. It reads intents from words (yes, no, later, do not
+//! call, who is this, questions), matches conditions by their keywords, by the intent their wording
+//! implies and by shared words, answers questions from the knowledge base and guidelines by word
+//! overlap, and analyses calls from the path taken and the answers given. Everything it produces
+//! says it came from `rules`.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use serde_json::{Map, Value};
+
+use super::{AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
+use crate::conversation::{
+    analysis::{typed_data, Analysis, ObjectiveResult, SuccessEvaluation},
+    engine::{Role, Turn},
+    script::{FieldType, Script},
+};
+
+pub struct RulesBrain;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Affirm,
+    Deny,
+    Later,
+    DoNotCall,
+    WhoIsThis,
+    Unsure,
+    Question,
+}
+
+/// Phrases that signal each intent, most specific first.
+const PHRASES: [(Intent, &[&str]); 7] = [
+    (Intent::DoNotCall, &["do not call", "don't call", "dont call", "stop calling", "remove me", "take me off", "unsubscribe", "never call"]),
+    (Intent::WhoIsThis, &["who is this", "who's this", "who is calling", "who's calling", "who are you", "what company", "where are you calling from"]),
+    (Intent::Later, &["call me back", "call back", "callback", "later", "busy", "not a good time", "bad time", "another time", "driving", "in a meeting", "tomorrow"]),
+    (Intent::Unsure, &["not sure", "unsure", "don't know", "dont know", "maybe", "perhaps", "i'll think", "need to think", "undecided", "hard to say"]),
+    (Intent::Deny, &["no", "nope", "nah", "not really", "not interested", "no thanks", "don't", "do not", "didn't", "wasn't", "negative", "decline"]),
+    (Intent::Affirm, &["yes", "yeah", "yep", "yup", "sure", "ok", "okay", "of course", "sounds good", "definitely", "absolutely", "correct", "that's right", "go ahead", "please do", "interested", "loved", "liked", "great", "happy to", "i would", "i'd like", "confirm"]),
+    (Intent::Question, &[]),
+];
+
+/// Words in a condition's wording that tell which intent it expects.
+const CONDITION_HINTS: [(Intent, &[&str]); 6] = [
+    (Intent::DoNotCall, &["do not call", "don't call", "opt out", "remove"]),
+    (Intent::WhoIsThis, &["who is calling", "who we are", "identity"]),
+    (Intent::Later, &["busy", "later", "call back", "callback", "another time", "not a good time"]),
+    (Intent::Unsure, &["unsure", "not sure", "undecided", "hesitant", "maybe"]),
+    (Intent::Deny, &["no", "not interested", "declines", "decline", "refuses", "disagrees", "didn't", "did not", "negative", "dislike"]),
+    (Intent::Affirm, &["yes", "agrees", "agree", "happy", "interested", "confirms", "accepts", "wants", "positive", "liked", "available", "can talk", "ok"]),
+];
+
+const STOPWORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "to", "of", "in", "on", "for", "is", "are", "was", "were", "be", "it", "that", "this",
+    "they", "them", "their", "i", "you", "your", "we", "our", "me", "my", "do", "does", "did", "with", "at", "about",
+    "what", "how", "when", "where", "which", "can", "could", "would", "will", "there", "have", "has", "any", "if", "so",
+    "just", "like", "its", "it's", "im", "i'm", "please", "tell", "say", "says", "said", "user", "caller", "callee",
+];
+
+fn normalise(text: &str) -> String {
+    let lower = text.to_lowercase().replace('’', "'");
+    lower.chars().map(|c| if c.is_alphanumeric() || c == '\'' || c == ' ' { c } else { ' ' }).collect()
+}
+
+fn contains_phrase(haystack: &str, phrase: &str) -> bool {
+    let padded = format!(" {haystack} ");
+    padded.contains(&format!(" {phrase} "))
+}
+
+/// Content words, for overlap scores.
+fn words(text: &str) -> HashSet<String> {
+    normalise(text)
+        .split_whitespace()
+        .filter(|w| w.len() > 1 && !STOPWORDS.contains(w))
+        .map(|w| w.trim_end_matches('s').to_owned())
+        .collect()
+}
+
+fn is_question(text: &str) -> bool {
+    let t = text.trim().to_lowercase();
+    const STARTS: [&str; 14] = ["what", "how", "when", "where", "why", "who", "which", "is ", "are ", "can ", "do ", "does ", "will ", "could "];
+    t.ends_with('?') || STARTS.iter().any(|s| t.starts_with(s))
+}
+
+/// The intents in an utterance, strongest first.
+pub fn intents(text: &str) -> Vec<Intent> {
+    let n = normalise(text);
+    let mut found: Vec<Intent> = PHRASES
+        .iter()
+        .filter(|(_, phrases)| phrases.iter().any(|p| contains_phrase(&n, p)))
+        .map(|(i, _)| *i)
+        .collect();
+    // "not sure" contains "not": unsure wins over deny; "do not call" over deny.
+    if found.contains(&Intent::DoNotCall) || found.contains(&Intent::Unsure) {
+        found.retain(|i| *i != Intent::Deny && *i != Intent::Affirm);
+    }
+    if found.contains(&Intent::Deny) && found.contains(&Intent::Affirm) {
+        // "No, I'm not interested" vs "yes, no problem": the first word decides.
+        let first = n.split_whitespace().next().unwrap_or_default();
+        if ["no", "nope", "nah"].contains(&first) {
+            found.retain(|i| *i != Intent::Affirm);
+        } else {
+            found.retain(|i| *i != Intent::Deny);
+        }
+    }
+    if is_question(text) && !found.contains(&Intent::WhoIsThis) {
+        found.push(Intent::Question);
+    }
+    found
+}
+
+fn condition_intent(wording: &str) -> Option<Intent> {
+    let n = normalise(wording);
+    CONDITION_HINTS.iter().find(|(_, hints)| hints.iter().any(|h| contains_phrase(&n, h))).map(|(i, _)| *i)
+}
+
+/// The knowledge-base entry or guideline sharing most words with the question.
+fn answer_from_knowledge(script: &Script, question: &str) -> Option<String> {
+    let q = words(question);
+    let mut best: Option<(usize, String)> = None;
+    let mut consider = |score: usize, answer: &str| {
+        if score > 0 && best.as_ref().is_none_or(|(b, _)| score > *b) {
+            best = Some((score, answer.to_owned()));
+        }
+    };
+    for g in &script.guidelines {
+        consider(2 * words(&g.condition).intersection(&q).count(), g.response.trim_start_matches("Say:").trim());
+    }
+    for (topic, text) in &script.knowledge_base {
+        let score = 2 * words(topic).intersection(&q).count() + words(text).intersection(&q).count();
+        consider(score, text);
+    }
+    best.map(|(_, a)| a)
+}
+
+#[async_trait]
+impl Brain for RulesBrain {
+    fn name(&self) -> &'static str {
+        "rules"
+    }
+
+    async fn decide(&self, req: DecideRequest<'_>) -> Result<Decision, BrainError> {
+        Ok(decide(&req))
+    }
+
+    async fn compose(&self, _: &Script, instruction: &str, _: &[Turn]) -> Result<String, BrainError> {
+        Ok(word_instruction(instruction))
+    }
+
+    async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError> {
+        Ok(analyse(&req, "rules"))
+    }
+}
+
+/// The rules decision; `Unclear` when unsure (which `hybrid` hands on).
+pub fn decide(req: &DecideRequest<'_>) -> Decision {
+    let said = intents(req.utterance);
+    let n = normalise(req.utterance);
+    let utterance_words = words(req.utterance);
+    let mut best: Option<(usize, usize)> = None; // (score, index)
+    for (i, c) in req.step.conditions.iter().enumerate() {
+        if c.otherwise {
+            continue;
+        }
+        let mut score = 0;
+        if c.keywords.iter().any(|k| contains_phrase(&n, &normalise(k).trim().to_owned())) {
+            score += 10;
+        }
+        let wording = c.when.as_deref().unwrap_or_default();
+        if let Some(intent) = condition_intent(wording) {
+            if said.first() == Some(&intent) || (said.contains(&intent) && intent != Intent::Question) {
+                score += 5;
+            }
+        }
+        if !req.only_if_sure {
+            score += words(wording).intersection(&utterance_words).count();
+        }
+        if score > 0 && best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, i));
+        }
+    }
+    if let Some((score, i)) = best {
+        if score >= 5 || !said.contains(&Intent::Question) {
+            return Decision::Condition(i);
+        }
+    }
+    if said.contains(&Intent::DoNotCall) {
+        return Decision::EndCall("Understood, we won't call you again. Sorry to have bothered you. Goodbye.".into());
+    }
+    if said.contains(&Intent::WhoIsThis) {
+        let who = answer_from_knowledge(req.script, "who are you company calling")
+            .unwrap_or_else(|| format!("This is an assistant calling about {}.", req.script.name));
+        return Decision::Answer(who);
+    }
+    if said.contains(&Intent::Question) {
+        if let Some(answer) = answer_from_knowledge(req.script, req.utterance) {
+            return Decision::Answer(answer);
+        }
+        if req.only_if_sure {
+            return Decision::Unclear;
+        }
+        return Decision::Answer("That's a good question. I don't have that information, but I'll make a note so someone can follow up.".into());
+    }
+    if req.only_if_sure {
+        return Decision::Unclear;
+    }
+    match req.step.conditions.iter().position(|c| c.otherwise) {
+        Some(i) => Decision::Condition(i),
+        None => Decision::Unclear,
+    }
+}
+
+/// Turns an instruction into words without a language model: "Ask whether they liked it" →
+/// "Could you tell me whether you liked it?", "Explain that X" → "X."
+pub fn word_instruction(instruction: &str) -> String {
+    let t = instruction.trim();
+    let lower = t.to_lowercase();
+    const FORMS: [(&str, &str, &str); 9] = [
+        ("ask whether ", "Could you tell me whether ", "?"),
+        ("ask if ", "Could you tell me if ", "?"),
+        ("ask for ", "Could you give me ", "?"),
+        ("ask ", "Could you tell me ", "?"),
+        ("explain that ", "", "."),
+        ("explain ", "", "."),
+        ("tell them that ", "", "."),
+        ("tell them ", "", "."),
+        ("mention that ", "", "."),
+    ];
+    for (prefix, lead, end) in FORMS {
+        if lower.starts_with(prefix) {
+            let rest = second_person(t[prefix.len()..].trim_end_matches(['.', '?']));
+            let mut line = format!("{lead}{rest}{end}");
+            if let Some(first) = line.get(..1) {
+                line.replace_range(..1, &first.to_uppercase());
+            }
+            return line;
+        }
+    }
+    t.to_owned()
+}
+
+/// "they liked their visit" → "you liked your visit".
+fn second_person(text: &str) -> String {
+    text.split(' ')
+        .map(|w| match w {
+            "they" => "you",
+            "their" => "your",
+            "them" => "you",
+            "they're" => "you're",
+            "themselves" => "yourself",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reads a typed value from an answer.
+pub fn extract(field: FieldType, answer: &str, today: NaiveDate) -> Value {
+    let n = normalise(answer);
+    match field {
+        FieldType::String => Value::String(answer.trim().to_owned()),
+        FieldType::Boolean => match intents(answer).first() {
+            Some(Intent::Affirm) => Value::Bool(true),
+            Some(Intent::Deny) => Value::Bool(false),
+            _ => Value::Null,
+        },
+        FieldType::Number | FieldType::Integer => number(&answer.to_lowercase()).map_or(Value::Null, |v| {
+            if field == FieldType::Integer || v.fract() == 0.0 {
+                Value::from(v as i64)
+            } else {
+                Value::from(v)
+            }
+        }),
+        FieldType::Date => date(&n, today).map_or(Value::Null, |d| Value::String(d.format("%Y-%m-%d").to_string())),
+    }
+}
+
+fn number(n: &str) -> Option<f64> {
+    const WORDS: [&str; 13] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"];
+    n.split_whitespace().find_map(|w| {
+        let w = w.trim_matches(|c: char| !c.is_alphanumeric() && c != '.').trim_end_matches('.');
+        w.replace(',', "").parse::<f64>().ok().or_else(|| WORDS.iter().position(|x| *x == w).map(|i| i as f64))
+    })
+}
+
+fn date(n: &str, today: NaiveDate) -> Option<NaiveDate> {
+    if let Some(d) = n.split_whitespace().find_map(|w| NaiveDate::parse_from_str(w, "%Y-%m-%d").ok()) {
+        return Some(d);
+    }
+    if contains_phrase(n, "today") {
+        return Some(today);
+    }
+    if contains_phrase(n, "tomorrow") {
+        return Some(today + Duration::days(1));
+    }
+    const DAYS: [(&str, Weekday); 7] = [
+        ("monday", Weekday::Mon), ("tuesday", Weekday::Tue), ("wednesday", Weekday::Wed), ("thursday", Weekday::Thu),
+        ("friday", Weekday::Fri), ("saturday", Weekday::Sat), ("sunday", Weekday::Sun),
+    ];
+    DAYS.iter().find(|(name, _)| contains_phrase(n, name)).map(|(_, wd)| {
+        let ahead = (wd.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64).rem_euclid(7);
+        today + Duration::days(if ahead == 0 { 7 } else { ahead })
+    })
+}
+
+/// The `rules` analysis, labelled with `brain` (hybrid reuses it).
+pub fn analyse(req: &AnalyseRequest<'_>, brain: &str) -> Analysis {
+    let user_text: Vec<&str> = req.transcript.iter().filter(|t| t.role == Role::User).map(|t| t.text.as_str()).collect();
+    let objectives: Vec<ObjectiveResult> = req
+        .script
+        .objectives
+        .iter()
+        .map(|o| {
+            let by_step = o.step.as_ref().filter(|s| req.path.contains(s)).map(|s| format!("the conversation reached step `{s}`"));
+            let by_words = o.keywords.iter().find_map(|k| {
+                let k = normalise(k);
+                user_text.iter().find(|t| contains_phrase(&normalise(t), k.trim())).map(|t| format!("the callee said \"{t}\""))
+            });
+            let evidence = by_step.or(by_words);
+            ObjectiveResult { id: o.id.clone(), description: o.description.clone(), achieved: evidence.is_some(), evidence }
+        })
+        .collect();
+    let mut raw = Map::new();
+    for field in &req.script.data_collection {
+        let value = field
+            .from_step
+            .as_ref()
+            .and_then(|s| req.answers.get(s))
+            .map_or(Value::Null, |a| extract(field.field_type, a, req.today));
+        raw.insert(field.name.clone(), value);
+    }
+    let achieved = objectives.iter().filter(|o| o.achieved).count();
+    let evaluation = SuccessEvaluation::from_objectives(achieved, objectives.len(), req.flow_succeeded);
+    let engaged = !user_text.is_empty();
+    let rating = match (evaluation, engaged) {
+        (SuccessEvaluation::Successful, _) => 5,
+        (SuccessEvaluation::PartiallySuccessful, _) => 3,
+        (SuccessEvaluation::Unsuccessful, true) => 2,
+        (SuccessEvaluation::Unsuccessful, false) => 1,
+    };
+    let summary = format!(
+        "{} call with script \"{}\" ({} analysis). The callee spoke {} time{}; the conversation went through {}, and ended: {}. Objectives achieved: {} of {}.{}",
+        match req.script.script_type {
+            crate::conversation::script::ScriptType::Inbound => "Inbound",
+            crate::conversation::script::ScriptType::Outbound => "Outbound",
+        },
+        req.script.name,
+        brain,
+        user_text.len(),
+        if user_text.len() == 1 { "" } else { "s" },
+        if req.path.is_empty() { "no steps".to_owned() } else { req.path.join(" → ") },
+        req.end_reason,
+        achieved,
+        objectives.len(),
+        user_text.first().map(|t| format!(" First reply: \"{t}\".")).unwrap_or_default(),
+    );
+    Analysis {
+        brain: brain.into(),
+        summary,
+        objectives,
+        structured_data: typed_data(req.script, &raw),
+        success_evaluation: evaluation,
+        rating,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_intents() {
+        assert_eq!(intents("Yes, sure")[0], Intent::Affirm);
+        assert_eq!(intents("No thanks")[0], Intent::Deny);
+        assert_eq!(intents("I'm not sure really")[0], Intent::Unsure);
+        assert_eq!(intents("I'm busy, call me back later")[0], Intent::Later);
+        assert_eq!(intents("Please do not call me again")[0], Intent::DoNotCall);
+        assert_eq!(intents("Who is this?")[0], Intent::WhoIsThis);
+        assert!(intents("What is the price?").contains(&Intent::Question));
+        assert_eq!(intents("No, I'm not interested, yes I'm sure")[0], Intent::Deny);
+    }
+
+    #[test]
+    fn extracts_typed_values() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(); // a Thursday
+        assert_eq!(extract(FieldType::Integer, "We need three bedrooms", today), Value::from(3));
+        assert_eq!(extract(FieldType::Number, "about $650,000", today), Value::from(650000));
+        assert_eq!(extract(FieldType::Boolean, "yeah definitely", today), Value::Bool(true));
+        assert_eq!(extract(FieldType::Date, "Monday works", today), Value::from("2026-11-30"));
+        assert_eq!(extract(FieldType::Date, "tomorrow please", today), Value::from("2026-11-27"));
+        assert_eq!(extract(FieldType::Date, "no idea", today), Value::Null);
+    }
+
+    #[test]
+    fn words_instructions() {
+        assert_eq!(word_instruction("Ask whether they liked the property"), "Could you tell me whether you liked the property?");
+        assert_eq!(word_instruction("Explain that the auction is on Saturday."), "The auction is on Saturday.");
+    }
+}

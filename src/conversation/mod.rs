@@ -1,0 +1,11 @@
+//! Conversations: Scripts, the engine that runs them turn by turn, the brains that drive it,
+//! built-in functions and tools, simulated callees.
+
+pub mod analysis;
+pub mod brain;
+pub mod engine;
+pub mod functions;
+pub mod persona;
+pub mod script;
+pub mod tools;
+pub mod vars;
