@@ -186,6 +186,11 @@ impl Conversation {
         self.script.flow(&frame.flow)?.steps.get(frame.step)
     }
 
+    /// The date where the callee is.
+    fn today(&self) -> chrono::NaiveDate {
+        self.clock.now().with_timezone(&self.tools.timezone).date_naive()
+    }
+
     fn elapsed_ms(&self) -> i64 {
         (self.clock.now() - self.started).num_milliseconds()
     }
@@ -354,7 +359,7 @@ impl Conversation {
         let (success, outputs) = match step.step_type {
             StepType::Function => {
                 let Some(f) = step.function.as_deref().and_then(functions::lookup) else { return false };
-                let ctx = FunctionContext { today: self.clock.now().date_naive(), region: self.region };
+                let ctx = FunctionContext { today: self.today(), region: self.region };
                 let r = f(&inputs, &ctx);
                 (r.success, r.outputs)
             }
@@ -447,7 +452,7 @@ impl Conversation {
             answers: &self.answers,
             end_reason,
             flow_succeeded: self.flow_outcome().map(|o| o == Outcome::Success),
-            today: self.clock.now().date_naive(),
+            today: self.today(),
         };
         match self.brain.analyse(req).await {
             Ok(a) => a,

@@ -30,8 +30,9 @@ pub struct Persona {
     pub hang_up_at: Option<usize>,
     /// Never says anything.
     pub silent: bool,
+    /// Assistant turns heard so far.
     #[serde(skip)]
-    heard: usize,
+    pub heard: usize,
 }
 
 /// What the persona does after the assistant speaks.

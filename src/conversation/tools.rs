@@ -45,6 +45,8 @@ pub struct Tools {
     pub sms: Arc<dyn SmsSender>,
     /// Region for reading phone numbers (the team's).
     pub region: phonenumber::country::Id,
+    /// Where "today" is for date functions (the contact's, else the team's).
+    pub timezone: chrono_tz::Tz,
 }
 
 /// Whether an address is one outbound requests must not reach by default.
@@ -96,7 +98,12 @@ impl Tools {
         if !allow_private {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
         }
-        Tools { http: builder.build().expect("HTTP client"), allow_private, sms, region }
+        Tools { http: builder.build().expect("HTTP client"), allow_private, sms, region, timezone: chrono_tz::UTC }
+    }
+
+    pub fn with_timezone(mut self, timezone: chrono_tz::Tz) -> Self {
+        self.timezone = timezone;
+        self
     }
 
     pub async fn run(&self, tool: &ToolConfig, inputs: &BTreeMap<String, String>, vars: &Value) -> ToolResult {

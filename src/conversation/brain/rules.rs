@@ -56,6 +56,7 @@ const STOPWORDS: &[&str] = &[
     "they", "them", "their", "i", "you", "your", "we", "our", "me", "my", "do", "does", "did", "with", "at", "about",
     "what", "how", "when", "where", "which", "can", "could", "would", "will", "there", "have", "has", "any", "if", "so",
     "just", "like", "its", "it's", "im", "i'm", "please", "tell", "say", "says", "said", "user", "caller", "callee",
+    "not", "no", "yes", "really", "hmm", "um", "well", "very", "much", "too", "also", "but", "all", "some", "think",
 ];
 
 fn normalise(text: &str) -> String {
