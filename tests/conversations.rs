@@ -15,7 +15,10 @@ use voxd::conversation::{
 };
 
 pub fn example(name: &str) -> Arc<Script> {
-    let path = format!("{}/examples/scripts/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/examples/scripts/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let script = Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(script.validate(), vec![], "example {name} is valid");
     Arc::new(script)
@@ -32,7 +35,12 @@ pub struct Run {
 
 impl Run {
     fn said(&self, role: Role) -> Vec<String> {
-        self.conversation.transcript().iter().filter(|t| t.role == role).map(|t| t.text.clone()).collect()
+        self.conversation
+            .transcript()
+            .iter()
+            .filter(|t| t.role == role)
+            .map(|t| t.text.clone())
+            .collect()
     }
 
     fn assistant_said(&self, words: &str) -> bool {
@@ -40,21 +48,35 @@ impl Run {
     }
 
     fn path(&self) -> Vec<&str> {
-        self.conversation.path().iter().map(String::as_str).collect()
+        self.conversation
+            .path()
+            .iter()
+            .map(String::as_str)
+            .collect()
     }
 }
 
 pub async fn run_with(script: Arc<Script>, brain: Arc<dyn Brain>, mut persona: Persona) -> Run {
     // Thursday 26 November 2026, 10:00 in Sydney.
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 23, 0, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 25, 23, 0, 0).unwrap(),
+    ));
     let tools = Arc::new(
-        Tools::new(true, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU)
-            .with_timezone(chrono_tz::Australia::Sydney),
+        Tools::new(
+            true,
+            Arc::new(RecordingSms::default()),
+            phonenumber::country::Id::AU,
+        )
+        .with_timezone(chrono_tz::Australia::Sydney),
     );
-    let mut conversation = Conversation::start(script, brain, tools, clock.clone(), contact()).await;
+    let mut conversation =
+        Conversation::start(script, brain, tools, clock.clone(), contact()).await;
     simulate(&mut conversation, &mut persona, &clock, 40).await;
     let analysis = conversation.analyse().await;
-    Run { conversation, analysis }
+    Run {
+        conversation,
+        analysis,
+    }
 }
 
 async fn run(name: &str, persona: Persona) -> Run {
@@ -65,8 +87,14 @@ fn buyer() -> Persona {
     Persona {
         name: "keen buyer".into(),
         rules: vec![
-            Rule { when: vec!["think of the property".into()], say: "We loved it, the kitchen is great.".into() },
-            Rule { when: vec!["budget".into()], say: "Around 1250000 dollars.".into() },
+            Rule {
+                when: vec!["think of the property".into()],
+                say: "We loved it, the kitchen is great.".into(),
+            },
+            Rule {
+                when: vec!["budget".into()],
+                say: "Around 1250000 dollars.".into(),
+            },
         ],
         ..Persona::cooperative()
     }
@@ -76,7 +104,10 @@ fn buyer() -> Persona {
 async fn buyer_follow_up_cooperative() {
     let r = run("buyer-follow-up", buyer()).await;
     assert_eq!(r.path(), ["greet", "feedback", "offer", "budget"]);
-    assert_eq!(r.conversation.end_reason(), Some(&EndReason::FlowEnded(Outcome::Success)));
+    assert_eq!(
+        r.conversation.end_reason(),
+        Some(&EndReason::FlowEnded(Outcome::Success))
+    );
     assert_eq!(r.conversation.end_reason().unwrap().as_str(), "ai hangup");
     let first = &r.conversation.transcript()[0];
     assert!(first.text.starts_with("Hi John, it's Sam's assistant from Harbour Realty. You inspected 12 Ocean Street, Bondi"), "{}", first.text);
@@ -90,7 +121,12 @@ async fn buyer_follow_up_cooperative() {
     assert_eq!(r.analysis.structured_data["budget"], 1250000);
     assert!(r.analysis.summary.contains("rules analysis"));
     // Turn times come from the injected clock: the callee answers 3 s after each assistant turn.
-    let offsets: Vec<i64> = r.conversation.transcript().iter().map(|t| t.start_ms).collect();
+    let offsets: Vec<i64> = r
+        .conversation
+        .transcript()
+        .iter()
+        .map(|t| t.start_ms)
+        .collect();
     assert_eq!(offsets[..4], [0, 3000, 3000, 6000]);
 }
 
@@ -99,20 +135,41 @@ async fn buyer_follow_up_unsure() {
     let r = run("buyer-follow-up", Persona::unsure()).await;
     assert_eq!(r.path(), ["greet", "feedback", "offer"]);
     assert!(r.assistant_said("take your time"));
-    assert_eq!(r.conversation.end_reason(), Some(&EndReason::FlowEnded(Outcome::Success)));
-    assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::PartiallySuccessful);
+    assert_eq!(
+        r.conversation.end_reason(),
+        Some(&EndReason::FlowEnded(Outcome::Success))
+    );
+    assert_eq!(
+        r.analysis.success_evaluation,
+        SuccessEvaluation::PartiallySuccessful
+    );
     assert_eq!(r.analysis.structured_data["wants_offer_call"], Value::Null);
 }
 
 #[tokio::test]
 async fn buyer_follow_up_off_topic_question_stays_on_the_step() {
-    let r = run("buyer-follow-up", Persona::off_topic("Before that, what's the price guide?")).await;
+    let r = run(
+        "buyer-follow-up",
+        Persona::off_topic("Before that, what's the price guide?"),
+    )
+    .await;
     let turns = r.conversation.transcript();
     assert_eq!(turns[1].role, Role::User);
-    assert!(turns[2].text.contains("1.2 to 1.3 million"), "{}", turns[2].text);
-    assert_eq!(turns[2].step.as_deref(), Some("greet"), "the answer is given on the current step");
+    assert!(
+        turns[2].text.contains("1.2 to 1.3 million"),
+        "{}",
+        turns[2].text
+    );
+    assert_eq!(
+        turns[2].step.as_deref(),
+        Some("greet"),
+        "the answer is given on the current step"
+    );
     assert_eq!(r.path(), ["greet", "feedback", "offer", "budget"]);
-    assert_eq!(r.conversation.end_reason(), Some(&EndReason::FlowEnded(Outcome::Success)));
+    assert_eq!(
+        r.conversation.end_reason(),
+        Some(&EndReason::FlowEnded(Outcome::Success))
+    );
 }
 
 #[tokio::test]
@@ -124,7 +181,10 @@ async fn buyer_follow_up_silent_callee_is_prompted_then_let_go() {
     assert_eq!(turns[1].text, "Are you still there?");
     assert_eq!(turns[1].start_ms, 4000, "hurried: prompt after 4 s");
     assert_eq!(turns[2].start_ms, 15000, "hurried: shutdown after 15 s");
-    assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::Unsuccessful);
+    assert_eq!(
+        r.analysis.success_evaluation,
+        SuccessEvaluation::Unsuccessful
+    );
     assert_eq!(r.analysis.rating, 1);
 }
 
@@ -140,25 +200,57 @@ async fn buyer_follow_up_hang_up_early() {
 
 #[tokio::test]
 async fn buyer_follow_up_busy_and_do_not_call() {
-    let busy = Persona { lines: ["Sorry I'm driving, can you call me back later?".to_owned()].into(), ..Default::default() };
+    let busy = Persona {
+        lines: ["Sorry I'm driving, can you call me back later?".to_owned()].into(),
+        ..Default::default()
+    };
     let r = run("buyer-follow-up", busy).await;
-    assert_eq!(r.conversation.end_reason(), Some(&EndReason::FlowEnded(Outcome::Fail)));
+    assert_eq!(
+        r.conversation.end_reason(),
+        Some(&EndReason::FlowEnded(Outcome::Fail))
+    );
     assert!(r.assistant_said("another time"));
-    let dnc = Persona { lines: ["Please don't call me again.".to_owned()].into(), ..Default::default() };
+    let dnc = Persona {
+        lines: ["Please don't call me again.".to_owned()].into(),
+        ..Default::default()
+    };
     let r = run("buyer-follow-up", dnc).await;
-    assert_eq!(r.conversation.end_reason(), Some(&EndReason::AssistantHangup));
+    assert_eq!(
+        r.conversation.end_reason(),
+        Some(&EndReason::AssistantHangup)
+    );
     assert!(r.assistant_said("won't call you again"));
 }
 
 #[tokio::test]
 async fn appraisal_booking_runs_the_sub_flow_and_functions() {
     let r = run("appraisal-booking", Persona::cooperative()).await;
-    assert_eq!(r.path(), ["intro", "book", "find_day", "offer_day", "confirm_email", "wrap_email"]);
+    assert_eq!(
+        r.path(),
+        [
+            "intro",
+            "book",
+            "find_day",
+            "offer_day",
+            "confirm_email",
+            "wrap_email"
+        ]
+    );
     // Thursday 26 November → the next business day is Friday 27 November.
-    assert!(r.assistant_said("The next available appraisal is Friday 27 November at 10am"), "{:?}", r.said(Role::Assistant));
+    assert!(
+        r.assistant_said("The next available appraisal is Friday 27 November at 10am"),
+        "{:?}",
+        r.said(Role::Assistant)
+    );
     assert!(r.assistant_said("I'll email the details to john.smith@example.com"));
-    assert_eq!(r.conversation.variables()["custom"]["slot_date"], "2026-11-27");
-    assert_eq!(r.conversation.end_reason(), Some(&EndReason::FlowEnded(Outcome::Success)));
+    assert_eq!(
+        r.conversation.variables()["custom"]["slot_date"],
+        "2026-11-27"
+    );
+    assert_eq!(
+        r.conversation.end_reason(),
+        Some(&EndReason::FlowEnded(Outcome::Success))
+    );
     assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::Successful);
     assert_eq!(r.analysis.structured_data["agreed_to_book"], true);
 }
@@ -167,20 +259,60 @@ async fn appraisal_booking_runs_the_sub_flow_and_functions() {
 async fn appraisal_booking_other_day_and_unsure() {
     let other = Persona {
         rules: vec![
-            Rule { when: vec!["which day".into()], say: "Monday would be better.".into() },
-            Rule { when: vec!["suit you".into()], say: "No, that doesn't work for me.".into() },
+            Rule {
+                when: vec!["which day".into()],
+                say: "Monday would be better.".into(),
+            },
+            Rule {
+                when: vec!["suit you".into()],
+                say: "No, that doesn't work for me.".into(),
+            },
         ],
         ..Persona::cooperative()
     };
     let r = run("appraisal-booking", other).await;
-    assert_eq!(r.path(), ["intro", "book", "find_day", "offer_day", "other_day", "confirm_email", "wrap_email"]);
+    assert_eq!(
+        r.path(),
+        [
+            "intro",
+            "book",
+            "find_day",
+            "offer_day",
+            "other_day",
+            "confirm_email",
+            "wrap_email"
+        ]
+    );
     assert_eq!(r.analysis.structured_data["preferred_day"], "2026-11-30");
 
-    let unsure = Persona { rules: vec![Rule { when: vec!["suit you".into(), "which day".into()], say: "I'm not sure.".into() }], ..Persona::cooperative() };
+    let unsure = Persona {
+        rules: vec![Rule {
+            when: vec!["suit you".into(), "which day".into()],
+            say: "I'm not sure.".into(),
+        }],
+        ..Persona::cooperative()
+    };
     let r = run("appraisal-booking", unsure).await;
-    assert_eq!(r.path(), ["intro", "book", "find_day", "offer_day", "other_day", "no_slot"], "the sub-flow failed back to its parent");
-    assert_eq!(r.conversation.end_reason(), Some(&EndReason::FlowEnded(Outcome::Fail)));
-    assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::Unsuccessful);
+    assert_eq!(
+        r.path(),
+        [
+            "intro",
+            "book",
+            "find_day",
+            "offer_day",
+            "other_day",
+            "no_slot"
+        ],
+        "the sub-flow failed back to its parent"
+    );
+    assert_eq!(
+        r.conversation.end_reason(),
+        Some(&EndReason::FlowEnded(Outcome::Fail))
+    );
+    assert_eq!(
+        r.analysis.success_evaluation,
+        SuccessEvaluation::Unsuccessful
+    );
 }
 
 #[tokio::test]
@@ -199,7 +331,10 @@ async fn receptionist_answers_from_the_knowledge_base() {
     assert!(r.assistant_said("9am to 1pm on Saturdays"));
     assert!(r.assistant_said("40 Campbell Parade"));
     assert_eq!(r.path(), ["greet", "take_details"]);
-    assert_eq!(r.analysis.structured_data["caller_details"], "Jane Citizen, 0412 345 678");
+    assert_eq!(
+        r.analysis.structured_data["caller_details"],
+        "Jane Citizen, 0412 345 678"
+    );
     assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::Successful);
     assert!(r.analysis.summary.starts_with("Inbound call"));
 }
@@ -215,8 +350,14 @@ async fn receptionist_silence_is_patient_and_max_duration_ends_the_call() {
     // A chatty caller who never gets to the point runs into the script's maximum duration.
     let mut script = (*example("receptionist")).clone();
     script.settings.max_duration_seconds = 20;
-    let chatty = Persona { fallback: Some("What are your office hours?".into()), ..Default::default() };
+    let chatty = Persona {
+        fallback: Some("What are your office hours?".into()),
+        ..Default::default()
+    };
     let r = run_with(Arc::new(script), Arc::new(RulesBrain), chatty).await;
     assert_eq!(r.conversation.end_reason(), Some(&EndReason::MaxDuration));
-    assert_eq!(r.conversation.end_reason().unwrap().as_str(), "max duration");
+    assert_eq!(
+        r.conversation.end_reason().unwrap().as_str(),
+        "max duration"
+    );
 }

@@ -250,6 +250,9 @@ async fn every_documented_operation_guards_its_door(app: &TestApp) {
             .collect::<Vec<_>>()
             .join("/");
         for (method, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
             let method: Method = method.to_uppercase().parse().unwrap();
             let public = path == "/api/v1/health";
             if !public {

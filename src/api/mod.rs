@@ -10,6 +10,7 @@ pub mod objects;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
+pub mod scripts;
 
 use std::{sync::Arc, time::Duration};
 
@@ -104,6 +105,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/link-object-to-contact/{object_id}",
             post(objects::link),
+        )
+        .route("/api/v1/scripts", post(scripts::create).get(scripts::list))
+        .route(
+            "/api/v1/scripts/{script_id}",
+            get(scripts::get)
+                .put(scripts::replace)
+                .delete(scripts::delete),
         )
         // Layers run outside-in: authenticate (and rate-limit), then idempotency, then the handler.
         .route_layer(middleware::from_fn_with_state(

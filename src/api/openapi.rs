@@ -15,7 +15,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{contacts, error::ErrorBody, lists, objects};
+use super::{contacts, error::ErrorBody, lists, objects, scripts};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,11 +36,12 @@ use super::{contacts, error::ErrorBody, lists, objects};
         contacts::create, contacts::get, contacts::list,
         lists::create, lists::add_contacts, lists::get,
         objects::create_type, objects::type_by_name, objects::upsert, objects::link, objects::get, objects::list,
+        scripts::create, scripts::list, scripts::get, scripts::replace, scripts::delete,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Conventions),
     tags(
-        (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"),
+        (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"), (name = "Scripts"),
     ),
 )]
 pub struct ApiDoc;

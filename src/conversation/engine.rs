@@ -140,7 +140,10 @@ impl Conversation {
         let now = clock.now();
         let region = tools.region;
         let mut c = Conversation {
-            stack: vec![Frame { flow: script.main_flow_id.clone(), step: 0 }],
+            stack: vec![Frame {
+                flow: script.main_flow_id.clone(),
+                step: 0,
+            }],
             script,
             brain,
             tools,
@@ -188,7 +191,10 @@ impl Conversation {
 
     /// The date where the callee is.
     fn today(&self) -> chrono::NaiveDate {
-        self.clock.now().with_timezone(&self.tools.timezone).date_naive()
+        self.clock
+            .now()
+            .with_timezone(&self.tools.timezone)
+            .date_naive()
     }
 
     fn elapsed_ms(&self) -> i64 {
@@ -200,7 +206,12 @@ impl Conversation {
             return;
         }
         let step = self.current_step().map(|s| s.id.clone());
-        self.transcript.push(Turn { role: Role::Assistant, text, start_ms: self.elapsed_ms(), step });
+        self.transcript.push(Turn {
+            role: Role::Assistant,
+            text,
+            start_ms: self.elapsed_ms(),
+            step,
+        });
         self.last_activity = self.clock.now();
     }
 
@@ -224,7 +235,12 @@ impl Conversation {
         if let Some(id) = &step {
             self.answers.insert(id.clone(), text.to_owned());
         }
-        self.transcript.push(Turn { role: Role::User, text: text.to_owned(), start_ms: self.elapsed_ms(), step });
+        self.transcript.push(Turn {
+            role: Role::User,
+            text: text.to_owned(),
+            start_ms: self.elapsed_ms(),
+            step,
+        });
         self.last_activity = self.clock.now();
         self.prompted = false;
         if self.over_time() {
@@ -246,7 +262,9 @@ impl Conversation {
         match decision {
             Ok(Decision::Condition(i)) => match step.conditions.get(i) {
                 Some(c) => self.take(c.clone()).await,
-                None => self.end(EndReason::Failed(format!("brain chose condition {i}, which does not exist"))),
+                None => self.end(EndReason::Failed(format!(
+                    "brain chose condition {i}, which does not exist"
+                ))),
             },
             Ok(Decision::Answer(answer)) => self.say(answer),
             Ok(Decision::EndCall(goodbye)) => {
@@ -275,7 +293,10 @@ impl Conversation {
         if self.is_over() || self.over_time() {
             return;
         }
-        let Some((prompt, shutdown)) = self.current_step().and_then(|s| s.silence_tolerance.timers()) else {
+        let Some((prompt, shutdown)) = self
+            .current_step()
+            .and_then(|s| s.silence_tolerance.timers())
+        else {
             return;
         };
         let quiet = (self.clock.now() - self.last_activity).num_seconds();
@@ -301,7 +322,9 @@ impl Conversation {
 
     fn fail(&mut self, e: BrainError) {
         tracing::warn!(error = %e, "conversation failed");
-        self.say("Sorry, I'm having technical trouble, so I'll have to end the call. Goodbye.".into());
+        self.say(
+            "Sorry, I'm having technical trouble, so I'll have to end the call. Goodbye.".into(),
+        );
         self.end(EndReason::Failed(e.to_string()));
     }
 
@@ -309,9 +332,16 @@ impl Conversation {
     async fn speakable(&self, step: &Step) -> Result<String, BrainError> {
         let script = step.script.as_deref().unwrap_or_default();
         let rendered = vars::render(script, &self.vars);
-        match rendered.strip_prefix("Say:").or_else(|| rendered.strip_prefix("say:")) {
+        match rendered
+            .strip_prefix("Say:")
+            .or_else(|| rendered.strip_prefix("say:"))
+        {
             Some(verbatim) => Ok(verbatim.trim().to_owned()),
-            None => self.brain.compose(&self.script, &rendered, &self.transcript).await,
+            None => {
+                self.brain
+                    .compose(&self.script, &rendered, &self.transcript)
+                    .await
+            }
         }
     }
 
@@ -343,23 +373,38 @@ impl Conversation {
                         self.say(line);
                     }
                     let success = self.run_action(&step).await;
-                    let outcome = if success { Outcome::Success } else { Outcome::Fail };
+                    let outcome = if success {
+                        Outcome::Success
+                    } else {
+                        Outcome::Fail
+                    };
                     if !self.apply_outcome(&step, outcome) {
                         return;
                     }
                 }
             }
         }
-        self.end(EndReason::Failed("the script moved through 100 steps without speaking".into()));
+        self.end(EndReason::Failed(
+            "the script moved through 100 steps without speaking".into(),
+        ));
     }
 
     /// Runs a function or tool step; outputs go to the variables its `output` names.
     async fn run_action(&mut self, step: &Step) -> bool {
-        let inputs = step.input.iter().map(|(k, v)| (k.clone(), vars::render(v, &self.vars))).collect();
+        let inputs = step
+            .input
+            .iter()
+            .map(|(k, v)| (k.clone(), vars::render(v, &self.vars)))
+            .collect();
         let (success, outputs) = match step.step_type {
             StepType::Function => {
-                let Some(f) = step.function.as_deref().and_then(functions::lookup) else { return false };
-                let ctx = FunctionContext { today: self.today(), region: self.region };
+                let Some(f) = step.function.as_deref().and_then(functions::lookup) else {
+                    return false;
+                };
+                let ctx = FunctionContext {
+                    today: self.today(),
+                    region: self.region,
+                };
                 let r = f(&inputs, &ctx);
                 (r.success, r.outputs)
             }
@@ -375,7 +420,11 @@ impl Conversation {
             let value = outputs.get(name).cloned().unwrap_or(Value::Null);
             vars::set(&mut self.vars, target, value);
         }
-        vars::set(&mut self.vars, &format!("custom.{}_ok", step.id), json!(success));
+        vars::set(
+            &mut self.vars,
+            &format!("custom.{}_ok", step.id),
+            json!(success),
+        );
         success
     }
 
@@ -390,7 +439,10 @@ impl Conversation {
         match chosen {
             Some(c) => self.take_sync(c),
             None => {
-                self.end(EndReason::Failed(format!("step `{}` has no condition for {outcome:?}", step.id)));
+                self.end(EndReason::Failed(format!(
+                    "step `{}` has no condition for {outcome:?}",
+                    step.id
+                )));
                 false
             }
         }

@@ -22,7 +22,12 @@ pub struct FunctionContext {
 
 type Function = fn(&BTreeMap<String, String>, &FunctionContext) -> FunctionResult;
 
-pub const NAMES: [&str; 4] = ["validate_email", "normalize_phone", "next_business_day", "is_mobile"];
+pub const NAMES: [&str; 4] = [
+    "validate_email",
+    "normalize_phone",
+    "next_business_day",
+    "is_mobile",
+];
 
 pub fn lookup(name: &str) -> Option<Function> {
     Some(match name {
@@ -35,7 +40,10 @@ pub fn lookup(name: &str) -> Option<Function> {
 }
 
 fn result(success: bool, outputs: Value) -> FunctionResult {
-    FunctionResult { success, outputs: outputs.as_object().cloned().unwrap_or_default() }
+    FunctionResult {
+        success,
+        outputs: outputs.as_object().cloned().unwrap_or_default(),
+    }
 }
 
 fn input<'a>(inputs: &'a BTreeMap<String, String>, name: &str) -> &'a str {
@@ -46,7 +54,10 @@ fn input<'a>(inputs: &'a BTreeMap<String, String>, name: &str) -> &'a str {
 fn validate_email(inputs: &BTreeMap<String, String>, _: &FunctionContext) -> FunctionResult {
     let email = input(inputs, "email");
     match email.parse::<email_address::EmailAddress>() {
-        Ok(e) => result(true, json!({"email": format!("{}@{}", e.local_part(), e.domain().to_lowercase())})),
+        Ok(e) => result(
+            true,
+            json!({"email": format!("{}@{}", e.local_part(), e.domain().to_lowercase())}),
+        ),
         Err(_) => result(false, json!({"email": email})),
     }
 }
@@ -84,7 +95,10 @@ fn next_business_day(inputs: &BTreeMap<String, String>, ctx: &FunctionContext) -
             left -= 1;
         }
     }
-    result(true, json!({"date": date.format("%Y-%m-%d").to_string(), "spoken": date.format("%A %-d %B").to_string()}))
+    result(
+        true,
+        json!({"date": date.format("%Y-%m-%d").to_string(), "spoken": date.format("%A %-d %B").to_string()}),
+    )
 }
 
 /// `phone` → success when the number is a mobile (so it can receive SMS).
@@ -93,7 +107,12 @@ fn is_mobile(inputs: &BTreeMap<String, String>, ctx: &FunctionContext) -> Functi
         return result(false, json!({}));
     };
     let mobile = phonenumber::parse(None, &e164)
-        .map(|n| matches!(n.number_type(&phonenumber::metadata::DATABASE), Type::Mobile | Type::FixedLineOrMobile))
+        .map(|n| {
+            matches!(
+                n.number_type(&phonenumber::metadata::DATABASE),
+                Type::Mobile | Type::FixedLineOrMobile
+            )
+        })
         .unwrap_or(false);
     result(mobile, json!({ "phone": e164 }))
 }
@@ -103,11 +122,17 @@ mod tests {
     use super::*;
 
     fn ctx() -> FunctionContext {
-        FunctionContext { today: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(), region: country::Id::AU }
+        FunctionContext {
+            today: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+            region: country::Id::AU,
+        }
     }
 
     fn run(name: &str, pairs: &[(&str, &str)]) -> FunctionResult {
-        let inputs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let inputs = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         lookup(name).unwrap()(&inputs, &ctx())
     }
 
@@ -117,7 +142,14 @@ mod tests {
         assert!(r.success);
         assert_eq!(r.outputs["date"], "2026-11-30");
         assert_eq!(r.outputs["spoken"], "Monday 30 November");
-        assert_eq!(run("next_business_day", &[("date", "2026-11-30"), ("days", "5")]).outputs["date"], "2026-12-07");
+        assert_eq!(
+            run(
+                "next_business_day",
+                &[("date", "2026-11-30"), ("days", "5")]
+            )
+            .outputs["date"],
+            "2026-12-07"
+        );
         assert!(!run("next_business_day", &[("date", "someday")]).success);
     }
 
@@ -125,7 +157,10 @@ mod tests {
     fn checks_emails_and_phones() {
         assert!(run("validate_email", &[("email", "Jo@Example.COM")]).success);
         assert!(!run("validate_email", &[("email", "jo@")]).success);
-        assert_eq!(run("normalize_phone", &[("phone", "0429069971")]).outputs["phone"], "+61429069971");
+        assert_eq!(
+            run("normalize_phone", &[("phone", "0429069971")]).outputs["phone"],
+            "+61429069971"
+        );
         assert!(run("is_mobile", &[("phone", "0429069971")]).success);
         assert!(!run("is_mobile", &[("phone", "0291234567")]).success);
         assert!(lookup("teleport").is_none());

@@ -53,7 +53,11 @@ impl Persona {
             return Action::Silence;
         }
         let said = assistant_said.to_lowercase();
-        if let Some(rule) = self.rules.iter().find(|r| r.when.iter().any(|w| said.contains(&w.to_lowercase()))) {
+        if let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| r.when.iter().any(|w| said.contains(&w.to_lowercase())))
+        {
             return Action::Say(rule.say.clone());
         }
         if let Some(line) = self.lines.pop_front() {
@@ -64,19 +68,35 @@ impl Persona {
 
     /// Says yes to everything and gives the details asked for.
     pub fn cooperative() -> Self {
-        Persona { name: "cooperative".into(), fallback: Some("Yes, sure.".into()), ..Default::default() }
+        Persona {
+            name: "cooperative".into(),
+            fallback: Some("Yes, sure.".into()),
+            ..Default::default()
+        }
     }
 
     pub fn unsure() -> Self {
-        Persona { name: "unsure".into(), fallback: Some("Hmm, I'm not sure really.".into()), ..Default::default() }
+        Persona {
+            name: "unsure".into(),
+            fallback: Some("Hmm, I'm not sure really.".into()),
+            ..Default::default()
+        }
     }
 
     pub fn silent() -> Self {
-        Persona { name: "silent".into(), silent: true, ..Default::default() }
+        Persona {
+            name: "silent".into(),
+            silent: true,
+            ..Default::default()
+        }
     }
 
     pub fn hangs_up_early() -> Self {
-        Persona { name: "hangs up early".into(), hang_up_at: Some(1), ..Default::default() }
+        Persona {
+            name: "hangs up early".into(),
+            hang_up_at: Some(1),
+            ..Default::default()
+        }
     }
 
     /// Asks `question` first, then cooperates.
@@ -94,7 +114,12 @@ impl Persona {
 const ANSWER_SECS: i64 = 3;
 
 /// Runs the conversation against the persona until it ends or `max_turns` callee turns have passed.
-pub async fn simulate(conversation: &mut Conversation, persona: &mut Persona, clock: &Arc<ManualClock>, max_turns: usize) {
+pub async fn simulate(
+    conversation: &mut Conversation,
+    persona: &mut Persona,
+    clock: &Arc<ManualClock>,
+    max_turns: usize,
+) {
     let mut turns = 0;
     let mut seen_assistant = 0;
     while !conversation.is_over() && turns < max_turns {
@@ -107,7 +132,11 @@ pub async fn simulate(conversation: &mut Conversation, persona: &mut Persona, cl
         let last = assistant_turns.last().cloned().unwrap_or_default();
         let fresh = assistant_turns.len() > seen_assistant;
         seen_assistant = assistant_turns.len();
-        let action = if fresh { persona.respond(&last) } else { Action::Silence };
+        let action = if fresh {
+            persona.respond(&last)
+        } else {
+            Action::Silence
+        };
         match action {
             Action::Say(text) => {
                 clock.advance(Duration::seconds(ANSWER_SECS));
@@ -120,7 +149,12 @@ pub async fn simulate(conversation: &mut Conversation, persona: &mut Persona, cl
                 for _ in 0..600 {
                     clock.advance(Duration::seconds(1));
                     conversation.tick();
-                    let spoke = conversation.transcript().iter().filter(|t| t.role == Role::Assistant).count() > seen_assistant;
+                    let spoke = conversation
+                        .transcript()
+                        .iter()
+                        .filter(|t| t.role == Role::Assistant)
+                        .count()
+                        > seen_assistant;
                     if conversation.is_over() || spoke {
                         break;
                     }

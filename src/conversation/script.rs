@@ -246,7 +246,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_duration_seconds: 600,
-            silence_goodbye: "I haven't heard anything for a while, so I'll end the call here. Goodbye.".into(),
+            silence_goodbye:
+                "I haven't heard anything for a while, so I'll end the call here. Goodbye.".into(),
             silence_prompt: "Are you still there?".into(),
         }
     }
@@ -318,7 +319,10 @@ impl Script {
             }
         }
         if self.flow(&self.main_flow_id).is_none() {
-            err("main_flow_id".into(), format!("no flow has id `{}`", self.main_flow_id));
+            err(
+                "main_flow_id".into(),
+                format!("no flow has id `{}`", self.main_flow_id),
+            );
         }
         let namespaces = self.namespaces();
         for flow in &self.flows {
@@ -330,7 +334,10 @@ impl Script {
             let mut step_ids = HashSet::new();
             for s in &flow.steps {
                 if !step_ids.insert(s.id.as_str()) {
-                    err(format!("{at_flow}.steps.{}", s.id), "step id used twice in this flow".into());
+                    err(
+                        format!("{at_flow}.steps.{}", s.id),
+                        "step id used twice in this flow".into(),
+                    );
                 }
             }
             for step in &flow.steps {
@@ -345,7 +352,10 @@ impl Script {
                         None => err(at.clone(), "a function step needs `function`".into()),
                         Some(name) if functions::lookup(name).is_none() => err(
                             at.clone(),
-                            format!("function `{name}` does not exist (known: {})", functions::NAMES.join(", ")),
+                            format!(
+                                "function `{name}` does not exist (known: {})",
+                                functions::NAMES.join(", ")
+                            ),
                         ),
                         Some(_) => {}
                     },
@@ -356,7 +366,9 @@ impl Script {
                     }
                     StepType::Flow => match step.flow.as_deref() {
                         None => err(at.clone(), "a flow step needs `flow`".into()),
-                        Some(id) if self.flow(id).is_none() => err(at.clone(), format!("flow `{id}` does not exist")),
+                        Some(id) if self.flow(id).is_none() => {
+                            err(at.clone(), format!("flow `{id}` does not exist"))
+                        }
                         Some(id) if id == self.main_flow_id || id == flow.id => {
                             err(at.clone(), format!("flow `{id}` cannot run inside itself"))
                         }
@@ -364,17 +376,28 @@ impl Script {
                     },
                 }
                 if step.conditions.is_empty() {
-                    err(at.clone(), "has no conditions: nothing says where to go next".into());
+                    err(
+                        at.clone(),
+                        "has no conditions: nothing says where to go next".into(),
+                    );
                 }
                 for (i, c) in step.conditions.iter().enumerate() {
                     let at_c = format!("{at}.conditions[{i}]");
-                    let actions = usize::from(c.next.is_some()) + usize::from(c.end_flow.is_some()) + usize::from(c.end_call);
+                    let actions = usize::from(c.next.is_some())
+                        + usize::from(c.end_flow.is_some())
+                        + usize::from(c.end_call);
                     if actions != 1 {
-                        err(at_c.clone(), "needs exactly one of `next`, `end_flow`, `end_call`".into());
+                        err(
+                            at_c.clone(),
+                            "needs exactly one of `next`, `end_flow`, `end_call`".into(),
+                        );
                     }
                     if let Some(next) = &c.next {
                         if !step_ids.contains(next.as_str()) {
-                            err(at_c.clone(), format!("next step `{next}` is not a step of flow `{}`", flow.id));
+                            err(
+                                at_c.clone(),
+                                format!("next step `{next}` is not a step of flow `{}`", flow.id),
+                            );
                         }
                     }
                     if c.end_call && !is_main {
@@ -385,7 +408,11 @@ impl Script {
                         _ => c.outcome.is_some() || c.otherwise,
                     };
                     if !guard {
-                        let wanted = if step.step_type == StepType::Voice { "`when`" } else { "`outcome`" };
+                        let wanted = if step.step_type == StepType::Voice {
+                            "`when`"
+                        } else {
+                            "`outcome`"
+                        };
                         err(at_c.clone(), format!("needs {wanted} or `otherwise: true`"));
                     }
                     if let Some(say) = &c.say {
@@ -406,20 +433,38 @@ impl Script {
                 }
             }
             if !flow.steps.is_empty() && !reaches_end(flow) {
-                err(at_flow.clone(), "no ending is reachable from its first step (no `end_flow` or `end_call`)".into());
+                err(
+                    at_flow.clone(),
+                    "no ending is reachable from its first step (no `end_flow` or `end_call`)"
+                        .into(),
+                );
             }
         }
         for (i, o) in self.objectives.iter().enumerate() {
             if let Some(step) = &o.step {
-                if !self.flows.iter().any(|f| f.steps.iter().any(|s| &s.id == step)) {
-                    err(format!("objectives[{i}]"), format!("step `{step}` does not exist"));
+                if !self
+                    .flows
+                    .iter()
+                    .any(|f| f.steps.iter().any(|s| &s.id == step))
+                {
+                    err(
+                        format!("objectives[{i}]"),
+                        format!("step `{step}` does not exist"),
+                    );
                 }
             }
         }
         for (i, d) in self.data_collection.iter().enumerate() {
             if let Some(step) = &d.from_step {
-                if !self.flows.iter().any(|f| f.steps.iter().any(|s| &s.id == step)) {
-                    err(format!("data_collection[{i}]"), format!("step `{step}` does not exist"));
+                if !self
+                    .flows
+                    .iter()
+                    .any(|f| f.steps.iter().any(|s| &s.id == step))
+                {
+                    err(
+                        format!("data_collection[{i}]"),
+                        format!("step `{step}` does not exist"),
+                    );
                 }
             }
         }
@@ -445,7 +490,12 @@ impl Script {
     }
 }
 
-fn check_vars(namespaces: &HashSet<String>, text: &str, at: &str, err: &mut impl FnMut(String, String)) {
+fn check_vars(
+    namespaces: &HashSet<String>,
+    text: &str,
+    at: &str,
+    err: &mut impl FnMut(String, String),
+) {
     for name in vars::references(text) {
         let ns = name.split('.').next().unwrap_or_default();
         if !namespaces.contains(ns) {

@@ -34,7 +34,10 @@ pub struct RecordingSms(pub Mutex<Vec<(String, String)>>);
 #[async_trait]
 impl SmsSender for RecordingSms {
     async fn send(&self, to: &str, body: &str) -> Result<(), String> {
-        self.0.lock().expect("sms lock").push((to.to_owned(), body.to_owned()));
+        self.0
+            .lock()
+            .expect("sms lock")
+            .push((to.to_owned(), body.to_owned()));
         Ok(())
     }
 }
@@ -84,7 +87,11 @@ impl Resolve for PublicOnly {
                 .filter(|a| !is_private(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(format!("{} resolves only to private addresses, which are not allowed", name.as_str()).into());
+                return Err(format!(
+                    "{} resolves only to private addresses, which are not allowed",
+                    name.as_str()
+                )
+                .into());
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -93,12 +100,24 @@ impl Resolve for PublicOnly {
 
 impl Tools {
     /// `allow_private`: let requests reach private and loopback addresses (tests, on-premise CRMs).
-    pub fn new(allow_private: bool, sms: Arc<dyn SmsSender>, region: phonenumber::country::Id) -> Self {
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10)).redirect(reqwest::redirect::Policy::none());
+    pub fn new(
+        allow_private: bool,
+        sms: Arc<dyn SmsSender>,
+        region: phonenumber::country::Id,
+    ) -> Self {
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none());
         if !allow_private {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
         }
-        Tools { http: builder.build().expect("HTTP client"), allow_private, sms, region, timezone: chrono_tz::UTC }
+        Tools {
+            http: builder.build().expect("HTTP client"),
+            allow_private,
+            sms,
+            region,
+            timezone: chrono_tz::UTC,
+        }
     }
 
     pub fn with_timezone(mut self, timezone: chrono_tz::Tz) -> Self {
@@ -106,13 +125,27 @@ impl Tools {
         self
     }
 
-    pub async fn run(&self, tool: &ToolConfig, inputs: &BTreeMap<String, String>, vars: &Value) -> ToolResult {
+    pub async fn run(
+        &self,
+        tool: &ToolConfig,
+        inputs: &BTreeMap<String, String>,
+        vars: &Value,
+    ) -> ToolResult {
         match tool {
-            ToolConfig::Webhook { url, method, headers, body, response_map } => {
-                self.webhook(url, method, headers, body.as_ref(), response_map, vars).await
+            ToolConfig::Webhook {
+                url,
+                method,
+                headers,
+                body,
+                response_map,
+            } => {
+                self.webhook(url, method, headers, body.as_ref(), response_map, vars)
+                    .await
             }
             ToolConfig::SmsSend => {
-                let to = vars::lookup(vars, "contact.phone_number").and_then(Value::as_str).unwrap_or_default();
+                let to = vars::lookup(vars, "contact.phone_number")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let message = inputs.get("message").map(|m| m.trim()).unwrap_or_default();
                 let outcome = match (to.is_empty(), message.is_empty()) {
                     (true, _) => Err("the contact has no phone number".to_owned()),
@@ -120,8 +153,20 @@ impl Tools {
                     _ => self.sms.send(to, message).await,
                 };
                 match outcome {
-                    Ok(()) => ToolResult { success: true, outputs: json!({"queued": true}).as_object().cloned().unwrap_or_default() },
-                    Err(e) => ToolResult { success: false, outputs: json!({"queued": false, "error": e}).as_object().cloned().unwrap_or_default() },
+                    Ok(()) => ToolResult {
+                        success: true,
+                        outputs: json!({"queued": true})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                    },
+                    Err(e) => ToolResult {
+                        success: false,
+                        outputs: json!({"queued": false, "error": e})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                    },
                 }
             }
         }
@@ -138,7 +183,13 @@ impl Tools {
     ) -> ToolResult {
         let fail = |error: String| {
             tracing::info!(%error, "webhook tool failed");
-            ToolResult { success: false, outputs: json!({ "error": error }).as_object().cloned().unwrap_or_default() }
+            ToolResult {
+                success: false,
+                outputs: json!({ "error": error })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            }
         };
         let url = vars::render(url, vars);
         let parsed = match reqwest::Url::parse(&url) {
@@ -147,7 +198,11 @@ impl Tools {
         };
         if !self.allow_private {
             let host = parsed.host_str().unwrap_or_default();
-            let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+            let literal = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok();
             if literal.is_some_and(is_private) {
                 return fail(format!("{url} is a private address, which is not allowed"));
             }
@@ -170,11 +225,17 @@ impl Tools {
         let json: Value = response.json().await.unwrap_or(Value::Null);
         let mut outputs = Map::new();
         for (name, pointer) in response_map {
-            outputs.insert(name.clone(), json.pointer(pointer).cloned().unwrap_or(Value::Null));
+            outputs.insert(
+                name.clone(),
+                json.pointer(pointer).cloned().unwrap_or(Value::Null),
+            );
         }
         outputs.insert("status".into(), json!(status.as_u16()));
         outputs.insert("response".into(), json);
-        ToolResult { success: status.is_success(), outputs }
+        ToolResult {
+            success: status.is_success(),
+            outputs,
+        }
     }
 }
 
@@ -183,7 +244,11 @@ fn render_json(template: &Value, vars: &Value) -> Value {
     match template {
         Value::String(s) => Value::String(vars::render(s, vars)),
         Value::Array(a) => Value::Array(a.iter().map(|v| render_json(v, vars)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), render_json(v, vars))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), render_json(v, vars)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -194,7 +259,19 @@ mod tests {
 
     #[test]
     fn private_addresses_are_recognised() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "100.64.0.1", "0.0.0.0"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "100.64.0.1",
+            "0.0.0.0",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
@@ -204,7 +281,11 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_is_refused_unless_allowed() {
-        let tools = Tools::new(false, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU);
+        let tools = Tools::new(
+            false,
+            Arc::new(RecordingSms::default()),
+            phonenumber::country::Id::AU,
+        );
         let tool = ToolConfig::Webhook {
             url: "http://127.0.0.1:9/x".into(),
             method: "POST".into(),

@@ -38,7 +38,9 @@ pub fn set(vars: &mut Value, path: &str, value: Value) {
             map.insert((*key).to_owned(), value);
             return;
         }
-        node = map.entry((*key).to_owned()).or_insert_with(|| Value::Object(Default::default()));
+        node = map
+            .entry((*key).to_owned())
+            .or_insert_with(|| Value::Object(Default::default()));
     }
 }
 
@@ -74,9 +76,18 @@ mod tests {
     #[test]
     fn finds_fills_and_sets() {
         let mut vars = json!({"contact": {"first_name": "John"}});
-        assert_eq!(references("Hi {{contact.first_name}}, {{ custom.x }}"), ["contact.first_name", "custom.x"]);
-        assert_eq!(render("Hi {{contact.first_name}}, welcome", &vars), "Hi John, welcome");
-        assert_eq!(render("Hi {{contact.last_name}}, welcome", &vars), "Hi, welcome");
+        assert_eq!(
+            references("Hi {{contact.first_name}}, {{ custom.x }}"),
+            ["contact.first_name", "custom.x"]
+        );
+        assert_eq!(
+            render("Hi {{contact.first_name}}, welcome", &vars),
+            "Hi John, welcome"
+        );
+        assert_eq!(
+            render("Hi {{contact.last_name}}, welcome", &vars),
+            "Hi, welcome"
+        );
         set(&mut vars, "custom.booking.id", json!(7));
         assert_eq!(render("Booking {{custom.booking.id}}", &vars), "Booking 7");
         assert_eq!(lookup(&vars, "custom.booking.id"), Some(&json!(7)));

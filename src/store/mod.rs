@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod lists;
 pub mod objects;
+pub mod scripts;
 pub mod teams;
 
 use std::{path::Path, str::FromStr, time::Duration};

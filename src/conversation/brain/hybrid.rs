@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 
-use super::{openai::OpenAiBrain, rules, AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
+use super::{
+    openai::OpenAiBrain, rules, AnalyseRequest, Brain, BrainError, DecideRequest, Decision,
+};
 use crate::conversation::{analysis::Analysis, engine::Turn, script::Script};
 
 pub struct HybridBrain {
@@ -24,14 +26,29 @@ impl Brain for HybridBrain {
     }
 
     async fn decide(&self, req: DecideRequest<'_>) -> Result<Decision, BrainError> {
-        let sure = rules::decide(&DecideRequest { only_if_sure: true, ..req });
+        let sure = rules::decide(&DecideRequest {
+            only_if_sure: true,
+            ..req
+        });
         match sure {
-            Decision::Unclear => self.model.decide(DecideRequest { only_if_sure: false, ..req }).await,
+            Decision::Unclear => {
+                self.model
+                    .decide(DecideRequest {
+                        only_if_sure: false,
+                        ..req
+                    })
+                    .await
+            }
             decided => Ok(decided),
         }
     }
 
-    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError> {
+    async fn compose(
+        &self,
+        script: &Script,
+        instruction: &str,
+        transcript: &[Turn],
+    ) -> Result<String, BrainError> {
         self.model.compose(script, instruction, transcript).await
     }
 

@@ -72,7 +72,12 @@ pub trait Brain: Send + Sync {
 
     /// Words an instructional step script ("Ask whether …") as something to say. Verbatim
     /// scripts ("Say: …") never reach the brain.
-    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError>;
+    async fn compose(
+        &self,
+        script: &Script,
+        instruction: &str,
+        transcript: &[Turn],
+    ) -> Result<String, BrainError>;
 
     async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError>;
 }
@@ -82,7 +87,9 @@ pub fn from_name(name: &str) -> Result<std::sync::Arc<dyn Brain>, String> {
     match name {
         "rules" => Ok(std::sync::Arc::new(rules::RulesBrain)),
         "openai" => Ok(std::sync::Arc::new(openai::OpenAiBrain::from_env()?)),
-        "hybrid" => Ok(std::sync::Arc::new(hybrid::HybridBrain::new(openai::OpenAiBrain::from_env()?))),
+        "hybrid" => Ok(std::sync::Arc::new(hybrid::HybridBrain::new(
+            openai::OpenAiBrain::from_env()?,
+        ))),
         other => Err(format!("unknown brain `{other}` (rules, openai, hybrid)")),
     }
 }

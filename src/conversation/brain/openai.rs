@@ -38,7 +38,10 @@ impl std::fmt::Debug for OpenAiBrain {
 
 impl OpenAiBrain {
     pub fn new(base_url: &str, model: &str, api_key: Option<String>, timeout: Duration) -> Self {
-        let client = reqwest::Client::builder().timeout(timeout).build().expect("HTTP client");
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .expect("HTTP client");
         OpenAiBrain {
             client,
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -51,7 +54,9 @@ impl OpenAiBrain {
     pub fn from_env() -> Result<Self, String> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let timeout = match var("VOXD_OPENAI_TIMEOUT_SECS") {
-            Some(s) => s.parse().map_err(|_| format!("VOXD_OPENAI_TIMEOUT_SECS `{s}` is not a number"))?,
+            Some(s) => s
+                .parse()
+                .map_err(|_| format!("VOXD_OPENAI_TIMEOUT_SECS `{s}` is not a number"))?,
             None => 20,
         };
         Ok(Self::new(
@@ -63,7 +68,13 @@ impl OpenAiBrain {
     }
 
     /// One chat completion whose reply must be JSON matching `schema`.
-    async fn ask(&self, name: &str, system: String, user: Value, schema: Value) -> Result<Value, BrainError> {
+    async fn ask(
+        &self,
+        name: &str,
+        system: String,
+        user: Value,
+        schema: Value,
+    ) -> Result<Value, BrainError> {
         let body = json!({
             "model": self.model,
             "temperature": 0,
@@ -105,10 +116,17 @@ impl OpenAiBrain {
                     continue;
                 }
             };
-            let content = reply.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default();
+            let content = reply
+                .pointer("/choices/0/message/content")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             match serde_json::from_str::<Value>(content) {
                 Ok(v) if v.is_object() => return Ok(v),
-                _ => last = BrainError::Malformed(format!("message content is not a JSON object: {content:.200}")),
+                _ => {
+                    last = BrainError::Malformed(format!(
+                        "message content is not a JSON object: {content:.200}"
+                    ))
+                }
             }
         }
         Err(last)
@@ -170,20 +188,34 @@ impl Brain for OpenAiBrain {
         let reply = v["reply"].as_str().unwrap_or_default().to_owned();
         match v["action"].as_str() {
             Some("condition") => match v["condition"].as_u64() {
-                Some(i) if (i as usize) < req.step.conditions.len() => Ok(Decision::Condition(i as usize)),
-                other => Err(BrainError::Malformed(format!("condition {other:?} is not one of the step's"))),
+                Some(i) if (i as usize) < req.step.conditions.len() => {
+                    Ok(Decision::Condition(i as usize))
+                }
+                other => Err(BrainError::Malformed(format!(
+                    "condition {other:?} is not one of the step's"
+                ))),
             },
             Some("answer") if !reply.is_empty() => Ok(Decision::Answer(reply)),
-            Some("end_call") => Ok(Decision::EndCall(if reply.is_empty() { "Goodbye.".into() } else { reply })),
+            Some("end_call") => Ok(Decision::EndCall(if reply.is_empty() {
+                "Goodbye.".into()
+            } else {
+                reply
+            })),
             Some("unclear") => Ok(Decision::Unclear),
             other => Err(BrainError::Malformed(format!("unknown action {other:?}"))),
         }
     }
 
-    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError> {
-        let system = "You are the assistant on a phone call. Turn the instruction into one or two short, \
+    async fn compose(
+        &self,
+        script: &Script,
+        instruction: &str,
+        transcript: &[Turn],
+    ) -> Result<String, BrainError> {
+        let system =
+            "You are the assistant on a phone call. Turn the instruction into one or two short, \
             natural spoken sentences. Reply with JSON {\"say\": ...}."
-            .to_owned();
+                .to_owned();
         let user = json!({"script": script.name, "instruction": instruction, "history": history(transcript)});
         let schema = json!({"type": "object", "properties": {"say": {"type": "string"}}, "required": ["say"], "additionalProperties": false});
         let v = self.ask("turn", system, user, schema).await?;
@@ -208,7 +240,12 @@ impl Brain for OpenAiBrain {
                 (f.name.clone(), json!({"type": [t, "null"]}))
             })
             .collect();
-        let field_names: Vec<&str> = req.script.data_collection.iter().map(|f| f.name.as_str()).collect();
+        let field_names: Vec<&str> = req
+            .script
+            .data_collection
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
         let schema = json!({
             "type": "object",
             "properties": {
@@ -250,14 +287,21 @@ impl Brain for OpenAiBrain {
                 }
             })
             .collect();
-        let success_evaluation = serde_json::from_value::<SuccessEvaluation>(v["success_evaluation"].clone())
-            .map_err(|_| BrainError::Malformed("success_evaluation".into()))?;
-        let rating = v["rating"].as_u64().filter(|r| (1..=5).contains(r)).ok_or_else(|| BrainError::Malformed("rating".into()))? as u8;
+        let success_evaluation =
+            serde_json::from_value::<SuccessEvaluation>(v["success_evaluation"].clone())
+                .map_err(|_| BrainError::Malformed("success_evaluation".into()))?;
+        let rating = v["rating"]
+            .as_u64()
+            .filter(|r| (1..=5).contains(r))
+            .ok_or_else(|| BrainError::Malformed("rating".into()))? as u8;
         Ok(Analysis {
             brain: "openai".into(),
             summary: v["summary"].as_str().unwrap_or_default().to_owned(),
             objectives,
-            structured_data: typed_data(req.script, v["structured_data"].as_object().unwrap_or(&Map::new())),
+            structured_data: typed_data(
+                req.script,
+                v["structured_data"].as_object().unwrap_or(&Map::new()),
+            ),
             success_evaluation,
             rating,
         })

@@ -32,36 +32,192 @@ pub enum Intent {
 
 /// Phrases that signal each intent, most specific first.
 const PHRASES: [(Intent, &[&str]); 7] = [
-    (Intent::DoNotCall, &["do not call", "don't call", "dont call", "stop calling", "remove me", "take me off", "unsubscribe", "never call"]),
-    (Intent::WhoIsThis, &["who is this", "who's this", "who is calling", "who's calling", "who are you", "what company", "where are you calling from"]),
-    (Intent::Later, &["call me back", "call back", "callback", "later", "busy", "not a good time", "bad time", "another time", "driving", "in a meeting", "tomorrow"]),
-    (Intent::Unsure, &["not sure", "unsure", "don't know", "dont know", "maybe", "perhaps", "i'll think", "need to think", "undecided", "hard to say"]),
-    (Intent::Deny, &["no", "nope", "nah", "not really", "not interested", "no thanks", "don't", "do not", "didn't", "wasn't", "negative", "decline"]),
-    (Intent::Affirm, &["yes", "yeah", "yep", "yup", "sure", "ok", "okay", "of course", "sounds good", "definitely", "absolutely", "correct", "that's right", "go ahead", "please do", "interested", "loved", "liked", "great", "happy to", "i would", "i'd like", "confirm"]),
+    (
+        Intent::DoNotCall,
+        &[
+            "do not call",
+            "don't call",
+            "dont call",
+            "stop calling",
+            "remove me",
+            "take me off",
+            "unsubscribe",
+            "never call",
+        ],
+    ),
+    (
+        Intent::WhoIsThis,
+        &[
+            "who is this",
+            "who's this",
+            "who is calling",
+            "who's calling",
+            "who are you",
+            "what company",
+            "where are you calling from",
+        ],
+    ),
+    (
+        Intent::Later,
+        &[
+            "call me back",
+            "call back",
+            "callback",
+            "later",
+            "busy",
+            "not a good time",
+            "bad time",
+            "another time",
+            "driving",
+            "in a meeting",
+            "tomorrow",
+        ],
+    ),
+    (
+        Intent::Unsure,
+        &[
+            "not sure",
+            "unsure",
+            "don't know",
+            "dont know",
+            "maybe",
+            "perhaps",
+            "i'll think",
+            "need to think",
+            "undecided",
+            "hard to say",
+        ],
+    ),
+    (
+        Intent::Deny,
+        &[
+            "no",
+            "nope",
+            "nah",
+            "not really",
+            "not interested",
+            "no thanks",
+            "don't",
+            "do not",
+            "didn't",
+            "wasn't",
+            "negative",
+            "decline",
+        ],
+    ),
+    (
+        Intent::Affirm,
+        &[
+            "yes",
+            "yeah",
+            "yep",
+            "yup",
+            "sure",
+            "ok",
+            "okay",
+            "of course",
+            "sounds good",
+            "definitely",
+            "absolutely",
+            "correct",
+            "that's right",
+            "go ahead",
+            "please do",
+            "interested",
+            "loved",
+            "liked",
+            "great",
+            "happy to",
+            "i would",
+            "i'd like",
+            "confirm",
+        ],
+    ),
     (Intent::Question, &[]),
 ];
 
 /// Words in a condition's wording that tell which intent it expects.
 const CONDITION_HINTS: [(Intent, &[&str]); 6] = [
-    (Intent::DoNotCall, &["do not call", "don't call", "opt out", "remove"]),
-    (Intent::WhoIsThis, &["who is calling", "who we are", "identity"]),
-    (Intent::Later, &["busy", "later", "call back", "callback", "another time", "not a good time"]),
-    (Intent::Unsure, &["unsure", "not sure", "undecided", "hesitant", "maybe"]),
-    (Intent::Deny, &["no", "not interested", "declines", "decline", "refuses", "disagrees", "didn't", "did not", "negative", "dislike"]),
-    (Intent::Affirm, &["yes", "agrees", "agree", "happy", "interested", "confirms", "accepts", "wants", "positive", "liked", "available", "can talk", "ok"]),
+    (
+        Intent::DoNotCall,
+        &["do not call", "don't call", "opt out", "remove"],
+    ),
+    (
+        Intent::WhoIsThis,
+        &["who is calling", "who we are", "identity"],
+    ),
+    (
+        Intent::Later,
+        &[
+            "busy",
+            "later",
+            "call back",
+            "callback",
+            "another time",
+            "not a good time",
+        ],
+    ),
+    (
+        Intent::Unsure,
+        &["unsure", "not sure", "undecided", "hesitant", "maybe"],
+    ),
+    (
+        Intent::Deny,
+        &[
+            "no",
+            "not interested",
+            "declines",
+            "decline",
+            "refuses",
+            "disagrees",
+            "didn't",
+            "did not",
+            "negative",
+            "dislike",
+        ],
+    ),
+    (
+        Intent::Affirm,
+        &[
+            "yes",
+            "agrees",
+            "agree",
+            "happy",
+            "interested",
+            "confirms",
+            "accepts",
+            "wants",
+            "positive",
+            "liked",
+            "available",
+            "can talk",
+            "ok",
+        ],
+    ),
 ];
 
 const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "and", "or", "to", "of", "in", "on", "for", "is", "are", "was", "were", "be", "it", "that", "this",
-    "they", "them", "their", "i", "you", "your", "we", "our", "me", "my", "do", "does", "did", "with", "at", "about",
-    "what", "how", "when", "where", "which", "can", "could", "would", "will", "there", "have", "has", "any", "if", "so",
-    "just", "like", "its", "it's", "im", "i'm", "please", "tell", "say", "says", "said", "user", "caller", "callee",
-    "not", "no", "yes", "really", "hmm", "um", "well", "very", "much", "too", "also", "but", "all", "some", "think",
+    "a", "an", "the", "and", "or", "to", "of", "in", "on", "for", "is", "are", "was", "were", "be",
+    "it", "that", "this", "they", "them", "their", "i", "you", "your", "we", "our", "me", "my",
+    "do", "does", "did", "with", "at", "about", "what", "how", "when", "where", "which", "can",
+    "could", "would", "will", "there", "have", "has", "any", "if", "so", "just", "like", "its",
+    "it's", "im", "i'm", "please", "tell", "say", "says", "said", "user", "caller", "callee",
+    "not", "no", "yes", "really", "hmm", "um", "well", "very", "much", "too", "also", "but", "all",
+    "some", "think",
 ];
 
 fn normalise(text: &str) -> String {
     let lower = text.to_lowercase().replace('’', "'");
-    lower.chars().map(|c| if c.is_alphanumeric() || c == '\'' || c == ' ' { c } else { ' ' }).collect()
+    lower
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' || c == ' ' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect()
 }
 
 fn contains_phrase(haystack: &str, phrase: &str) -> bool {
@@ -80,7 +236,10 @@ fn words(text: &str) -> HashSet<String> {
 
 fn is_question(text: &str) -> bool {
     let t = text.trim().to_lowercase();
-    const STARTS: [&str; 14] = ["what", "how", "when", "where", "why", "who", "which", "is ", "are ", "can ", "do ", "does ", "will ", "could "];
+    const STARTS: [&str; 14] = [
+        "what", "how", "when", "where", "why", "who", "which", "is ", "are ", "can ", "do ",
+        "does ", "will ", "could ",
+    ];
     t.ends_with('?') || STARTS.iter().any(|s| t.starts_with(s))
 }
 
@@ -113,7 +272,10 @@ pub fn intents(text: &str) -> Vec<Intent> {
 
 fn condition_intent(wording: &str) -> Option<Intent> {
     let n = normalise(wording);
-    CONDITION_HINTS.iter().find(|(_, hints)| hints.iter().any(|h| contains_phrase(&n, h))).map(|(i, _)| *i)
+    CONDITION_HINTS
+        .iter()
+        .find(|(_, hints)| hints.iter().any(|h| contains_phrase(&n, h)))
+        .map(|(i, _)| *i)
 }
 
 /// The knowledge-base entry or guideline sharing most words with the question.
@@ -126,10 +288,14 @@ fn answer_from_knowledge(script: &Script, question: &str) -> Option<String> {
         }
     };
     for g in &script.guidelines {
-        consider(2 * words(&g.condition).intersection(&q).count(), g.response.trim_start_matches("Say:").trim());
+        consider(
+            2 * words(&g.condition).intersection(&q).count(),
+            g.response.trim_start_matches("Say:").trim(),
+        );
     }
     for (topic, text) in &script.knowledge_base {
-        let score = 2 * words(topic).intersection(&q).count() + words(text).intersection(&q).count();
+        let score =
+            2 * words(topic).intersection(&q).count() + words(text).intersection(&q).count();
         consider(score, text);
     }
     best.map(|(_, a)| a)
@@ -145,7 +311,12 @@ impl Brain for RulesBrain {
         Ok(decide(&req))
     }
 
-    async fn compose(&self, _: &Script, instruction: &str, _: &[Turn]) -> Result<String, BrainError> {
+    async fn compose(
+        &self,
+        _: &Script,
+        instruction: &str,
+        _: &[Turn],
+    ) -> Result<String, BrainError> {
         Ok(word_instruction(instruction))
     }
 
@@ -165,12 +336,17 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
             continue;
         }
         let mut score = 0;
-        if c.keywords.iter().any(|k| contains_phrase(&n, &normalise(k).trim().to_owned())) {
+        if c.keywords
+            .iter()
+            .any(|k| contains_phrase(&n, &normalise(k).trim().to_owned()))
+        {
             score += 10;
         }
         let wording = c.when.as_deref().unwrap_or_default();
         if let Some(intent) = condition_intent(wording) {
-            if said.first() == Some(&intent) || (said.contains(&intent) && intent != Intent::Question) {
+            if said.first() == Some(&intent)
+                || (said.contains(&intent) && intent != Intent::Question)
+            {
                 score += 5;
             }
         }
@@ -187,7 +363,9 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
         }
     }
     if said.contains(&Intent::DoNotCall) {
-        return Decision::EndCall("Understood, we won't call you again. Sorry to have bothered you. Goodbye.".into());
+        return Decision::EndCall(
+            "Understood, we won't call you again. Sorry to have bothered you. Goodbye.".into(),
+        );
     }
     if said.contains(&Intent::WhoIsThis) {
         let who = answer_from_knowledge(req.script, "who are you company calling")
@@ -266,27 +444,42 @@ pub fn extract(field: FieldType, answer: &str, today: NaiveDate) -> Value {
             Some(Intent::Deny) => Value::Bool(false),
             _ => Value::Null,
         },
-        FieldType::Number | FieldType::Integer => number(&answer.to_lowercase()).map_or(Value::Null, |v| {
-            if field == FieldType::Integer || v.fract() == 0.0 {
-                Value::from(v as i64)
-            } else {
-                Value::from(v)
-            }
+        FieldType::Number | FieldType::Integer => {
+            number(&answer.to_lowercase()).map_or(Value::Null, |v| {
+                if field == FieldType::Integer || v.fract() == 0.0 {
+                    Value::from(v as i64)
+                } else {
+                    Value::from(v)
+                }
+            })
+        }
+        FieldType::Date => date(&n, today).map_or(Value::Null, |d| {
+            Value::String(d.format("%Y-%m-%d").to_string())
         }),
-        FieldType::Date => date(&n, today).map_or(Value::Null, |d| Value::String(d.format("%Y-%m-%d").to_string())),
     }
 }
 
 fn number(n: &str) -> Option<f64> {
-    const WORDS: [&str; 13] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"];
+    const WORDS: [&str; 13] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve",
+    ];
     n.split_whitespace().find_map(|w| {
-        let w = w.trim_matches(|c: char| !c.is_alphanumeric() && c != '.').trim_end_matches('.');
-        w.replace(',', "").parse::<f64>().ok().or_else(|| WORDS.iter().position(|x| *x == w).map(|i| i as f64))
+        let w = w
+            .trim_matches(|c: char| !c.is_alphanumeric() && c != '.')
+            .trim_end_matches('.');
+        w.replace(',', "")
+            .parse::<f64>()
+            .ok()
+            .or_else(|| WORDS.iter().position(|x| *x == w).map(|i| i as f64))
     })
 }
 
 fn date(n: &str, today: NaiveDate) -> Option<NaiveDate> {
-    if let Some(d) = n.split_whitespace().find_map(|w| NaiveDate::parse_from_str(w, "%Y-%m-%d").ok()) {
+    if let Some(d) = n
+        .split_whitespace()
+        .find_map(|w| NaiveDate::parse_from_str(w, "%Y-%m-%d").ok())
+    {
         return Some(d);
     }
     if contains_phrase(n, "today") {
@@ -296,30 +489,56 @@ fn date(n: &str, today: NaiveDate) -> Option<NaiveDate> {
         return Some(today + Duration::days(1));
     }
     const DAYS: [(&str, Weekday); 7] = [
-        ("monday", Weekday::Mon), ("tuesday", Weekday::Tue), ("wednesday", Weekday::Wed), ("thursday", Weekday::Thu),
-        ("friday", Weekday::Fri), ("saturday", Weekday::Sat), ("sunday", Weekday::Sun),
+        ("monday", Weekday::Mon),
+        ("tuesday", Weekday::Tue),
+        ("wednesday", Weekday::Wed),
+        ("thursday", Weekday::Thu),
+        ("friday", Weekday::Fri),
+        ("saturday", Weekday::Sat),
+        ("sunday", Weekday::Sun),
     ];
-    DAYS.iter().find(|(name, _)| contains_phrase(n, name)).map(|(_, wd)| {
-        let ahead = (wd.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64).rem_euclid(7);
-        today + Duration::days(if ahead == 0 { 7 } else { ahead })
-    })
+    DAYS.iter()
+        .find(|(name, _)| contains_phrase(n, name))
+        .map(|(_, wd)| {
+            let ahead = (wd.num_days_from_monday() as i64
+                - today.weekday().num_days_from_monday() as i64)
+                .rem_euclid(7);
+            today + Duration::days(if ahead == 0 { 7 } else { ahead })
+        })
 }
 
 /// The `rules` analysis, labelled with `brain` (hybrid reuses it).
 pub fn analyse(req: &AnalyseRequest<'_>, brain: &str) -> Analysis {
-    let user_text: Vec<&str> = req.transcript.iter().filter(|t| t.role == Role::User).map(|t| t.text.as_str()).collect();
+    let user_text: Vec<&str> = req
+        .transcript
+        .iter()
+        .filter(|t| t.role == Role::User)
+        .map(|t| t.text.as_str())
+        .collect();
     let objectives: Vec<ObjectiveResult> = req
         .script
         .objectives
         .iter()
         .map(|o| {
-            let by_step = o.step.as_ref().filter(|s| req.path.contains(s)).map(|s| format!("the conversation reached step `{s}`"));
+            let by_step = o
+                .step
+                .as_ref()
+                .filter(|s| req.path.contains(s))
+                .map(|s| format!("the conversation reached step `{s}`"));
             let by_words = o.keywords.iter().find_map(|k| {
                 let k = normalise(k);
-                user_text.iter().find(|t| contains_phrase(&normalise(t), k.trim())).map(|t| format!("the callee said \"{t}\""))
+                user_text
+                    .iter()
+                    .find(|t| contains_phrase(&normalise(t), k.trim()))
+                    .map(|t| format!("the callee said \"{t}\""))
             });
             let evidence = by_step.or(by_words);
-            ObjectiveResult { id: o.id.clone(), description: o.description.clone(), achieved: evidence.is_some(), evidence }
+            ObjectiveResult {
+                id: o.id.clone(),
+                description: o.description.clone(),
+                achieved: evidence.is_some(),
+                evidence,
+            }
         })
         .collect();
     let mut raw = Map::new();
@@ -332,7 +551,8 @@ pub fn analyse(req: &AnalyseRequest<'_>, brain: &str) -> Analysis {
         raw.insert(field.name.clone(), value);
     }
     let achieved = objectives.iter().filter(|o| o.achieved).count();
-    let evaluation = SuccessEvaluation::from_objectives(achieved, objectives.len(), req.flow_succeeded);
+    let evaluation =
+        SuccessEvaluation::from_objectives(achieved, objectives.len(), req.flow_succeeded);
     let engaged = !user_text.is_empty();
     let rating = match (evaluation, engaged) {
         (SuccessEvaluation::Successful, _) => 5,
@@ -379,23 +599,47 @@ mod tests {
         assert_eq!(intents("Please do not call me again")[0], Intent::DoNotCall);
         assert_eq!(intents("Who is this?")[0], Intent::WhoIsThis);
         assert!(intents("What is the price?").contains(&Intent::Question));
-        assert_eq!(intents("No, I'm not interested, yes I'm sure")[0], Intent::Deny);
+        assert_eq!(
+            intents("No, I'm not interested, yes I'm sure")[0],
+            Intent::Deny
+        );
     }
 
     #[test]
     fn extracts_typed_values() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(); // a Thursday
-        assert_eq!(extract(FieldType::Integer, "We need three bedrooms", today), Value::from(3));
-        assert_eq!(extract(FieldType::Number, "about $650,000", today), Value::from(650000));
-        assert_eq!(extract(FieldType::Boolean, "yeah definitely", today), Value::Bool(true));
-        assert_eq!(extract(FieldType::Date, "Monday works", today), Value::from("2026-11-30"));
-        assert_eq!(extract(FieldType::Date, "tomorrow please", today), Value::from("2026-11-27"));
+        assert_eq!(
+            extract(FieldType::Integer, "We need three bedrooms", today),
+            Value::from(3)
+        );
+        assert_eq!(
+            extract(FieldType::Number, "about $650,000", today),
+            Value::from(650000)
+        );
+        assert_eq!(
+            extract(FieldType::Boolean, "yeah definitely", today),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            extract(FieldType::Date, "Monday works", today),
+            Value::from("2026-11-30")
+        );
+        assert_eq!(
+            extract(FieldType::Date, "tomorrow please", today),
+            Value::from("2026-11-27")
+        );
         assert_eq!(extract(FieldType::Date, "no idea", today), Value::Null);
     }
 
     #[test]
     fn words_instructions() {
-        assert_eq!(word_instruction("Ask whether they liked the property"), "Could you tell me whether you liked the property?");
-        assert_eq!(word_instruction("Explain that the auction is on Saturday."), "The auction is on Saturday.");
+        assert_eq!(
+            word_instruction("Ask whether they liked the property"),
+            "Could you tell me whether you liked the property?"
+        );
+        assert_eq!(
+            word_instruction("Explain that the auction is on Saturday."),
+            "The auction is on Saturday."
+        );
     }
 }
