@@ -39,6 +39,42 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage scripts.
+    #[command(subcommand)]
+    Script(ScriptCommand),
+    /// Talk to a script in the terminal, as the callee (no database needed).
+    Chat {
+        /// The script, YAML or JSON.
+        #[arg(long)]
+        script: std::path::PathBuf,
+        /// rules (offline, default), openai or hybrid (VOXD_OPENAI_* settings).
+        #[arg(long, default_value = "rules")]
+        brain: String,
+        /// The callee's first name, for {{contact.first_name}}.
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value = "Australia/Sydney")]
+        timezone: String,
+        #[arg(long, default_value = "AU")]
+        region: String,
+        /// Let webhook tools reach private and loopback addresses.
+        #[arg(long)]
+        allow_private_network: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScriptCommand {
+    /// Validate a script file (YAML or JSON), store it for a team and print its id.
+    Import {
+        #[arg(long)]
+        team: String,
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +150,13 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Chat { script, brain, first_name, phone, email, timezone, region, allow_private_network } = cli.command {
+        init_logging(cli.global.log_format.unwrap_or_default(), false);
+        let timezone = timezone.parse().map_err(|_| anyhow::anyhow!("`{timezone}` is not an IANA time zone"))?;
+        let region = phone::parse_region(&region).map_err(anyhow::Error::msg)?;
+        let opts = crate::chat::ChatOptions { script, brain, first_name, phone, email, timezone, region, allow_private_network };
+        return crate::chat::run(opts).await;
+    }
     let serve_args = match &cli.command {
         Command::Serve(args) => Some(args),
         _ => None,
@@ -132,6 +175,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Team(cmd) => team(&db, cmd).await,
         Command::Key(cmd) => key(&db, cmd).await,
+        Command::Script(ScriptCommand::Import { team, file }) => import_script(&db, &team, &file).await,
+        Command::Chat { .. } => unreachable!("handled before opening the database"),
     };
     db.close().await;
     result
@@ -338,5 +383,13 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
             println!("key {id} revoked");
         }
     }
+    Ok(())
+}
+
+async fn import_script(db: &Db, team: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let team = find_team(db, team).await?;
+    let script = crate::chat::load_script(file)?;
+    let stored = db.insert_script(team.id, new_id(), &script, now()).await?;
+    println!("{}", stored.id);
     Ok(())
 }

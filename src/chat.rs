@@ -1,0 +1,111 @@
+//! `voxd chat`: talk to a script in the terminal as the callee. One line of input is one thing the
+//! callee says; end of input (or `/hangup`) hangs up. Silence counts in real time, so the assistant
+//! prompts and gives up as it would on a call. At the end the analysis is printed.
+
+use std::{io::IsTerminal, path::Path, sync::Arc, time::Duration};
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::conversation::{
+    analysis::Analysis,
+    brain,
+    engine::{Conversation, Role, SystemClock},
+    script::Script,
+    tools::{RecordingSms, Tools},
+};
+
+pub struct ChatOptions {
+    pub script: std::path::PathBuf,
+    pub brain: String,
+    pub first_name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub timezone: chrono_tz::Tz,
+    pub region: phonenumber::country::Id,
+    pub allow_private_network: bool,
+}
+
+pub fn load_script(path: &Path) -> anyhow::Result<Script> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let script = Script::from_yaml_or_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let problems = script.validate();
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+        anyhow::bail!("{} is not a valid script:\n{}", path.display(), list.join("\n"));
+    }
+    Ok(script)
+}
+
+pub async fn run(opts: ChatOptions) -> anyhow::Result<()> {
+    let script = Arc::new(load_script(&opts.script)?);
+    let brain = brain::from_name(&opts.brain).map_err(anyhow::Error::msg)?;
+    let sms = Arc::new(RecordingSms::default());
+    let tools = Arc::new(Tools::new(opts.allow_private_network, sms.clone(), opts.region).with_timezone(opts.timezone));
+    let vars = json!({
+        "contact": {"first_name": opts.first_name, "phone_number": opts.phone, "email": opts.email},
+        "call": {"type": "web", "simulated": true},
+    });
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        println!("Talking to \"{}\" with the {} brain. Type what you would say; /hangup or Ctrl-D hangs up.\n", script.name, brain.name());
+    }
+    let mut conversation = Conversation::start(script, brain, tools, Arc::new(SystemClock), vars).await;
+    let mut shown = 0;
+    shown = show(&conversation, shown);
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while !conversation.is_over() {
+        if interactive {
+            use std::io::Write;
+            print!("you › ");
+            let _ = std::io::stdout().flush();
+        }
+        tokio::select! {
+            line = lines.next_line() => match line? {
+                Some(l) if l.trim() == "/hangup" || l.trim() == "/quit" => conversation.hang_up(),
+                Some(l) => {
+                    if !interactive {
+                        println!("you › {l}");
+                    }
+                    conversation.hear(&l).await;
+                }
+                None => conversation.hang_up(),
+            },
+            _ = tick.tick() => conversation.tick(),
+        }
+        shown = show(&conversation, shown);
+    }
+    let reason = conversation.end_reason().map(|r| r.as_str()).unwrap_or("unknown");
+    println!("\n— call ended: {reason} —\n");
+    print_analysis(&conversation.analyse().await);
+    for (to, body) in sms.0.lock().expect("sms lock").iter() {
+        println!("(SMS recorded, not sent, to {to}: {body})");
+    }
+    Ok(())
+}
+
+/// Prints assistant turns not shown yet; returns how many turns are shown.
+fn show(conversation: &Conversation, from: usize) -> usize {
+    let turns = conversation.transcript();
+    for t in &turns[from.min(turns.len())..] {
+        if t.role == Role::Assistant {
+            println!("assistant › {}", t.text);
+        }
+    }
+    turns.len()
+}
+
+fn print_analysis(a: &Analysis) {
+    println!("Analysis ({} brain)", a.brain);
+    println!("  summary: {}", a.summary);
+    let evaluation = serde_json::to_value(a.success_evaluation).unwrap_or_default();
+    println!("  success: {}, rating {}/5", evaluation.as_str().unwrap_or("?"), a.rating);
+    for o in &a.objectives {
+        let mark = if o.achieved { "✓" } else { "✗" };
+        println!("  {mark} {} — {}", o.description, o.evidence.as_deref().unwrap_or("no evidence"));
+    }
+    if !a.structured_data.is_empty() {
+        println!("  data: {}", serde_json::Value::Object(a.structured_data.clone()));
+    }
+}
