@@ -150,11 +150,32 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Chat { script, brain, first_name, phone, email, timezone, region, allow_private_network } = cli.command {
+    if let Command::Chat {
+        script,
+        brain,
+        first_name,
+        phone,
+        email,
+        timezone,
+        region,
+        allow_private_network,
+    } = cli.command
+    {
         init_logging(cli.global.log_format.unwrap_or_default(), false);
-        let timezone = timezone.parse().map_err(|_| anyhow::anyhow!("`{timezone}` is not an IANA time zone"))?;
+        let timezone = timezone
+            .parse()
+            .map_err(|_| anyhow::anyhow!("`{timezone}` is not an IANA time zone"))?;
         let region = phone::parse_region(&region).map_err(anyhow::Error::msg)?;
-        let opts = crate::chat::ChatOptions { script, brain, first_name, phone, email, timezone, region, allow_private_network };
+        let opts = crate::chat::ChatOptions {
+            script,
+            brain,
+            first_name,
+            phone,
+            email,
+            timezone,
+            region,
+            allow_private_network,
+        };
         return crate::chat::run(opts).await;
     }
     let serve_args = match &cli.command {
@@ -175,7 +196,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Team(cmd) => team(&db, cmd).await,
         Command::Key(cmd) => key(&db, cmd).await,
-        Command::Script(ScriptCommand::Import { team, file }) => import_script(&db, &team, &file).await,
+        Command::Script(ScriptCommand::Import { team, file }) => {
+            import_script(&db, &team, &file).await
+        }
         Command::Chat { .. } => unreachable!("handled before opening the database"),
     };
     db.close().await;

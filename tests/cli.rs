@@ -184,18 +184,29 @@ async fn serve_runs_and_stops_gracefully(app: &TestApp) {
 }
 
 async fn script_import_stores_valid_scripts_only(app: &TestApp) {
-    let file = format!("{}/examples/scripts/receptionist.yaml", env!("CARGO_MANIFEST_DIR"));
+    let file = format!(
+        "{}/examples/scripts/receptionist.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let id = stdout(&voxd(app, &["script", "import", "--team", "acme", &file]));
     let r = app.get(&format!("/api/v1/scripts/{}", id.trim())).await;
     assert_eq!(r.ok(200)["script"]["type"], "inbound");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
-    let text = std::fs::read_to_string(&file).unwrap().replace("next: take_details", "next: nowhere");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("next: take_details", "next: nowhere");
     std::fs::write(&bad, text).unwrap();
-    let out = voxd(app, &["script", "import", "--team", "acme", bad.to_str().unwrap()]);
+    let out = voxd(
+        app,
+        &["script", "import", "--team", "acme", bad.to_str().unwrap()],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("flows.main.steps.greet.conditions[0]") && err.contains("nowhere"), "{err}");
+    assert!(
+        err.contains("flows.main.steps.greet.conditions[0]") && err.contains("nowhere"),
+        "{err}"
+    );
     assert_eq!(app.count("scripts").await, 1);
 }
 
@@ -207,9 +218,20 @@ on_both_backends!(
 
 #[test]
 fn chat_reads_callee_lines_from_a_pipe() {
-    let script = format!("{}/examples/scripts/appraisal-booking.yaml", env!("CARGO_MANIFEST_DIR"));
+    let script = format!(
+        "{}/examples/scripts/appraisal-booking.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_voxd"))
-        .args(["chat", "--script", &script, "--first-name", "Ana", "--email", "ana@example.com"])
+        .args([
+            "chat",
+            "--script",
+            &script,
+            "--first-name",
+            "Ana",
+            "--email",
+            "ana@example.com",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -223,11 +245,24 @@ fn chat_reads_callee_lines_from_a_pipe() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("assistant › Hi Ana, it's Harbour Realty."), "{text}");
-    assert!(text.contains("I'll email the details to ana@example.com"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("assistant › Hi Ana, it's Harbour Realty."),
+        "{text}"
+    );
+    assert!(
+        text.contains("I'll email the details to ana@example.com"),
+        "{text}"
+    );
     assert!(text.contains("call ended: ai hangup"), "{text}");
-    assert!(text.contains("Analysis (rules brain)") && text.contains("success: successful"), "{text}");
+    assert!(
+        text.contains("Analysis (rules brain)") && text.contains("success: successful"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -361,3 +361,26 @@ async fn receptionist_silence_is_patient_and_max_duration_ends_the_call() {
         "max duration"
     );
 }
+
+#[tokio::test]
+async fn interrupting_callee_marks_the_assistant_turns_it_cut() {
+    let interrupter = Persona {
+        interrupts: true,
+        ..buyer()
+    };
+    let r = run("buyer-follow-up", interrupter).await;
+    assert_eq!(r.path(), ["greet", "feedback", "offer", "budget"]);
+    let cut: Vec<bool> = r
+        .conversation
+        .transcript()
+        .iter()
+        .filter(|t| t.role == Role::Assistant)
+        .map(|t| t.interrupted)
+        .collect();
+    assert_eq!(
+        cut,
+        [true, true, true, true, false],
+        "each question was cut; the goodbye came after the last word"
+    );
+    assert_eq!(r.conversation.transcript()[1].start_ms, 1000);
+}

@@ -41,7 +41,10 @@ struct Fake {
 async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<Value> {
     fake.requests.fetch_add(1, Ordering::SeqCst);
     let mode = *fake.mode.lock().unwrap();
-    assert_eq!(body["response_format"]["type"], "json_schema", "structured output is requested");
+    assert_eq!(
+        body["response_format"]["type"], "json_schema",
+        "structured output is requested"
+    );
     assert!(body["response_format"]["json_schema"]["schema"].is_object());
     if mode == Mode::Slow {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -49,8 +52,14 @@ async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<
     if mode == Mode::FailOnce && fake.failed_once.fetch_add(1, Ordering::SeqCst) == 0 {
         return Json(json!({"error": "overloaded"})); // paired with a 200: content missing → malformed, retried
     }
-    let user: Value = serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
-    let content = match (mode, body["response_format"]["json_schema"]["name"].as_str().unwrap()) {
+    let user: Value =
+        serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
+    let content = match (
+        mode,
+        body["response_format"]["json_schema"]["name"]
+            .as_str()
+            .unwrap(),
+    ) {
         (Mode::Malformed, _) => "I think the caller agreed!".to_owned(),
         (_, "decision") => {
             fake.decisions.fetch_add(1, Ordering::SeqCst);
@@ -58,8 +67,18 @@ async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<
         }
         (_, "turn") => json!({"say": user["instruction"]}).to_string(),
         (_, "analysis") => {
-            let objectives: Vec<Value> = user["objectives"].as_array().unwrap().iter().map(|o| json!({"id": o["id"], "achieved": true, "evidence": "model says so"})).collect();
-            let fields: serde_json::Map<String, Value> = user["data_fields"].as_array().unwrap().iter().map(|f| (f["name"].as_str().unwrap().to_owned(), Value::Null)).collect();
+            let objectives: Vec<Value> = user["objectives"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| json!({"id": o["id"], "achieved": true, "evidence": "model says so"}))
+                .collect();
+            let fields: serde_json::Map<String, Value> = user["data_fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| (f["name"].as_str().unwrap().to_owned(), Value::Null))
+                .collect();
             json!({"summary": "The buyer liked the home.", "objectives": objectives, "structured_data": fields,
                    "success_evaluation": "successful", "rating": 4}).to_string()
         }
@@ -76,13 +95,30 @@ fn decide_like_a_model(user: &Value) -> Value {
         .map(|c| {
             let when = c["when"].as_str().unwrap().to_owned();
             let otherwise = when.starts_with("otherwise");
-            Condition { when: (!otherwise).then_some(when), otherwise, next: Some("x".into()), ..Default::default() }
+            Condition {
+                when: (!otherwise).then_some(when),
+                otherwise,
+                next: Some("x".into()),
+                ..Default::default()
+            }
         })
         .collect();
-    let step = Step { conditions, ..serde_json::from_value(json!({"id": "s", "type": "voice"})).unwrap() };
-    let script: Script = serde_json::from_value(json!({"name": "fake", "type": "outbound", "main_flow_id": "m", "flows": [],
-        "knowledge_base": user["knowledge"]["knowledge_base"]})).unwrap();
-    let req = DecideRequest { script: &script, step: &step, utterance: user["callee_said"].as_str().unwrap(), transcript: &[], only_if_sure: false };
+    let step = Step {
+        conditions,
+        ..serde_json::from_value(json!({"id": "s", "type": "voice"})).unwrap()
+    };
+    let script: Script = serde_json::from_value(
+        json!({"name": "fake", "type": "outbound", "main_flow_id": "m", "flows": [],
+        "knowledge_base": user["knowledge"]["knowledge_base"]}),
+    )
+    .unwrap();
+    let req = DecideRequest {
+        script: &script,
+        step: &step,
+        utterance: user["callee_said"].as_str().unwrap(),
+        transcript: &[],
+        only_if_sure: false,
+    };
     match rules::decide(&req) {
         Decision::Condition(i) => json!({"action": "condition", "condition": i, "reply": ""}),
         Decision::Answer(a) => json!({"action": "answer", "condition": -1, "reply": a}),
@@ -98,7 +134,9 @@ async fn fake(mode: Mode) -> (String, Fake) {
         decisions: Arc::default(),
         failed_once: Arc::default(),
     };
-    let app = Router::new().route("/v1/chat/completions", post(completions)).with_state(state.clone());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -106,23 +144,38 @@ async fn fake(mode: Mode) -> (String, Fake) {
 }
 
 fn example() -> Arc<Script> {
-    let path = format!("{}/examples/scripts/buyer-follow-up.yaml", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/examples/scripts/buyer-follow-up.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     Arc::new(Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap())
 }
 
 fn buyer() -> Persona {
     Persona {
         rules: vec![
-            Rule { when: vec!["think of the property".into()], say: "We loved it.".into() },
-            Rule { when: vec!["budget".into()], say: "About 1200000.".into() },
+            Rule {
+                when: vec!["think of the property".into()],
+                say: "We loved it.".into(),
+            },
+            Rule {
+                when: vec!["budget".into()],
+                say: "About 1200000.".into(),
+            },
         ],
         ..Persona::cooperative()
     }
 }
 
 async fn converse(brain: Arc<dyn Brain>, mut persona: Persona) -> (Conversation, Analysis) {
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()));
-    let tools = Arc::new(Tools::new(false, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
+    ));
+    let tools = Arc::new(Tools::new(
+        false,
+        Arc::new(RecordingSms::default()),
+        phonenumber::country::Id::AU,
+    ));
     let vars = json!({"contact": {"first_name": "John"}});
     let mut c = Conversation::start(example(), brain, tools, clock.clone(), vars).await;
     simulate(&mut c, &mut persona, &clock, 30).await;
@@ -131,7 +184,12 @@ async fn converse(brain: Arc<dyn Brain>, mut persona: Persona) -> (Conversation,
 }
 
 fn openai(url: &str, timeout_ms: u64) -> OpenAiBrain {
-    OpenAiBrain::new(url, "fake-model", Some("sk-test".into()), Duration::from_millis(timeout_ms))
+    OpenAiBrain::new(
+        url,
+        "fake-model",
+        Some("sk-test".into()),
+        Duration::from_millis(timeout_ms),
+    )
 }
 
 #[tokio::test]
@@ -144,15 +202,27 @@ async fn openai_brain_runs_the_same_conversation() {
     assert_eq!(a.summary, "The buyer liked the home.");
     assert_eq!(a.success_evaluation, SuccessEvaluation::Successful);
     assert_eq!(a.rating, 4);
-    assert_eq!(a.structured_data.len(), 3, "every declared field, typed (null here)");
+    assert_eq!(
+        a.structured_data.len(),
+        3,
+        "every declared field, typed (null here)"
+    );
     assert_eq!(state.decisions.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test]
 async fn openai_brain_answers_off_script_questions() {
     let (url, _) = fake(Mode::Normal).await;
-    let (c, _) = converse(Arc::new(openai(&url, 2000)), Persona::off_topic("When is the auction date?")).await;
-    assert!(c.transcript()[2].text.contains("Saturday 12 December"), "{:?}", c.transcript()[2]);
+    let (c, _) = converse(
+        Arc::new(openai(&url, 2000)),
+        Persona::off_topic("When is the auction date?"),
+    )
+    .await;
+    assert!(
+        c.transcript()[2].text.contains("Saturday 12 December"),
+        "{:?}",
+        c.transcript()[2]
+    );
     assert_eq!(c.transcript()[2].step.as_deref(), Some("greet"));
 }
 
@@ -160,27 +230,51 @@ async fn openai_brain_answers_off_script_questions() {
 async fn malformed_replies_end_the_call_cleanly_as_failed() {
     let (url, state) = fake(Mode::Malformed).await;
     let (c, a) = converse(Arc::new(openai(&url, 2000)), buyer()).await;
-    assert!(matches!(c.end_reason(), Some(EndReason::Failed(m)) if m.contains("unusable")), "{:?}", c.end_reason());
+    assert!(
+        matches!(c.end_reason(), Some(EndReason::Failed(m)) if m.contains("unusable")),
+        "{:?}",
+        c.end_reason()
+    );
     assert_eq!(c.end_reason().unwrap().as_str(), "failed");
-    assert!(c.transcript().last().unwrap().text.contains("technical trouble"));
+    assert!(c
+        .transcript()
+        .last()
+        .unwrap()
+        .text
+        .contains("technical trouble"));
     assert_eq!(a.success_evaluation, SuccessEvaluation::Unsuccessful);
     assert!(a.summary.contains("Analysis failed"));
-    assert_eq!(state.requests.load(Ordering::SeqCst), 3 + 3, "one decision and one analysis, each tried three times");
+    assert_eq!(
+        state.requests.load(Ordering::SeqCst),
+        3 + 3,
+        "one decision and one analysis, each tried three times"
+    );
 }
 
 #[tokio::test]
 async fn timeouts_end_the_call_cleanly_as_failed() {
     let (url, _) = fake(Mode::Slow).await;
     let (c, _) = converse(Arc::new(openai(&url, 200)), buyer()).await;
-    assert!(matches!(c.end_reason(), Some(EndReason::Failed(m)) if m.contains("unavailable")), "{:?}", c.end_reason());
+    assert!(
+        matches!(c.end_reason(), Some(EndReason::Failed(m)) if m.contains("unavailable")),
+        "{:?}",
+        c.end_reason()
+    );
 }
 
 #[tokio::test]
 async fn a_transient_failure_is_retried() {
     let (url, state) = fake(Mode::FailOnce).await;
     let (c, _) = converse(Arc::new(openai(&url, 2000)), buyer()).await;
-    assert!(matches!(c.end_reason(), Some(EndReason::FlowEnded(_))), "{:?}", c.end_reason());
-    assert_eq!(state.failed_once.load(Ordering::SeqCst) >= 1, true);
+    assert!(
+        matches!(c.end_reason(), Some(EndReason::FlowEnded(_))),
+        "{:?}",
+        c.end_reason()
+    );
+    assert!(
+        state.failed_once.load(Ordering::SeqCst) >= 2,
+        "the failed request was tried again"
+    );
 }
 
 #[tokio::test]

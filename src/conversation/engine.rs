@@ -69,6 +69,9 @@ pub struct Turn {
     pub start_ms: i64,
     /// The step the conversation was on.
     pub step: Option<String>,
+    /// An assistant turn the callee talked over (only voice steps can be interrupted).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// Why a conversation ended. `as_str` gives the call's `end_reason`.
@@ -211,6 +214,7 @@ impl Conversation {
             text,
             start_ms: self.elapsed_ms(),
             step,
+            interrupted: false,
         });
         self.last_activity = self.clock.now();
     }
@@ -240,6 +244,7 @@ impl Conversation {
             text: text.to_owned(),
             start_ms: self.elapsed_ms(),
             step,
+            interrupted: false,
         });
         self.last_activity = self.clock.now();
         self.prompted = false;
@@ -280,6 +285,26 @@ impl Conversation {
             }
             Err(e) => self.fail(e),
         }
+    }
+
+    /// The callee talked over the assistant. A voice step's last line is marked interrupted (the
+    /// brain reasons on the transcript, as it would on a call); tool and function steps cannot be
+    /// interrupted, so their lines stand. Then the words are heard as usual.
+    pub async fn interrupt(&mut self, text: &str) {
+        if self
+            .current_step()
+            .is_some_and(|s| s.step_type == StepType::Voice)
+        {
+            if let Some(last) = self
+                .transcript
+                .iter_mut()
+                .rev()
+                .find(|t| t.role == Role::Assistant)
+            {
+                last.interrupted = true;
+            }
+        }
+        self.hear(text).await;
     }
 
     /// The callee hung up.

@@ -30,6 +30,8 @@ pub struct Persona {
     pub hang_up_at: Option<usize>,
     /// Never says anything.
     pub silent: bool,
+    /// Talks over the assistant instead of waiting for it to finish.
+    pub interrupts: bool,
     /// Assistant turns heard so far.
     #[serde(skip)]
     pub heard: usize,
@@ -138,6 +140,11 @@ pub async fn simulate(
             Action::Silence
         };
         match action {
+            Action::Say(text) if persona.interrupts => {
+                clock.advance(Duration::seconds(1));
+                conversation.interrupt(&text).await;
+                turns += 1;
+            }
             Action::Say(text) => {
                 clock.advance(Duration::seconds(ANSWER_SECS));
                 conversation.hear(&text).await;

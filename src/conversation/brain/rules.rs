@@ -338,7 +338,7 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
         let mut score = 0;
         if c.keywords
             .iter()
-            .any(|k| contains_phrase(&n, &normalise(k).trim().to_owned()))
+            .any(|k| contains_phrase(&n, normalise(k).trim()))
         {
             score += 10;
         }
