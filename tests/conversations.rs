@@ -384,3 +384,168 @@ async fn interrupting_callee_marks_the_assistant_turns_it_cut() {
     );
     assert_eq!(r.conversation.transcript()[1].start_ms, 1000);
 }
+
+/// Every example against every stock persona: each ends the way its script says it should, with a
+/// transcript and an analysis from `rules`.
+#[tokio::test]
+async fn every_example_against_every_persona() {
+    use EndReason::*;
+    let personas: [(&str, fn() -> Persona); 5] = [
+        ("cooperative", Persona::cooperative),
+        ("unsure", Persona::unsure),
+        ("off-topic", || Persona::off_topic("Who is this?")),
+        ("silent", Persona::silent),
+        ("hangs up early", Persona::hangs_up_early),
+    ];
+    let expected: [(&str, [&str; 5]); 3] = [
+        (
+            "buyer-follow-up",
+            [
+                "ai hangup",
+                "ai hangup",
+                "ai hangup",
+                "silence timeout",
+                "user hangup",
+            ],
+        ),
+        (
+            "appraisal-booking",
+            [
+                "ai hangup",
+                "ai hangup",
+                "ai hangup",
+                "silence timeout",
+                "user hangup",
+            ],
+        ),
+        (
+            "receptionist",
+            [
+                "ai hangup",
+                "ai hangup",
+                "ai hangup",
+                "silence timeout",
+                "user hangup",
+            ],
+        ),
+    ];
+    for (script, reasons) in expected {
+        for ((name, persona), reason) in personas.iter().zip(reasons) {
+            let r = run(script, persona()).await;
+            let end = r
+                .conversation
+                .end_reason()
+                .unwrap_or_else(|| panic!("{script}/{name} did not end"));
+            assert_eq!(
+                end.as_str(),
+                reason,
+                "{script} / {name}: {:?}",
+                r.conversation.transcript()
+            );
+            assert!(!matches!(end, Failed(_)));
+            assert!(!r.conversation.transcript().is_empty());
+            assert_eq!(r.analysis.brain, "rules");
+            assert!((1..=5).contains(&r.analysis.rating));
+            let fields = r.analysis.structured_data.len();
+            assert_eq!(
+                fields,
+                example(script).data_collection.len(),
+                "{script}: every declared field is present"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn tool_steps_call_webhooks_and_send_sms() {
+    use axum::{routing::post, Json, Router};
+    let app = Router::new().route(
+        "/crm/lookup",
+        post(|Json(body): Json<Value>| async move {
+            Json(json!({"data": {"customer": {"id": format!("C-{}", body["phone"].as_str().unwrap_or_default()), "tier": "gold"}}}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/crm/lookup", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let script: Script = serde_json::from_value(json!({
+        "name": "Lookup", "type": "inbound", "main_flow_id": "main",
+        "flows": [{"id": "main", "steps": [
+            {"id": "lookup", "type": "tool", "script": "Say: One moment while I look you up.",
+             "tool": {"kind": "webhook", "url": url, "body": {"phone": "{{contact.phone_number}}"},
+                      "response_map": {"customer_id": "/data/customer/id", "tier": "/data/customer/tier"}},
+             "output": {"customer_id": "crm.customer_id", "tier": "crm.tier"},
+             "conditions": [{"outcome": "success", "next": "text"}, {"otherwise": true, "next": "sorry"}]},
+            {"id": "text", "type": "tool", "tool": {"kind": "sms_send"},
+             "input": {"message": "Your customer number is {{crm.customer_id}}"},
+             "conditions": [{"outcome": "success", "next": "found"}, {"otherwise": true, "next": "sorry"}]},
+            {"id": "found", "type": "voice", "script": "Say: Found you, {{crm.tier}} member {{crm.customer_id}}. I've texted you the number.",
+             "conditions": [{"otherwise": true, "end_flow": "success"}]},
+            {"id": "sorry", "type": "voice", "script": "Say: Sorry, I couldn't find you.",
+             "conditions": [{"otherwise": true, "end_flow": "fail"}]}
+        ]}]
+    }))
+    .unwrap();
+    assert_eq!(script.validate(), vec![]);
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
+    ));
+    let sms = Arc::new(RecordingSms::default());
+    let script = Arc::new(script);
+    let allowed = Arc::new(Tools::new(true, sms.clone(), phonenumber::country::Id::AU));
+    let c = Conversation::start(
+        script.clone(),
+        Arc::new(RulesBrain),
+        allowed,
+        clock.clone(),
+        contact(),
+    )
+    .await;
+    let said: Vec<&str> = c.transcript().iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(
+        said,
+        [
+            "One moment while I look you up.",
+            "Found you, gold member C-+61429069971. I've texted you the number."
+        ]
+    );
+    assert_eq!(
+        sms.0.lock().unwrap().as_slice(),
+        [(
+            "+61429069971".to_owned(),
+            "Your customer number is C-+61429069971".to_owned()
+        )]
+    );
+
+    // The same script on a server that does not allow private addresses cannot reach the CRM.
+    let guarded = Arc::new(Tools::new(
+        false,
+        Arc::new(RecordingSms::default()),
+        phonenumber::country::Id::AU,
+    ));
+    let c = Conversation::start(script, Arc::new(RulesBrain), guarded, clock, contact()).await;
+    assert_eq!(c.path(), ["lookup", "sorry"]);
+}
+
+#[tokio::test]
+async fn repeated_unclear_answers_end_the_call_politely() {
+    let r = run("receptionist", Persona::unsure()).await;
+    assert_eq!(
+        r.conversation.end_reason(),
+        Some(&EndReason::AssistantHangup)
+    );
+    let assistant = r.said(Role::Assistant);
+    assert_eq!(
+        assistant
+            .iter()
+            .filter(|t| t.starts_with("Sorry, I didn't quite catch that"))
+            .count(),
+        2
+    );
+    assert!(assistant
+        .last()
+        .unwrap()
+        .contains("having trouble understanding"));
+    assert_eq!(r.said(Role::User).len(), 3);
+}

@@ -144,8 +144,12 @@ async fn fake(mode: Mode) -> (String, Fake) {
 }
 
 fn example() -> Arc<Script> {
+    script("buyer-follow-up")
+}
+
+fn script(name: &str) -> Arc<Script> {
     let path = format!(
-        "{}/examples/scripts/buyer-follow-up.yaml",
+        "{}/examples/scripts/{name}.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
     Arc::new(Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap())
@@ -167,7 +171,15 @@ fn buyer() -> Persona {
     }
 }
 
-async fn converse(brain: Arc<dyn Brain>, mut persona: Persona) -> (Conversation, Analysis) {
+async fn converse(brain: Arc<dyn Brain>, persona: Persona) -> (Conversation, Analysis) {
+    converse_with(example(), brain, persona).await
+}
+
+async fn converse_with(
+    script: Arc<Script>,
+    brain: Arc<dyn Brain>,
+    mut persona: Persona,
+) -> (Conversation, Analysis) {
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
     ));
@@ -177,7 +189,7 @@ async fn converse(brain: Arc<dyn Brain>, mut persona: Persona) -> (Conversation,
         phonenumber::country::Id::AU,
     ));
     let vars = json!({"contact": {"first_name": "John"}});
-    let mut c = Conversation::start(example(), brain, tools, clock.clone(), vars).await;
+    let mut c = Conversation::start(script, brain, tools, clock.clone(), vars).await;
     simulate(&mut c, &mut persona, &clock, 30).await;
     let a = c.analyse().await;
     (c, a)
@@ -290,4 +302,39 @@ async fn hybrid_asks_the_model_only_when_rules_are_unsure() {
     *state.mode.lock().unwrap() = Mode::Malformed;
     let (_, a) = converse(hybrid, Persona::hangs_up_early()).await;
     assert_eq!(a.brain, "hybrid (rules fallback)");
+}
+
+/// The same conversations as `rules` (every example, every stock persona): through the protocol,
+/// a model that decides like the rules takes the same paths to the same ends.
+#[tokio::test]
+async fn openai_brain_takes_the_same_paths_as_rules_everywhere() {
+    let (url, _) = fake(Mode::Normal).await;
+    let personas: [fn() -> Persona; 6] = [
+        Persona::cooperative,
+        Persona::unsure,
+        || Persona::off_topic("Who is this?"),
+        Persona::silent,
+        Persona::hangs_up_early,
+        buyer,
+    ];
+    for name in ["buyer-follow-up", "appraisal-booking", "receptionist"] {
+        for persona in personas {
+            let (by_rules, _) = converse_with(
+                script(name),
+                Arc::new(voxd::conversation::brain::rules::RulesBrain),
+                persona(),
+            )
+            .await;
+            let (by_model, analysis) =
+                converse_with(script(name), Arc::new(openai(&url, 2000)), persona()).await;
+            assert_eq!(by_model.path(), by_rules.path(), "{name}");
+            assert_eq!(by_model.end_reason(), by_rules.end_reason(), "{name}");
+            assert_eq!(
+                by_model.transcript().len(),
+                by_rules.transcript().len(),
+                "{name}"
+            );
+            assert_eq!(analysis.brain, "openai");
+        }
+    }
 }

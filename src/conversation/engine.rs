@@ -105,6 +105,9 @@ struct Frame {
     step: usize,
 }
 
+/// Unclear answers in a row after which the assistant stops asking and ends the call politely.
+const MAX_UNCLEAR: u32 = 3;
+
 /// Most automatic moves (function, tool, flow steps) in a row before the engine calls it a loop.
 const MAX_AUTOMATIC_MOVES: usize = 100;
 
@@ -121,6 +124,8 @@ pub struct Conversation {
     started: DateTime<Utc>,
     last_activity: DateTime<Utc>,
     prompted: bool,
+    /// Unclear answers in a row on the current step.
+    unclear: u32,
     ended: Option<EndReason>,
     region: phonenumber::country::Id,
 }
@@ -158,6 +163,7 @@ impl Conversation {
             started: now,
             last_activity: now,
             prompted: false,
+            unclear: 0,
             ended: None,
             region,
         };
@@ -264,6 +270,9 @@ impl Conversation {
                 only_if_sure: false,
             })
             .await;
+        if !matches!(decision, Ok(Decision::Unclear)) {
+            self.unclear = 0;
+        }
         match decision {
             Ok(Decision::Condition(i)) => match step.conditions.get(i) {
                 Some(c) => self.take(c.clone()).await,
@@ -276,7 +285,12 @@ impl Conversation {
                 self.say(goodbye);
                 self.end(EndReason::AssistantHangup);
             }
+            Ok(Decision::Unclear) if self.unclear + 1 >= MAX_UNCLEAR => {
+                self.say("I'm sorry, I'm having trouble understanding, so I'll have someone follow up with you. Goodbye.".into());
+                self.end(EndReason::AssistantHangup);
+            }
             Ok(Decision::Unclear) => {
+                self.unclear += 1;
                 let again = self.speakable(&step).await;
                 match again {
                     Ok(line) => self.say(format!("Sorry, I didn't quite catch that. {line}")),

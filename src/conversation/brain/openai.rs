@@ -159,7 +159,7 @@ impl Brain for OpenAiBrain {
             .conditions
             .iter()
             .enumerate()
-            .map(|(i, c)| json!({"index": i, "when": if c.otherwise { "otherwise (none of the others)" } else { c.when.as_deref().unwrap_or_default() }}))
+            .map(|(i, c)| json!({"index": i, "when": if c.otherwise { "otherwise (none of the others)" } else { c.when.as_deref().unwrap_or_default() }, "keywords": c.keywords}))
             .collect();
         let system = "You follow a phone call script. Given the step the assistant is on, its numbered \
             conditions and what the callee just said, reply with JSON: action `condition` with the index \
