@@ -390,7 +390,8 @@ async fn interrupting_callee_marks_the_assistant_turns_it_cut() {
 #[tokio::test]
 async fn every_example_against_every_persona() {
     use EndReason::*;
-    let personas: [(&str, fn() -> Persona); 5] = [
+    type Stock = (&'static str, fn() -> Persona);
+    let personas: [Stock; 5] = [
         ("cooperative", Persona::cooperative),
         ("unsure", Persona::unsure),
         ("off-topic", || Persona::off_topic("Who is this?")),

@@ -79,7 +79,7 @@ async fn scripts_round_trip(app: &TestApp) {
 
 async fn invalid_scripts_are_refused_with_every_problem(app: &TestApp) {
     let mut bad = example("appraisal-booking");
-    bad["flows"][0]["steps"][0]["conditions"][2]["next"] = json!("nowhere");
+    bad["flows"][0]["steps"][0]["conditions"][3]["next"] = json!("nowhere");
     bad["flows"][1]["steps"][1]["conditions"][0] = json!({"when": "x", "end_call": true});
     bad["flows"][0]["steps"][2]["function"] = json!("teleport");
     let r = app.post("/api/v1/scripts", &bad).await;
@@ -93,7 +93,7 @@ async fn invalid_scripts_are_refused_with_every_problem(app: &TestApp) {
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(problems
         .iter()
-        .any(|p| p.contains("flows.main.steps.intro.conditions[2]") && p.contains("nowhere")));
+        .any(|p| p.contains("flows.main.steps.intro.conditions[3]") && p.contains("nowhere")));
     assert!(problems.iter().any(
         |p| p.contains("flows.booking.steps.offer_day.conditions[0]")
             && p.contains("sub-flow cannot end the call")
