@@ -1,6 +1,6 @@
 //! The `voxd` command line: `serve`, `migrate`, `team`, `key`.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, sync::Arc};
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -42,6 +42,9 @@ enum Command {
     /// Manage scripts.
     #[command(subcommand)]
     Script(ScriptCommand),
+    /// Manage a team's phone numbers (caller ids).
+    #[command(subcommand)]
+    Number(NumberCommand),
     /// Talk to a script in the terminal, as the callee (no database needed).
     Chat {
         /// The script, YAML or JSON.
@@ -64,6 +67,24 @@ enum Command {
         /// Let webhook tools reach private and loopback addresses.
         #[arg(long)]
         allow_private_network: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NumberCommand {
+    /// Add a caller id to a team (any format; stored in E.164).
+    Add {
+        #[arg(long)]
+        team: String,
+        number: String,
+        /// The script that answers calls to this number.
+        #[arg(long)]
+        inbound_script: Option<Uuid>,
+    },
+    /// List a team's numbers.
+    List {
+        #[arg(long)]
+        team: String,
     },
 }
 
@@ -199,6 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Script(ScriptCommand::Import { team, file }) => {
             import_script(&db, &team, &file).await
         }
+        Command::Number(cmd) => number(&db, cmd).await,
         Command::Chat { .. } => unreachable!("handled before opening the database"),
     };
     db.close().await;
@@ -228,13 +250,44 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
         "voxd serving"
     );
     let expiry = tokio::spawn(expire_idempotency_keys(db.clone()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let dispatching = tokio::spawn(dispatcher(db.clone(), &settings).run(async {
+        let _ = stop_rx.await;
+    }));
     let app = api::router(AppState::new(db, settings.api));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Calls in flight finish their current pass; a call cut short is recovered by its lease.
+    let _ = stop_tx.send(());
+    let _ = dispatching.await;
     expiry.abort();
     tracing::info!("stopped: in-flight requests finished");
     Ok(())
+}
+
+/// The dispatcher of `serve`: the simulated carrier and the rules brain.
+fn dispatcher(db: Db, settings: &Settings) -> crate::dispatcher::Dispatcher {
+    use crate::conversation::{brain::rules::RulesBrain, engine::SystemClock, tools};
+    let sms = Arc::new(tools::RecordingSms::default());
+    let tools = tools::Tools::new(
+        settings.allow_private_network,
+        sms,
+        phonenumber::country::Id::AU,
+    );
+    crate::dispatcher::Dispatcher::new(
+        db,
+        Arc::new(SystemClock),
+        Arc::new(crate::carrier::sim::SimCarrier {
+            delays: settings.sim_delays,
+        }),
+        Arc::new(RulesBrain),
+        Arc::new(tools),
+        crate::dispatcher::DispatcherSettings {
+            max_concurrent_calls: i64::from(settings.max_concurrent_calls),
+            ..Default::default()
+        },
+    )
 }
 
 async fn expire_idempotency_keys(db: Db) {
@@ -414,5 +467,57 @@ async fn import_script(db: &Db, team: &str, file: &std::path::Path) -> anyhow::R
     let script = crate::chat::load_script(file)?;
     let stored = db.insert_script(team.id, new_id(), &script, now()).await?;
     println!("{}", stored.id);
+    Ok(())
+}
+
+async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
+    match cmd {
+        NumberCommand::Add {
+            team,
+            number,
+            inbound_script,
+        } => {
+            let team = find_team(db, &team).await?;
+            let region = phone::parse_region(&team.region).map_err(anyhow::Error::msg)?;
+            let e164 =
+                phone::normalize("number", &number, region).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(id) = inbound_script {
+                let script = db
+                    .get_script(team.id, id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("team {} has no script {id}", team.name))?;
+                anyhow::ensure!(
+                    script.definition.0.script_type
+                        == crate::conversation::script::ScriptType::Inbound,
+                    "script {id} is not an inbound script"
+                );
+            }
+            let n = crate::store::calls::PhoneNumber {
+                id: new_id(),
+                team_id: team.id,
+                number: e164.clone(),
+                inbound_script_id: inbound_script,
+                created_at: now(),
+            };
+            match db.add_number(&n).await {
+                Err(StoreError::Conflict(_)) => {
+                    anyhow::bail!("team {} already has {e164}", team.name)
+                }
+                other => other?,
+            }
+            println!("{e164}");
+        }
+        NumberCommand::List { team } => {
+            let team = find_team(db, &team).await?;
+            for n in db.list_numbers(team.id).await? {
+                println!(
+                    "{}  {}",
+                    n.number,
+                    n.inbound_script_id
+                        .map_or("-".to_owned(), |i| i.to_string())
+                );
+            }
+        }
+    }
     Ok(())
 }

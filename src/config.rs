@@ -61,6 +61,11 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// Seconds a verified API key is trusted before it is looked up again (revocation delay).
     pub key_cache_seconds: Option<u64>,
+    /// Let tools reach private and loopback addresses.
+    pub allow_private_network: Option<bool>,
+    /// Simulated carrier: milliseconds of ringing, and before answer.
+    pub sim_ring_ms: Option<u64>,
+    pub sim_answer_ms: Option<u64>,
 }
 
 /// Resolved settings.
@@ -72,6 +77,8 @@ pub struct Settings {
     pub api: ApiSettings,
     /// Default concurrent-call limit per team (used by call dispatch).
     pub max_concurrent_calls: u32,
+    pub allow_private_network: bool,
+    pub sim_delays: crate::carrier::sim::SimDelays,
 }
 
 impl Settings {
@@ -119,6 +126,11 @@ impl Settings {
                     .unwrap_or(defaults.key_cache_ttl),
             },
             max_concurrent_calls: file.max_concurrent_calls.unwrap_or(10),
+            allow_private_network: file.allow_private_network.unwrap_or(false),
+            sim_delays: crate::carrier::sim::SimDelays {
+                ring: std::time::Duration::from_millis(file.sim_ring_ms.unwrap_or(2000)),
+                answer: std::time::Duration::from_millis(file.sim_answer_ms.unwrap_or(1000)),
+            },
         })
     }
 }

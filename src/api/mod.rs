@@ -1,6 +1,7 @@
 //! The HTTP API: routes, middleware and the handlers of each resource.
 
 pub mod auth;
+pub mod calls;
 pub mod contacts;
 pub mod error;
 pub mod extract;
@@ -105,6 +106,19 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/link-object-to-contact/{object_id}",
             post(objects::link),
+        )
+        .route("/api/v1/create-phone-call", post(calls::create_phone_call))
+        .route("/api/v1/get-call/{call_id}", get(calls::get_call))
+        .route("/api/v1/calls", get(calls::list_calls))
+        .route("/api/v1/calls/{call_id}/events", get(calls::call_events))
+        .route("/api/v1/cancel-call/{call_id}", post(calls::cancel_call))
+        .route(
+            "/api/v1/reschedule-call/{call_id}",
+            axum::routing::patch(calls::reschedule_call),
+        )
+        .route(
+            "/api/v1/get-call-result/{call_id}",
+            get(calls::get_call_result),
         )
         .route("/api/v1/scripts", post(scripts::create).get(scripts::list))
         .route(

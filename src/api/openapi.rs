@@ -15,7 +15,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{contacts, error::ErrorBody, lists, objects, scripts};
+use super::{calls, contacts, error::ErrorBody, lists, objects, scripts};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,11 +37,13 @@ use super::{contacts, error::ErrorBody, lists, objects, scripts};
         lists::create, lists::add_contacts, lists::get,
         objects::create_type, objects::type_by_name, objects::upsert, objects::link, objects::get, objects::list,
         scripts::create, scripts::list, scripts::get, scripts::replace, scripts::delete,
+        calls::create_phone_call, calls::get_call, calls::list_calls, calls::cancel_call, calls::reschedule_call,
+        calls::get_call_result, calls::call_events,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Conventions),
     tags(
-        (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"), (name = "Scripts"),
+        (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"), (name = "Calls"), (name = "Scripts"),
     ),
 )]
 pub struct ApiDoc;

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, write_pool, Db, Result, StoreError};
+use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
 use crate::domain::contact::ValidContact;
 
 #[derive(Debug, Clone, FromRow)]
@@ -129,5 +129,44 @@ impl Db {
             .bind(f.limit)
             .fetch_all(p)
             .await?))
+    }
+}
+
+impl Db {
+    /// The team's contact with this phone number, updated with the fields given (others kept,
+    /// metadata merged), or a new contact. Returns it and whether it was created.
+    pub async fn upsert_contact_by_phone(
+        &self,
+        team_id: Uuid,
+        c: ValidContact,
+        at: DateTime<Utc>,
+    ) -> Result<(Contact, bool)> {
+        let select =
+            format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
+        let update = format!(
+            "UPDATE contacts SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name),
+               email = COALESCE($4, email), title = COALESCE($5, title), company = COALESCE($6, company),
+               address = COALESCE($7, address), location = COALESCE($8, location), timezone = COALESCE($9, timezone),
+               metadata = $10, updated_at = $11
+             WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        transaction!(self, tx => {
+            match sqlx::query_as::<_, Contact>(&select).bind(team_id).bind(&c.phone_number).fetch_optional(&mut *tx).await? {
+                Some(existing) => {
+                    let mut metadata = existing.metadata.0.clone();
+                    metadata.extend(c.metadata.clone());
+                    let updated = sqlx::query_as::<_, Contact>(&update)
+                        .bind(existing.id).bind(&c.first_name).bind(&c.last_name).bind(&c.email).bind(&c.title)
+                        .bind(&c.company).bind(&c.address).bind(&c.location).bind(&c.timezone).bind(Json(metadata)).bind(at)
+                        .fetch_one(&mut *tx).await?;
+                    Ok((updated, false))
+                }
+                None => {
+                    let contact = Contact::new(team_id, c, crate::domain::new_id(), at);
+                    bind_contact!(sqlx::query(INSERT), contact).execute(&mut *tx).await.map_err(StoreError::from_write)?;
+                    Ok((contact, true))
+                }
+            }
+        })
     }
 }

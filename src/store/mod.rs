@@ -3,6 +3,7 @@
 //! once where both dialects agree (`$1` placeholders work on both), in the module of the resource
 //! they serve; each backend keeps its own migrations with its native column types.
 
+pub mod calls;
 pub mod contacts;
 pub mod idempotency;
 pub mod keys;

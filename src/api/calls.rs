@@ -1,0 +1,606 @@
+//! Calls: create (scheduled through the dispatcher), get, list, cancel, reschedule, result and
+//! timeline.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::types::Json as DbJson;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    auth::TeamCtx,
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::{parse_id, ApiJson, ApiQuery},
+    pagination::{Page, PageMeta},
+    AppState,
+};
+use crate::{
+    conversation::script::ScriptType,
+    domain::{
+        call::{id_bound, CallStatus, CallingWindow, Progress, RetryPolicy},
+        contact::ContactInput,
+        new_id, now, phone, FieldError,
+    },
+    store::calls::{Call, CallFilter, NotChanged},
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePhoneCallRequest {
+    /// One of your team's numbers (`voxd number add`), any format.
+    #[schema(example = "+61291234567")]
+    pub from_number: String,
+    /// An outbound script of your team.
+    pub script_id: String,
+    /// Upserted by normalised phone number: an existing contact is updated with the fields given.
+    pub contact: ContactInput,
+    /// When to call; absent or in the past means now.
+    pub scheduled_time: Option<DateTime<Utc>>,
+    /// After this the call expires (status `failed`, end reason `expired`) instead of ringing late.
+    pub latest_time: Option<DateTime<Utc>>,
+    /// Default: one attempt.
+    pub retry_policy: Option<RetryPolicy>,
+    /// Hours the call may ring, in the contact's time zone (else the team's). Default: any time.
+    pub calling_window: Option<CallingWindow>,
+    /// Free-form JSON kept with the call.
+    pub metadata: Option<Map<String, Value>>,
+    /// `{{custom.*}}` values for the script.
+    pub variables: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallView {
+    pub id: String,
+    /// outbound, inbound or web.
+    #[serde(rename = "type")]
+    pub call_type: String,
+    /// scheduled, queued, dialing, ringing, in_progress, processing, ended, cancelled.
+    pub progress: String,
+    /// The outcome of the latest attempt: completed, failed, voicemail, dropout, hang-up, rang-out,
+    /// User unavailable, User rejected (null before the first attempt ends).
+    pub status: Option<String>,
+    pub end_reason: Option<String>,
+    pub script_id: String,
+    pub contact_id: Option<String>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    /// The callee's time zone, used for the calling window.
+    pub timezone: String,
+    pub scheduled_time: DateTime<Utc>,
+    pub latest_time: Option<DateTime<Utc>>,
+    /// Attempts made so far.
+    pub attempts: i32,
+    pub retry_policy: RetryPolicy,
+    pub calling_window: Option<CallingWindow>,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    #[schema(value_type = Object)]
+    pub variables: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl From<Call> for CallView {
+    fn from(c: Call) -> Self {
+        CallView {
+            id: c.id.to_string(),
+            call_type: c.call_type,
+            progress: c.progress,
+            status: c.status,
+            end_reason: c.end_reason,
+            script_id: c.script_id.to_string(),
+            contact_id: c.contact_id.map(|i| i.to_string()),
+            from_number: c.from_number,
+            to_number: c.to_number,
+            timezone: c.timezone,
+            scheduled_time: c.scheduled_time,
+            latest_time: c.latest_time,
+            attempts: c.attempts,
+            retry_policy: c.retry_policy.0,
+            calling_window: c.calling_window.map(|w| w.0),
+            metadata: c.metadata.0,
+            variables: c.variables.0,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallResponse {
+    pub success: bool,
+    pub call_id: String,
+    pub call: CallView,
+}
+
+fn too_big(field: &str, value: &Map<String, Value>) -> Result<(), FieldError> {
+    if serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+        > 16 * 1024
+    {
+        return Err(FieldError::new(field, "must be at most 16 KiB of JSON"));
+    }
+    Ok(())
+}
+
+/// Create phone call
+///
+/// Schedules an outbound call. The contact is upserted by normalised phone number; a
+/// `scheduled_time` in the past (or none) means now. The dispatcher places the call when it is due,
+/// within the calling window and the team's concurrent-call limit.
+#[utoipa::path(post, path = "/api/v1/create-phone-call", tag = "Calls", operation_id = "createPhoneCall",
+    request_body = CreatePhoneCallRequest,
+    responses(
+        (status = 201, description = "Call scheduled.", body = CallResponse),
+        (status = 404, description = "Unknown script.", body = ErrorBody),
+    ))]
+pub async fn create_phone_call(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    ApiJson(req): ApiJson<CreatePhoneCallRequest>,
+) -> ApiResult<(StatusCode, Json<CallResponse>)> {
+    let from = phone::normalize("from_number", &req.from_number, team.region)?;
+    let contact = req.contact.validate(team.region, "contact.")?;
+    let retry_policy = req.retry_policy.unwrap_or_default();
+    retry_policy
+        .check()
+        .map_err(|e| FieldError::new("retry_policy", e))?;
+    if let Some(w) = &req.calling_window {
+        w.check()
+            .map_err(|e| FieldError::new("calling_window", e))?;
+    }
+    let metadata = req.metadata.unwrap_or_default();
+    too_big("metadata", &metadata)?;
+    let variables = req.variables.unwrap_or_default();
+    too_big("variables", &variables)?;
+    let at = now();
+    let scheduled = req.scheduled_time.filter(|t| *t > at).unwrap_or(at);
+    if let Some(latest) = req.latest_time {
+        if latest <= scheduled {
+            return Err(
+                FieldError::new("latest_time", "must be after scheduled_time (or now)").into(),
+            );
+        }
+    }
+    let script_id = parse_id(&req.script_id, "Script")?;
+    let script = state
+        .db
+        .get_script(team.team_id, script_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Script not found".into()))?;
+    if script.definition.0.script_type != ScriptType::Outbound {
+        return Err(FieldError::new(
+            "script_id",
+            "is an inbound script; phone calls need an outbound one",
+        )
+        .into());
+    }
+    if state.db.team_number(team.team_id, &from).await?.is_none() {
+        return Err(FieldError::new(
+            "from_number",
+            format!("{from} is not one of your team's numbers (add it with `voxd number add`)"),
+        )
+        .into());
+    }
+    let (contact, _) = state
+        .db
+        .upsert_contact_by_phone(team.team_id, contact, at)
+        .await?;
+    let call = Call {
+        id: new_id(),
+        team_id: team.team_id,
+        call_type: "outbound".into(),
+        progress: Progress::Scheduled.as_str().into(),
+        status: None,
+        end_reason: None,
+        script_id,
+        contact_id: Some(contact.id),
+        from_number: Some(from),
+        to_number: Some(contact.phone_number.clone()),
+        timezone: contact
+            .timezone
+            .clone()
+            .unwrap_or_else(|| team.timezone.clone()),
+        scheduled_time: scheduled,
+        latest_time: req.latest_time,
+        due_ms: scheduled.timestamp_millis(),
+        latest_ms: req.latest_time.map(|t| t.timestamp_millis()),
+        calling_window: req.calling_window.map(DbJson),
+        retry_policy: DbJson(retry_policy),
+        attempts: 0,
+        lease_owner: None,
+        lease_until_ms: None,
+        metadata: DbJson(metadata),
+        variables: DbJson(variables),
+        result: None,
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+        ended_at: None,
+    };
+    state.db.insert_call(&call).await?;
+    tracing::info!(call_id = %call.id, scheduled = %call.scheduled_time, "call scheduled");
+    Ok((
+        StatusCode::CREATED,
+        Json(CallResponse {
+            success: true,
+            call_id: call.id.to_string(),
+            call: call.into(),
+        }),
+    ))
+}
+
+async fn find(state: &AppState, team: &TeamCtx, raw: &str) -> ApiResult<Call> {
+    let id = parse_id(raw, "Call")?;
+    state
+        .db
+        .get_call(team.team_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Call not found".into()))
+}
+
+/// Get call
+#[utoipa::path(get, path = "/api/v1/get-call/{call_id}", tag = "Calls", operation_id = "getCall",
+    params(("call_id" = String, Path, description = "Unique call ID.")),
+    responses(
+        (status = 200, description = "Call found.", body = CallResponse),
+        (status = 404, description = "No such call in your team.", body = ErrorBody),
+    ))]
+pub async fn get_call(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CallResponse>> {
+    let call = find(&state, &team, &id).await?;
+    Ok(Json(CallResponse {
+        success: true,
+        call_id: call.id.to_string(),
+        call: call.into(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListCallsParams {
+    /// A call status (exact string, e.g. `rang-out`, `User unavailable`).
+    pub status: Option<String>,
+    /// outbound, inbound or web.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub call_type: Option<String>,
+    pub progress: Option<String>,
+    pub contact_id: Option<String>,
+    pub script_id: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `meta.next_cursor` of the previous page.
+    #[param(value_type = Option<uuid::Uuid>)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListCallsResponse {
+    pub success: bool,
+    pub calls: Vec<CallView>,
+    pub meta: PageMeta,
+}
+
+fn optional_id(field: &str, raw: Option<&str>) -> ApiResult<Option<uuid::Uuid>> {
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => uuid::Uuid::parse_str(s)
+            .map(Some)
+            .map_err(|_| FieldError::new(field, "is not an id").into()),
+    }
+}
+
+/// List calls
+///
+/// Calls oldest first with every documented filter; `meta.next_cursor` pages through them.
+/// Calls created while paging appear after the cursor, never inside pages already read.
+#[utoipa::path(get, path = "/api/v1/calls", tag = "Calls", operation_id = "listCalls",
+    params(ListCallsParams),
+    responses((status = 200, description = "A page of calls.", body = ListCallsResponse)))]
+pub async fn list_calls(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    ApiQuery(q): ApiQuery<ListCallsParams>,
+) -> ApiResult<Json<ListCallsResponse>> {
+    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    if let Some(s) = q.status.as_deref().filter(|s| !s.is_empty()) {
+        CallStatus::parse(s)
+            .ok_or_else(|| FieldError::new("status", format!("`{s}` is not a call status")))?;
+    }
+    if let Some(p) = q.progress.as_deref().filter(|s| !s.is_empty()) {
+        Progress::parse(p)
+            .ok_or_else(|| FieldError::new("progress", format!("`{p}` is not a call progress")))?;
+    }
+    if let Some(t) = q.call_type.as_deref().filter(|s| !s.is_empty()) {
+        if !["outbound", "inbound", "web"].contains(&t) {
+            return Err(FieldError::new("type", "must be outbound, inbound or web").into());
+        }
+    }
+    let filter = CallFilter {
+        status: q.status.filter(|s| !s.is_empty()),
+        call_type: q.call_type.filter(|s| !s.is_empty()),
+        progress: q.progress.filter(|s| !s.is_empty()),
+        contact_id: optional_id("contact_id", q.contact_id.as_deref())?,
+        script_id: optional_id("script_id", q.script_id.as_deref())?,
+        created_after: q.created_after.map(id_bound),
+        created_before: q.created_before.map(id_bound),
+        after: page.after,
+        limit: page.fetch(),
+    };
+    let rows = state.db.list_calls(team.team_id, &filter).await?;
+    let (rows, meta) = page.finish(rows, |c| c.id);
+    Ok(Json(ListCallsResponse {
+        success: true,
+        calls: rows.into_iter().map(Into::into).collect(),
+        meta,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallActionResponse {
+    pub success: bool,
+    pub call_id: String,
+    /// The call's progress after the action (`cancelled`, `scheduled`).
+    pub status: String,
+}
+
+fn refused(n: NotChanged, action: &str) -> ApiError {
+    match n {
+        NotChanged::NotFound => ApiError::NotFound("Call not found".into()),
+        NotChanged::AlreadyStarted(progress) => ApiError::bad_request(format!(
+            "the call can no longer be {action}: its progress is `{progress}` (only scheduled or queued calls can be)"
+        ))
+        .with("progress", progress),
+    }
+}
+
+/// Cancel call
+///
+/// Only while the call has not started (progress `scheduled` or `queued`); otherwise 400 with the
+/// call's progress.
+#[utoipa::path(post, path = "/api/v1/cancel-call/{call_id}", tag = "Calls", operation_id = "cancelCall",
+    params(("call_id" = String, Path, description = "Unique call ID.")),
+    responses(
+        (status = 200, description = "Call cancelled.", body = CallActionResponse),
+        (status = 400, description = "The call has started.", body = ErrorBody),
+        (status = 404, description = "No such call in your team.", body = ErrorBody),
+    ))]
+pub async fn cancel_call(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CallActionResponse>> {
+    let id = parse_id(&id, "Call")?;
+    let call = state
+        .db
+        .cancel_call(team.team_id, id, now())
+        .await?
+        .map_err(|n| refused(n, "cancelled"))?;
+    Ok(Json(CallActionResponse {
+        success: true,
+        call_id: call.id.to_string(),
+        status: call.progress,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleRequest {
+    /// The new time; in the past means now.
+    pub scheduled_time: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RescheduleResponse {
+    pub success: bool,
+    pub call_id: String,
+    pub status: String,
+    pub scheduled_time: DateTime<Utc>,
+}
+
+/// Reschedule call
+///
+/// Only while the call has not started; otherwise 400 with the call's progress.
+#[utoipa::path(patch, path = "/api/v1/reschedule-call/{call_id}", tag = "Calls", operation_id = "rescheduleCall",
+    params(("call_id" = String, Path, description = "Unique call ID.")),
+    request_body = RescheduleRequest,
+    responses(
+        (status = 200, description = "Call rescheduled.", body = RescheduleResponse),
+        (status = 400, description = "The call has started, or the body is invalid.", body = ErrorBody),
+        (status = 404, description = "No such call in your team.", body = ErrorBody),
+    ))]
+pub async fn reschedule_call(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RescheduleRequest>,
+) -> ApiResult<Json<RescheduleResponse>> {
+    let id = parse_id(&id, "Call")?;
+    let at = now();
+    let when = req.scheduled_time.max(at);
+    let call = state
+        .db
+        .reschedule_call(team.team_id, id, when, at)
+        .await?
+        .map_err(|n| refused(n, "rescheduled"))?;
+    if call.latest_ms.is_some_and(|l| l <= when.timestamp_millis()) {
+        tracing::info!(call_id = %call.id, "rescheduled past its latest_time: it will expire");
+    }
+    Ok(Json(RescheduleResponse {
+        success: true,
+        call_id: call.id.to_string(),
+        status: call.progress,
+        scheduled_time: call.scheduled_time,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TurnView {
+    /// assistant or user.
+    pub role: String,
+    pub text: String,
+    /// Milliseconds from the start of the call.
+    pub start_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallResult {
+    pub call_id: String,
+    pub progress: String,
+    pub status: Option<String>,
+    pub end_reason: Option<String>,
+    /// False until the latest attempt has ended; the other fields are then null or empty.
+    pub available: bool,
+    pub summary: Option<String>,
+    pub transcript: Vec<TurnView>,
+    /// Null for simulated calls (nothing was recorded).
+    pub recording_url: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub structured_data: Option<Value>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub objectives: Option<Value>,
+    /// 1 to 5.
+    pub rating: Option<u8>,
+    /// successful, partially_successful, unsuccessful.
+    pub success_evaluation: Option<String>,
+    pub duration_seconds: Option<i64>,
+    /// True when the `sim` carrier placed the call: nothing rang anywhere.
+    pub simulated: Option<bool>,
+    /// The brain that analysed the call.
+    pub analysed_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallResultResponse {
+    pub success: bool,
+    pub call: CallResult,
+}
+
+/// Get call result
+///
+/// Summary, transcript, recording URL, structured data, objectives, rating and success evaluation of
+/// the latest attempt. Before an attempt has ended the answer is 200 with `available: false`.
+#[utoipa::path(get, path = "/api/v1/get-call-result/{call_id}", tag = "Calls", operation_id = "getCallResult",
+    params(("call_id" = String, Path, description = "Unique call ID.")),
+    responses(
+        (status = 200, description = "Call result returned.", body = CallResultResponse),
+        (status = 404, description = "No such call in your team.", body = ErrorBody),
+    ))]
+pub async fn get_call_result(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CallResultResponse>> {
+    let call = find(&state, &team, &id).await?;
+    let r = call
+        .result
+        .as_ref()
+        .map(|r| r.0.clone())
+        .unwrap_or(Value::Null);
+    let a = &r["analysis"];
+    let transcript = r["transcript"]
+        .as_array()
+        .map(|turns| {
+            turns
+                .iter()
+                .map(|t| TurnView {
+                    role: t["role"].as_str().unwrap_or_default().to_owned(),
+                    text: t["text"].as_str().unwrap_or_default().to_owned(),
+                    start_ms: t["start_ms"].as_i64().unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let result = CallResult {
+        call_id: call.id.to_string(),
+        available: call.result.is_some(),
+        progress: call.progress,
+        status: call.status,
+        end_reason: call.end_reason,
+        summary: text(&a["summary"]),
+        transcript,
+        recording_url: text(&r["recording_url"]),
+        structured_data: a.get("structured_data").cloned(),
+        objectives: a.get("objectives").cloned(),
+        rating: a["rating"].as_u64().map(|n| n as u8),
+        success_evaluation: text(&a["success_evaluation"]),
+        duration_seconds: r["duration_seconds"].as_i64(),
+        simulated: r["simulated"].as_bool(),
+        analysed_by: text(&a["brain"]),
+    };
+    Ok(Json(CallResultResponse {
+        success: true,
+        call: result,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallEventView {
+    pub at: DateTime<Utc>,
+    /// The attempt the event belongs to (0 before the first).
+    pub attempt: i32,
+    pub progress: String,
+    pub status: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallEventsResponse {
+    pub success: bool,
+    pub call_id: String,
+    pub events: Vec<CallEventView>,
+}
+
+/// Call timeline (extension)
+///
+/// Every transition of the call, in order, with its time.
+#[utoipa::path(get, path = "/api/v1/calls/{call_id}/events", tag = "Calls", operation_id = "getCallEvents",
+    params(("call_id" = String, Path, description = "Unique call ID.")),
+    responses(
+        (status = 200, description = "The call's timeline.", body = CallEventsResponse),
+        (status = 404, description = "No such call in your team.", body = ErrorBody),
+    ))]
+pub async fn call_events(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CallEventsResponse>> {
+    let call = find(&state, &team, &id).await?;
+    let events = state
+        .db
+        .call_events(call.id)
+        .await?
+        .into_iter()
+        .map(|e| CallEventView {
+            at: e.at,
+            attempt: e.attempt,
+            progress: e.progress,
+            status: e.status,
+            detail: e.detail.map(|d| d.0),
+        })
+        .collect();
+    Ok(Json(CallEventsResponse {
+        success: true,
+        call_id: call.id.to_string(),
+        events,
+    }))
+}

@@ -1,0 +1,277 @@
+//! The dispatcher: takes due calls from the calls table under a lease, places them through the
+//! carrier, records each transition, analyses answered calls and applies the retry policy.
+//! Several dispatchers (processes) can share one PostgreSQL: leases make sure no call is dialled
+//! twice at once, and a call whose worker died is recovered when its lease runs out.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::{
+    carrier::{Carrier, Dial, ProgressSink},
+    conversation::{brain::Brain, engine::Clock, script::Script, tools::Tools},
+    domain::call::Progress,
+    store::{calls::Call, Db},
+};
+
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    /// Names this worker in leases (host and process id by default).
+    pub owner: String,
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+    /// Calls taken per pass.
+    pub batch: i64,
+    /// Time between passes when idle.
+    pub poll: Duration,
+    /// Default per-team concurrent-call limit (a team's own setting wins).
+    pub max_concurrent_calls: i64,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        DispatcherSettings {
+            owner: format!("{}-{}", hostname(), std::process::id()),
+            lease: Duration::from_secs(120),
+            batch: 100,
+            poll: Duration::from_millis(200),
+            max_concurrent_calls: 10,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "voxd".into())
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    carrier: Arc<dyn Carrier>,
+    brain: Arc<dyn Brain>,
+    tools: Arc<Tools>,
+    settings: Arc<DispatcherSettings>,
+}
+
+struct LeaseSink {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    call_id: Uuid,
+    owner: String,
+}
+
+#[async_trait]
+impl ProgressSink for LeaseSink {
+    async fn progress(&self, progress: Progress) -> bool {
+        match self
+            .db
+            .record_progress(
+                self.call_id,
+                &self.owner,
+                progress,
+                None,
+                None,
+                None,
+                self.clock.now(),
+            )
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(call_id = %self.call_id, error = %e, "could not record call progress");
+                false
+            }
+        }
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        carrier: Arc<dyn Carrier>,
+        brain: Arc<dyn Brain>,
+        tools: Arc<Tools>,
+        settings: DispatcherSettings,
+    ) -> Self {
+        Dispatcher {
+            db,
+            clock,
+            carrier,
+            brain,
+            tools,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// One pass: claims due calls and runs them all to their end. Returns how many were claimed.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let s = &self.settings;
+        let claim = self
+            .db
+            .claim_due_calls(
+                self.clock.now(),
+                &s.owner,
+                s.lease.as_millis() as i64,
+                s.batch,
+                s.max_concurrent_calls,
+            )
+            .await?;
+        if claim.recovered > 0 || claim.expired > 0 {
+            tracing::info!(
+                recovered = claim.recovered,
+                expired = claim.expired,
+                "calls settled by the dispatcher"
+            );
+        }
+        let n = claim.claimed.len();
+        let runs: Vec<_> = claim
+            .claimed
+            .into_iter()
+            .map(|call| {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let id = call.id;
+                    if let Err(e) = me.run_call(call).await {
+                        tracing::error!(call_id = %id, error = ?e, "call attempt failed");
+                    }
+                })
+            })
+            .collect();
+        for r in runs {
+            let _ = r.await;
+        }
+        Ok(n)
+    }
+
+    /// Passes until `stop` resolves; a busy pass is followed at once by the next.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let busy = match self.run_once().await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dispatch pass failed");
+                    false
+                }
+            };
+            let wait = if busy {
+                Duration::ZERO
+            } else {
+                self.settings.poll
+            };
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn run_call(&self, call: Call) -> anyhow::Result<()> {
+        let owner = self.settings.owner.clone();
+        let script = self
+            .db
+            .get_script(call.team_id, call.script_id)
+            .await?
+            .map(|s| Arc::new(s.definition.0))
+            .ok_or_else(|| anyhow::anyhow!("script {} is gone", call.script_id));
+        let script: Arc<Script> = match script {
+            Ok(s) => s,
+            Err(e) => {
+                self.db
+                    .finish_attempt(
+                        call.id,
+                        &owner,
+                        "failed",
+                        "script missing",
+                        None,
+                        json!({}),
+                        self.clock.now(),
+                    )
+                    .await?;
+                return Err(e);
+            }
+        };
+        let contact = match call.contact_id {
+            Some(id) => self.db.get_contact(call.team_id, id).await?,
+            None => None,
+        };
+        let contact_vars = contact.as_ref().map_or(Value::Null, |c| {
+            json!({
+                "id": c.id, "phone_number": c.phone_number, "first_name": c.first_name, "last_name": c.last_name,
+                "full_name": crate::domain::contact::full_name(c.first_name.as_deref(), c.last_name.as_deref()),
+                "email": c.email, "title": c.title, "company": c.company, "address": c.address,
+                "location": c.location, "timezone": c.timezone,
+            })
+        });
+        let variables = json!({
+            "contact": contact_vars,
+            "call": {"id": call.id, "type": call.call_type, "from_number": call.from_number, "to_number": call.to_number, "attempt": call.attempts},
+            "custom": call.variables.0,
+        });
+        let dial = Dial {
+            call_id: call.id,
+            to_number: call.to_number.clone().unwrap_or_default(),
+            from_number: call.from_number.clone().unwrap_or_default(),
+            script,
+            variables,
+            contact_metadata: contact.map(|c| c.metadata.0).unwrap_or_default(),
+            brain: self.brain.clone(),
+            tools: self.tools.clone(),
+        };
+        let sink = LeaseSink {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            call_id: call.id,
+            owner: owner.clone(),
+        };
+        let outcome = self.carrier.place(dial, &sink).await;
+        let analysis = match &outcome.conversation {
+            Some(conversation) => {
+                if !sink.progress(Progress::Processing).await {
+                    return Ok(());
+                }
+                Some(conversation.analyse().await)
+            }
+            None => None,
+        };
+        let result = json!({
+            "attempt": call.attempts,
+            "carrier": self.carrier.name(),
+            "simulated": outcome.simulated,
+            "transcript": outcome.transcript,
+            "duration_seconds": outcome.duration_seconds,
+            "recording_url": outcome.recording_url,
+            "analysis": analysis,
+        });
+        let now = self.clock.now();
+        let retry = call
+            .retry_policy
+            .0
+            .next_attempt(call.attempts as u32, outcome.status, now);
+        let status = outcome.status.as_str();
+        if !self
+            .db
+            .finish_attempt(
+                call.id,
+                &owner,
+                status,
+                &outcome.end_reason,
+                retry,
+                result,
+                now,
+            )
+            .await?
+        {
+            tracing::warn!(call_id = %call.id, "lease lost before the attempt was recorded");
+        } else {
+            tracing::info!(call_id = %call.id, attempt = call.attempts, status, end_reason = %outcome.end_reason, retry = retry.is_some(), "call attempt ended");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,456 @@
+//! Phone numbers and calls. The calls table is the dispatch queue: `due_ms` says when a call may be
+//! taken, a lease (`lease_owner`, `lease_until_ms`) says who holds it. Every change of `progress` is
+//! written with an event in the same transaction, so the timeline has each transition once.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::{types::Json, FromRow};
+use uuid::Uuid;
+
+use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
+use crate::domain::{
+    call::{CallingWindow, Progress, RetryPolicy},
+    new_id,
+};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct PhoneNumber {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub number: String,
+    pub inbound_script_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Call {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub call_type: String,
+    pub progress: String,
+    pub status: Option<String>,
+    pub end_reason: Option<String>,
+    pub script_id: Uuid,
+    pub contact_id: Option<Uuid>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub timezone: String,
+    pub scheduled_time: DateTime<Utc>,
+    pub latest_time: Option<DateTime<Utc>>,
+    pub due_ms: i64,
+    pub latest_ms: Option<i64>,
+    pub calling_window: Option<Json<CallingWindow>>,
+    pub retry_policy: Json<RetryPolicy>,
+    pub attempts: i32,
+    pub lease_owner: Option<String>,
+    pub lease_until_ms: Option<i64>,
+    pub metadata: Json<Map<String, Value>>,
+    pub variables: Json<Map<String, Value>>,
+    pub result: Option<Json<Value>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) const COLUMNS: &str = "id, team_id, call_type, progress, status, end_reason, script_id, contact_id, \
+     from_number, to_number, timezone, scheduled_time, latest_time, due_ms, latest_ms, calling_window, retry_policy, attempts, \
+     lease_owner, lease_until_ms, metadata, variables, result, created_at, updated_at, started_at, ended_at";
+
+#[derive(Debug, Clone, FromRow)]
+pub struct CallEvent {
+    pub id: Uuid,
+    pub call_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub attempt: i32,
+    pub progress: String,
+    pub status: Option<String>,
+    pub detail: Option<Json<Value>>,
+}
+
+/// Filters of the call listing (all optional).
+#[derive(Debug, Default)]
+pub struct CallFilter {
+    pub status: Option<String>,
+    pub call_type: Option<String>,
+    pub progress: Option<String>,
+    pub contact_id: Option<Uuid>,
+    pub script_id: Option<Uuid>,
+    pub created_after: Option<Uuid>,
+    pub created_before: Option<Uuid>,
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+const INSERT_EVENT: &str = "INSERT INTO call_events (id, call_id, at, attempt, progress, status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Writes an attempt's end inside a transaction: scheduled again at `$retry` or ended, with its
+/// event. (A macro so that the same code serves both backends' transactions.)
+macro_rules! settle {
+    ($tx:expr, $call:expr, $status:expr, $end_reason:expr, $retry:expr, $result:expr, $now:expr) => {{
+        let call: &Call = $call;
+        let retry: Option<DateTime<Utc>> = $retry;
+        let (progress, due_ms, ended_at) = match retry {
+            Some(at) => ("scheduled", at.timestamp_millis(), None),
+            None => ("ended", call.due_ms, Some($now)),
+        };
+        let result: Option<Value> = $result;
+        sqlx::query(
+            "UPDATE calls SET progress = $2, status = $3, end_reason = $4, due_ms = $5, ended_at = $6, updated_at = $7,
+               lease_owner = NULL, lease_until_ms = NULL, result = COALESCE($8, result) WHERE id = $1",
+        )
+        .bind(call.id).bind(progress).bind($status).bind($end_reason).bind(due_ms).bind(ended_at).bind($now).bind(result.map(Json))
+        .execute(&mut *$tx).await?;
+        let detail = serde_json::json!({"end_reason": $end_reason, "retry_at": retry});
+        sqlx::query(INSERT_EVENT)
+            .bind(new_id()).bind(call.id).bind($now).bind(call.attempts).bind(progress).bind($status).bind(Some(Json(detail)))
+            .execute(&mut *$tx).await?;
+    }};
+}
+
+/// Sets a call's progress with an event, inside a transaction.
+macro_rules! mark {
+    ($tx:expr, $call:expr, $progress:expr, $due_ms:expr, $detail:expr, $now:expr) => {{
+        let call: &Call = $call;
+        sqlx::query("UPDATE calls SET progress = $2, due_ms = $3, updated_at = $4 WHERE id = $1")
+            .bind(call.id)
+            .bind($progress)
+            .bind($due_ms)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(INSERT_EVENT)
+            .bind(new_id())
+            .bind(call.id)
+            .bind($now)
+            .bind(call.attempts)
+            .bind($progress)
+            .bind(Option::<String>::None)
+            .bind($detail)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+/// Why a cancel or reschedule was refused.
+#[derive(Debug, PartialEq)]
+pub enum NotChanged {
+    NotFound,
+    /// The call has started (or ended); carries its progress.
+    AlreadyStarted(String),
+}
+
+impl Db {
+    pub async fn add_number(&self, n: &PhoneNumber) -> Result<()> {
+        write_pool!(self, pool => {
+            sqlx::query("INSERT INTO phone_numbers (id, team_id, number, inbound_script_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(n.id).bind(n.team_id).bind(&n.number).bind(n.inbound_script_id).bind(n.created_at)
+                .execute(pool).await.map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_numbers(&self, team_id: Uuid) -> Result<Vec<PhoneNumber>> {
+        Ok(read_pool!(self, p => sqlx::query_as::<_, PhoneNumber>(
+            "SELECT id, team_id, number, inbound_script_id, created_at FROM phone_numbers WHERE team_id = $1 ORDER BY number")
+            .bind(team_id).fetch_all(p).await?))
+    }
+
+    pub async fn team_number(&self, team_id: Uuid, number: &str) -> Result<Option<PhoneNumber>> {
+        Ok(read_pool!(self, p => sqlx::query_as::<_, PhoneNumber>(
+            "SELECT id, team_id, number, inbound_script_id, created_at FROM phone_numbers WHERE team_id = $1 AND number = $2")
+            .bind(team_id).bind(number).fetch_optional(p).await?))
+    }
+
+    /// Inserts a call with its first event (`scheduled`).
+    pub async fn insert_call(&self, c: &Call) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO calls ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
+        );
+        transaction!(self, tx => {
+            sqlx::query(&sql)
+                .bind(c.id).bind(c.team_id).bind(&c.call_type).bind(&c.progress).bind(&c.status).bind(&c.end_reason)
+                .bind(c.script_id).bind(c.contact_id).bind(&c.from_number).bind(&c.to_number).bind(&c.timezone).bind(c.scheduled_time)
+                .bind(c.latest_time).bind(c.due_ms).bind(c.latest_ms).bind(&c.calling_window).bind(&c.retry_policy)
+                .bind(c.attempts).bind(&c.lease_owner).bind(c.lease_until_ms).bind(&c.metadata).bind(&c.variables)
+                .bind(&c.result).bind(c.created_at).bind(c.updated_at).bind(c.started_at).bind(c.ended_at)
+                .execute(&mut *tx).await?;
+            sqlx::query(INSERT_EVENT)
+                .bind(new_id()).bind(c.id).bind(c.created_at).bind(0i32).bind(&c.progress).bind(Option::<String>::None)
+                .bind(Some(Json(serde_json::json!({"scheduled_time": c.scheduled_time}))))
+                .execute(&mut *tx).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_call(&self, team_id: Uuid, id: Uuid) -> Result<Option<Call>> {
+        let sql = format!("SELECT {COLUMNS} FROM calls WHERE team_id = $1 AND id = $2");
+        Ok(
+            read_pool!(self, p => sqlx::query_as::<_, Call>(&sql).bind(team_id).bind(id).fetch_optional(p).await?),
+        )
+    }
+
+    /// Calls oldest first, like every listing, after the cursor. `created_after`/`created_before`
+    /// are id bounds (ids are time-ordered; see `domain::call::id_bound`).
+    pub async fn list_calls(&self, team_id: Uuid, f: &CallFilter) -> Result<Vec<Call>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM calls WHERE team_id = $1
+               AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR call_type = $3) AND ($4 IS NULL OR progress = $4)
+               AND ($5 IS NULL OR contact_id = $5) AND ($6 IS NULL OR script_id = $6)
+               AND ($7 IS NULL OR id >= $7) AND ($8 IS NULL OR id < $8) AND ($9 IS NULL OR id > $9)
+             ORDER BY id LIMIT $10"
+        );
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Call>(&sql)
+            .bind(team_id).bind(&f.status).bind(&f.call_type).bind(&f.progress).bind(f.contact_id).bind(f.script_id)
+            .bind(f.created_after).bind(f.created_before).bind(f.after).bind(f.limit)
+            .fetch_all(p).await?))
+    }
+
+    pub async fn call_events(&self, call_id: Uuid) -> Result<Vec<CallEvent>> {
+        Ok(read_pool!(self, p => sqlx::query_as::<_, CallEvent>(
+            "SELECT id, call_id, at, attempt, progress, status, detail FROM call_events WHERE call_id = $1 ORDER BY id")
+            .bind(call_id).fetch_all(p).await?))
+    }
+
+    /// Cancels a call that has not started.
+    pub async fn cancel_call(
+        &self,
+        team_id: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<std::result::Result<Call, NotChanged>> {
+        let update = format!(
+            "UPDATE calls SET progress = 'cancelled', end_reason = 'api_cancelled', ended_at = $3, updated_at = $3,
+               lease_owner = NULL, lease_until_ms = NULL
+             WHERE team_id = $1 AND id = $2 AND progress IN ('scheduled', 'queued') RETURNING {COLUMNS}"
+        );
+        self.change_unstarted(team_id, id, at, &update, None, None)
+            .await
+    }
+
+    /// Moves a call that has not started to a new time.
+    pub async fn reschedule_call(
+        &self,
+        team_id: Uuid,
+        id: Uuid,
+        scheduled_time: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<std::result::Result<Call, NotChanged>> {
+        let update = format!(
+            "UPDATE calls SET progress = 'scheduled', scheduled_time = $4, due_ms = $5, updated_at = $3
+             WHERE team_id = $1 AND id = $2 AND progress IN ('scheduled', 'queued') RETURNING {COLUMNS}"
+        );
+        self.change_unstarted(
+            team_id,
+            id,
+            at,
+            &update,
+            Some(scheduled_time),
+            Some(scheduled_time.timestamp_millis()),
+        )
+        .await
+    }
+
+    async fn change_unstarted(
+        &self,
+        team_id: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+        update: &str,
+        scheduled: Option<DateTime<Utc>>,
+        due_ms: Option<i64>,
+    ) -> Result<std::result::Result<Call, NotChanged>> {
+        let select = format!("SELECT {COLUMNS} FROM calls WHERE team_id = $1 AND id = $2");
+        transaction!(self, tx => {
+            let mut q = sqlx::query_as::<_, Call>(update).bind(team_id).bind(id).bind(at);
+            if let (Some(s), Some(d)) = (scheduled, due_ms) {
+                q = q.bind(s).bind(d);
+            }
+            match q.fetch_optional(&mut *tx).await? {
+                Some(call) => {
+                    let detail = scheduled.map(|s| Json(serde_json::json!({"scheduled_time": s})));
+                    sqlx::query(INSERT_EVENT)
+                        .bind(new_id()).bind(call.id).bind(at).bind(call.attempts).bind(&call.progress).bind(&call.status).bind(detail)
+                        .execute(&mut *tx).await?;
+                    Ok(Ok(call))
+                }
+                None => match sqlx::query_as::<_, Call>(&select).bind(team_id).bind(id).fetch_optional(&mut *tx).await? {
+                    Some(c) => Ok(Err(NotChanged::AlreadyStarted(c.progress))),
+                    None => Ok(Err(NotChanged::NotFound)),
+                },
+            }
+        })
+    }
+
+    /// Records a transition of a call held under lease by `owner`; false when the lease is gone
+    /// (the call was cancelled, or another worker took it over), in which case nothing is written.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_progress(
+        &self,
+        call_id: Uuid,
+        owner: &str,
+        progress: Progress,
+        status: Option<&str>,
+        end_reason: Option<&str>,
+        detail: Option<Value>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let started = matches!(progress, Progress::InProgress);
+        let update = "UPDATE calls SET progress = $3, status = COALESCE($4, status), end_reason = COALESCE($5, end_reason),
+               updated_at = $6, started_at = CASE WHEN $7 THEN COALESCE(started_at, $6) ELSE started_at END
+             WHERE id = $1 AND lease_owner = $2 RETURNING attempts";
+        transaction!(self, tx => {
+            let attempt: Option<i32> = sqlx::query_scalar(update)
+                .bind(call_id).bind(owner).bind(progress.as_str()).bind(status).bind(end_reason).bind(at).bind(started)
+                .fetch_optional(&mut *tx).await?;
+            match attempt {
+                Some(attempt) => {
+                    sqlx::query(INSERT_EVENT)
+                        .bind(new_id()).bind(call_id).bind(at).bind(attempt).bind(progress.as_str()).bind(status).bind(detail.map(Json))
+                        .execute(&mut *tx).await?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+    }
+}
+
+/// What one dispatch pass did.
+#[derive(Debug, Default)]
+pub struct Claim {
+    /// Calls now leased to the caller, progress `dialing`, attempt counted.
+    pub claimed: Vec<Call>,
+    /// Calls whose `latest_time` passed before they could ring.
+    pub expired: usize,
+    /// Calls moved to the next opening of their calling window.
+    pub deferred: usize,
+    /// Calls waiting for a free line (team at its concurrency limit).
+    pub queued: usize,
+    /// Calls whose worker's lease ran out mid-call (retried or ended).
+    pub recovered: usize,
+}
+
+const ACTIVE: &str = "('dialing', 'ringing', 'in_progress')";
+
+impl Db {
+    /// Takes due calls for `owner` under a lease, applying expiry, calling windows and each team's
+    /// concurrent-call limit, and recovers calls whose lease ran out. On PostgreSQL candidate rows
+    /// are locked with `FOR UPDATE SKIP LOCKED` and each team row is locked while its active calls
+    /// are counted, so two dispatchers neither take the same call nor exceed a limit; on SQLite
+    /// the single writer serialises passes.
+    pub async fn claim_due_calls(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease_ms: i64,
+        batch: i64,
+        default_limit: i64,
+    ) -> Result<Claim> {
+        let pg = matches!(self, Db::Postgres(_));
+        let lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let lost = format!(
+            "SELECT {COLUMNS} FROM calls WHERE progress IN ('dialing', 'ringing', 'in_progress', 'processing')
+               AND lease_until_ms < $1 ORDER BY lease_until_ms LIMIT $2{lock}"
+        );
+        let due = format!(
+            "SELECT {COLUMNS} FROM calls WHERE progress IN ('scheduled', 'queued') AND due_ms <= $1
+             ORDER BY due_ms, id LIMIT $2{lock}"
+        );
+        let team_limit = format!(
+            "SELECT COALESCE(max_concurrent_calls, $2) FROM teams WHERE id = $1{}",
+            if pg { " FOR UPDATE" } else { "" }
+        );
+        let active =
+            format!("SELECT COUNT(*) FROM calls WHERE team_id = $1 AND progress IN {ACTIVE}");
+        let now_ms = now.timestamp_millis();
+        let mut out = Claim::default();
+        transaction!(self, tx => {
+            for call in sqlx::query_as::<_, Call>(&lost).bind(now_ms).bind(batch).fetch_all(&mut *tx).await? {
+                let status = if matches!(call.progress.as_str(), "dialing" | "ringing") { "failed" } else { "dropout" };
+                let retry = crate::domain::call::CallStatus::parse(status)
+                    .and_then(|s| call.retry_policy.0.next_attempt(call.attempts as u32, s, now));
+                settle!(tx, &call, status, "worker lost", retry, None, now);
+                out.recovered += 1;
+            }
+            let mut teams: std::collections::HashMap<Uuid, (i64, i64)> = Default::default();
+            for call in sqlx::query_as::<_, Call>(&due).bind(now_ms).bind(batch).fetch_all(&mut *tx).await? {
+                if call.latest_ms.is_some_and(|l| l < now_ms) {
+                    settle!(tx, &call, "failed", "expired", None, None, now);
+                    out.expired += 1;
+                    continue;
+                }
+                if let Some(window) = &call.calling_window {
+                    let tz: chrono_tz::Tz = call.timezone.parse().unwrap_or(chrono_tz::UTC);
+                    let open = window.0.next_open(now, tz);
+                    if open > now {
+                        let detail = Some(Json(serde_json::json!({"waiting_for_calling_window": open})));
+                        mark!(tx, &call, "scheduled", open.timestamp_millis(), detail, now);
+                        out.deferred += 1;
+                        continue;
+                    }
+                }
+                if let std::collections::hash_map::Entry::Vacant(slot) = teams.entry(call.team_id) {
+                    let limit: i64 = sqlx::query_scalar(&team_limit).bind(call.team_id).bind(default_limit).fetch_one(&mut *tx).await?;
+                    let busy: i64 = sqlx::query_scalar(&active).bind(call.team_id).fetch_one(&mut *tx).await?;
+                    slot.insert((limit, busy));
+                }
+                let (limit, busy) = teams.get_mut(&call.team_id).expect("inserted above");
+                if *busy >= *limit {
+                    if call.progress == "scheduled" {
+                        let detail = Some(Json(serde_json::json!({"waiting_for": "a free line", "limit": *limit})));
+                        mark!(tx, &call, "queued", call.due_ms, detail, now);
+                    }
+                    out.queued += 1;
+                    continue;
+                }
+                *busy += 1;
+                let claimed: Call = sqlx::query_as(&format!(
+                    "UPDATE calls SET progress = 'dialing', attempts = attempts + 1, lease_owner = $2, lease_until_ms = $3,
+                       status = NULL, end_reason = NULL, updated_at = $4
+                     WHERE id = $1 RETURNING {COLUMNS}"
+                ))
+                .bind(call.id).bind(owner).bind(now_ms + lease_ms).bind(now)
+                .fetch_one(&mut *tx).await?;
+                sqlx::query(INSERT_EVENT)
+                    .bind(new_id()).bind(call.id).bind(now).bind(claimed.attempts).bind("dialing").bind(Option::<String>::None)
+                    .bind(Some(Json(serde_json::json!({"worker": owner}))))
+                    .execute(&mut *tx).await?;
+                out.claimed.push(claimed);
+            }
+        });
+        Ok(out)
+    }
+
+    /// Keeps a lease alive while a call runs; false when it was lost.
+    pub async fn extend_lease(&self, call_id: Uuid, owner: &str, until_ms: i64) -> Result<bool> {
+        let n = write_pool!(self, pool => sqlx::query("UPDATE calls SET lease_until_ms = $3 WHERE id = $1 AND lease_owner = $2")
+            .bind(call_id).bind(owner).bind(until_ms).execute(pool).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Ends an attempt held by `owner`: the call is scheduled again at `retry` or ended. Stores the
+    /// attempt's result. False when the lease was lost (nothing written).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_attempt(
+        &self,
+        call_id: Uuid,
+        owner: &str,
+        status: &str,
+        end_reason: &str,
+        retry: Option<DateTime<Utc>>,
+        result: Value,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let select = format!("SELECT {COLUMNS} FROM calls WHERE id = $1 AND lease_owner = $2");
+        transaction!(self, tx => {
+            match sqlx::query_as::<_, Call>(&select).bind(call_id).bind(owner).fetch_optional(&mut *tx).await? {
+                Some(call) => {
+                    settle!(tx, &call, status, end_reason, retry, Some(result), now);
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+    }
+}

@@ -1,0 +1,685 @@
+//! Calls through the front door, dispatched by the real dispatcher with the `sim` carrier and a
+//! clock the tests move.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use chrono::{Duration, Utc};
+use common::TestApp;
+use serde_json::{json, Value};
+use voxd::{
+    carrier::sim::{SimCarrier, SimDelays},
+    conversation::{
+        brain::rules::RulesBrain,
+        engine::ManualClock,
+        tools::{RecordingSms, Tools},
+    },
+    dispatcher::{Dispatcher, DispatcherSettings},
+    domain::{new_id, now},
+    store::calls::PhoneNumber,
+};
+
+const FROM: &str = "+61291234567";
+
+fn example(name: &str) -> Value {
+    let path = format!(
+        "{}/examples/scripts/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let script = voxd::conversation::script::Script::from_yaml_or_json(
+        &std::fs::read_to_string(path).unwrap(),
+    )
+    .unwrap();
+    serde_json::to_value(script).unwrap()
+}
+
+/// A script and a caller id for the main team; returns the script id.
+async fn setup(app: &TestApp) -> String {
+    let n = PhoneNumber {
+        id: new_id(),
+        team_id: app.team_id,
+        number: FROM.into(),
+        inbound_script_id: None,
+        created_at: now(),
+    };
+    app.db.add_number(&n).await.unwrap();
+    app.post("/api/v1/scripts", &example("buyer-follow-up"))
+        .await
+        .ok(201)["script_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn dispatcher(app: &TestApp, clock: &Arc<ManualClock>, owner: &str) -> Dispatcher {
+    let tools = Tools::new(
+        true,
+        Arc::new(RecordingSms::default()),
+        phonenumber::country::Id::AU,
+    );
+    Dispatcher::new(
+        app.db.clone(),
+        clock.clone(),
+        Arc::new(SimCarrier {
+            delays: SimDelays::default(),
+        }),
+        Arc::new(RulesBrain),
+        Arc::new(tools),
+        DispatcherSettings {
+            owner: owner.into(),
+            ..Default::default()
+        },
+    )
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Utc::now() + Duration::seconds(1)))
+}
+
+fn call_body(script_id: &str, phone: &str) -> Value {
+    json!({"from_number": FROM, "script_id": script_id, "contact": {"phone_number": phone, "first_name": "John", "last_name": "Smith"}})
+}
+
+async fn create(app: &TestApp, body: &Value) -> String {
+    app.post("/api/v1/create-phone-call", body).await.ok(201)["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn call(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/v1/get-call/{id}")).await.ok(200)["call"].clone()
+}
+
+async fn events(app: &TestApp, id: &str) -> Vec<(i64, String, Option<String>)> {
+    let r = app.get(&format!("/api/v1/calls/{id}/events")).await;
+    r.ok(200)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["attempt"].as_i64().unwrap(),
+                e["progress"].as_str().unwrap().to_owned(),
+                e["status"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+async fn the_contract_example_schedules_a_call(app: &TestApp) {
+    let script_id = setup(app).await;
+    // The contract's example, verbatim but for the script id: its scheduled_time is in the past.
+    let body = json!({"from_number": "+61291234567", "script_id": script_id,
+        "contact": {"phone_number": "0429069971", "first_name": "John", "last_name": "Smith"},
+        "scheduled_time": "2026-02-25T09:00:00Z"});
+    let r = app.post("/api/v1/create-phone-call", &body).await;
+    let c = &r.ok(201)["call"];
+    assert_eq!(c["progress"], "scheduled");
+    assert_eq!(c["type"], "outbound");
+    assert_eq!(c["to_number"], "+61429069971");
+    assert_eq!(
+        c["timezone"], "Australia/Sydney",
+        "the team's, as the contact has none"
+    );
+    assert!(
+        c["scheduled_time"].as_str().unwrap() > "2026-11",
+        "a past time means now"
+    );
+    assert!(c["status"].is_null());
+    // The contact was upserted by phone: a second call updates it rather than duplicating it.
+    let again = json!({"from_number": "02 9123 4567", "script_id": script_id,
+        "contact": {"phone_number": "+61 429 069 971", "first_name": "Johnny", "timezone": "Australia/Perth"}});
+    let c2 = app.post("/api/v1/create-phone-call", &again).await.ok(201)["call"].clone();
+    assert_eq!(c2["contact_id"], c["contact_id"]);
+    assert_eq!(c2["timezone"], "Australia/Perth");
+    assert_eq!(app.count("contacts").await, 1);
+    let contact = app
+        .get(&format!(
+            "/api/v1/contacts/{}",
+            c["contact_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(contact.ok(200)["contact"]["first_name"], "Johnny");
+    assert_eq!(contact.body["contact"]["last_name"], "Smith");
+}
+
+async fn bad_calls_are_refused_and_write_nothing(app: &TestApp) {
+    let script_id = setup(app).await;
+    let inbound = app
+        .post("/api/v1/scripts", &example("receptionist"))
+        .await
+        .ok(201)["script_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let good = call_body(&script_id, "0429069971");
+    let mut cases: Vec<(Value, u16, &str)> = Vec::new();
+    let with = |k: &str, v: Value| {
+        let mut b = good.clone();
+        b[k] = v;
+        b
+    };
+    cases.push((
+        with("from_number", json!("+61299999999")),
+        400,
+        "from_number",
+    ));
+    cases.push((with("from_number", json!(5)), 400, "from_number"));
+    cases.push((with("script_id", json!(inbound)), 400, "inbound"));
+    cases.push((
+        with("script_id", json!(uuid::Uuid::now_v7().to_string())),
+        404,
+        "Script",
+    ));
+    cases.push((with("script_id", json!("nope")), 404, "Script"));
+    cases.push((
+        with("contact", json!({"phone_number": "not a phone"})),
+        400,
+        "contact.phone_number",
+    ));
+    cases.push((with("contact", json!({})), 400, "phone_number"));
+    cases.push((
+        with("scheduled_time", json!("tomorrow")),
+        400,
+        "scheduled_time",
+    ));
+    cases.push((
+        with("latest_time", json!("2020-01-01T00:00:00Z")),
+        400,
+        "latest_time",
+    ));
+    cases.push((
+        with("retry_policy", json!({"max_attempts": 11})),
+        400,
+        "max_attempts",
+    ));
+    cases.push((
+        with("retry_policy", json!({"retry_on": ["busy"]})),
+        400,
+        "retry_on",
+    ));
+    cases.push((
+        with("calling_window", json!({"start": "20:00", "end": "09:00"})),
+        400,
+        "calling_window",
+    ));
+    cases.push((with("surprise", json!(1)), 400, "surprise"));
+    for (body, status, word) in cases {
+        let message = app
+            .post("/api/v1/create-phone-call", &body)
+            .await
+            .error(status);
+        assert!(message.contains(word), "{body} → {message}");
+    }
+    let (_, other) = app.other_team("globex").await;
+    app.post_as(&other, "/api/v1/create-phone-call", &good)
+        .await
+        .error(404);
+    assert_eq!(app.count("calls").await, 0);
+    assert_eq!(app.count("contacts").await, 0);
+}
+
+async fn an_answered_call_runs_to_its_result(app: &TestApp) {
+    let script_id = setup(app).await;
+    let id = create(app, &call_body(&script_id, "0429069971")).await;
+    let before = app.get(&format!("/api/v1/get-call-result/{id}")).await;
+    assert_eq!(
+        before.ok(200)["call"]["available"],
+        false,
+        "before the call, a documented answer"
+    );
+    let clock = clock();
+    assert_eq!(dispatcher(app, &clock, "w1").run_once().await.unwrap(), 1);
+    let c = call(app, &id).await;
+    assert_eq!(
+        (
+            c["progress"].as_str(),
+            c["status"].as_str(),
+            c["end_reason"].as_str()
+        ),
+        (Some("ended"), Some("completed"), Some("ai hangup"))
+    );
+    assert_eq!(c["attempts"], 1);
+    let r = app.get(&format!("/api/v1/get-call-result/{id}")).await;
+    let res = &r.ok(200)["call"];
+    assert_eq!(res["available"], true);
+    assert_eq!(res["simulated"], true);
+    assert!(res["recording_url"].is_null());
+    assert_eq!(res["analysed_by"], "rules");
+    assert_eq!(res["success_evaluation"], "successful");
+    assert_eq!(res["rating"], 5);
+    assert!(res["summary"]
+        .as_str()
+        .unwrap()
+        .contains("greet → feedback → offer → budget"));
+    assert!(res["transcript"][0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Hi John"));
+    assert_eq!(res["transcript"][1]["role"], "user");
+    let timeline: Vec<String> = events(app, &id).await.into_iter().map(|e| e.1).collect();
+    assert_eq!(
+        timeline,
+        [
+            "scheduled",
+            "dialing",
+            "ringing",
+            "in_progress",
+            "processing",
+            "ended"
+        ]
+    );
+    // Nothing more to do.
+    assert_eq!(dispatcher(app, &clock, "w1").run_once().await.unwrap(), 0);
+}
+
+async fn every_sim_outcome_is_reachable(app: &TestApp) {
+    let script_id = setup(app).await;
+    let cases = [
+        ("0429069970", json!({}), "completed", "ai hangup"),
+        ("0429069975", json!({}), "voicemail", "voicemail"),
+        ("0429069976", json!({}), "rang-out", "no answer"),
+        ("0429069977", json!({}), "User unavailable", "busy"),
+        ("0429069978", json!({}), "User rejected", "rejected"),
+        ("0429069979", json!({}), "failed", "failed"),
+        (
+            "0429069971",
+            json!({"sim_outcome": "drop"}),
+            "dropout",
+            "dropout",
+        ),
+        (
+            "0429069972",
+            json!({"sim_persona": "hangs_up"}),
+            "hang-up",
+            "user hangup",
+        ),
+        (
+            "0429069973",
+            json!({"sim_persona": "silent"}),
+            "completed",
+            "silence timeout",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (phone, metadata, _, _) in &cases {
+        let mut body = call_body(&script_id, phone);
+        body["contact"]["metadata"] = metadata.clone();
+        ids.push(create(app, &body).await);
+    }
+    let clock = clock();
+    dispatcher(app, &clock, "w1").run_once().await.unwrap();
+    for (id, (phone, _, status, reason)) in ids.iter().zip(cases) {
+        let c = call(app, id).await;
+        assert_eq!(
+            (
+                c["status"].as_str().unwrap(),
+                c["end_reason"].as_str().unwrap()
+            ),
+            (status, reason),
+            "{phone}"
+        );
+        assert_eq!(c["progress"], "ended");
+    }
+    let voicemail = app
+        .get(&format!("/api/v1/get-call-result/{}", ids[1]))
+        .await;
+    assert!(voicemail.ok(200)["call"]["transcript"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("following up on your inspection"));
+    let listed = app.get("/api/v1/calls?status=User%20unavailable").await;
+    assert_eq!(listed.ok(200)["calls"].as_array().unwrap().len(), 1);
+}
+
+async fn retries_follow_the_policy_until_the_budget_ends(app: &TestApp) {
+    let script_id = setup(app).await;
+    let mut body = call_body(&script_id, "0429069976"); // rings out every time
+    body["retry_policy"] = json!({"max_attempts": 3, "backoff_seconds": 60});
+    let id = create(app, &body).await;
+    let clock = clock();
+    let d = dispatcher(app, &clock, "w1");
+    assert_eq!(d.run_once().await.unwrap(), 1);
+    let c = call(app, &id).await;
+    assert_eq!(
+        (
+            c["progress"].as_str(),
+            c["status"].as_str(),
+            c["attempts"].as_i64()
+        ),
+        (Some("scheduled"), Some("rang-out"), Some(1))
+    );
+    assert_eq!(d.run_once().await.unwrap(), 0, "not due before the backoff");
+    clock.advance(Duration::seconds(61));
+    assert_eq!(d.run_once().await.unwrap(), 1);
+    clock.advance(Duration::seconds(61));
+    assert_eq!(d.run_once().await.unwrap(), 0, "the second backoff doubles");
+    clock.advance(Duration::seconds(60));
+    assert_eq!(d.run_once().await.unwrap(), 1);
+    let c = call(app, &id).await;
+    assert_eq!(
+        (c["progress"].as_str(), c["attempts"].as_i64()),
+        (Some("ended"), Some(3))
+    );
+    clock.advance(Duration::seconds(3600));
+    assert_eq!(d.run_once().await.unwrap(), 0, "the budget is spent");
+    let dialed = events(app, &id)
+        .await
+        .into_iter()
+        .filter(|e| e.1 == "dialing")
+        .map(|e| e.0)
+        .collect::<Vec<_>>();
+    assert_eq!(dialed, [1, 2, 3], "each attempt visible on the call");
+}
+
+async fn cancel_and_reschedule_only_before_the_call_starts(app: &TestApp) {
+    let script_id = setup(app).await;
+    let mut later = call_body(&script_id, "0429069971");
+    later["scheduled_time"] = json!((Utc::now() + Duration::hours(2)).to_rfc3339());
+    let id = create(app, &later).await;
+    let new_time =
+        (Utc::now() + Duration::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/reschedule-call/{id}"),
+            Some(&json!({"scheduled_time": new_time})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.ok(200)["scheduled_time"].as_str().unwrap(), new_time);
+    app.call(
+        Method::PATCH,
+        &format!("/api/v1/reschedule-call/{id}"),
+        Some(&json!({"scheduled_time": "soon"})),
+        &[],
+    )
+    .await
+    .error(400);
+    app.call(
+        Method::PATCH,
+        &format!("/api/v1/reschedule-call/{id}"),
+        Some(&json!({})),
+        &[],
+    )
+    .await
+    .error(400);
+    let r = app
+        .post(&format!("/api/v1/cancel-call/{id}"), &json!({}))
+        .await;
+    assert_eq!(r.ok(200)["status"], "cancelled");
+    let again = app
+        .post(&format!("/api/v1/cancel-call/{id}"), &json!({}))
+        .await;
+    assert!(again.error(400).contains("cancelled"));
+    // A finished call can be neither cancelled nor rescheduled.
+    let done = create(app, &call_body(&script_id, "0429069972")).await;
+    dispatcher(app, &clock(), "w1").run_once().await.unwrap();
+    let r = app
+        .post(&format!("/api/v1/cancel-call/{done}"), &json!({}))
+        .await;
+    assert!(r.error(400).contains("ended"));
+    assert_eq!(r.body["progress"], "ended");
+    app.call(
+        Method::PATCH,
+        &format!("/api/v1/reschedule-call/{done}"),
+        Some(&json!({"scheduled_time": new_time})),
+        &[],
+    )
+    .await
+    .error(400);
+    // Unknown and foreign calls are 404.
+    let (_, other) = app.other_team("globex").await;
+    app.post_as(&other, &format!("/api/v1/cancel-call/{done}"), &json!({}))
+        .await
+        .error(404);
+    app.get_as(&other, &format!("/api/v1/get-call/{done}"))
+        .await
+        .error(404);
+    app.get_as(&other, &format!("/api/v1/get-call-result/{done}"))
+        .await
+        .error(404);
+    app.get_as(&other, &format!("/api/v1/calls/{done}/events"))
+        .await
+        .error(404);
+    app.post("/api/v1/cancel-call/nope", &json!({}))
+        .await
+        .error(404);
+    app.get(&format!("/api/v1/get-call/{}", uuid::Uuid::now_v7()))
+        .await
+        .error(404);
+    // The cancelled call is never dialled.
+    let far = Arc::new(ManualClock::new(Utc::now() + Duration::hours(4)));
+    assert_eq!(dispatcher(app, &far, "w1").run_once().await.unwrap(), 0);
+    assert!(!events(app, &id).await.iter().any(|e| e.1 == "dialing"));
+}
+
+async fn the_concurrency_limit_queues_calls(app: &TestApp) {
+    let script_id = setup(app).await;
+    app.db
+        .set_team_limits(app.team_id, None, Some(2))
+        .await
+        .unwrap();
+    for phone in ["0429069971", "0429069972", "0429069973"] {
+        create(app, &call_body(&script_id, phone)).await;
+    }
+    let at = Utc::now() + Duration::seconds(1);
+    let first = app
+        .db
+        .claim_due_calls(at, "w1", 60_000, 100, 10)
+        .await
+        .unwrap();
+    assert_eq!((first.claimed.len(), first.queued), (2, 1));
+    let second = app
+        .db
+        .claim_due_calls(at, "w2", 60_000, 100, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.claimed.len(), second.queued),
+        (0, 1),
+        "the limit holds across workers"
+    );
+    let queued = app.get("/api/v1/calls?progress=queued").await;
+    assert_eq!(queued.ok(200)["calls"].as_array().unwrap().len(), 1);
+    // A line frees up: the queued call goes.
+    let done = &first.claimed[0];
+    assert!(app
+        .db
+        .finish_attempt(done.id, "w1", "completed", "ai hangup", None, json!({}), at)
+        .await
+        .unwrap());
+    assert!(
+        !app.db
+            .finish_attempt(done.id, "w2", "completed", "ai hangup", None, json!({}), at)
+            .await
+            .unwrap(),
+        "only the lease holder writes"
+    );
+    let third = app
+        .db
+        .claim_due_calls(at, "w2", 60_000, 100, 10)
+        .await
+        .unwrap();
+    assert_eq!(third.claimed.len(), 1);
+}
+
+async fn a_lost_lease_is_recovered_once(app: &TestApp) {
+    let script_id = setup(app).await;
+    let mut body = call_body(&script_id, "0429069971");
+    body["retry_policy"] = json!({"max_attempts": 2, "backoff_seconds": 0});
+    let id = create(app, &body).await;
+    let at = Utc::now() + Duration::seconds(1);
+    let dead = app
+        .db
+        .claim_due_calls(at, "dead-worker", 60_000, 100, 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.claimed.len(), 1);
+    let early = app
+        .db
+        .claim_due_calls(at + Duration::seconds(30), "w2", 60_000, 100, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (early.claimed.len(), early.recovered),
+        (0, 0),
+        "never dialled twice at once"
+    );
+    let late = app
+        .db
+        .claim_due_calls(at + Duration::seconds(61), "w2", 60_000, 100, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (late.recovered, late.claimed.len()),
+        (1, 1),
+        "recovered, then retried by the live worker"
+    );
+    assert!(!app
+        .db
+        .finish_attempt(
+            late.claimed[0].id,
+            "dead-worker",
+            "completed",
+            "x",
+            None,
+            json!({}),
+            at
+        )
+        .await
+        .unwrap());
+    let dialed: Vec<i64> = events(app, &id)
+        .await
+        .into_iter()
+        .filter(|e| e.1 == "dialing")
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(dialed, [1, 2]);
+}
+
+async fn latest_time_expires_and_windows_wait(app: &TestApp) {
+    let script_id = setup(app).await;
+    let mut body = call_body(&script_id, "0429069971");
+    body["latest_time"] = json!((Utc::now() + Duration::minutes(1)).to_rfc3339());
+    let expiring = create(app, &body).await;
+    let late = Arc::new(ManualClock::new(Utc::now() + Duration::minutes(2)));
+    dispatcher(app, &late, "w1").run_once().await.unwrap();
+    let c = call(app, &expiring).await;
+    assert_eq!(
+        (
+            c["progress"].as_str(),
+            c["status"].as_str(),
+            c["end_reason"].as_str()
+        ),
+        (Some("ended"), Some("failed"), Some("expired"))
+    );
+    assert_eq!(c["attempts"], 0, "it never rang");
+
+    // A window that is closed now (an hour that has just passed, every day) waits for tomorrow.
+    let tz: chrono_tz::Tz = "Australia/Sydney".parse().unwrap();
+    let local = (Utc::now() - Duration::hours(2)).with_timezone(&tz);
+    let start = local.format("%H:00").to_string();
+    let end = (local + Duration::hours(1)).format("%H:00").to_string();
+    if start < end {
+        let mut body = call_body(&script_id, "0429069972");
+        body["calling_window"] = json!({"start": start, "end": end, "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
+        let waiting = create(app, &body).await;
+        let d = dispatcher(app, &clock(), "w1");
+        assert_eq!(d.run_once().await.unwrap(), 0);
+        let c = call(app, &waiting).await;
+        assert_eq!(c["progress"], "scheduled");
+        let window: voxd::domain::call::CallingWindow =
+            serde_json::from_value(body["calling_window"].clone()).unwrap();
+        let opens = window.next_open(Utc::now() + Duration::seconds(1), tz);
+        assert!(
+            opens > Utc::now() + Duration::hours(20),
+            "tomorrow, not today"
+        );
+        let tomorrow = Arc::new(ManualClock::new(opens + Duration::minutes(1)));
+        let n = dispatcher(app, &tomorrow, "w1").run_once().await.unwrap();
+        assert_eq!(
+            n,
+            1,
+            "rings when the window opens: {:?} {}",
+            events(app, &waiting).await,
+            call(app, &waiting).await
+        );
+    }
+}
+
+async fn list_filters_and_pages(app: &TestApp) {
+    let script_id = setup(app).await;
+    let mut ids = Vec::new();
+    for phone in ["0429069970", "0429069976", "0429069971", "0429069977"] {
+        ids.push(create(app, &call_body(&script_id, phone)).await);
+    }
+    dispatcher(app, &clock(), "w1").run_once().await.unwrap();
+    let page1 = app.get("/api/v1/calls?limit=3").await;
+    let b = page1.ok(200).clone();
+    assert_eq!(b["calls"].as_array().unwrap().len(), 3);
+    let cursor = b["meta"]["next_cursor"].as_str().unwrap();
+    let page2 = app
+        .get(&format!("/api/v1/calls?limit=3&cursor={cursor}"))
+        .await;
+    assert_eq!(page2.ok(200)["calls"][0]["id"].as_str().unwrap(), ids[3]);
+    let completed = app
+        .get("/api/v1/calls?status=completed&type=outbound&progress=ended")
+        .await;
+    assert_eq!(completed.ok(200)["calls"].as_array().unwrap().len(), 2);
+    let contact = call(app, &ids[1]).await["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_contact = app
+        .get(&format!(
+            "/api/v1/calls?contact_id={contact}&script_id={script_id}"
+        ))
+        .await;
+    assert_eq!(by_contact.ok(200)["calls"].as_array().unwrap().len(), 1);
+    let future =
+        (Utc::now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let after = app
+        .get(&format!("/api/v1/calls?created_after={future}"))
+        .await;
+    assert_eq!(after.ok(200)["calls"].as_array().unwrap().len(), 0);
+    let before = app
+        .get(&format!("/api/v1/calls?created_before={future}"))
+        .await;
+    assert_eq!(before.ok(200)["calls"].as_array().unwrap().len(), 4);
+    for bad in [
+        "status=lost",
+        "progress=flying",
+        "type=fax",
+        "contact_id=x",
+        "created_after=yesterday",
+        "limit=0",
+        "cursor=zz",
+    ] {
+        app.get(&format!("/api/v1/calls?{bad}")).await.error(400);
+    }
+    let (_, other) = app.other_team("globex").await;
+    assert_eq!(
+        app.get_as(&other, "/api/v1/calls").await.ok(200)["calls"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+on_both_backends!(
+    the_contract_example_schedules_a_call,
+    bad_calls_are_refused_and_write_nothing,
+    an_answered_call_runs_to_its_result,
+    every_sim_outcome_is_reachable,
+    retries_follow_the_policy_until_the_budget_ends,
+    cancel_and_reschedule_only_before_the_call_starts,
+    the_concurrency_limit_queues_calls,
+    a_lost_lease_is_recovered_once,
+    latest_time_expires_and_windows_wait,
+    list_filters_and_pages,
+);
