@@ -66,6 +66,13 @@ pub struct FileConfig {
     /// Simulated carrier: milliseconds of ringing, and before answer.
     pub sim_ring_ms: Option<u64>,
     pub sim_answer_ms: Option<u64>,
+    /// Web calls: the gateway's SIP-over-WebSocket URL, SIP domain, ICE server URLs, the secret
+    /// shared with the gateway and TURN server, and how long minted credentials last.
+    pub web_call_websocket_url: Option<String>,
+    pub web_call_sip_domain: Option<String>,
+    pub web_call_ice_servers: Option<Vec<String>>,
+    pub web_call_secret: Option<String>,
+    pub web_call_credential_seconds: Option<u64>,
 }
 
 /// Resolved settings.
@@ -124,6 +131,23 @@ impl Settings {
                     .key_cache_seconds
                     .map(std::time::Duration::from_secs)
                     .unwrap_or(defaults.key_cache_ttl),
+                web_calls: {
+                    let d = crate::api::WebCallSettings::default();
+                    crate::api::WebCallSettings {
+                        websocket_url: file.web_call_websocket_url.unwrap_or(d.websocket_url),
+                        sip_domain: file.web_call_sip_domain.unwrap_or(d.sip_domain),
+                        ice_servers: file.web_call_ice_servers.unwrap_or(d.ice_servers),
+                        secret: std::env::var("VOXD_WEB_CALL_SECRET")
+                            .ok()
+                            .or(file.web_call_secret)
+                            .map(String::into_bytes)
+                            .unwrap_or_default(),
+                        credential_ttl: file
+                            .web_call_credential_seconds
+                            .map(std::time::Duration::from_secs)
+                            .unwrap_or(d.credential_ttl),
+                    }
+                },
             },
             max_concurrent_calls: file.max_concurrent_calls.unwrap_or(10),
             allow_private_network: file.allow_private_network.unwrap_or(false),

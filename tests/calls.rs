@@ -671,7 +671,156 @@ async fn list_filters_and_pages(app: &TestApp) {
     );
 }
 
+async fn web_calls_get_credentials_and_can_be_ended(app: &TestApp) {
+    let script_id = setup(app).await;
+    let contact = app
+        .post(
+            "/api/v1/create-contact",
+            &json!({"phone_number": "0429069971"}),
+        )
+        .await
+        .ok(201)["contact_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The contract's example shape.
+    let r = app
+        .post(
+            "/api/v1/create-web-call",
+            &json!({"script_id": script_id, "contact_id": contact}),
+        )
+        .await;
+    let b = r.ok(201).clone();
+    let id = b["call_id"].as_str().unwrap().to_owned();
+    assert_eq!(b["call"]["type"], "web");
+    assert_eq!(b["call"]["progress"], "ringing");
+    let web = &b["web_call"];
+    assert_eq!(web["call_uri"], format!("sip:{id}@sip.voxd.test"));
+    let (user, pass) = (
+        web["username"].as_str().unwrap(),
+        web["password"].as_str().unwrap(),
+    );
+    assert!(user.ends_with(&format!(":{id}")));
+    assert!(
+        voxd::domain::web_call::verify(common::WEB_SECRET, user, pass, Utc::now()),
+        "the gateway can verify them"
+    );
+    assert!(
+        !voxd::domain::web_call::verify(
+            common::WEB_SECRET,
+            user,
+            pass,
+            Utc::now() + Duration::minutes(6)
+        ),
+        "short-lived"
+    );
+    assert!(
+        web["ice_servers"][0]["username"].is_null(),
+        "STUN needs no credentials"
+    );
+    assert_eq!(web["ice_servers"][1]["username"], user);
+    // The dispatcher leaves web calls alone.
+    assert_eq!(dispatcher(app, &clock(), "w1").run_once().await.unwrap(), 0);
+
+    let ended = app
+        .post(&format!("/api/v1/end-web-call/{id}"), &json!({}))
+        .await;
+    let e = ended.ok(200);
+    assert_eq!(
+        (
+            e["status"].as_str(),
+            e["end_reason"].as_str(),
+            e["progress"].as_str()
+        ),
+        (Some("completed"), Some("api_ended"), Some("ended"))
+    );
+    assert!(app
+        .post(&format!("/api/v1/end-web-call/{id}"), &json!({}))
+        .await
+        .error(400)
+        .contains("no longer active"));
+    let second = app
+        .post(
+            "/api/v1/create-web-call",
+            &json!({"script_id": script_id, "contact_id": contact}),
+        )
+        .await
+        .ok(201)["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let empty = app
+        .raw(
+            Method::POST,
+            &format!("/api/v1/end-web-call/{second}"),
+            Some(&app.key),
+            "",
+        )
+        .await;
+    assert_eq!(empty.ok(200)["status"], "completed", "the body is optional");
+    let third = app
+        .post(
+            "/api/v1/create-web-call",
+            &json!({"script_id": script_id, "contact_id": contact}),
+        )
+        .await
+        .ok(201)["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/api/v1/end-web-call/{third}"),
+        &json!({"status": "exploded"}),
+    )
+    .await
+    .error(400);
+    let custom = app
+        .post(
+            &format!("/api/v1/end-web-call/{third}"),
+            &json!({"status": "hang-up", "end_reason": "user hangup"}),
+        )
+        .await;
+    assert_eq!(custom.ok(200)["status"], "hang-up");
+
+    // Bad input, other teams, phone calls.
+    for (body, status) in [
+        (json!({"script_id": script_id}), 400),
+        (json!({"script_id": script_id, "contact_id": 7}), 400),
+        (
+            json!({"script_id": uuid::Uuid::now_v7().to_string(), "contact_id": contact}),
+            404,
+        ),
+        (json!({"script_id": script_id, "contact_id": "nope"}), 404),
+    ] {
+        app.post("/api/v1/create-web-call", &body)
+            .await
+            .error(status);
+    }
+    let (_, other) = app.other_team("globex").await;
+    app.post_as(
+        &other,
+        "/api/v1/create-web-call",
+        &json!({"script_id": script_id, "contact_id": contact}),
+    )
+    .await
+    .error(404);
+    app.post_as(&other, &format!("/api/v1/end-web-call/{third}"), &json!({}))
+        .await
+        .error(404);
+    let phone = create(app, &call_body(&script_id, "0429069972")).await;
+    assert!(app
+        .post(&format!("/api/v1/end-web-call/{phone}"), &json!({}))
+        .await
+        .error(400)
+        .contains("not a web call"));
+    app.post("/api/v1/end-web-call/nope", &json!({}))
+        .await
+        .error(404);
+    assert_eq!(app.count("calls").await, 4);
+}
+
 on_both_backends!(
+    web_calls_get_credentials_and_can_be_ended,
     the_contract_example_schedules_a_call,
     bad_calls_are_refused_and_write_nothing,
     an_answered_call_runs_to_its_result,

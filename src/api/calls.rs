@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{parse_id, ApiJson, ApiQuery},
+    extract::{parse_id, ApiJson, ApiOptionalJson, ApiQuery},
     pagination::{Page, PageMeta},
     AppState,
 };
@@ -603,4 +603,214 @@ pub async fn call_events(
         call_id: call.id.to_string(),
         events,
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebCallRequest {
+    pub script_id: String,
+    pub contact_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IceServer {
+    pub urls: String,
+    /// For TURN servers: the same ephemeral credentials as SIP.
+    pub username: Option<String>,
+    pub credential: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebCallDetails {
+    /// SIP over WebSocket endpoint of the gateway.
+    pub websocket_url: String,
+    pub sip_domain: String,
+    /// The URI to INVITE for this call.
+    pub call_uri: String,
+    pub ice_servers: Vec<IceServer>,
+    /// Ephemeral SIP credentials: `<unix expiry>:<call id>` and base64(HMAC-SHA1(secret, username)).
+    pub username: String,
+    pub password: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreateWebCallResponse {
+    pub success: bool,
+    pub call_id: String,
+    pub call: CallView,
+    pub web_call: WebCallDetails,
+}
+
+/// Create web call
+///
+/// Creates an in-browser call with the script and contact, and returns what a SIP-over-WebSocket
+/// softphone needs to join it, with credentials minted for this call (valid for a few minutes).
+#[utoipa::path(post, path = "/api/v1/create-web-call", tag = "Calls", operation_id = "createWebCall",
+    request_body = CreateWebCallRequest,
+    responses(
+        (status = 201, description = "Web call created.", body = CreateWebCallResponse),
+        (status = 404, description = "Unknown script or contact.", body = ErrorBody),
+        (status = 503, description = "Web calls are not configured on this server (no shared secret).", body = ErrorBody),
+    ))]
+pub async fn create_web_call(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    ApiJson(req): ApiJson<CreateWebCallRequest>,
+) -> ApiResult<(StatusCode, Json<CreateWebCallResponse>)> {
+    let web = &state.settings.web_calls;
+    if web.secret.is_empty() {
+        return Err(ApiError::Unavailable(
+            "web calls are not configured: set web_call_secret".into(),
+        ));
+    }
+    let script_id = parse_id(&req.script_id, "Script")?;
+    let contact_id = parse_id(&req.contact_id, "Contact")?;
+    let script = state
+        .db
+        .get_script(team.team_id, script_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Script not found".into()))?;
+    let contact = state
+        .db
+        .get_contact(team.team_id, contact_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
+    let at = now();
+    let call = Call {
+        id: new_id(),
+        team_id: team.team_id,
+        call_type: "web".into(),
+        // Waiting for the browser to join through the gateway.
+        progress: Progress::Ringing.as_str().into(),
+        status: None,
+        end_reason: None,
+        script_id: script.id,
+        contact_id: Some(contact.id),
+        from_number: None,
+        to_number: None,
+        timezone: contact
+            .timezone
+            .clone()
+            .unwrap_or_else(|| team.timezone.clone()),
+        scheduled_time: at,
+        latest_time: None,
+        due_ms: at.timestamp_millis(),
+        latest_ms: None,
+        calling_window: None,
+        retry_policy: DbJson(RetryPolicy::default()),
+        attempts: 1,
+        lease_owner: None,
+        lease_until_ms: None,
+        metadata: DbJson(Map::new()),
+        variables: DbJson(Map::new()),
+        result: None,
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+        ended_at: None,
+    };
+    state.db.insert_call(&call).await?;
+    let expires_at =
+        at + chrono::Duration::from_std(web.credential_ttl).unwrap_or(chrono::Duration::minutes(5));
+    let creds = crate::domain::web_call::credentials(&web.secret, &call.id.to_string(), expires_at);
+    let ice_servers = web
+        .ice_servers
+        .iter()
+        .map(|url| {
+            let turn = url.starts_with("turn:") || url.starts_with("turns:");
+            IceServer {
+                urls: url.clone(),
+                username: turn.then(|| creds.username.clone()),
+                credential: turn.then(|| creds.password.clone()),
+            }
+        })
+        .collect();
+    let details = WebCallDetails {
+        websocket_url: web.websocket_url.clone(),
+        sip_domain: web.sip_domain.clone(),
+        call_uri: format!("sip:{}@{}", call.id, web.sip_domain),
+        ice_servers,
+        username: creds.username,
+        password: creds.password,
+        expires_at,
+    };
+    tracing::info!(call_id = %call.id, "web call created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateWebCallResponse {
+            success: true,
+            call_id: call.id.to_string(),
+            call: call.into(),
+            web_call: details,
+        }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndWebCallRequest {
+    /// A call status (default `completed`).
+    pub status: Option<String>,
+    /// Default `api_ended`.
+    #[schema(max_length = 64)]
+    pub end_reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndWebCallResponse {
+    pub success: bool,
+    pub call_id: String,
+    pub status: String,
+    pub end_reason: String,
+    pub progress: String,
+}
+
+/// End web call
+///
+/// Marks an active web call as ended, for when the browser or SIP path cannot report the hang-up.
+/// The body is optional.
+#[utoipa::path(post, path = "/api/v1/end-web-call/{call_id}", tag = "Calls", operation_id = "endWebCall",
+    params(("call_id" = String, Path, description = "Unique call ID.")),
+    request_body(content = Option<EndWebCallRequest>, description = "Optional: status and end_reason."),
+    responses(
+        (status = 200, description = "Web call ended.", body = EndWebCallResponse),
+        (status = 400, description = "Not an active web call, or a bad status.", body = ErrorBody),
+        (status = 404, description = "No such call in your team.", body = ErrorBody),
+    ))]
+pub async fn end_web_call(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+    ApiOptionalJson(req): ApiOptionalJson<EndWebCallRequest>,
+) -> ApiResult<Json<EndWebCallResponse>> {
+    let id = parse_id(&id, "Call")?;
+    let req = req.unwrap_or_default();
+    let status = req.status.unwrap_or_else(|| "completed".into());
+    CallStatus::parse(&status)
+        .ok_or_else(|| FieldError::new("status", format!("`{status}` is not a call status")))?;
+    let end_reason = crate::domain::optional_text("end_reason", req.end_reason, 64)?
+        .unwrap_or_else(|| "api_ended".into());
+    match state
+        .db
+        .end_web_call(team.team_id, id, &status, &end_reason, now())
+        .await?
+    {
+        Ok(call) => Ok(Json(EndWebCallResponse {
+            success: true,
+            call_id: call.id.to_string(),
+            status,
+            end_reason,
+            progress: call.progress,
+        })),
+        Err(None) => Err(ApiError::NotFound("Call not found".into())),
+        Err(Some(call)) if call.call_type != "web" => {
+            Err(ApiError::bad_request("this call is not a web call"))
+        }
+        Err(Some(call)) => Err(ApiError::bad_request(format!(
+            "this web call is no longer active (progress `{}`)",
+            call.progress
+        ))
+        .with("progress", call.progress)),
+    }
 }

@@ -42,6 +42,43 @@ pub struct ApiSettings {
     /// How long a verified key is trusted without asking the database again (so how long a
     /// revocation may take to reach a running server). Zero: every request looks the key up.
     pub key_cache_ttl: Duration,
+    pub web_calls: WebCallSettings,
+}
+
+/// What browsers need to join web calls through the SIP-over-WebSocket gateway.
+#[derive(Clone)]
+pub struct WebCallSettings {
+    pub websocket_url: String,
+    pub sip_domain: String,
+    /// STUN/TURN URLs handed to the browser; TURN ones get the same ephemeral credentials.
+    pub ice_servers: Vec<String>,
+    /// Shared with the gateway and TURN server, which verify the credentials with it.
+    pub secret: Vec<u8>,
+    pub credential_ttl: Duration,
+}
+
+impl std::fmt::Debug for WebCallSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebCallSettings")
+            .field("websocket_url", &self.websocket_url)
+            .field("sip_domain", &self.sip_domain)
+            .field("ice_servers", &self.ice_servers)
+            .field("secret", &"***")
+            .field("credential_ttl", &self.credential_ttl)
+            .finish()
+    }
+}
+
+impl Default for WebCallSettings {
+    fn default() -> Self {
+        WebCallSettings {
+            websocket_url: "wss://localhost:8089/ws".into(),
+            sip_domain: "localhost".into(),
+            ice_servers: vec!["stun:localhost:3478".into()],
+            secret: Vec::new(),
+            credential_ttl: Duration::from_secs(300),
+        }
+    }
 }
 
 impl Default for ApiSettings {
@@ -50,6 +87,7 @@ impl Default for ApiSettings {
             requests_per_second: 50,
             max_body_bytes: 1024 * 1024,
             key_cache_ttl: Duration::from_secs(2),
+            web_calls: WebCallSettings::default(),
         }
     }
 }
@@ -120,6 +158,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/get-call-result/{call_id}",
             get(calls::get_call_result),
         )
+        .route("/api/v1/create-web-call", post(calls::create_web_call))
+        .route("/api/v1/end-web-call/{call_id}", post(calls::end_web_call))
         .route("/api/v1/scripts", post(scripts::create).get(scripts::list))
         .route(
             "/api/v1/scripts/{script_id}",

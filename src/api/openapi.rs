@@ -38,7 +38,7 @@ use super::{calls, contacts, error::ErrorBody, lists, objects, scripts};
         objects::create_type, objects::type_by_name, objects::upsert, objects::link, objects::get, objects::list,
         scripts::create, scripts::list, scripts::get, scripts::replace, scripts::delete,
         calls::create_phone_call, calls::get_call, calls::list_calls, calls::cancel_call, calls::reschedule_call,
-        calls::get_call_result, calls::call_events,
+        calls::get_call_result, calls::call_events, calls::create_web_call, calls::end_web_call,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Conventions),

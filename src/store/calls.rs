@@ -454,3 +454,37 @@ impl Db {
         })
     }
 }
+
+impl Db {
+    /// Ends an active web call with the given outcome; the call as it is when it is not an
+    /// active web call (nothing written).
+    pub async fn end_web_call(
+        &self,
+        team_id: Uuid,
+        id: Uuid,
+        status: &str,
+        end_reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<std::result::Result<Call, Option<Call>>> {
+        let update = format!(
+            "UPDATE calls SET progress = 'ended', status = $3, end_reason = $4, ended_at = $5, updated_at = $5
+             WHERE team_id = $1 AND id = $2 AND call_type = 'web' AND progress NOT IN ('ended', 'cancelled')
+             RETURNING {COLUMNS}"
+        );
+        let select = format!("SELECT {COLUMNS} FROM calls WHERE team_id = $1 AND id = $2");
+        transaction!(self, tx => {
+            match sqlx::query_as::<_, Call>(&update).bind(team_id).bind(id).bind(status).bind(end_reason).bind(at)
+                .fetch_optional(&mut *tx).await?
+            {
+                Some(call) => {
+                    sqlx::query(INSERT_EVENT)
+                        .bind(new_id()).bind(call.id).bind(at).bind(call.attempts).bind("ended").bind(status)
+                        .bind(Some(Json(serde_json::json!({"end_reason": end_reason}))))
+                        .execute(&mut *tx).await?;
+                    Ok(Ok(call))
+                }
+                None => Ok(Err(sqlx::query_as::<_, Call>(&select).bind(team_id).bind(id).fetch_optional(&mut *tx).await?)),
+            }
+        })
+    }
+}

@@ -24,6 +24,8 @@ use voxd::{
 };
 
 pub const PG_ENV: &str = "VOXD_TEST_DATABASE_URL";
+/// The secret tests' servers share with the (imaginary) web-call gateway.
+pub const WEB_SECRET: &[u8] = b"test-gateway-secret";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Backend {
@@ -101,6 +103,15 @@ impl TestApp {
         let settings = ApiSettings {
             requests_per_second: 100_000,
             key_cache_ttl: std::time::Duration::ZERO,
+            web_calls: voxd::api::WebCallSettings {
+                secret: WEB_SECRET.to_vec(),
+                ice_servers: vec![
+                    "stun:stun.voxd.test:3478".into(),
+                    "turn:turn.voxd.test:3478".into(),
+                ],
+                sip_domain: "sip.voxd.test".into(),
+                ..Default::default()
+            },
             ..ApiSettings::default()
         };
         Self::start_with(backend, settings).await
