@@ -28,10 +28,7 @@ use voxd::{
 };
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[tokio::main]
@@ -47,12 +44,8 @@ async fn main() {
     }
 
     println!("\nvoxd API benchmark: SQLite (WAL, synchronous=NORMAL), {requests} operations per measure, {concurrency} concurrent, {rounds} rounds\n");
-    println!(
-        "| round | raw inserts/s | create-contact/s | ratio | health/s | get-contact/s | ratio |"
-    );
-    println!(
-        "|------:|--------------:|-----------------:|------:|---------:|--------------:|------:|"
-    );
+    println!("| round | raw inserts/s | create-contact/s | ratio | health/s | get-contact/s | ratio |");
+    println!("|------:|--------------:|-----------------:|------:|---------:|--------------:|------:|");
     let (mut create_ratios, mut get_ratios) = (Vec::new(), Vec::new());
     for (i, [raw, create, health, get]) in results.iter().enumerate() {
         create_ratios.push(create / raw);
@@ -77,12 +70,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// One round on fresh databases: [raw inserts/s, create-contact/s, health/s, get-contact/s].
-async fn round_once(
-    dir: &tempfile::TempDir,
-    round: usize,
-    requests: usize,
-    concurrency: usize,
-) -> [f64; 4] {
+async fn round_once(dir: &tempfile::TempDir, round: usize, requests: usize, concurrency: usize) -> [f64; 4] {
     // Baseline: raw insert transactions on a database of its own, same settings.
     let raw_db = open(dir, &format!("raw-{round}.db")).await;
     let raw_team = team(&raw_db).await.0;
@@ -132,7 +120,12 @@ async fn round_once(
 
     let ids = Arc::new(std::sync::Mutex::new(Vec::with_capacity(requests)));
     let create_rate = rate(requests, concurrency, {
-        let (client, url, auth, ids) = (client.clone(), format!("{base}/api/v1/create-contact"), auth.clone(), ids.clone());
+        let (client, url, auth, ids) = (
+            client.clone(),
+            format!("{base}/api/v1/create-contact"),
+            auth.clone(),
+            ids.clone(),
+        );
         move |i| {
             let body = json!({"phone_number": format!("04{:08}", i), "first_name": "Bench", "last_name": "Mark"});
             let req = client.post(&url).header("authorization", &auth).json(&body);

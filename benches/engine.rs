@@ -20,10 +20,7 @@ use voxd::conversation::{
 };
 
 fn script(name: &str) -> Arc<Script> {
-    let path = format!(
-        "{}/examples/scripts/{name}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/examples/scripts/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
     Arc::new(Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap())
 }
 
@@ -63,12 +60,7 @@ async fn main() {
         ),
         (
             script("appraisal-booking"),
-            vec![
-                "Yes please",
-                "No, Monday would be better",
-                "Monday",
-                "That's all",
-            ],
+            vec!["Yes please", "No, Monday would be better", "Monday", "That's all"],
         ),
         (
             script("receptionist"),
@@ -87,9 +79,7 @@ async fn main() {
     let started = Instant::now();
     for i in 0..n {
         let (script, lines) = &scripts[i % scripts.len()];
-        let clock = Arc::new(ManualClock::new(
-            Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
-        ));
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()));
         let t = Instant::now();
         let mut c = Conversation::start(
             script.clone(),
@@ -120,17 +110,8 @@ async fn main() {
     let mut held = Vec::with_capacity(1000);
     for i in 0..1000 {
         let (script, lines) = &scripts[i % scripts.len()];
-        let clock = Arc::new(ManualClock::new(
-            Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
-        ));
-        let mut c = Conversation::start(
-            script.clone(),
-            brain.clone(),
-            tools.clone(),
-            clock,
-            vars.clone(),
-        )
-        .await;
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()));
+        let mut c = Conversation::start(script.clone(), brain.clone(), tools.clone(), clock, vars.clone()).await;
         c.hear(lines[0]).await;
         held.push(c);
     }
@@ -140,15 +121,22 @@ async fn main() {
     println!("\nconversation engine, rules brain: {n} conversations over the 3 example scripts ({} callee turns) in {:.2} s\n", turns.len(), total.as_secs_f64());
     println!("| measure | p50 | p99 | max | target |");
     println!("|---|---:|---:|---:|---:|");
-    println!("| callee turn (hear → decide → move → speak) | {:.1} µs | {:.1} µs | {:.1} µs | p99 ≤ 1000 µs |",
-        micros(pct(&turns, 0.5)), micros(pct(&turns, 0.99)), micros(*turns.last().unwrap()));
+    println!(
+        "| callee turn (hear → decide → move → speak) | {:.1} µs | {:.1} µs | {:.1} µs | p99 ≤ 1000 µs |",
+        micros(pct(&turns, 0.5)),
+        micros(pct(&turns, 0.99)),
+        micros(*turns.last().unwrap())
+    );
     println!(
         "| conversation start (to first line) | {:.1} µs | {:.1} µs | {:.1} µs | |",
         micros(pct(&starts, 0.5)),
         micros(pct(&starts, 0.99)),
         micros(*starts.last().unwrap())
     );
-    println!("\n1,000 conversations in flight: resident memory grew {grown_mb:.1} MB ({:.1} KB each; target ≤ 200 MB)", grown_mb * 1024.0 / 1000.0);
+    println!(
+        "\n1,000 conversations in flight: resident memory grew {grown_mb:.1} MB ({:.1} KB each; target ≤ 200 MB)",
+        grown_mb * 1024.0 / 1000.0
+    );
     std::hint::black_box(held);
 }
 

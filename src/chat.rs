@@ -27,18 +27,12 @@ pub struct ChatOptions {
 }
 
 pub fn load_script(path: &Path) -> anyhow::Result<Script> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let script =
-        Script::from_yaml_or_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let script = Script::from_yaml_or_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let problems = script.validate();
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow::bail!(
-            "{} is not a valid script:\n{}",
-            path.display(),
-            list.join("\n")
-        );
+        anyhow::bail!("{} is not a valid script:\n{}", path.display(), list.join("\n"));
     }
     Ok(script)
 }
@@ -47,20 +41,20 @@ pub async fn run(opts: ChatOptions) -> anyhow::Result<()> {
     let script = Arc::new(load_script(&opts.script)?);
     let brain = brain::from_name(&opts.brain).map_err(anyhow::Error::msg)?;
     let sms = Arc::new(RecordingSms::default());
-    let tools = Arc::new(
-        Tools::new(opts.allow_private_network, sms.clone(), opts.region)
-            .with_timezone(opts.timezone),
-    );
+    let tools = Arc::new(Tools::new(opts.allow_private_network, sms.clone(), opts.region).with_timezone(opts.timezone));
     let vars = json!({
         "contact": {"first_name": opts.first_name, "phone_number": opts.phone, "email": opts.email},
         "call": {"type": "web", "simulated": true},
     });
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        println!("Talking to \"{}\" with the {} brain. Type what you would say; /hangup or Ctrl-D hangs up.\n", script.name, brain.name());
+        println!(
+            "Talking to \"{}\" with the {} brain. Type what you would say; /hangup or Ctrl-D hangs up.\n",
+            script.name,
+            brain.name()
+        );
     }
-    let mut conversation =
-        Conversation::start(script, brain, tools, Arc::new(SystemClock), vars).await;
+    let mut conversation = Conversation::start(script, brain, tools, Arc::new(SystemClock), vars).await;
     let mut shown = 0;
     shown = show(&conversation, shown);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -86,10 +80,7 @@ pub async fn run(opts: ChatOptions) -> anyhow::Result<()> {
         }
         shown = show(&conversation, shown);
     }
-    let reason = conversation
-        .end_reason()
-        .map(|r| r.as_str())
-        .unwrap_or("unknown");
+    let reason = conversation.end_reason().map(|r| r.as_str()).unwrap_or("unknown");
     println!("\n— call ended: {reason} —\n");
     print_analysis(&conversation.analyse().await);
     for (to, body) in sms.0.lock().expect("sms lock").iter() {
@@ -127,9 +118,6 @@ fn print_analysis(a: &Analysis) {
         );
     }
     if !a.structured_data.is_empty() {
-        println!(
-            "  data: {}",
-            serde_json::Value::Object(a.structured_data.clone())
-        );
+        println!("  data: {}", serde_json::Value::Object(a.structured_data.clone()));
     }
 }

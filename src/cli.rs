@@ -151,10 +151,7 @@ enum KeyCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -205,9 +202,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let settings = Settings::resolve(&cli.global, serve_args.unwrap_or(&ServeArgs::default()))?;
     init_logging(settings.log_format, serve_args.is_some());
-    let db = Db::connect(&settings.db).await.map_err(|e| {
-        anyhow::anyhow!("cannot open database {}: {e}", redact_url(&settings.db.url))
-    })?;
+    let db = Db::connect(&settings.db)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", redact_url(&settings.db.url)))?;
     db.migrate().await?;
     let result = match cli.command {
         Command::Serve(_) => serve(db.clone(), settings).await,
@@ -217,9 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Team(cmd) => team(&db, cmd).await,
         Command::Key(cmd) => key(&db, cmd).await,
-        Command::Script(ScriptCommand::Import { team, file }) => {
-            import_script(&db, &team, &file).await
-        }
+        Command::Script(ScriptCommand::Import { team, file }) => import_script(&db, &team, &file).await,
         Command::Number(cmd) => number(&db, cmd).await,
         Command::Chat { .. } => unreachable!("handled before opening the database"),
     };
@@ -251,16 +246,20 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     );
     let expiry = tokio::spawn(expire_idempotency_keys(db.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let dispatching = tokio::spawn(dispatcher(db.clone(), &settings).run(async {
-        let _ = stop_rx.await;
-    }));
+    let dispatching = settings.dispatcher_enabled.then(|| {
+        tokio::spawn(dispatcher(db.clone(), &settings).run(async {
+            let _ = stop_rx.await;
+        }))
+    });
     let app = api::router(AppState::new(db, settings.api));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     // Calls in flight finish their current pass; a call cut short is recovered by its lease.
     let _ = stop_tx.send(());
-    let _ = dispatching.await;
+    if let Some(d) = dispatching {
+        let _ = d.await;
+    }
     expiry.abort();
     tracing::info!("stopped: in-flight requests finished");
     Ok(())
@@ -270,11 +269,7 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
 fn dispatcher(db: Db, settings: &Settings) -> crate::dispatcher::Dispatcher {
     use crate::conversation::{brain::rules::RulesBrain, engine::SystemClock, tools};
     let sms = Arc::new(tools::RecordingSms::default());
-    let tools = tools::Tools::new(
-        settings.allow_private_network,
-        sms,
-        phonenumber::country::Id::AU,
-    );
+    let tools = tools::Tools::new(settings.allow_private_network, sms, phonenumber::country::Id::AU);
     crate::dispatcher::Dispatcher::new(
         db,
         Arc::new(SystemClock),
@@ -285,6 +280,7 @@ fn dispatcher(db: Db, settings: &Settings) -> crate::dispatcher::Dispatcher {
         Arc::new(tools),
         crate::dispatcher::DispatcherSettings {
             max_concurrent_calls: i64::from(settings.max_concurrent_calls),
+            lease: settings.dispatch_lease,
             ..Default::default()
         },
     )
@@ -294,10 +290,7 @@ async fn expire_idempotency_keys(db: Db) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        match db
-            .expire_idempotency_keys(chrono::Utc::now().timestamp_millis())
-            .await
-        {
+        match db.expire_idempotency_keys(chrono::Utc::now().timestamp_millis()).await {
             Ok(n) if n > 0 => tracing::info!(expired = n, "idempotency keys expired"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not expire idempotency keys"),
@@ -349,10 +342,7 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
                 !name.is_empty() && name.len() <= 255,
                 "team name must be 1 to 255 characters"
             );
-            anyhow::ensure!(
-                Uuid::parse_str(&name).is_err(),
-                "a team name cannot look like an id"
-            );
+            anyhow::ensure!(Uuid::parse_str(&name).is_err(), "a team name cannot look like an id");
             phone::parse_region(&region).map_err(anyhow::Error::msg)?;
             timezone
                 .parse::<chrono_tz::Tz>()
@@ -380,9 +370,7 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
                 "ID", "REGION", "TIMEZONE", "REQ/S"
             );
             for t in db.list_teams().await? {
-                let rps = t
-                    .requests_per_second
-                    .map_or("default".to_owned(), |n| n.to_string());
+                let rps = t.requests_per_second.map_or("default".to_owned(), |n| n.to_string());
                 println!(
                     "{:<36}  {:<6}  {:<20}  {:>8}  {}",
                     t.id, t.region, t.timezone, rps, t.name
@@ -395,12 +383,8 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
             max_concurrent_calls,
         } => {
             let team = find_team(db, &team).await?;
-            db.set_team_limits(
-                team.id,
-                to_limit(requests_per_second)?,
-                to_limit(max_concurrent_calls)?,
-            )
-            .await?;
+            db.set_team_limits(team.id, to_limit(requests_per_second)?, to_limit(max_concurrent_calls)?)
+                .await?;
             println!("limits of team {} updated", team.name);
         }
     }
@@ -442,20 +426,13 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
                     k.prefix,
                     fmt(k.created_at),
                     k.last_used_at.map_or("never".to_owned(), fmt),
-                    if k.revoked_at.is_some() {
-                        "revoked"
-                    } else {
-                        "active"
-                    },
+                    if k.revoked_at.is_some() { "revoked" } else { "active" },
                     k.name.unwrap_or_default()
                 );
             }
         }
         KeyCommand::Revoke { id } => {
-            anyhow::ensure!(
-                db.revoke_key(id, now()).await?,
-                "no active key with id {id}"
-            );
+            anyhow::ensure!(db.revoke_key(id, now()).await?, "no active key with id {id}");
             println!("key {id} revoked");
         }
     }
@@ -479,16 +456,14 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
         } => {
             let team = find_team(db, &team).await?;
             let region = phone::parse_region(&team.region).map_err(anyhow::Error::msg)?;
-            let e164 =
-                phone::normalize("number", &number, region).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let e164 = phone::normalize("number", &number, region).map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Some(id) = inbound_script {
                 let script = db
                     .get_script(team.id, id)
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("team {} has no script {id}", team.name))?;
                 anyhow::ensure!(
-                    script.definition.0.script_type
-                        == crate::conversation::script::ScriptType::Inbound,
+                    script.definition.0.script_type == crate::conversation::script::ScriptType::Inbound,
                     "script {id} is not an inbound script"
                 );
             }
@@ -513,8 +488,7 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
                 println!(
                     "{}  {}",
                     n.number,
-                    n.inbound_script_id
-                        .map_or("-".to_owned(), |i| i.to_string())
+                    n.inbound_script_id.map_or("-".to_owned(), |i| i.to_string())
                 );
             }
         }

@@ -66,6 +66,11 @@ pub struct FileConfig {
     /// Simulated carrier: milliseconds of ringing, and before answer.
     pub sim_ring_ms: Option<u64>,
     pub sim_answer_ms: Option<u64>,
+    /// How long a dispatcher's claim on a call lasts without renewal (default 120 s): after a
+    /// crash, calls in flight are recovered this long later.
+    pub dispatch_lease_seconds: Option<u64>,
+    /// Run no dispatcher in this process (an API-only replica).
+    pub dispatcher_disabled: Option<bool>,
     /// Web calls: the gateway's SIP-over-WebSocket URL, SIP domain, ICE server URLs, the secret
     /// shared with the gateway and TURN server, and how long minted credentials last.
     pub web_call_websocket_url: Option<String>,
@@ -86,17 +91,17 @@ pub struct Settings {
     pub max_concurrent_calls: u32,
     pub allow_private_network: bool,
     pub sim_delays: crate::carrier::sim::SimDelays,
+    pub dispatch_lease: std::time::Duration,
+    pub dispatcher_enabled: bool,
 }
 
 impl Settings {
     pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
         let file: FileConfig = match &global.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    anyhow::anyhow!("cannot read config file {}: {e}", path.display())
-                })?;
-                toml::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -151,6 +156,8 @@ impl Settings {
             },
             max_concurrent_calls: file.max_concurrent_calls.unwrap_or(10),
             allow_private_network: file.allow_private_network.unwrap_or(false),
+            dispatch_lease: std::time::Duration::from_secs(file.dispatch_lease_seconds.unwrap_or(120).max(1)),
+            dispatcher_enabled: !file.dispatcher_disabled.unwrap_or(false),
             sim_delays: crate::carrier::sim::SimDelays {
                 ring: std::time::Duration::from_millis(file.sim_ring_ms.unwrap_or(2000)),
                 answer: std::time::Duration::from_millis(file.sim_answer_ms.unwrap_or(1000)),

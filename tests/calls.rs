@@ -24,14 +24,9 @@ use voxd::{
 const FROM: &str = "+61291234567";
 
 fn example(name: &str) -> Value {
-    let path = format!(
-        "{}/examples/scripts/{name}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let script = voxd::conversation::script::Script::from_yaml_or_json(
-        &std::fs::read_to_string(path).unwrap(),
-    )
-    .unwrap();
+    let path = format!("{}/examples/scripts/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let script =
+        voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
     serde_json::to_value(script).unwrap()
 }
 
@@ -45,20 +40,14 @@ async fn setup(app: &TestApp) -> String {
         created_at: now(),
     };
     app.db.add_number(&n).await.unwrap();
-    app.post("/api/v1/scripts", &example("buyer-follow-up"))
-        .await
-        .ok(201)["script_id"]
+    app.post("/api/v1/scripts", &example("buyer-follow-up")).await.ok(201)["script_id"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
 fn dispatcher(app: &TestApp, clock: &Arc<ManualClock>, owner: &str) -> Dispatcher {
-    let tools = Tools::new(
-        true,
-        Arc::new(RecordingSms::default()),
-        phonenumber::country::Id::AU,
-    );
+    let tools = Tools::new(true, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU);
     Dispatcher::new(
         app.db.clone(),
         clock.clone(),
@@ -120,10 +109,7 @@ async fn the_contract_example_schedules_a_call(app: &TestApp) {
     assert_eq!(c["progress"], "scheduled");
     assert_eq!(c["type"], "outbound");
     assert_eq!(c["to_number"], "+61429069971");
-    assert_eq!(
-        c["timezone"], "Australia/Sydney",
-        "the team's, as the contact has none"
-    );
+    assert_eq!(c["timezone"], "Australia/Sydney", "the team's, as the contact has none");
     assert!(
         c["scheduled_time"].as_str().unwrap() > "2026-11",
         "a past time means now"
@@ -137,10 +123,7 @@ async fn the_contract_example_schedules_a_call(app: &TestApp) {
     assert_eq!(c2["timezone"], "Australia/Perth");
     assert_eq!(app.count("contacts").await, 1);
     let contact = app
-        .get(&format!(
-            "/api/v1/contacts/{}",
-            c["contact_id"].as_str().unwrap()
-        ))
+        .get(&format!("/api/v1/contacts/{}", c["contact_id"].as_str().unwrap()))
         .await;
     assert_eq!(contact.ok(200)["contact"]["first_name"], "Johnny");
     assert_eq!(contact.body["contact"]["last_name"], "Smith");
@@ -148,10 +131,7 @@ async fn the_contract_example_schedules_a_call(app: &TestApp) {
 
 async fn bad_calls_are_refused_and_write_nothing(app: &TestApp) {
     let script_id = setup(app).await;
-    let inbound = app
-        .post("/api/v1/scripts", &example("receptionist"))
-        .await
-        .ok(201)["script_id"]
+    let inbound = app.post("/api/v1/scripts", &example("receptionist")).await.ok(201)["script_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -162,11 +142,7 @@ async fn bad_calls_are_refused_and_write_nothing(app: &TestApp) {
         b[k] = v;
         b
     };
-    cases.push((
-        with("from_number", json!("+61299999999")),
-        400,
-        "from_number",
-    ));
+    cases.push((with("from_number", json!("+61299999999")), 400, "from_number"));
     cases.push((with("from_number", json!(5)), 400, "from_number"));
     cases.push((with("script_id", json!(inbound)), 400, "inbound"));
     cases.push((
@@ -181,26 +157,10 @@ async fn bad_calls_are_refused_and_write_nothing(app: &TestApp) {
         "contact.phone_number",
     ));
     cases.push((with("contact", json!({})), 400, "phone_number"));
-    cases.push((
-        with("scheduled_time", json!("tomorrow")),
-        400,
-        "scheduled_time",
-    ));
-    cases.push((
-        with("latest_time", json!("2020-01-01T00:00:00Z")),
-        400,
-        "latest_time",
-    ));
-    cases.push((
-        with("retry_policy", json!({"max_attempts": 11})),
-        400,
-        "max_attempts",
-    ));
-    cases.push((
-        with("retry_policy", json!({"retry_on": ["busy"]})),
-        400,
-        "retry_on",
-    ));
+    cases.push((with("scheduled_time", json!("tomorrow")), 400, "scheduled_time"));
+    cases.push((with("latest_time", json!("2020-01-01T00:00:00Z")), 400, "latest_time"));
+    cases.push((with("retry_policy", json!({"max_attempts": 11})), 400, "max_attempts"));
+    cases.push((with("retry_policy", json!({"retry_on": ["busy"]})), 400, "retry_on"));
     cases.push((
         with("calling_window", json!({"start": "20:00", "end": "09:00"})),
         400,
@@ -208,16 +168,11 @@ async fn bad_calls_are_refused_and_write_nothing(app: &TestApp) {
     ));
     cases.push((with("surprise", json!(1)), 400, "surprise"));
     for (body, status, word) in cases {
-        let message = app
-            .post("/api/v1/create-phone-call", &body)
-            .await
-            .error(status);
+        let message = app.post("/api/v1/create-phone-call", &body).await.error(status);
         assert!(message.contains(word), "{body} → {message}");
     }
     let (_, other) = app.other_team("globex").await;
-    app.post_as(&other, "/api/v1/create-phone-call", &good)
-        .await
-        .error(404);
+    app.post_as(&other, "/api/v1/create-phone-call", &good).await.error(404);
     assert_eq!(app.count("calls").await, 0);
     assert_eq!(app.count("contacts").await, 0);
 }
@@ -235,11 +190,7 @@ async fn an_answered_call_runs_to_its_result(app: &TestApp) {
     assert_eq!(dispatcher(app, &clock, "w1").run_once().await.unwrap(), 1);
     let c = call(app, &id).await;
     assert_eq!(
-        (
-            c["progress"].as_str(),
-            c["status"].as_str(),
-            c["end_reason"].as_str()
-        ),
+        (c["progress"].as_str(), c["status"].as_str(), c["end_reason"].as_str()),
         (Some("ended"), Some("completed"), Some("ai hangup"))
     );
     assert_eq!(c["attempts"], 1);
@@ -255,22 +206,12 @@ async fn an_answered_call_runs_to_its_result(app: &TestApp) {
         .as_str()
         .unwrap()
         .contains("greet → feedback → offer → budget"));
-    assert!(res["transcript"][0]["text"]
-        .as_str()
-        .unwrap()
-        .starts_with("Hi John"));
+    assert!(res["transcript"][0]["text"].as_str().unwrap().starts_with("Hi John"));
     assert_eq!(res["transcript"][1]["role"], "user");
     let timeline: Vec<String> = events(app, &id).await.into_iter().map(|e| e.1).collect();
     assert_eq!(
         timeline,
-        [
-            "scheduled",
-            "dialing",
-            "ringing",
-            "in_progress",
-            "processing",
-            "ended"
-        ]
+        ["scheduled", "dialing", "ringing", "in_progress", "processing", "ended"]
     );
     // Nothing more to do.
     assert_eq!(dispatcher(app, &clock, "w1").run_once().await.unwrap(), 0);
@@ -285,12 +226,7 @@ async fn every_sim_outcome_is_reachable(app: &TestApp) {
         ("0429069977", json!({}), "User unavailable", "busy"),
         ("0429069978", json!({}), "User rejected", "rejected"),
         ("0429069979", json!({}), "failed", "failed"),
-        (
-            "0429069971",
-            json!({"sim_outcome": "drop"}),
-            "dropout",
-            "dropout",
-        ),
+        ("0429069971", json!({"sim_outcome": "drop"}), "dropout", "dropout"),
         (
             "0429069972",
             json!({"sim_persona": "hangs_up"}),
@@ -315,18 +251,13 @@ async fn every_sim_outcome_is_reachable(app: &TestApp) {
     for (id, (phone, _, status, reason)) in ids.iter().zip(cases) {
         let c = call(app, id).await;
         assert_eq!(
-            (
-                c["status"].as_str().unwrap(),
-                c["end_reason"].as_str().unwrap()
-            ),
+            (c["status"].as_str().unwrap(), c["end_reason"].as_str().unwrap()),
             (status, reason),
             "{phone}"
         );
         assert_eq!(c["progress"], "ended");
     }
-    let voicemail = app
-        .get(&format!("/api/v1/get-call-result/{}", ids[1]))
-        .await;
+    let voicemail = app.get(&format!("/api/v1/get-call-result/{}", ids[1])).await;
     assert!(voicemail.ok(200)["call"]["transcript"][0]["text"]
         .as_str()
         .unwrap()
@@ -345,11 +276,7 @@ async fn retries_follow_the_policy_until_the_budget_ends(app: &TestApp) {
     assert_eq!(d.run_once().await.unwrap(), 1);
     let c = call(app, &id).await;
     assert_eq!(
-        (
-            c["progress"].as_str(),
-            c["status"].as_str(),
-            c["attempts"].as_i64()
-        ),
+        (c["progress"].as_str(), c["status"].as_str(), c["attempts"].as_i64()),
         (Some("scheduled"), Some("rang-out"), Some(1))
     );
     assert_eq!(d.run_once().await.unwrap(), 0, "not due before the backoff");
@@ -380,8 +307,7 @@ async fn cancel_and_reschedule_only_before_the_call_starts(app: &TestApp) {
     let mut later = call_body(&script_id, "0429069971");
     later["scheduled_time"] = json!((Utc::now() + Duration::hours(2)).to_rfc3339());
     let id = create(app, &later).await;
-    let new_time =
-        (Utc::now() + Duration::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let new_time = (Utc::now() + Duration::hours(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let r = app
         .call(
             Method::PATCH,
@@ -407,20 +333,14 @@ async fn cancel_and_reschedule_only_before_the_call_starts(app: &TestApp) {
     )
     .await
     .error(400);
-    let r = app
-        .post(&format!("/api/v1/cancel-call/{id}"), &json!({}))
-        .await;
+    let r = app.post(&format!("/api/v1/cancel-call/{id}"), &json!({})).await;
     assert_eq!(r.ok(200)["status"], "cancelled");
-    let again = app
-        .post(&format!("/api/v1/cancel-call/{id}"), &json!({}))
-        .await;
+    let again = app.post(&format!("/api/v1/cancel-call/{id}"), &json!({})).await;
     assert!(again.error(400).contains("cancelled"));
     // A finished call can be neither cancelled nor rescheduled.
     let done = create(app, &call_body(&script_id, "0429069972")).await;
     dispatcher(app, &clock(), "w1").run_once().await.unwrap();
-    let r = app
-        .post(&format!("/api/v1/cancel-call/{done}"), &json!({}))
-        .await;
+    let r = app.post(&format!("/api/v1/cancel-call/{done}"), &json!({})).await;
     assert!(r.error(400).contains("ended"));
     assert_eq!(r.body["progress"], "ended");
     app.call(
@@ -436,18 +356,14 @@ async fn cancel_and_reschedule_only_before_the_call_starts(app: &TestApp) {
     app.post_as(&other, &format!("/api/v1/cancel-call/{done}"), &json!({}))
         .await
         .error(404);
-    app.get_as(&other, &format!("/api/v1/get-call/{done}"))
-        .await
-        .error(404);
+    app.get_as(&other, &format!("/api/v1/get-call/{done}")).await.error(404);
     app.get_as(&other, &format!("/api/v1/get-call-result/{done}"))
         .await
         .error(404);
     app.get_as(&other, &format!("/api/v1/calls/{done}/events"))
         .await
         .error(404);
-    app.post("/api/v1/cancel-call/nope", &json!({}))
-        .await
-        .error(404);
+    app.post("/api/v1/cancel-call/nope", &json!({})).await.error(404);
     app.get(&format!("/api/v1/get-call/{}", uuid::Uuid::now_v7()))
         .await
         .error(404);
@@ -459,25 +375,14 @@ async fn cancel_and_reschedule_only_before_the_call_starts(app: &TestApp) {
 
 async fn the_concurrency_limit_queues_calls(app: &TestApp) {
     let script_id = setup(app).await;
-    app.db
-        .set_team_limits(app.team_id, None, Some(2))
-        .await
-        .unwrap();
+    app.db.set_team_limits(app.team_id, None, Some(2)).await.unwrap();
     for phone in ["0429069971", "0429069972", "0429069973"] {
         create(app, &call_body(&script_id, phone)).await;
     }
     let at = Utc::now() + Duration::seconds(1);
-    let first = app
-        .db
-        .claim_due_calls(at, "w1", 60_000, 100, 10)
-        .await
-        .unwrap();
+    let first = app.db.claim_due_calls(at, "w1", 60_000, 100, 10).await.unwrap();
     assert_eq!((first.claimed.len(), first.queued), (2, 1));
-    let second = app
-        .db
-        .claim_due_calls(at, "w2", 60_000, 100, 10)
-        .await
-        .unwrap();
+    let second = app.db.claim_due_calls(at, "w2", 60_000, 100, 10).await.unwrap();
     assert_eq!(
         (second.claimed.len(), second.queued),
         (0, 1),
@@ -499,11 +404,7 @@ async fn the_concurrency_limit_queues_calls(app: &TestApp) {
             .unwrap(),
         "only the lease holder writes"
     );
-    let third = app
-        .db
-        .claim_due_calls(at, "w2", 60_000, 100, 10)
-        .await
-        .unwrap();
+    let third = app.db.claim_due_calls(at, "w2", 60_000, 100, 10).await.unwrap();
     assert_eq!(third.claimed.len(), 1);
 }
 
@@ -541,15 +442,7 @@ async fn a_lost_lease_is_recovered_once(app: &TestApp) {
     );
     assert!(!app
         .db
-        .finish_attempt(
-            late.claimed[0].id,
-            "dead-worker",
-            "completed",
-            "x",
-            None,
-            json!({}),
-            at
-        )
+        .finish_attempt(late.claimed[0].id, "dead-worker", "completed", "x", None, json!({}), at)
         .await
         .unwrap());
     let dialed: Vec<i64> = events(app, &id)
@@ -570,11 +463,7 @@ async fn latest_time_expires_and_windows_wait(app: &TestApp) {
     dispatcher(app, &late, "w1").run_once().await.unwrap();
     let c = call(app, &expiring).await;
     assert_eq!(
-        (
-            c["progress"].as_str(),
-            c["status"].as_str(),
-            c["end_reason"].as_str()
-        ),
+        (c["progress"].as_str(), c["status"].as_str(), c["end_reason"].as_str()),
         (Some("ended"), Some("failed"), Some("expired"))
     );
     assert_eq!(c["attempts"], 0, "it never rang");
@@ -586,19 +475,16 @@ async fn latest_time_expires_and_windows_wait(app: &TestApp) {
     let end = (local + Duration::hours(1)).format("%H:00").to_string();
     if start < end {
         let mut body = call_body(&script_id, "0429069972");
-        body["calling_window"] = json!({"start": start, "end": end, "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
+        body["calling_window"] =
+            json!({"start": start, "end": end, "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
         let waiting = create(app, &body).await;
         let d = dispatcher(app, &clock(), "w1");
         assert_eq!(d.run_once().await.unwrap(), 0);
         let c = call(app, &waiting).await;
         assert_eq!(c["progress"], "scheduled");
-        let window: voxd::domain::call::CallingWindow =
-            serde_json::from_value(body["calling_window"].clone()).unwrap();
+        let window: voxd::domain::call::CallingWindow = serde_json::from_value(body["calling_window"].clone()).unwrap();
         let opens = window.next_open(Utc::now() + Duration::seconds(1), tz);
-        assert!(
-            opens > Utc::now() + Duration::hours(20),
-            "tomorrow, not today"
-        );
+        assert!(opens > Utc::now() + Duration::hours(20), "tomorrow, not today");
         let tomorrow = Arc::new(ManualClock::new(opens + Duration::minutes(1)));
         let n = dispatcher(app, &tomorrow, "w1").run_once().await.unwrap();
         assert_eq!(
@@ -622,33 +508,21 @@ async fn list_filters_and_pages(app: &TestApp) {
     let b = page1.ok(200).clone();
     assert_eq!(b["calls"].as_array().unwrap().len(), 3);
     let cursor = b["meta"]["next_cursor"].as_str().unwrap();
-    let page2 = app
-        .get(&format!("/api/v1/calls?limit=3&cursor={cursor}"))
-        .await;
+    let page2 = app.get(&format!("/api/v1/calls?limit=3&cursor={cursor}")).await;
     assert_eq!(page2.ok(200)["calls"][0]["id"].as_str().unwrap(), ids[3]);
     let completed = app
         .get("/api/v1/calls?status=completed&type=outbound&progress=ended")
         .await;
     assert_eq!(completed.ok(200)["calls"].as_array().unwrap().len(), 2);
-    let contact = call(app, &ids[1]).await["contact_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let contact = call(app, &ids[1]).await["contact_id"].as_str().unwrap().to_owned();
     let by_contact = app
-        .get(&format!(
-            "/api/v1/calls?contact_id={contact}&script_id={script_id}"
-        ))
+        .get(&format!("/api/v1/calls?contact_id={contact}&script_id={script_id}"))
         .await;
     assert_eq!(by_contact.ok(200)["calls"].as_array().unwrap().len(), 1);
-    let future =
-        (Utc::now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let after = app
-        .get(&format!("/api/v1/calls?created_after={future}"))
-        .await;
+    let future = (Utc::now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let after = app.get(&format!("/api/v1/calls?created_after={future}")).await;
     assert_eq!(after.ok(200)["calls"].as_array().unwrap().len(), 0);
-    let before = app
-        .get(&format!("/api/v1/calls?created_before={future}"))
-        .await;
+    let before = app.get(&format!("/api/v1/calls?created_before={future}")).await;
     assert_eq!(before.ok(200)["calls"].as_array().unwrap().len(), 4);
     for bad in [
         "status=lost",
@@ -674,10 +548,7 @@ async fn list_filters_and_pages(app: &TestApp) {
 async fn web_calls_get_credentials_and_can_be_ended(app: &TestApp) {
     let script_id = setup(app).await;
     let contact = app
-        .post(
-            "/api/v1/create-contact",
-            &json!({"phone_number": "0429069971"}),
-        )
+        .post("/api/v1/create-contact", &json!({"phone_number": "0429069971"}))
         .await
         .ok(201)["contact_id"]
         .as_str()
@@ -696,42 +567,25 @@ async fn web_calls_get_credentials_and_can_be_ended(app: &TestApp) {
     assert_eq!(b["call"]["progress"], "ringing");
     let web = &b["web_call"];
     assert_eq!(web["call_uri"], format!("sip:{id}@sip.voxd.test"));
-    let (user, pass) = (
-        web["username"].as_str().unwrap(),
-        web["password"].as_str().unwrap(),
-    );
+    let (user, pass) = (web["username"].as_str().unwrap(), web["password"].as_str().unwrap());
     assert!(user.ends_with(&format!(":{id}")));
     assert!(
         voxd::domain::web_call::verify(common::WEB_SECRET, user, pass, Utc::now()),
         "the gateway can verify them"
     );
     assert!(
-        !voxd::domain::web_call::verify(
-            common::WEB_SECRET,
-            user,
-            pass,
-            Utc::now() + Duration::minutes(6)
-        ),
+        !voxd::domain::web_call::verify(common::WEB_SECRET, user, pass, Utc::now() + Duration::minutes(6)),
         "short-lived"
     );
-    assert!(
-        web["ice_servers"][0]["username"].is_null(),
-        "STUN needs no credentials"
-    );
+    assert!(web["ice_servers"][0]["username"].is_null(), "STUN needs no credentials");
     assert_eq!(web["ice_servers"][1]["username"], user);
     // The dispatcher leaves web calls alone.
     assert_eq!(dispatcher(app, &clock(), "w1").run_once().await.unwrap(), 0);
 
-    let ended = app
-        .post(&format!("/api/v1/end-web-call/{id}"), &json!({}))
-        .await;
+    let ended = app.post(&format!("/api/v1/end-web-call/{id}"), &json!({})).await;
     let e = ended.ok(200);
     assert_eq!(
-        (
-            e["status"].as_str(),
-            e["end_reason"].as_str(),
-            e["progress"].as_str()
-        ),
+        (e["status"].as_str(), e["end_reason"].as_str(), e["progress"].as_str()),
         (Some("completed"), Some("api_ended"), Some("ended"))
     );
     assert!(app
@@ -768,12 +622,9 @@ async fn web_calls_get_credentials_and_can_be_ended(app: &TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    app.post(
-        &format!("/api/v1/end-web-call/{third}"),
-        &json!({"status": "exploded"}),
-    )
-    .await
-    .error(400);
+    app.post(&format!("/api/v1/end-web-call/{third}"), &json!({"status": "exploded"}))
+        .await
+        .error(400);
     let custom = app
         .post(
             &format!("/api/v1/end-web-call/{third}"),
@@ -792,9 +643,7 @@ async fn web_calls_get_credentials_and_can_be_ended(app: &TestApp) {
         ),
         (json!({"script_id": script_id, "contact_id": "nope"}), 404),
     ] {
-        app.post("/api/v1/create-web-call", &body)
-            .await
-            .error(status);
+        app.post("/api/v1/create-web-call", &body).await.error(status);
     }
     let (_, other) = app.other_team("globex").await;
     app.post_as(
@@ -813,9 +662,7 @@ async fn web_calls_get_credentials_and_can_be_ended(app: &TestApp) {
         .await
         .error(400)
         .contains("not a web call"));
-    app.post("/api/v1/end-web-call/nope", &json!({}))
-        .await
-        .error(404);
+    app.post("/api/v1/end-web-call/nope", &json!({})).await.error(404);
     assert_eq!(app.count("calls").await, 4);
 }
 

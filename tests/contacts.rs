@@ -23,10 +23,7 @@ async fn create_normalises_and_returns_the_contact(app: &TestApp) {
 
 async fn same_number_in_another_format_is_a_conflict(app: &TestApp) {
     let first = app
-        .post(
-            "/api/v1/create-contact",
-            &json!({"phone_number": "0429069971"}),
-        )
+        .post("/api/v1/create-contact", &json!({"phone_number": "0429069971"}))
         .await;
     let id = first.ok(201)["contact_id"].clone();
     let again = app
@@ -40,13 +37,9 @@ async fn same_number_in_another_format_is_a_conflict(app: &TestApp) {
     assert_eq!(app.count("contacts").await, 1);
     // Another team has its own namespace of numbers.
     let (_, other) = app.other_team("globex").await;
-    app.post_as(
-        &other,
-        "/api/v1/create-contact",
-        &json!({"phone_number": "0429069971"}),
-    )
-    .await
-    .ok(201);
+    app.post_as(&other, "/api/v1/create-contact", &json!({"phone_number": "0429069971"}))
+        .await
+        .ok(201);
 }
 
 async fn bad_input_is_a_400_naming_the_field_and_writes_nothing(app: &TestApp) {
@@ -54,10 +47,7 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing(app: &TestApp) {
         (json!({}), "phone_number"),
         (json!({"phone_number": 429069971}), "phone_number"),
         (json!({"phone_number": "hello"}), "phone_number"),
-        (
-            json!({"phone_number": "0429069971", "email": "nope"}),
-            "email",
-        ),
+        (json!({"phone_number": "0429069971", "email": "nope"}), "email"),
         (
             json!({"phone_number": "0429069971", "first_name": "x".repeat(256)}),
             "first_name",
@@ -66,14 +56,8 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing(app: &TestApp) {
             json!({"phone_number": "0429069971", "timezone": "Mars/Base"}),
             "timezone",
         ),
-        (
-            json!({"phone_number": "0429069971", "metadata": [1, 2]}),
-            "metadata",
-        ),
-        (
-            json!({"phone_number": "0429069971", "phone": "typo"}),
-            "phone",
-        ),
+        (json!({"phone_number": "0429069971", "metadata": [1, 2]}), "metadata"),
+        (json!({"phone_number": "0429069971", "phone": "typo"}), "phone"),
         (json!(["0429069971"]), "map"),
     ];
     for (body, field) in cases {
@@ -140,19 +124,14 @@ async fn keys_are_required_and_checked(app: &TestApp) {
 
 async fn other_teams_and_malformed_ids_are_404(app: &TestApp) {
     let id = app
-        .post(
-            "/api/v1/create-contact",
-            &json!({"phone_number": "0429069971"}),
-        )
+        .post("/api/v1/create-contact", &json!({"phone_number": "0429069971"}))
         .await
         .ok(201)["contact_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let (_, other) = app.other_team("globex").await;
-    app.get_as(&other, &format!("/api/v1/contacts/{id}"))
-        .await
-        .error(404);
+    app.get_as(&other, &format!("/api/v1/contacts/{id}")).await.error(404);
     app.get("/api/v1/contacts/not-a-uuid").await.error(404);
     app.get(&format!("/api/v1/contacts/{}", uuid::Uuid::now_v7()))
         .await
@@ -192,18 +171,13 @@ async fn list_filters_and_pages(app: &TestApp) {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["email"], "p3@example.com");
     let by_email = app.get("/api/v1/contacts?email=p5@example.com").await;
-    assert_eq!(
-        by_email.ok(200)["contacts"][0]["phone_number"],
-        "+61429069905"
-    );
+    assert_eq!(by_email.ok(200)["contacts"][0]["phone_number"], "+61429069905");
 
     app.get("/api/v1/contacts?limit=0").await.error(400);
     app.get("/api/v1/contacts?limit=201").await.error(400);
     app.get("/api/v1/contacts?limit=abc").await.error(400);
     app.get("/api/v1/contacts?cursor=garbage").await.error(400);
-    app.get("/api/v1/contacts?phone_number=hello")
-        .await
-        .error(400);
+    app.get("/api/v1/contacts?phone_number=hello").await.error(400);
 }
 
 async fn concurrent_creates_all_succeed(app: &TestApp) {

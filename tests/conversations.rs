@@ -15,10 +15,7 @@ use voxd::conversation::{
 };
 
 pub fn example(name: &str) -> Arc<Script> {
-    let path = format!(
-        "{}/examples/scripts/{name}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/examples/scripts/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
     let script = Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(script.validate(), vec![], "example {name} is valid");
     Arc::new(script)
@@ -48,35 +45,21 @@ impl Run {
     }
 
     fn path(&self) -> Vec<&str> {
-        self.conversation
-            .path()
-            .iter()
-            .map(String::as_str)
-            .collect()
+        self.conversation.path().iter().map(String::as_str).collect()
     }
 }
 
 pub async fn run_with(script: Arc<Script>, brain: Arc<dyn Brain>, mut persona: Persona) -> Run {
     // Thursday 26 November 2026, 10:00 in Sydney.
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 25, 23, 0, 0).unwrap(),
-    ));
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 23, 0, 0).unwrap()));
     let tools = Arc::new(
-        Tools::new(
-            true,
-            Arc::new(RecordingSms::default()),
-            phonenumber::country::Id::AU,
-        )
-        .with_timezone(chrono_tz::Australia::Sydney),
+        Tools::new(true, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU)
+            .with_timezone(chrono_tz::Australia::Sydney),
     );
-    let mut conversation =
-        Conversation::start(script, brain, tools, clock.clone(), contact()).await;
+    let mut conversation = Conversation::start(script, brain, tools, clock.clone(), contact()).await;
     simulate(&mut conversation, &mut persona, &clock, 40).await;
     let analysis = conversation.analyse().await;
-    Run {
-        conversation,
-        analysis,
-    }
+    Run { conversation, analysis }
 }
 
 async fn run(name: &str, persona: Persona) -> Run {
@@ -110,7 +93,13 @@ async fn buyer_follow_up_cooperative() {
     );
     assert_eq!(r.conversation.end_reason().unwrap().as_str(), "ai hangup");
     let first = &r.conversation.transcript()[0];
-    assert!(first.text.starts_with("Hi John, it's Sam's assistant from Harbour Realty. You inspected 12 Ocean Street, Bondi"), "{}", first.text);
+    assert!(
+        first
+            .text
+            .starts_with("Hi John, it's Sam's assistant from Harbour Realty. You inspected 12 Ocean Street, Bondi"),
+        "{}",
+        first.text
+    );
     assert!(r.assistant_said("Sam will call you soon"));
     assert_eq!(r.analysis.brain, "rules");
     assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::Successful);
@@ -121,12 +110,7 @@ async fn buyer_follow_up_cooperative() {
     assert_eq!(r.analysis.structured_data["budget"], 1250000);
     assert!(r.analysis.summary.contains("rules analysis"));
     // Turn times come from the injected clock: the callee answers 3 s after each assistant turn.
-    let offsets: Vec<i64> = r
-        .conversation
-        .transcript()
-        .iter()
-        .map(|t| t.start_ms)
-        .collect();
+    let offsets: Vec<i64> = r.conversation.transcript().iter().map(|t| t.start_ms).collect();
     assert_eq!(offsets[..4], [0, 3000, 3000, 6000]);
 }
 
@@ -139,10 +123,7 @@ async fn buyer_follow_up_unsure() {
         r.conversation.end_reason(),
         Some(&EndReason::FlowEnded(Outcome::Success))
     );
-    assert_eq!(
-        r.analysis.success_evaluation,
-        SuccessEvaluation::PartiallySuccessful
-    );
+    assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::PartiallySuccessful);
     assert_eq!(r.analysis.structured_data["wants_offer_call"], Value::Null);
 }
 
@@ -155,11 +136,7 @@ async fn buyer_follow_up_off_topic_question_stays_on_the_step() {
     .await;
     let turns = r.conversation.transcript();
     assert_eq!(turns[1].role, Role::User);
-    assert!(
-        turns[2].text.contains("1.2 to 1.3 million"),
-        "{}",
-        turns[2].text
-    );
+    assert!(turns[2].text.contains("1.2 to 1.3 million"), "{}", turns[2].text);
     assert_eq!(
         turns[2].step.as_deref(),
         Some("greet"),
@@ -181,10 +158,7 @@ async fn buyer_follow_up_silent_callee_is_prompted_then_let_go() {
     assert_eq!(turns[1].text, "Are you still there?");
     assert_eq!(turns[1].start_ms, 4000, "hurried: prompt after 4 s");
     assert_eq!(turns[2].start_ms, 15000, "hurried: shutdown after 15 s");
-    assert_eq!(
-        r.analysis.success_evaluation,
-        SuccessEvaluation::Unsuccessful
-    );
+    assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::Unsuccessful);
     assert_eq!(r.analysis.rating, 1);
 }
 
@@ -205,20 +179,14 @@ async fn buyer_follow_up_busy_and_do_not_call() {
         ..Default::default()
     };
     let r = run("buyer-follow-up", busy).await;
-    assert_eq!(
-        r.conversation.end_reason(),
-        Some(&EndReason::FlowEnded(Outcome::Fail))
-    );
+    assert_eq!(r.conversation.end_reason(), Some(&EndReason::FlowEnded(Outcome::Fail)));
     assert!(r.assistant_said("another time"));
     let dnc = Persona {
         lines: ["Please don't call me again.".to_owned()].into(),
         ..Default::default()
     };
     let r = run("buyer-follow-up", dnc).await;
-    assert_eq!(
-        r.conversation.end_reason(),
-        Some(&EndReason::AssistantHangup)
-    );
+    assert_eq!(r.conversation.end_reason(), Some(&EndReason::AssistantHangup));
     assert!(r.assistant_said("won't call you again"));
 }
 
@@ -227,14 +195,7 @@ async fn appraisal_booking_runs_the_sub_flow_and_functions() {
     let r = run("appraisal-booking", Persona::cooperative()).await;
     assert_eq!(
         r.path(),
-        [
-            "intro",
-            "book",
-            "find_day",
-            "offer_day",
-            "confirm_email",
-            "wrap_email"
-        ]
+        ["intro", "book", "find_day", "offer_day", "confirm_email", "wrap_email"]
     );
     // Thursday 26 November → the next business day is Friday 27 November.
     assert!(
@@ -243,10 +204,7 @@ async fn appraisal_booking_runs_the_sub_flow_and_functions() {
         r.said(Role::Assistant)
     );
     assert!(r.assistant_said("I'll email the details to john.smith@example.com"));
-    assert_eq!(
-        r.conversation.variables()["custom"]["slot_date"],
-        "2026-11-27"
-    );
+    assert_eq!(r.conversation.variables()["custom"]["slot_date"], "2026-11-27");
     assert_eq!(
         r.conversation.end_reason(),
         Some(&EndReason::FlowEnded(Outcome::Success))
@@ -295,24 +253,11 @@ async fn appraisal_booking_other_day_and_unsure() {
     let r = run("appraisal-booking", unsure).await;
     assert_eq!(
         r.path(),
-        [
-            "intro",
-            "book",
-            "find_day",
-            "offer_day",
-            "other_day",
-            "no_slot"
-        ],
+        ["intro", "book", "find_day", "offer_day", "other_day", "no_slot"],
         "the sub-flow failed back to its parent"
     );
-    assert_eq!(
-        r.conversation.end_reason(),
-        Some(&EndReason::FlowEnded(Outcome::Fail))
-    );
-    assert_eq!(
-        r.analysis.success_evaluation,
-        SuccessEvaluation::Unsuccessful
-    );
+    assert_eq!(r.conversation.end_reason(), Some(&EndReason::FlowEnded(Outcome::Fail)));
+    assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::Unsuccessful);
 }
 
 #[tokio::test]
@@ -356,10 +301,7 @@ async fn receptionist_silence_is_patient_and_max_duration_ends_the_call() {
     };
     let r = run_with(Arc::new(script), Arc::new(RulesBrain), chatty).await;
     assert_eq!(r.conversation.end_reason(), Some(&EndReason::MaxDuration));
-    assert_eq!(
-        r.conversation.end_reason().unwrap().as_str(),
-        "max duration"
-    );
+    assert_eq!(r.conversation.end_reason().unwrap().as_str(), "max duration");
 }
 
 #[tokio::test]
@@ -401,33 +343,15 @@ async fn every_example_against_every_persona() {
     let expected: [(&str, [&str; 5]); 3] = [
         (
             "buyer-follow-up",
-            [
-                "ai hangup",
-                "ai hangup",
-                "ai hangup",
-                "silence timeout",
-                "user hangup",
-            ],
+            ["ai hangup", "ai hangup", "ai hangup", "silence timeout", "user hangup"],
         ),
         (
             "appraisal-booking",
-            [
-                "ai hangup",
-                "ai hangup",
-                "ai hangup",
-                "silence timeout",
-                "user hangup",
-            ],
+            ["ai hangup", "ai hangup", "ai hangup", "silence timeout", "user hangup"],
         ),
         (
             "receptionist",
-            [
-                "ai hangup",
-                "ai hangup",
-                "ai hangup",
-                "silence timeout",
-                "user hangup",
-            ],
+            ["ai hangup", "ai hangup", "ai hangup", "silence timeout", "user hangup"],
         ),
     ];
     for (script, reasons) in expected {
@@ -489,20 +413,11 @@ async fn tool_steps_call_webhooks_and_send_sms() {
     }))
     .unwrap();
     assert_eq!(script.validate(), vec![]);
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
-    ));
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()));
     let sms = Arc::new(RecordingSms::default());
     let script = Arc::new(script);
     let allowed = Arc::new(Tools::new(true, sms.clone(), phonenumber::country::Id::AU));
-    let c = Conversation::start(
-        script.clone(),
-        Arc::new(RulesBrain),
-        allowed,
-        clock.clone(),
-        contact(),
-    )
-    .await;
+    let c = Conversation::start(script.clone(), Arc::new(RulesBrain), allowed, clock.clone(), contact()).await;
     let said: Vec<&str> = c.transcript().iter().map(|t| t.text.as_str()).collect();
     assert_eq!(
         said,
@@ -532,10 +447,7 @@ async fn tool_steps_call_webhooks_and_send_sms() {
 #[tokio::test]
 async fn repeated_unclear_answers_end_the_call_politely() {
     let r = run("receptionist", Persona::unsure()).await;
-    assert_eq!(
-        r.conversation.end_reason(),
-        Some(&EndReason::AssistantHangup)
-    );
+    assert_eq!(r.conversation.end_reason(), Some(&EndReason::AssistantHangup));
     let assistant = r.said(Role::Assistant);
     assert_eq!(
         assistant
@@ -544,9 +456,6 @@ async fn repeated_unclear_answers_end_the_call_politely() {
             .count(),
         2
     );
-    assert!(assistant
-        .last()
-        .unwrap()
-        .contains("having trouble understanding"));
+    assert!(assistant.last().unwrap().contains("having trouble understanding"));
     assert_eq!(r.said(Role::User).len(), 3);
 }

@@ -7,10 +7,7 @@ use serde_json::json;
 
 async fn new_list(app: &TestApp) -> String {
     let r = app
-        .post(
-            "/api/v1/create-list",
-            &json!({"name": "February follow-up list"}),
-        )
+        .post("/api/v1/create-list", &json!({"name": "February follow-up list"}))
         .await;
     let b = r.ok(201);
     assert_eq!(b["list"]["name"], "February follow-up list");
@@ -32,11 +29,7 @@ async fn create_list_validates_the_name(app: &TestApp) {
         json!({"name": "a", "extra": 1}),
     ] {
         assert!(
-            app.post("/api/v1/create-list", &body)
-                .await
-                .error(400)
-                .contains("name")
-                || body.get("extra").is_some()
+            app.post("/api/v1/create-list", &body).await.error(400).contains("name") || body.get("extra").is_some()
         );
     }
     assert_eq!(app.count("lists").await, 2);
@@ -59,9 +52,7 @@ async fn batch_reports_each_item(app: &TestApp) {
         {"phone_number": "0400000002", "email": 7},
         "just a string",
     ]});
-    let r = app
-        .post(&format!("/api/v1/add-contacts-to-list/{list}"), &body)
-        .await;
+    let r = app.post(&format!("/api/v1/add-contacts-to-list/{list}"), &body).await;
     let b = r.ok(200);
     let statuses: Vec<&str> = b["results"]
         .as_array()
@@ -71,14 +62,7 @@ async fn batch_reports_each_item(app: &TestApp) {
         .collect();
     assert_eq!(
         statuses,
-        [
-            "created",
-            "reused",
-            "invalid",
-            "already_in_list",
-            "invalid",
-            "invalid"
-        ]
+        ["created", "reused", "invalid", "already_in_list", "invalid", "invalid"]
     );
     assert_eq!(b["results"][1]["contact_id"], existing_id);
     assert!(b["results"][2]["reason"]
@@ -95,10 +79,7 @@ async fn batch_reports_each_item(app: &TestApp) {
     );
     // The reused contact keeps its fields; invalid items wrote nothing.
     let kept = app
-        .get(&format!(
-            "/api/v1/contacts/{}",
-            existing_id.as_str().unwrap()
-        ))
+        .get(&format!("/api/v1/contacts/{}", existing_id.as_str().unwrap()))
         .await;
     assert_eq!(kept.ok(200)["contact"]["first_name"], "Kept");
     assert_eq!(app.count("contacts").await, 2);
@@ -153,26 +134,15 @@ async fn malformed_batches_are_refused_whole(app: &TestApp) {
 async fn unknown_and_foreign_lists_are_404(app: &TestApp) {
     let list = new_list(app).await;
     let body = json!({"contact": {"phone_number": "0429069971"}});
-    app.post(
-        &format!("/api/v1/add-contacts-to-list/{}", uuid::Uuid::now_v7()),
-        &body,
-    )
-    .await
-    .error(404);
-    app.post("/api/v1/add-contacts-to-list/nope", &body)
+    app.post(&format!("/api/v1/add-contacts-to-list/{}", uuid::Uuid::now_v7()), &body)
         .await
         .error(404);
+    app.post("/api/v1/add-contacts-to-list/nope", &body).await.error(404);
     let (_, other) = app.other_team("globex").await;
-    app.post_as(
-        &other,
-        &format!("/api/v1/add-contacts-to-list/{list}"),
-        &body,
-    )
-    .await
-    .error(404);
-    app.get_as(&other, &format!("/api/v1/lists/{list}"))
+    app.post_as(&other, &format!("/api/v1/add-contacts-to-list/{list}"), &body)
         .await
         .error(404);
+    app.get_as(&other, &format!("/api/v1/lists/{list}")).await.error(404);
     app.get("/api/v1/lists/nope").await.error(404);
     assert_eq!(app.count("contacts").await, 0);
 }
@@ -193,9 +163,7 @@ async fn members_page_in_order(app: &TestApp) {
     assert_eq!(b["list"]["contact_count"], 5);
     assert_eq!(b["contacts"].as_array().unwrap().len(), 2);
     let cursor = b["meta"]["next_cursor"].as_str().unwrap();
-    let rest = app
-        .get(&format!("/api/v1/lists/{list}?limit=10&cursor={cursor}"))
-        .await;
+    let rest = app.get(&format!("/api/v1/lists/{list}?limit=10&cursor={cursor}")).await;
     let phones: Vec<_> = rest.ok(200)["contacts"]
         .as_array()
         .unwrap()
@@ -204,11 +172,7 @@ async fn members_page_in_order(app: &TestApp) {
         .collect();
     assert_eq!(
         phones,
-        [
-            json!("+61400000002"),
-            json!("+61400000003"),
-            json!("+61400000004")
-        ]
+        [json!("+61400000002"), json!("+61400000003"), json!("+61400000004")]
     );
     assert!(rest.body["meta"]["next_cursor"].is_null());
 }

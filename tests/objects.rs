@@ -34,18 +34,12 @@ async fn contract_example_creates_a_type_once(app: &TestApp) {
     assert_eq!(b["object_type"]["schema_form"], "shorthand");
     assert_eq!(b["object_type"]["validation_mode"], "strict");
     assert_eq!(b["object_type_id"], b["object_type"]["id"]);
-    let dup = app
-        .post("/api/v1/create-object-type", &contract_example())
-        .await;
+    let dup = app.post("/api/v1/create-object-type", &contract_example()).await;
     assert!(dup.error(409).contains("property"));
     let got = app.get("/api/v1/object-types/by-name/property").await;
     assert_eq!(got.ok(200)["object_type"]["display_name"], "Property");
-    app.get("/api/v1/object-types/by-name/unknown")
-        .await
-        .error(404);
-    app.get("/api/v1/object-types/by-name/Bad-Name")
-        .await
-        .error(400);
+    app.get("/api/v1/object-types/by-name/unknown").await.error(404);
+    app.get("/api/v1/object-types/by-name/Bad-Name").await.error(400);
     let (_, other) = app.other_team("globex").await;
     app.get_as(&other, "/api/v1/object-types/by-name/property")
         .await
@@ -96,15 +90,10 @@ async fn bad_types_are_refused(app: &TestApp) {
 }
 
 async fn upsert_creates_then_updates_by_default_keys(app: &TestApp) {
-    app.post("/api/v1/object-types", &contract_example())
-        .await
-        .ok(201);
+    app.post("/api/v1/object-types", &contract_example()).await.ok(201);
     let data = json!({"external_ids": {"rex": {"property_id": "R-100"}}, "address": "1 Main St", "bedrooms": 3});
     let first = app
-        .post(
-            "/api/v1/upsert-object",
-            &json!({"type_name": "property", "data": data}),
-        )
+        .post("/api/v1/upsert-object", &json!({"type_name": "property", "data": data}))
         .await;
     let b = first.ok(201).clone();
     assert_eq!(b["created"], true);
@@ -112,10 +101,7 @@ async fn upsert_creates_then_updates_by_default_keys(app: &TestApp) {
     assert_eq!(b["object"]["upsert_value"], "R-100");
     let data = json!({"external_ids": {"rex": {"property_id": "R-100"}}, "address": "1 Main St", "bedrooms": 4});
     let second = app
-        .post(
-            "/api/v1/upsert-object",
-            &json!({"type_name": "property", "data": data}),
-        )
+        .post("/api/v1/upsert-object", &json!({"type_name": "property", "data": data}))
         .await;
     assert_eq!(second.ok(200)["object_id"], b["object_id"]);
     assert_eq!(second.body["object"]["data"]["bedrooms"], 4);
@@ -123,8 +109,7 @@ async fn upsert_creates_then_updates_by_default_keys(app: &TestApp) {
     let by_id = json!({"object_type_id": b["object"]["object_type_id"], "data": {"id": 42, "address": "2 Side St"}});
     app.post("/api/v1/upsert-object", &by_id).await.ok(201);
     app.post("/api/v1/upsert-object", &by_id).await.ok(200);
-    let explicit =
-        json!({"type_name": "property", "upsert_key": "$.crm.ref", "data": {"crm": {"ref": "X1"}}});
+    let explicit = json!({"type_name": "property", "upsert_key": "$.crm.ref", "data": {"crm": {"ref": "X1"}}});
     app.post("/api/v1/upsert-object", &explicit).await.ok(201);
     app.post("/api/v1/upsert-object", &explicit).await.ok(200);
     // No key at all: always a new object.
@@ -138,22 +123,15 @@ async fn upsert_creates_then_updates_by_default_keys(app: &TestApp) {
     assert_eq!(page["objects"].as_array().unwrap().len(), 2);
     let cursor = page["meta"]["next_cursor"].as_str().unwrap();
     let rest = app
-        .get(&format!(
-            "/api/v1/objects?type_name=property&limit=10&cursor={cursor}"
-        ))
+        .get(&format!("/api/v1/objects?type_name=property&limit=10&cursor={cursor}"))
         .await;
     assert_eq!(rest.ok(200)["objects"].as_array().unwrap().len(), 3);
-    app.get("/api/v1/objects?type_name=nothing")
-        .await
-        .error(404);
+    app.get("/api/v1/objects?type_name=nothing").await.error(404);
 }
 
 async fn validation_modes(app: &TestApp) {
-    app.post("/api/v1/object-types", &contract_example())
-        .await
-        .ok(201);
-    let bad =
-        json!({"type_name": "property", "data": {"id": "p1", "address": 12, "bedrooms": "three"}});
+    app.post("/api/v1/object-types", &contract_example()).await.ok(201);
+    let bad = json!({"type_name": "property", "data": {"id": "p1", "address": 12, "bedrooms": "three"}});
     let strict = app.post("/api/v1/upsert-object", &bad).await;
     strict.error(400);
     assert_eq!(strict.body["errors"].as_array().unwrap().len(), 2);
@@ -185,9 +163,7 @@ async fn validation_modes(app: &TestApp) {
 }
 
 async fn upsert_bad_input(app: &TestApp) {
-    app.post("/api/v1/object-types", &contract_example())
-        .await
-        .ok(201);
+    app.post("/api/v1/object-types", &contract_example()).await.ok(201);
     let cid = contact(app, "0429069971").await;
     let cases = [
         (json!({"data": {"id": 1}}), 400),
@@ -205,23 +181,14 @@ async fn upsert_bad_input(app: &TestApp) {
             json!({"type_name": "property", "data": {"id": 1}, "upsert_key": "no path"}),
             400,
         ),
-        (
-            json!({"type_name": "property", "data": {"id": {"nested": true}}}),
-            400,
-        ),
+        (json!({"type_name": "property", "data": {"id": {"nested": true}}}), 400),
         (
             json!({"type_name": "property", "data": {"id": 1}, "contact_id": 5}),
             400,
         ),
-        (
-            json!({"type_name": "property", "data": {"id": 1}, "bogus": 5}),
-            400,
-        ),
+        (json!({"type_name": "property", "data": {"id": 1}, "bogus": 5}), 400),
         (json!({"type_name": "ghost", "data": {"id": 1}}), 404),
-        (
-            json!({"object_type_id": uuid::Uuid::now_v7(), "data": {"id": 1}}),
-            404,
-        ),
+        (json!({"object_type_id": uuid::Uuid::now_v7(), "data": {"id": 1}}), 404),
         (
             json!({"type_name": "property", "data": {"id": 1}, "contact_id": uuid::Uuid::now_v7()}),
             404,
@@ -249,20 +216,14 @@ async fn upsert_bad_input(app: &TestApp) {
     .error(404);
     let mut ex = contract_example();
     ex["validation_mode"] = json!("off");
-    app.post_as(&other, "/api/v1/object-types", &ex)
-        .await
-        .ok(201);
+    app.post_as(&other, "/api/v1/object-types", &ex).await.ok(201);
     let foreign = json!({"type_name": "property", "data": {"id": 1}, "contact_id": cid});
-    app.post_as(&other, "/api/v1/upsert-object", &foreign)
-        .await
-        .error(404);
+    app.post_as(&other, "/api/v1/upsert-object", &foreign).await.error(404);
     assert_eq!(app.count("objects").await, 0);
 }
 
 async fn links_are_idempotent_and_scoped(app: &TestApp) {
-    app.post("/api/v1/object-types", &contract_example())
-        .await
-        .ok(201);
+    app.post("/api/v1/object-types", &contract_example()).await.ok(201);
     let cid = contact(app, "0429069971").await;
     let up = app
         .post(
@@ -297,17 +258,10 @@ async fn links_are_idempotent_and_scoped(app: &TestApp) {
     .ok(200);
     assert_eq!(app.count("object_contacts").await, 2);
     let got = app.get(&format!("/api/v1/objects/{oid}")).await;
-    assert_eq!(
-        got.ok(200)["object"]["contacts"].as_array().unwrap().len(),
-        2
-    );
+    assert_eq!(got.ok(200)["object"]["contacts"].as_array().unwrap().len(), 2);
 
     for (path, body, status) in [
-        (
-            format!("/api/v1/link-contact-to-object/{oid}"),
-            json!({}),
-            400,
-        ),
+        (format!("/api/v1/link-contact-to-object/{oid}"), json!({}), 400),
         (
             format!("/api/v1/link-contact-to-object/{oid}"),
             json!({"contact_id": cid, "metadata": "x"}),
@@ -339,9 +293,7 @@ async fn links_are_idempotent_and_scoped(app: &TestApp) {
     )
     .await
     .error(404);
-    app.get_as(&other, &format!("/api/v1/objects/{oid}"))
-        .await
-        .error(404);
+    app.get_as(&other, &format!("/api/v1/objects/{oid}")).await.error(404);
     app.get("/api/v1/objects/nope").await.error(404);
     assert_eq!(app.count("object_contacts").await, 2);
 }

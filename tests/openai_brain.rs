@@ -52,14 +52,8 @@ async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<
     if mode == Mode::FailOnce && fake.failed_once.fetch_add(1, Ordering::SeqCst) == 0 {
         return Json(json!({"error": "overloaded"})); // paired with a 200: content missing → malformed, retried
     }
-    let user: Value =
-        serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
-    let content = match (
-        mode,
-        body["response_format"]["json_schema"]["name"]
-            .as_str()
-            .unwrap(),
-    ) {
+    let user: Value = serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
+    let content = match (mode, body["response_format"]["json_schema"]["name"].as_str().unwrap()) {
         (Mode::Malformed, _) => "I think the caller agreed!".to_owned(),
         (_, "decision") => {
             fake.decisions.fetch_add(1, Ordering::SeqCst);
@@ -80,7 +74,8 @@ async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<
                 .map(|f| (f["name"].as_str().unwrap().to_owned(), Value::Null))
                 .collect();
             json!({"summary": "The buyer liked the home.", "objectives": objectives, "structured_data": fields,
-                   "success_evaluation": "successful", "rating": 4}).to_string()
+                   "success_evaluation": "successful", "rating": 4})
+            .to_string()
         }
         (_, other) => panic!("unexpected request {other}"),
     };
@@ -148,10 +143,7 @@ fn example() -> Arc<Script> {
 }
 
 fn script(name: &str) -> Arc<Script> {
-    let path = format!(
-        "{}/examples/scripts/{name}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/examples/scripts/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
     Arc::new(Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap())
 }
 
@@ -175,14 +167,8 @@ async fn converse(brain: Arc<dyn Brain>, persona: Persona) -> (Conversation, Ana
     converse_with(example(), brain, persona).await
 }
 
-async fn converse_with(
-    script: Arc<Script>,
-    brain: Arc<dyn Brain>,
-    mut persona: Persona,
-) -> (Conversation, Analysis) {
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap(),
-    ));
+async fn converse_with(script: Arc<Script>, brain: Arc<dyn Brain>, mut persona: Persona) -> (Conversation, Analysis) {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()));
     let tools = Arc::new(Tools::new(
         false,
         Arc::new(RecordingSms::default()),
@@ -214,11 +200,7 @@ async fn openai_brain_runs_the_same_conversation() {
     assert_eq!(a.summary, "The buyer liked the home.");
     assert_eq!(a.success_evaluation, SuccessEvaluation::Successful);
     assert_eq!(a.rating, 4);
-    assert_eq!(
-        a.structured_data.len(),
-        3,
-        "every declared field, typed (null here)"
-    );
+    assert_eq!(a.structured_data.len(), 3, "every declared field, typed (null here)");
     assert_eq!(state.decisions.load(Ordering::SeqCst), 4);
 }
 
@@ -248,12 +230,7 @@ async fn malformed_replies_end_the_call_cleanly_as_failed() {
         c.end_reason()
     );
     assert_eq!(c.end_reason().unwrap().as_str(), "failed");
-    assert!(c
-        .transcript()
-        .last()
-        .unwrap()
-        .text
-        .contains("technical trouble"));
+    assert!(c.transcript().last().unwrap().text.contains("technical trouble"));
     assert_eq!(a.success_evaluation, SuccessEvaluation::Unsuccessful);
     assert!(a.summary.contains("Analysis failed"));
     assert_eq!(
@@ -325,15 +302,10 @@ async fn openai_brain_takes_the_same_paths_as_rules_everywhere() {
                 persona(),
             )
             .await;
-            let (by_model, analysis) =
-                converse_with(script(name), Arc::new(openai(&url, 2000)), persona()).await;
+            let (by_model, analysis) = converse_with(script(name), Arc::new(openai(&url, 2000)), persona()).await;
             assert_eq!(by_model.path(), by_rules.path(), "{name}");
             assert_eq!(by_model.end_reason(), by_rules.end_reason(), "{name}");
-            assert_eq!(
-                by_model.transcript().len(),
-                by_rules.transcript().len(),
-                "{name}"
-            );
+            assert_eq!(by_model.transcript().len(), by_rules.transcript().len(), "{name}");
             assert_eq!(analysis.brain, "openai");
         }
     }

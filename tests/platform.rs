@@ -37,10 +37,7 @@ async fn openapi_and_docs_describe_the_routes(app: &TestApp) {
         "/api/v1/link-object-to-contact/{object_id}",
         "/api/v1/upsert-object",
     ] {
-        assert!(
-            spec["paths"].get(path).is_some(),
-            "{path} missing from the spec"
-        );
+        assert!(spec["paths"].get(path).is_some(), "{path} missing from the spec");
     }
     let create = &spec["paths"]["/api/v1/create-contact"]["post"]["responses"];
     for code in ["201", "400", "401", "409", "413", "429"] {
@@ -54,9 +51,7 @@ async fn openapi_and_docs_describe_the_routes(app: &TestApp) {
 async fn unknown_routes_and_methods_get_the_envelope(app: &TestApp) {
     let r = app.get("/api/v1/nothing-here").await;
     r.error(404);
-    let r = app
-        .call(Method::DELETE, "/api/v1/create-contact", None, &[])
-        .await;
+    let r = app.call(Method::DELETE, "/api/v1/create-contact", None, &[]).await;
     r.error(405);
     assert_eq!(r.header("allow"), Some("POST"));
     assert_eq!(r.body["code"], "method_not_allowed");
@@ -79,9 +74,7 @@ async fn rate_limit_refuses_with_retry_after(app: &TestApp) {
     // Other keys are not affected.
     app.get("/api/v1/contacts").await.ok(200);
     let body = json!({"phone_number": "0429069971"});
-    app.post_as(&key, "/api/v1/create-contact", &body)
-        .await
-        .error(429);
+    app.post_as(&key, "/api/v1/create-contact", &body).await.error(429);
     assert_eq!(app.count("contacts").await, 0);
 }
 
@@ -145,12 +138,7 @@ async fn idempotency_replays_and_refuses_mismatch(app: &TestApp) {
     // Keys belong to a team.
     let (_, other) = app.other_team("globex").await;
     let theirs = app
-        .raw(
-            Method::POST,
-            "/api/v1/create-contact",
-            Some(&other),
-            body.to_string(),
-        )
+        .raw(Method::POST, "/api/v1/create-contact", Some(&other), body.to_string())
         .await;
     theirs.ok(201);
     let long_key = "k".repeat(256);
@@ -208,23 +196,14 @@ async fn revocation_takes_effect_within_the_key_cache_ttl() {
         key_cache_ttl: ttl,
         ..Default::default()
     };
-    let app = TestApp::start_with(common::Backend::Sqlite, settings)
-        .await
-        .unwrap();
+    let app = TestApp::start_with(common::Backend::Sqlite, settings).await.unwrap();
     app.get("/api/v1/contacts").await.ok(200);
     for key in app.db.list_keys(app.team_id).await.unwrap() {
-        app.db
-            .revoke_key(key.id, voxd::domain::now())
-            .await
-            .unwrap();
+        app.db.revoke_key(key.id, voxd::domain::now()).await.unwrap();
     }
     app.get("/api/v1/contacts").await.ok(200);
     tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
-    assert!(app
-        .get("/api/v1/contacts")
-        .await
-        .error(401)
-        .contains("revoked"));
+    assert!(app.get("/api/v1/contacts").await.error(401).contains("revoked"));
     app.cleanup().await;
 }
 
@@ -232,10 +211,7 @@ async fn revocation_takes_effect_within_the_key_cache_ttl() {
 /// wrong key with 401; refuse malformed and oversize bodies with 400 and 413; answer 404 for ids
 /// that do not exist. All in the envelope, and nothing written.
 async fn every_documented_operation_guards_its_door(app: &TestApp) {
-    let spec = app
-        .raw(Method::GET, "/api/v1/openapi.json", None, "")
-        .await
-        .body;
+    let spec = app.raw(Method::GET, "/api/v1/openapi.json", None, "").await.body;
     let mut swept = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
         let concrete = path
@@ -258,9 +234,7 @@ async fn every_documented_operation_guards_its_door(app: &TestApp) {
             if !public {
                 let r = app.raw(method.clone(), &concrete, None, "{}").await;
                 r.error(401);
-                let r = app
-                    .raw(method.clone(), &concrete, Some("vxd_wrong"), "{}")
-                    .await;
+                let r = app.raw(method.clone(), &concrete, Some("vxd_wrong"), "{}").await;
                 r.error(401);
             }
             if op.get("requestBody").is_some() {

@@ -30,8 +30,7 @@ fn errors(script: serde_json::Value) -> Vec<String> {
 fn assert_refused(script: serde_json::Value, at: &str, problem: &str) {
     let errs = errors(script);
     assert!(
-        errs.iter()
-            .any(|e| e.starts_with(at) && e.contains(problem)),
+        errs.iter().any(|e| e.starts_with(at) && e.contains(problem)),
         "wanted `{at}: …{problem}…`, got {errs:?}"
     );
 }
@@ -45,11 +44,7 @@ fn the_base_script_is_valid() {
 fn unknown_step_and_flow_ids() {
     let mut s = base();
     s["flows"][0]["steps"][0]["conditions"][0]["next"] = "nowhere".into();
-    assert_refused(
-        s,
-        "flows.main.steps.ask.conditions[0]",
-        "next step `nowhere`",
-    );
+    assert_refused(s, "flows.main.steps.ask.conditions[0]", "next step `nowhere`");
     let mut s = base();
     s["flows"][0]["steps"][1]["flow"] = "ghost".into();
     assert_refused(s, "flows.main.steps.sub", "flow `ghost` does not exist");
@@ -61,16 +56,14 @@ fn unknown_step_and_flow_ids() {
 #[test]
 fn no_reachable_ending() {
     let mut s = base();
-    s["flows"][0]["steps"][0]["conditions"] =
-        serde_json::json!([{"otherwise": true, "next": "ask"}]);
+    s["flows"][0]["steps"][0]["conditions"] = serde_json::json!([{"otherwise": true, "next": "ask"}]);
     assert_refused(s, "flows.main", "no ending is reachable");
 }
 
 #[test]
 fn sub_flow_cannot_end_the_call() {
     let mut s = base();
-    s["flows"][1]["steps"][0]["conditions"][1] =
-        serde_json::json!({"otherwise": true, "end_call": true});
+    s["flows"][1]["steps"][0]["conditions"][1] = serde_json::json!({"otherwise": true, "end_call": true});
     assert_refused(
         s,
         "flows.helper.steps.check.conditions[1]",
@@ -89,22 +82,16 @@ fn undefined_variable_namespace() {
 fn unknown_function() {
     let mut s = base();
     s["flows"][1]["steps"][0]["function"] = "teleport".into();
-    assert_refused(
-        s,
-        "flows.helper.steps.check",
-        "function `teleport` does not exist",
-    );
+    assert_refused(s, "flows.helper.steps.check", "function `teleport` does not exist");
 }
 
 #[test]
 fn malformed_conditions_and_steps() {
     let mut s = base();
-    s["flows"][0]["steps"][0]["conditions"][0] =
-        serde_json::json!({"when": "x", "next": "sub", "end_flow": "success"});
+    s["flows"][0]["steps"][0]["conditions"][0] = serde_json::json!({"when": "x", "next": "sub", "end_flow": "success"});
     assert_refused(s, "flows.main.steps.ask.conditions[0]", "exactly one of");
     let mut s = base();
-    s["flows"][0]["steps"][1]["conditions"][0] =
-        serde_json::json!({"when": "x", "end_flow": "success"});
+    s["flows"][0]["steps"][1]["conditions"][0] = serde_json::json!({"when": "x", "end_flow": "success"});
     assert_refused(s, "flows.main.steps.sub.conditions[0]", "needs `outcome`");
     let mut s = base();
     s["flows"][0]["steps"][0]["script"] = "".into();

@@ -7,63 +7,36 @@ use common::TestApp;
 use serde_json::{json, Value};
 
 fn example(name: &str) -> Value {
-    let path = format!(
-        "{}/examples/scripts/{name}.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let script = voxd::conversation::script::Script::from_yaml_or_json(
-        &std::fs::read_to_string(path).unwrap(),
-    )
-    .unwrap();
+    let path = format!("{}/examples/scripts/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let script =
+        voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
     serde_json::to_value(script).unwrap()
 }
 
 async fn scripts_round_trip(app: &TestApp) {
-    let created = app
-        .post("/api/v1/scripts", &example("buyer-follow-up"))
-        .await;
+    let created = app.post("/api/v1/scripts", &example("buyer-follow-up")).await;
     let b = created.ok(201).clone();
     let id = b["script_id"].as_str().unwrap().to_owned();
     assert_eq!(b["script"]["type"], "outbound");
-    assert_eq!(
-        b["script"]["definition"]["flows"][0]["steps"][0]["id"],
-        "greet"
-    );
-    app.post("/api/v1/scripts", &example("receptionist"))
-        .await
-        .ok(201);
-    app.post("/api/v1/scripts", &example("appraisal-booking"))
-        .await
-        .ok(201);
+    assert_eq!(b["script"]["definition"]["flows"][0]["steps"][0]["id"], "greet");
+    app.post("/api/v1/scripts", &example("receptionist")).await.ok(201);
+    app.post("/api/v1/scripts", &example("appraisal-booking")).await.ok(201);
 
     let got = app.get(&format!("/api/v1/scripts/{id}")).await;
-    assert_eq!(
-        got.ok(200)["script"]["name"],
-        "Post-inspection buyer follow-up"
-    );
+    assert_eq!(got.ok(200)["script"]["name"], "Post-inspection buyer follow-up");
     let inbound = app.get("/api/v1/scripts?type=inbound").await;
     let list = inbound.ok(200)["scripts"].as_array().unwrap().clone();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["name"], "Harbour Realty reception");
     let page = app.get("/api/v1/scripts?limit=2").await;
-    let cursor = page.ok(200)["meta"]["next_cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rest = app
-        .get(&format!("/api/v1/scripts?limit=2&cursor={cursor}"))
-        .await;
+    let cursor = page.ok(200)["meta"]["next_cursor"].as_str().unwrap().to_owned();
+    let rest = app.get(&format!("/api/v1/scripts?limit=2&cursor={cursor}")).await;
     assert_eq!(rest.ok(200)["scripts"].as_array().unwrap().len(), 1);
 
     let mut changed = example("buyer-follow-up");
     changed["name"] = json!("Renamed follow-up");
     let replaced = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/scripts/{id}"),
-            Some(&changed),
-            &[],
-        )
+        .call(Method::PUT, &format!("/api/v1/scripts/{id}"), Some(&changed), &[])
         .await;
     assert_eq!(replaced.ok(200)["script"]["name"], "Renamed follow-up");
     let deleted = app
@@ -95,8 +68,7 @@ async fn invalid_scripts_are_refused_with_every_problem(app: &TestApp) {
         .iter()
         .any(|p| p.contains("flows.main.steps.intro.conditions[3]") && p.contains("nowhere")));
     assert!(problems.iter().any(
-        |p| p.contains("flows.booking.steps.offer_day.conditions[0]")
-            && p.contains("sub-flow cannot end the call")
+        |p| p.contains("flows.booking.steps.offer_day.conditions[0]") && p.contains("sub-flow cannot end the call")
     ));
     assert!(problems
         .iter()
@@ -112,21 +84,13 @@ async fn invalid_scripts_are_refused_with_every_problem(app: &TestApp) {
     }
     assert_eq!(app.count("scripts").await, 0);
     // A failed replace leaves the script as it was.
-    let id = app
-        .post("/api/v1/scripts", &example("receptionist"))
-        .await
-        .ok(201)["script_id"]
+    let id = app.post("/api/v1/scripts", &example("receptionist")).await.ok(201)["script_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    app.call(
-        Method::PUT,
-        &format!("/api/v1/scripts/{id}"),
-        Some(&bad),
-        &[],
-    )
-    .await
-    .error(400);
+    app.call(Method::PUT, &format!("/api/v1/scripts/{id}"), Some(&bad), &[])
+        .await
+        .error(400);
     assert_eq!(
         app.get(&format!("/api/v1/scripts/{id}")).await.ok(200)["script"]["name"],
         "Harbour Realty reception"
@@ -134,24 +98,14 @@ async fn invalid_scripts_are_refused_with_every_problem(app: &TestApp) {
 }
 
 async fn other_teams_cannot_see_scripts(app: &TestApp) {
-    let id = app
-        .post("/api/v1/scripts", &example("receptionist"))
-        .await
-        .ok(201)["script_id"]
+    let id = app.post("/api/v1/scripts", &example("receptionist")).await.ok(201)["script_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let (_, other) = app.other_team("globex").await;
-    app.get_as(&other, &format!("/api/v1/scripts/{id}"))
-        .await
-        .error(404);
+    app.get_as(&other, &format!("/api/v1/scripts/{id}")).await.error(404);
     let r = app
-        .raw(
-            Method::DELETE,
-            &format!("/api/v1/scripts/{id}"),
-            Some(&other),
-            "",
-        )
+        .raw(Method::DELETE, &format!("/api/v1/scripts/{id}"), Some(&other), "")
         .await;
     r.error(404);
     let r = app

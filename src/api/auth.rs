@@ -35,9 +35,11 @@ impl<S: Send + Sync> FromRequestParts<S> for TeamCtx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<TeamCtx>().cloned().ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("team route without the auth middleware"))
-        })
+        parts
+            .extensions
+            .get::<TeamCtx>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("team route without the auth middleware")))
     }
 }
 
@@ -101,21 +103,16 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, ApiError> {
-    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthorized("missing Authorization header (expected `Bearer <API key>`)".into())
-    })?;
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization header (expected `Bearer <API key>`)".into()))?;
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("Authorization header must be `Bearer <API key>`".into())
-        })?;
+        .ok_or_else(|| ApiError::Unauthorized("Authorization header must be `Bearer <API key>`".into()))?;
     let hash = api_key::hash(token);
     let ttl = state.settings.key_cache_ttl;
     if let Some(owner) = state.keys.get(&hash, ttl, Instant::now()) {

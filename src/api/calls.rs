@@ -123,11 +123,7 @@ pub struct CallResponse {
 }
 
 fn too_big(field: &str, value: &Map<String, Value>) -> Result<(), FieldError> {
-    if serde_json::to_vec(value)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX)
-        > 16 * 1024
-    {
+    if serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX) > 16 * 1024 {
         return Err(FieldError::new(field, "must be at most 16 KiB of JSON"));
     }
     Ok(())
@@ -152,12 +148,9 @@ pub async fn create_phone_call(
     let from = phone::normalize("from_number", &req.from_number, team.region)?;
     let contact = req.contact.validate(team.region, "contact.")?;
     let retry_policy = req.retry_policy.unwrap_or_default();
-    retry_policy
-        .check()
-        .map_err(|e| FieldError::new("retry_policy", e))?;
+    retry_policy.check().map_err(|e| FieldError::new("retry_policy", e))?;
     if let Some(w) = &req.calling_window {
-        w.check()
-            .map_err(|e| FieldError::new("calling_window", e))?;
+        w.check().map_err(|e| FieldError::new("calling_window", e))?;
     }
     let metadata = req.metadata.unwrap_or_default();
     too_big("metadata", &metadata)?;
@@ -167,9 +160,7 @@ pub async fn create_phone_call(
     let scheduled = req.scheduled_time.filter(|t| *t > at).unwrap_or(at);
     if let Some(latest) = req.latest_time {
         if latest <= scheduled {
-            return Err(
-                FieldError::new("latest_time", "must be after scheduled_time (or now)").into(),
-            );
+            return Err(FieldError::new("latest_time", "must be after scheduled_time (or now)").into());
         }
     }
     let script_id = parse_id(&req.script_id, "Script")?;
@@ -179,11 +170,7 @@ pub async fn create_phone_call(
         .await?
         .ok_or_else(|| ApiError::NotFound("Script not found".into()))?;
     if script.definition.0.script_type != ScriptType::Outbound {
-        return Err(FieldError::new(
-            "script_id",
-            "is an inbound script; phone calls need an outbound one",
-        )
-        .into());
+        return Err(FieldError::new("script_id", "is an inbound script; phone calls need an outbound one").into());
     }
     if state.db.team_number(team.team_id, &from).await?.is_none() {
         return Err(FieldError::new(
@@ -192,10 +179,7 @@ pub async fn create_phone_call(
         )
         .into());
     }
-    let (contact, _) = state
-        .db
-        .upsert_contact_by_phone(team.team_id, contact, at)
-        .await?;
+    let (contact, _) = state.db.upsert_contact_by_phone(team.team_id, contact, at).await?;
     let call = Call {
         id: new_id(),
         team_id: team.team_id,
@@ -207,10 +191,7 @@ pub async fn create_phone_call(
         contact_id: Some(contact.id),
         from_number: Some(from),
         to_number: Some(contact.phone_number.clone()),
-        timezone: contact
-            .timezone
-            .clone()
-            .unwrap_or_else(|| team.timezone.clone()),
+        timezone: contact.timezone.clone().unwrap_or_else(|| team.timezone.clone()),
         scheduled_time: scheduled,
         latest_time: req.latest_time,
         due_ms: scheduled.timestamp_millis(),
@@ -321,12 +302,10 @@ pub async fn list_calls(
 ) -> ApiResult<Json<ListCallsResponse>> {
     let page = Page::from_params(q.limit, q.cursor.as_deref())?;
     if let Some(s) = q.status.as_deref().filter(|s| !s.is_empty()) {
-        CallStatus::parse(s)
-            .ok_or_else(|| FieldError::new("status", format!("`{s}` is not a call status")))?;
+        CallStatus::parse(s).ok_or_else(|| FieldError::new("status", format!("`{s}` is not a call status")))?;
     }
     if let Some(p) = q.progress.as_deref().filter(|s| !s.is_empty()) {
-        Progress::parse(p)
-            .ok_or_else(|| FieldError::new("progress", format!("`{p}` is not a call progress")))?;
+        Progress::parse(p).ok_or_else(|| FieldError::new("progress", format!("`{p}` is not a call progress")))?;
     }
     if let Some(t) = q.call_type.as_deref().filter(|s| !s.is_empty()) {
         if !["outbound", "inbound", "web"].contains(&t) {
@@ -509,11 +488,7 @@ pub async fn get_call_result(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CallResultResponse>> {
     let call = find(&state, &team, &id).await?;
-    let r = call
-        .result
-        .as_ref()
-        .map(|r| r.0.clone())
-        .unwrap_or(Value::Null);
+    let r = call.result.as_ref().map(|r| r.0.clone()).unwrap_or(Value::Null);
     let a = &r["analysis"];
     let transcript = r["transcript"]
         .as_array()
@@ -689,10 +664,7 @@ pub async fn create_web_call(
         contact_id: Some(contact.id),
         from_number: None,
         to_number: None,
-        timezone: contact
-            .timezone
-            .clone()
-            .unwrap_or_else(|| team.timezone.clone()),
+        timezone: contact.timezone.clone().unwrap_or_else(|| team.timezone.clone()),
         scheduled_time: at,
         latest_time: None,
         due_ms: at.timestamp_millis(),
@@ -711,8 +683,7 @@ pub async fn create_web_call(
         ended_at: None,
     };
     state.db.insert_call(&call).await?;
-    let expires_at =
-        at + chrono::Duration::from_std(web.credential_ttl).unwrap_or(chrono::Duration::minutes(5));
+    let expires_at = at + chrono::Duration::from_std(web.credential_ttl).unwrap_or(chrono::Duration::minutes(5));
     let creds = crate::domain::web_call::credentials(&web.secret, &call.id.to_string(), expires_at);
     let ice_servers = web
         .ice_servers
@@ -787,10 +758,9 @@ pub async fn end_web_call(
     let id = parse_id(&id, "Call")?;
     let req = req.unwrap_or_default();
     let status = req.status.unwrap_or_else(|| "completed".into());
-    CallStatus::parse(&status)
-        .ok_or_else(|| FieldError::new("status", format!("`{status}` is not a call status")))?;
-    let end_reason = crate::domain::optional_text("end_reason", req.end_reason, 64)?
-        .unwrap_or_else(|| "api_ended".into());
+    CallStatus::parse(&status).ok_or_else(|| FieldError::new("status", format!("`{status}` is not a call status")))?;
+    let end_reason =
+        crate::domain::optional_text("end_reason", req.end_reason, 64)?.unwrap_or_else(|| "api_ended".into());
     match state
         .db
         .end_web_call(team.team_id, id, &status, &end_reason, now())
@@ -804,9 +774,7 @@ pub async fn end_web_call(
             progress: call.progress,
         })),
         Err(None) => Err(ApiError::NotFound("Call not found".into())),
-        Err(Some(call)) if call.call_type != "web" => {
-            Err(ApiError::bad_request("this call is not a web call"))
-        }
+        Err(Some(call)) if call.call_type != "web" => Err(ApiError::bad_request("this call is not a web call")),
         Err(Some(call)) => Err(ApiError::bad_request(format!(
             "this web call is no longer active (progress `{}`)",
             call.progress

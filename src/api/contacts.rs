@@ -94,10 +94,7 @@ pub async fn create(
     match state.db.insert_contact(&contact).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            let existing = state
-                .db
-                .contact_by_phone(team.team_id, &contact.phone_number)
-                .await?;
+            let existing = state.db.contact_by_phone(team.team_id, &contact.phone_number).await?;
             let mut err = ApiError::conflict(format!(
                 "Contact already exists with phone number {}",
                 contact.phone_number

@@ -74,8 +74,7 @@ impl ApiError {
 
     /// Adds a detail field to a 400 or 409 body.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        if let ApiError::BadRequest { details, .. } | ApiError::Conflict { details, .. } = &mut self
-        {
+        if let ApiError::BadRequest { details, .. } | ApiError::Conflict { details, .. } = &mut self {
             details.insert(key.to_owned(), value.into());
         }
         self

@@ -55,11 +55,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         None => return Err(ApiError::bad_request("a JSON request body is required")),
         // serde would read a struct from an array too; the API only takes objects.
         Some(b'{') => {}
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "the request body must be a JSON object (a map)",
-            ))
-        }
+        Some(_) => return Err(ApiError::bad_request("the request body must be a JSON object (a map)")),
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -70,17 +66,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else if path == "." {
             ApiError::bad_request(strip_position(&inner.to_string()))
         } else {
-            ApiError::bad_request(format!("{path}: {}", strip_position(&inner.to_string())))
-                .with("field", path)
+            ApiError::bad_request(format!("{path}: {}", strip_position(&inner.to_string()))).with("field", path)
         }
     })
 }
 
 /// Like [`parse_json`] for an already parsed value (one item of a batch), with the item's place.
-pub fn from_value<T: DeserializeOwned>(
-    value: serde_json::Value,
-    place: &str,
-) -> Result<T, (String, String)> {
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, place: &str) -> Result<T, (String, String)> {
     if !value.is_object() {
         return Err((place.to_owned(), "must be a JSON object".to_owned()));
     }

@@ -66,10 +66,7 @@ async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiE
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let mut response = (status, body).into_response();
             let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
             return Ok(response);
         }
@@ -86,28 +83,18 @@ async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiE
         Claim::Proceed => {}
     }
 
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let (parts, body) = response.into_parts();
     let bytes = match to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
-            state
-                .db
-                .finish_idempotency_key(team.team_id, &key, None)
-                .await?;
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "reading response body: {e}"
-            )));
+            state.db.finish_idempotency_key(team.team_id, &key, None).await?;
+            return Err(ApiError::Internal(anyhow::anyhow!("reading response body: {e}")));
         }
     };
     let status = parts.status;
     let keep = !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS);
     let record = keep.then_some((status.as_u16(), bytes.as_ref()));
-    state
-        .db
-        .finish_idempotency_key(team.team_id, &key, record)
-        .await?;
+    state.db.finish_idempotency_key(team.team_id, &key, record).await?;
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }

@@ -160,11 +160,7 @@ pub async fn add_contacts(
 ) -> ApiResult<Json<AddContactsResponse>> {
     let list_id = parse_id(&list_id, "List")?;
     let (items, place) = match (req.contacts, req.contact) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "send either `contact` or `contacts`, not both",
-            ))
-        }
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("send either `contact` or `contacts`, not both")),
         (None, None) => {
             return Err(ApiError::bad_request(
                 "`contacts` (an array) or `contact` (an object) is required",
@@ -178,8 +174,7 @@ pub async fn add_contacts(
     }
     if items.len() > MAX_BATCH {
         return Err(
-            ApiError::bad_request(format!("at most {MAX_BATCH} contacts per request"))
-                .with("field", "contacts"),
+            ApiError::bad_request(format!("at most {MAX_BATCH} contacts per request")).with("field", "contacts"),
         );
     }
     if state.db.get_list(team.team_id, list_id).await?.is_none() {
@@ -199,10 +194,7 @@ pub async fn add_contacts(
                 .and_then(|input| input.validate(team.region, &format!("{at}.")))
         })
         .collect::<Vec<_>>();
-    let outcomes = state
-        .db
-        .add_to_list(team.team_id, list_id, validated, now())
-        .await?;
+    let outcomes = state.db.add_to_list(team.team_id, list_id, validated, now()).await?;
 
     let mut summary = AddSummary {
         total: outcomes.len(),
@@ -270,10 +262,7 @@ pub async fn get(
         .get_list(team.team_id, list_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("List not found".into()))?;
-    let rows = state
-        .db
-        .list_members(list_id, page.after, page.fetch())
-        .await?;
+    let rows = state.db.list_members(list_id, page.after, page.fetch()).await?;
     let (rows, meta) = page.finish(rows, |c| c.id);
     Ok(Json(GetListResponse {
         success: true,

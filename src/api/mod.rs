@@ -120,31 +120,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/contacts/{contact_id}", get(contacts::get))
         .route("/api/v1/create-list", post(lists::create))
         .route("/api/v1/lists/{list_id}", get(lists::get))
-        .route(
-            "/api/v1/add-contacts-to-list/{list_id}",
-            post(lists::add_contacts),
-        )
-        .route(
-            "/api/v1/add-contact-to-list/{list_id}",
-            post(lists::add_contacts),
-        )
+        .route("/api/v1/add-contacts-to-list/{list_id}", post(lists::add_contacts))
+        .route("/api/v1/add-contact-to-list/{list_id}", post(lists::add_contacts))
         .route("/api/v1/object-types", post(objects::create_type))
         .route("/api/v1/create-object-type", post(objects::create_type))
-        .route(
-            "/api/v1/object-types/by-name/{type_name}",
-            get(objects::type_by_name),
-        )
+        .route("/api/v1/object-types/by-name/{type_name}", get(objects::type_by_name))
         .route("/api/v1/upsert-object", post(objects::upsert))
         .route("/api/v1/objects", get(objects::list))
         .route("/api/v1/objects/{object_id}", get(objects::get))
-        .route(
-            "/api/v1/link-contact-to-object/{object_id}",
-            post(objects::link),
-        )
-        .route(
-            "/api/v1/link-object-to-contact/{object_id}",
-            post(objects::link),
-        )
+        .route("/api/v1/link-contact-to-object/{object_id}", post(objects::link))
+        .route("/api/v1/link-object-to-contact/{object_id}", post(objects::link))
         .route("/api/v1/create-phone-call", post(calls::create_phone_call))
         .route("/api/v1/get-call/{call_id}", get(calls::get_call))
         .route("/api/v1/calls", get(calls::list_calls))
@@ -154,28 +139,17 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/reschedule-call/{call_id}",
             axum::routing::patch(calls::reschedule_call),
         )
-        .route(
-            "/api/v1/get-call-result/{call_id}",
-            get(calls::get_call_result),
-        )
+        .route("/api/v1/get-call-result/{call_id}", get(calls::get_call_result))
         .route("/api/v1/create-web-call", post(calls::create_web_call))
         .route("/api/v1/end-web-call/{call_id}", post(calls::end_web_call))
         .route("/api/v1/scripts", post(scripts::create).get(scripts::list))
         .route(
             "/api/v1/scripts/{script_id}",
-            get(scripts::get)
-                .put(scripts::replace)
-                .delete(scripts::delete),
+            get(scripts::get).put(scripts::replace).delete(scripts::delete),
         )
         // Layers run outside-in: authenticate (and rate-limit), then idempotency, then the handler.
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::middleware,
-        ))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::middleware,
-        ));
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::middleware));
 
     Router::new()
         .route("/api/v1/health", get(health))
@@ -188,7 +162,11 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
                 // One line per request with its status and latency.
@@ -248,9 +226,7 @@ async fn not_found() -> ApiError {
 /// envelope like every other error.
 async fn envelope_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && !response.headers().contains_key("content-type")
-    {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key("content-type") {
         let (parts, _) = response.into_parts();
         let mut enveloped = ApiError::MethodNotAllowed.into_response();
         if let Some(allow) = parts.headers.get("allow") {

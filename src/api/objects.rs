@@ -312,23 +312,10 @@ pub struct UpsertObjectResponse {
     pub violations: Option<Vec<Violation>>,
 }
 
-async fn find_type(
-    state: &AppState,
-    team: &TeamCtx,
-    name: Option<&str>,
-    id: Option<&str>,
-) -> ApiResult<ObjectType> {
+async fn find_type(state: &AppState, team: &TeamCtx, name: Option<&str>, id: Option<&str>) -> ApiResult<ObjectType> {
     let found = match (name, id) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "give `type_name` or `object_type_id`, not both",
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "`type_name` or `object_type_id` is required",
-            ))
-        }
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give `type_name` or `object_type_id`, not both")),
+        (None, None) => return Err(ApiError::bad_request("`type_name` or `object_type_id` is required")),
         (Some(name), None) => state.db.object_type_by_name(team.team_id, name).await?,
         (None, Some(id)) => match Uuid::parse_str(id) {
             Ok(id) => state.db.object_type_by_id(team.team_id, id).await?,
@@ -374,21 +361,11 @@ pub async fn upsert(
     ApiJson(req): ApiJson<UpsertObjectRequest>,
 ) -> ApiResult<(StatusCode, Json<UpsertObjectResponse>)> {
     let data = Value::Object(req.data);
-    if serde_json::to_vec(&data)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX)
-        > DATA_MAX_BYTES
-    {
+    if serde_json::to_vec(&data).map(|v| v.len()).unwrap_or(usize::MAX) > DATA_MAX_BYTES {
         return Err(FieldError::new("data", "must be at most 256 KiB of JSON").into());
     }
     let key = json_path::resolve(req.upsert_key.as_deref(), &data)?;
-    let t = find_type(
-        &state,
-        &team,
-        req.type_name.as_deref(),
-        req.object_type_id.as_deref(),
-    )
-    .await?;
+    let t = find_type(&state, &team, req.type_name.as_deref(), req.object_type_id.as_deref()).await?;
     let contact_id = match req.contact_id.as_deref() {
         Some(raw) => Some(require_contact(&state, &team, raw).await?),
         None => None,
@@ -428,21 +405,13 @@ pub async fn upsert(
         .ok_or_else(|| anyhow::anyhow!("upserted object vanished"))?;
     let links = state.db.object_links(id).await?;
     tracing::info!(object_id = %id, created, type_name = %t.type_name, "object upserted");
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     let response = UpsertObjectResponse {
         success: true,
         object_id: id.to_string(),
         created,
         object: ObjectView::new(object, links),
-        violations: if mode == ValidationMode::Warn {
-            violations
-        } else {
-            None
-        },
+        violations: if mode == ValidationMode::Warn { violations } else { None },
     };
     Ok((status, Json(response)))
 }
@@ -580,10 +549,7 @@ pub async fn list(
         .list_objects(team.team_id, type_id, page.after, page.fetch())
         .await?;
     let (rows, meta) = page.finish(rows, |o| o.id);
-    let objects = rows
-        .into_iter()
-        .map(|o| ObjectView::new(o, Vec::new()))
-        .collect();
+    let objects = rows.into_iter().map(|o| ObjectView::new(o, Vec::new())).collect();
     Ok(Json(ListObjectsResponse {
         success: true,
         objects,

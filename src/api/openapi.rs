@@ -92,10 +92,7 @@ impl Modify for Conventions {
                 let mut item = item;
                 for op in operations(&mut item) {
                     op.operation_id = op.operation_id.take().map(|id| format!("{id}Alias"));
-                    op.summary = op
-                        .summary
-                        .take()
-                        .map(|s| format!("{s} (alias of {canonical})"));
+                    op.summary = op.summary.take().map(|s| format!("{s} (alias of {canonical})"));
                 }
                 spec.paths.paths.insert(alias.to_owned(), item);
             }
@@ -152,10 +149,7 @@ fn add_errors(op: &mut Operation, authenticated: bool) {
         );
     }
     if has_body || has_query {
-        add(
-            "400",
-            "Bad input: the message names the field and the reason.",
-        );
+        add("400", "Bad input: the message names the field and the reason.");
     }
     if has_body {
         add(
@@ -165,10 +159,7 @@ fn add_errors(op: &mut Operation, authenticated: bool) {
         add("413", "Request body too large.");
     }
     if has_path {
-        add(
-            "404",
-            "Not found (unknown or malformed id, or another team's).",
-        );
+        add("404", "Not found (unknown or malformed id, or another team's).");
     }
 }
 

@@ -39,14 +39,12 @@ impl Page {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(
-                ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}"))
-                    .with("field", "limit"),
+                ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}")).with("field", "limit"),
             );
         }
         let after = match cursor.filter(|c| !c.is_empty()) {
             Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
-                ApiError::bad_request("cursor is not a cursor returned by this API")
-                    .with("field", "cursor")
+                ApiError::bad_request("cursor is not a cursor returned by this API").with("field", "cursor")
             })?),
             None => None,
         };

@@ -66,10 +66,7 @@ pub fn check(script: &Script) -> ApiResult<()> {
     } else {
         format!("invalid script ({count} problems), first: {first}")
     })
-    .with(
-        "errors",
-        serde_json::to_value(&problems).unwrap_or_default(),
-    ))
+    .with("errors", serde_json::to_value(&problems).unwrap_or_default()))
 }
 
 /// Create script (extension)
@@ -86,10 +83,7 @@ pub async fn create(
     ApiJson(script): ApiJson<Script>,
 ) -> ApiResult<(StatusCode, Json<ScriptResponse>)> {
     check(&script)?;
-    let stored = state
-        .db
-        .insert_script(team.team_id, new_id(), &script, now())
-        .await?;
+    let stored = state.db.insert_script(team.team_id, new_id(), &script, now()).await?;
     tracing::info!(script_id = %stored.id, "script created");
     Ok((
         StatusCode::CREATED,

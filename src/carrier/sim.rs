@@ -82,9 +82,7 @@ fn persona(metadata: &serde_json::Map<String, Value>) -> Persona {
             },
             _ => Persona::cooperative(),
         },
-        Some(v @ Value::Object(_)) => {
-            serde_json::from_value(v.clone()).unwrap_or_else(|_| Persona::cooperative())
-        }
+        Some(v @ Value::Object(_)) => serde_json::from_value(v.clone()).unwrap_or_else(|_| Persona::cooperative()),
         _ => Persona::cooperative(),
     }
 }
@@ -155,14 +153,8 @@ impl Carrier for SimCarrier {
             return ended(CallStatus::Voicemail, "voicemail", transcript);
         }
         let clock = Arc::new(ManualClock::new(Utc::now()));
-        let mut conversation = Conversation::start(
-            dial.script,
-            dial.brain,
-            dial.tools,
-            clock.clone(),
-            dial.variables,
-        )
-        .await;
+        let mut conversation =
+            Conversation::start(dial.script, dial.brain, dial.tools, clock.clone(), dial.variables).await;
         let mut callee = persona(&dial.contact_metadata);
         let max_turns = if outcome == SimOutcome::Drop { 1 } else { 200 };
         simulate(&mut conversation, &mut callee, &clock, max_turns).await;

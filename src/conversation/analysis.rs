@@ -66,9 +66,7 @@ pub fn typed_data(script: &Script, raw: &Map<String, Value>) -> Map<String, Valu
                 (FieldType::Number, Value::Number(_)) => true,
                 (FieldType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
                 (FieldType::Boolean, Value::Bool(_)) => true,
-                (FieldType::Date, Value::String(s)) => {
-                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
-                }
+                (FieldType::Date, Value::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
                 _ => false,
             };
             (field.name.clone(), if ok { value } else { Value::Null })

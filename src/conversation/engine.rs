@@ -200,10 +200,7 @@ impl Conversation {
 
     /// The date where the callee is.
     fn today(&self) -> chrono::NaiveDate {
-        self.clock
-            .now()
-            .with_timezone(&self.tools.timezone)
-            .date_naive()
+        self.clock.now().with_timezone(&self.tools.timezone).date_naive()
     }
 
     fn elapsed_ms(&self) -> i64 {
@@ -286,7 +283,10 @@ impl Conversation {
                 self.end(EndReason::AssistantHangup);
             }
             Ok(Decision::Unclear) if self.unclear + 1 >= MAX_UNCLEAR => {
-                self.say("I'm sorry, I'm having trouble understanding, so I'll have someone follow up with you. Goodbye.".into());
+                self.say(
+                    "I'm sorry, I'm having trouble understanding, so I'll have someone follow up with you. Goodbye."
+                        .into(),
+                );
                 self.end(EndReason::AssistantHangup);
             }
             Ok(Decision::Unclear) => {
@@ -305,16 +305,8 @@ impl Conversation {
     /// brain reasons on the transcript, as it would on a call); tool and function steps cannot be
     /// interrupted, so their lines stand. Then the words are heard as usual.
     pub async fn interrupt(&mut self, text: &str) {
-        if self
-            .current_step()
-            .is_some_and(|s| s.step_type == StepType::Voice)
-        {
-            if let Some(last) = self
-                .transcript
-                .iter_mut()
-                .rev()
-                .find(|t| t.role == Role::Assistant)
-            {
+        if self.current_step().is_some_and(|s| s.step_type == StepType::Voice) {
+            if let Some(last) = self.transcript.iter_mut().rev().find(|t| t.role == Role::Assistant) {
                 last.interrupted = true;
             }
         }
@@ -332,10 +324,7 @@ impl Conversation {
         if self.is_over() || self.over_time() {
             return;
         }
-        let Some((prompt, shutdown)) = self
-            .current_step()
-            .and_then(|s| s.silence_tolerance.timers())
-        else {
+        let Some((prompt, shutdown)) = self.current_step().and_then(|s| s.silence_tolerance.timers()) else {
             return;
         };
         let quiet = (self.clock.now() - self.last_activity).num_seconds();
@@ -361,9 +350,7 @@ impl Conversation {
 
     fn fail(&mut self, e: BrainError) {
         tracing::warn!(error = %e, "conversation failed");
-        self.say(
-            "Sorry, I'm having technical trouble, so I'll have to end the call. Goodbye.".into(),
-        );
+        self.say("Sorry, I'm having technical trouble, so I'll have to end the call. Goodbye.".into());
         self.end(EndReason::Failed(e.to_string()));
     }
 
@@ -371,16 +358,9 @@ impl Conversation {
     async fn speakable(&self, step: &Step) -> Result<String, BrainError> {
         let script = step.script.as_deref().unwrap_or_default();
         let rendered = vars::render(script, &self.vars);
-        match rendered
-            .strip_prefix("Say:")
-            .or_else(|| rendered.strip_prefix("say:"))
-        {
+        match rendered.strip_prefix("Say:").or_else(|| rendered.strip_prefix("say:")) {
             Some(verbatim) => Ok(verbatim.trim().to_owned()),
-            None => {
-                self.brain
-                    .compose(&self.script, &rendered, &self.transcript)
-                    .await
-            }
+            None => self.brain.compose(&self.script, &rendered, &self.transcript).await,
         }
     }
 
@@ -412,11 +392,7 @@ impl Conversation {
                         self.say(line);
                     }
                     let success = self.run_action(&step).await;
-                    let outcome = if success {
-                        Outcome::Success
-                    } else {
-                        Outcome::Fail
-                    };
+                    let outcome = if success { Outcome::Success } else { Outcome::Fail };
                     if !self.apply_outcome(&step, outcome) {
                         return;
                     }
@@ -459,11 +435,7 @@ impl Conversation {
             let value = outputs.get(name).cloned().unwrap_or(Value::Null);
             vars::set(&mut self.vars, target, value);
         }
-        vars::set(
-            &mut self.vars,
-            &format!("custom.{}_ok", step.id),
-            json!(success),
-        );
+        vars::set(&mut self.vars, &format!("custom.{}_ok", step.id), json!(success));
         success
     }
 

@@ -22,12 +22,7 @@ pub struct FunctionContext {
 
 type Function = fn(&BTreeMap<String, String>, &FunctionContext) -> FunctionResult;
 
-pub const NAMES: [&str; 4] = [
-    "validate_email",
-    "normalize_phone",
-    "next_business_day",
-    "is_mobile",
-];
+pub const NAMES: [&str; 4] = ["validate_email", "normalize_phone", "next_business_day", "is_mobile"];
 
 pub fn lookup(name: &str) -> Option<Function> {
     Some(match name {
@@ -129,10 +124,7 @@ mod tests {
     }
 
     fn run(name: &str, pairs: &[(&str, &str)]) -> FunctionResult {
-        let inputs = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let inputs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         lookup(name).unwrap()(&inputs, &ctx())
     }
 
@@ -143,11 +135,7 @@ mod tests {
         assert_eq!(r.outputs["date"], "2026-11-30");
         assert_eq!(r.outputs["spoken"], "Monday 30 November");
         assert_eq!(
-            run(
-                "next_business_day",
-                &[("date", "2026-11-30"), ("days", "5")]
-            )
-            .outputs["date"],
+            run("next_business_day", &[("date", "2026-11-30"), ("days", "5")]).outputs["date"],
             "2026-12-07"
         );
         assert!(!run("next_business_day", &[("date", "someday")]).success);

@@ -134,11 +134,7 @@ pub async fn simulate(
         let last = assistant_turns.last().cloned().unwrap_or_default();
         let fresh = assistant_turns.len() > seen_assistant;
         seen_assistant = assistant_turns.len();
-        let action = if fresh {
-            persona.respond(&last)
-        } else {
-            Action::Silence
-        };
+        let action = if fresh { persona.respond(&last) } else { Action::Silence };
         match action {
             Action::Say(text) if persona.interrupts => {
                 clock.advance(Duration::seconds(1));

@@ -246,8 +246,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_duration_seconds: 600,
-            silence_goodbye:
-                "I haven't heard anything for a while, so I'll end the call here. Goodbye.".into(),
+            silence_goodbye: "I haven't heard anything for a while, so I'll end the call here. Goodbye.".into(),
             silence_prompt: "Are you still there?".into(),
         }
     }
@@ -319,10 +318,7 @@ impl Script {
             }
         }
         if self.flow(&self.main_flow_id).is_none() {
-            err(
-                "main_flow_id".into(),
-                format!("no flow has id `{}`", self.main_flow_id),
-            );
+            err("main_flow_id".into(), format!("no flow has id `{}`", self.main_flow_id));
         }
         let namespaces = self.namespaces();
         for flow in &self.flows {
@@ -366,9 +362,7 @@ impl Script {
                     }
                     StepType::Flow => match step.flow.as_deref() {
                         None => err(at.clone(), "a flow step needs `flow`".into()),
-                        Some(id) if self.flow(id).is_none() => {
-                            err(at.clone(), format!("flow `{id}` does not exist"))
-                        }
+                        Some(id) if self.flow(id).is_none() => err(at.clone(), format!("flow `{id}` does not exist")),
                         Some(id) if id == self.main_flow_id || id == flow.id => {
                             err(at.clone(), format!("flow `{id}` cannot run inside itself"))
                         }
@@ -376,16 +370,12 @@ impl Script {
                     },
                 }
                 if step.conditions.is_empty() {
-                    err(
-                        at.clone(),
-                        "has no conditions: nothing says where to go next".into(),
-                    );
+                    err(at.clone(), "has no conditions: nothing says where to go next".into());
                 }
                 for (i, c) in step.conditions.iter().enumerate() {
                     let at_c = format!("{at}.conditions[{i}]");
-                    let actions = usize::from(c.next.is_some())
-                        + usize::from(c.end_flow.is_some())
-                        + usize::from(c.end_call);
+                    let actions =
+                        usize::from(c.next.is_some()) + usize::from(c.end_flow.is_some()) + usize::from(c.end_call);
                     if actions != 1 {
                         err(
                             at_c.clone(),
@@ -401,7 +391,10 @@ impl Script {
                         }
                     }
                     if c.end_call && !is_main {
-                        err(at_c.clone(), "a sub-flow cannot end the call directly; use `end_flow` to return to its parent".into());
+                        err(
+                            at_c.clone(),
+                            "a sub-flow cannot end the call directly; use `end_flow` to return to its parent".into(),
+                        );
                     }
                     let guard = match step.step_type {
                         StepType::Voice => c.when.is_some() || c.otherwise,
@@ -435,36 +428,21 @@ impl Script {
             if !flow.steps.is_empty() && !reaches_end(flow) {
                 err(
                     at_flow.clone(),
-                    "no ending is reachable from its first step (no `end_flow` or `end_call`)"
-                        .into(),
+                    "no ending is reachable from its first step (no `end_flow` or `end_call`)".into(),
                 );
             }
         }
         for (i, o) in self.objectives.iter().enumerate() {
             if let Some(step) = &o.step {
-                if !self
-                    .flows
-                    .iter()
-                    .any(|f| f.steps.iter().any(|s| &s.id == step))
-                {
-                    err(
-                        format!("objectives[{i}]"),
-                        format!("step `{step}` does not exist"),
-                    );
+                if !self.flows.iter().any(|f| f.steps.iter().any(|s| &s.id == step)) {
+                    err(format!("objectives[{i}]"), format!("step `{step}` does not exist"));
                 }
             }
         }
         for (i, d) in self.data_collection.iter().enumerate() {
             if let Some(step) = &d.from_step {
-                if !self
-                    .flows
-                    .iter()
-                    .any(|f| f.steps.iter().any(|s| &s.id == step))
-                {
-                    err(
-                        format!("data_collection[{i}]"),
-                        format!("step `{step}` does not exist"),
-                    );
+                if !self.flows.iter().any(|f| f.steps.iter().any(|s| &s.id == step)) {
+                    err(format!("data_collection[{i}]"), format!("step `{step}` does not exist"));
                 }
             }
         }
@@ -490,12 +468,7 @@ impl Script {
     }
 }
 
-fn check_vars(
-    namespaces: &HashSet<String>,
-    text: &str,
-    at: &str,
-    err: &mut impl FnMut(String, String),
-) {
+fn check_vars(namespaces: &HashSet<String>, text: &str, at: &str, err: &mut impl FnMut(String, String)) {
     for name in vars::references(text) {
         let ns = name.split('.').next().unwrap_or_default();
         if !namespaces.contains(ns) {

@@ -34,10 +34,7 @@ pub struct RecordingSms(pub Mutex<Vec<(String, String)>>);
 #[async_trait]
 impl SmsSender for RecordingSms {
     async fn send(&self, to: &str, body: &str) -> Result<(), String> {
-        self.0
-            .lock()
-            .expect("sms lock")
-            .push((to.to_owned(), body.to_owned()));
+        self.0.lock().expect("sms lock").push((to.to_owned(), body.to_owned()));
         Ok(())
     }
 }
@@ -100,11 +97,7 @@ impl Resolve for PublicOnly {
 
 impl Tools {
     /// `allow_private`: let requests reach private and loopback addresses (tests, on-premise CRMs).
-    pub fn new(
-        allow_private: bool,
-        sms: Arc<dyn SmsSender>,
-        region: phonenumber::country::Id,
-    ) -> Self {
+    pub fn new(allow_private: bool, sms: Arc<dyn SmsSender>, region: phonenumber::country::Id) -> Self {
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none());
@@ -125,12 +118,7 @@ impl Tools {
         self
     }
 
-    pub async fn run(
-        &self,
-        tool: &ToolConfig,
-        inputs: &BTreeMap<String, String>,
-        vars: &Value,
-    ) -> ToolResult {
+    pub async fn run(&self, tool: &ToolConfig, inputs: &BTreeMap<String, String>, vars: &Value) -> ToolResult {
         match tool {
             ToolConfig::Webhook {
                 url,
@@ -155,10 +143,7 @@ impl Tools {
                 match outcome {
                     Ok(()) => ToolResult {
                         success: true,
-                        outputs: json!({"queued": true})
-                            .as_object()
-                            .cloned()
-                            .unwrap_or_default(),
+                        outputs: json!({"queued": true}).as_object().cloned().unwrap_or_default(),
                     },
                     Err(e) => ToolResult {
                         success: false,
@@ -185,10 +170,7 @@ impl Tools {
             tracing::info!(%error, "webhook tool failed");
             ToolResult {
                 success: false,
-                outputs: json!({ "error": error })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
+                outputs: json!({ "error": error }).as_object().cloned().unwrap_or_default(),
             }
         };
         let url = vars::render(url, vars);
@@ -225,10 +207,7 @@ impl Tools {
         let json: Value = response.json().await.unwrap_or(Value::Null);
         let mut outputs = Map::new();
         for (name, pointer) in response_map {
-            outputs.insert(
-                name.clone(),
-                json.pointer(pointer).cloned().unwrap_or(Value::Null),
-            );
+            outputs.insert(name.clone(), json.pointer(pointer).cloned().unwrap_or(Value::Null));
         }
         outputs.insert("status".into(), json!(status.as_u16()));
         outputs.insert("response".into(), json);
@@ -244,11 +223,7 @@ fn render_json(template: &Value, vars: &Value) -> Value {
     match template {
         Value::String(s) => Value::String(vars::render(s, vars)),
         Value::Array(a) => Value::Array(a.iter().map(|v| render_json(v, vars)).collect()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), render_json(v, vars)))
-                .collect(),
-        ),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), render_json(v, vars))).collect()),
         other => other.clone(),
     }
 }
@@ -281,11 +256,7 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_is_refused_unless_allowed() {
-        let tools = Tools::new(
-            false,
-            Arc::new(RecordingSms::default()),
-            phonenumber::country::Id::AU,
-        );
+        let tools = Tools::new(false, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU);
         let tool = ToolConfig::Webhook {
             url: "http://127.0.0.1:9/x".into(),
             method: "POST".into(),

@@ -80,14 +80,8 @@ mod tests {
             references("Hi {{contact.first_name}}, {{ custom.x }}"),
             ["contact.first_name", "custom.x"]
         );
-        assert_eq!(
-            render("Hi {{contact.first_name}}, welcome", &vars),
-            "Hi John, welcome"
-        );
-        assert_eq!(
-            render("Hi {{contact.last_name}}, welcome", &vars),
-            "Hi, welcome"
-        );
+        assert_eq!(render("Hi {{contact.first_name}}, welcome", &vars), "Hi John, welcome");
+        assert_eq!(render("Hi {{contact.last_name}}, welcome", &vars), "Hi, welcome");
         set(&mut vars, "custom.booking.id", json!(7));
         assert_eq!(render("Booking {{custom.booking.id}}", &vars), "Booking 7");
         assert_eq!(lookup(&vars, "custom.booking.id"), Some(&json!(7)));

@@ -70,15 +70,7 @@ impl ProgressSink for LeaseSink {
     async fn progress(&self, progress: Progress) -> bool {
         match self
             .db
-            .record_progress(
-                self.call_id,
-                &self.owner,
-                progress,
-                None,
-                None,
-                None,
-                self.clock.now(),
-            )
+            .record_progress(self.call_id, &self.owner, progress, None, None, None, self.clock.now())
             .await
         {
             Ok(held) => held,
@@ -160,11 +152,7 @@ impl Dispatcher {
                     false
                 }
             };
-            let wait = if busy {
-                Duration::ZERO
-            } else {
-                self.settings.poll
-            };
+            let wait = if busy { Duration::ZERO } else { self.settings.poll };
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -230,7 +218,29 @@ impl Dispatcher {
             call_id: call.id,
             owner: owner.clone(),
         };
+        // Keep the lease alive while the call lasts, however long that is.
+        let heartbeat = {
+            let (db, clock, lease, owner, id) = (
+                self.db.clone(),
+                self.clock.clone(),
+                self.settings.lease,
+                owner.clone(),
+                call.id,
+            );
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(lease / 3);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let until = clock.now().timestamp_millis() + lease.as_millis() as i64;
+                    if !matches!(db.extend_lease(id, &owner, until).await, Ok(true)) {
+                        return;
+                    }
+                }
+            })
+        };
         let outcome = self.carrier.place(dial, &sink).await;
+        heartbeat.abort();
         let analysis = match &outcome.conversation {
             Some(conversation) => {
                 if !sink.progress(Progress::Processing).await {
@@ -257,15 +267,7 @@ impl Dispatcher {
         let status = outcome.status.as_str();
         if !self
             .db
-            .finish_attempt(
-                call.id,
-                &owner,
-                status,
-                &outcome.end_reason,
-                retry,
-                result,
-                now,
-            )
+            .finish_attempt(call.id, &owner, status, &outcome.end_reason, retry, result, now)
             .await?
         {
             tracing::warn!(call_id = %call.id, "lease lost before the attempt was recorded");

@@ -144,12 +144,7 @@ impl RetryPolicy {
 
     /// When to try again after `attempts` attempts ended with `status`; `None` when the budget or
     /// the policy says no.
-    pub fn next_attempt(
-        &self,
-        attempts: u32,
-        status: CallStatus,
-        now: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
+    pub fn next_attempt(&self, attempts: u32, status: CallStatus, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if attempts >= self.max_attempts || !self.retry_on.contains(&status) {
             return None;
         }
@@ -174,9 +169,7 @@ pub struct CallingWindow {
 }
 
 fn default_days() -> Vec<String> {
-    ["mon", "tue", "wed", "thu", "fri", "sat"]
-        .map(String::from)
-        .to_vec()
+    ["mon", "tue", "wed", "thu", "fri", "sat"].map(String::from).to_vec()
 }
 
 fn weekday(s: &str) -> Option<Weekday> {
@@ -185,17 +178,13 @@ fn weekday(s: &str) -> Option<Weekday> {
 
 impl CallingWindow {
     pub fn check(&self) -> Result<(), String> {
-        let start = NaiveTime::parse_from_str(&self.start, "%H:%M")
-            .map_err(|_| "start must be HH:MM".to_string())?;
-        let end = NaiveTime::parse_from_str(&self.end, "%H:%M")
-            .map_err(|_| "end must be HH:MM".to_string())?;
+        let start = NaiveTime::parse_from_str(&self.start, "%H:%M").map_err(|_| "start must be HH:MM".to_string())?;
+        let end = NaiveTime::parse_from_str(&self.end, "%H:%M").map_err(|_| "end must be HH:MM".to_string())?;
         if start >= end {
             return Err("start must be before end".into());
         }
         if self.days.is_empty() || self.days.iter().any(|d| weekday(d).is_none()) {
-            return Err(
-                "days must be a non-empty list of mon, tue, wed, thu, fri, sat, sun".into(),
-            );
+            return Err("days must be a non-empty list of mon, tue, wed, thu, fri, sat, sun".into());
         }
         Ok(())
     }
@@ -275,10 +264,7 @@ mod tests {
         );
         assert_eq!(p.next_attempt(3, CallStatus::RangOut, now), None);
         assert_eq!(p.next_attempt(1, CallStatus::Completed, now), None);
-        assert_eq!(
-            CallStatus::parse("User unavailable"),
-            Some(CallStatus::UserUnavailable)
-        );
+        assert_eq!(CallStatus::parse("User unavailable"), Some(CallStatus::UserUnavailable));
         assert_eq!(serde_json::to_value(CallStatus::HangUp).unwrap(), "hang-up");
     }
 

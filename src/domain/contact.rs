@@ -81,15 +81,8 @@ impl ContactInput {
             }
         }
         let metadata = self.metadata.unwrap_or_default();
-        if serde_json::to_vec(&metadata)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX)
-            > METADATA_MAX_BYTES
-        {
-            return Err(FieldError::new(
-                f("metadata"),
-                "must be at most 16 KiB of JSON",
-            ));
+        if serde_json::to_vec(&metadata).map(|v| v.len()).unwrap_or(usize::MAX) > METADATA_MAX_BYTES {
+            return Err(FieldError::new(f("metadata"), "must be at most 16 KiB of JSON"));
         }
         Ok(ValidContact {
             phone_number: phone::normalize(&f("phone_number"), &self.phone_number, region)?,
@@ -108,11 +101,7 @@ impl ContactInput {
 
 /// "John Smith" from the parts that exist.
 pub fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
-    let name = [first, last]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let name = [first, last].into_iter().flatten().collect::<Vec<_>>().join(" ");
     (!name.is_empty()).then_some(name)
 }
 
@@ -143,24 +132,15 @@ mod tests {
         assert_eq!(err.field, "contacts[2].email");
         let mut c = input("0429069971");
         c.timezone = Some("Mars/Olympus".into());
-        assert_eq!(
-            c.validate(country::Id::AU, "").unwrap_err().field,
-            "timezone"
-        );
+        assert_eq!(c.validate(country::Id::AU, "").unwrap_err().field, "timezone");
         let mut c = input("0429069971");
         c.first_name = Some("x".repeat(256));
-        assert_eq!(
-            c.validate(country::Id::AU, "").unwrap_err().field,
-            "first_name"
-        );
+        assert_eq!(c.validate(country::Id::AU, "").unwrap_err().field, "first_name");
     }
 
     #[test]
     fn full_name_joins_present_parts() {
-        assert_eq!(
-            full_name(Some("John"), Some("Smith")).as_deref(),
-            Some("John Smith")
-        );
+        assert_eq!(full_name(Some("John"), Some("Smith")).as_deref(), Some("John Smith"));
         assert_eq!(full_name(None, Some("Smith")).as_deref(), Some("Smith"));
         assert_eq!(full_name(None, None), None);
     }

@@ -19,8 +19,8 @@ impl UpsertKey {
         if text.len() > 255 {
             return Err(FieldError::new(field, "must be at most 255 characters"));
         }
-        let path = JsonPath::parse(text)
-            .map_err(|e| FieldError::new(field, format!("`{text}` is not a JSONPath ({e})")))?;
+        let path =
+            JsonPath::parse(text).map_err(|e| FieldError::new(field, format!("`{text}` is not a JSONPath ({e})")))?;
         Ok(Self {
             text: text.to_owned(),
             path,
@@ -34,17 +34,13 @@ impl UpsertKey {
         match nodes.as_slice() {
             [] => Ok(None),
             [Value::String(s)] if s.is_empty() => Ok(None),
-            [Value::String(s)] if s.len() > 255 => Err(format!(
-                "the value at {} is longer than 255 characters",
-                self.text
-            )),
+            [Value::String(s)] if s.len() > 255 => {
+                Err(format!("the value at {} is longer than 255 characters", self.text))
+            }
             [Value::String(s)] => Ok(Some(s.clone())),
             [Value::Number(n)] => Ok(Some(n.to_string())),
             [Value::Null] => Ok(None),
-            [_] => Err(format!(
-                "the value at {} must be a string or a number",
-                self.text
-            )),
+            [_] => Err(format!("the value at {} must be a string or a number", self.text)),
             _ => Err(format!("{} matches more than one value", self.text)),
         }
     }
@@ -52,21 +48,12 @@ impl UpsertKey {
 
 /// The key that identifies `data`: the requested one (which must be present), else the first default
 /// that is present, else none (the object is then always created anew).
-pub fn resolve(
-    requested: Option<&str>,
-    data: &Value,
-) -> Result<Option<(String, String)>, FieldError> {
+pub fn resolve(requested: Option<&str>, data: &Value) -> Result<Option<(String, String)>, FieldError> {
     if let Some(text) = requested {
         let key = UpsertKey::parse("upsert_key", text)?;
-        return match key
-            .value_in(data)
-            .map_err(|e| FieldError::new("upsert_key", e))?
-        {
+        return match key.value_in(data).map_err(|e| FieldError::new("upsert_key", e))? {
             Some(v) => Ok(Some((key.text, v))),
-            None => Err(FieldError::new(
-                "upsert_key",
-                format!("{text} has no value in data"),
-            )),
+            None => Err(FieldError::new("upsert_key", format!("{text} has no value in data"))),
         };
     }
     for text in DEFAULT_UPSERT_KEYS {

@@ -44,24 +44,16 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Checks an optional free-text field: trimmed, empty becomes absent, at most `max` characters.
-pub fn optional_text(
-    field: &str,
-    value: Option<String>,
-    max: usize,
-) -> Result<Option<String>, FieldError> {
+pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, FieldError> {
     match value.map(|v| v.trim().to_owned()) {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
-        Some(v) if v.chars().count() > max => Err(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        )),
+        Some(v) if v.chars().count() > max => Err(FieldError::new(field, format!("must be at most {max} characters"))),
         Some(v) => Ok(Some(v)),
     }
 }
 
 /// Checks a required text field: trimmed, 1..=max characters.
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
-    optional_text(field, Some(value.to_owned()), max)?
-        .ok_or_else(|| FieldError::new(field, "must not be empty"))
+    optional_text(field, Some(value.to_owned()), max)?.ok_or_else(|| FieldError::new(field, "must not be empty"))
 }

@@ -52,10 +52,7 @@ pub fn compile(schema: &Value) -> Result<(SchemaForm, Value), String> {
     let Value::Object(map) = schema else {
         return Err("must be an object: a map of field → type, or a JSON Schema".into());
     };
-    if map
-        .keys()
-        .any(|k| JSON_SCHEMA_KEYWORDS.contains(&k.as_str()))
-    {
+    if map.keys().any(|k| JSON_SCHEMA_KEYWORDS.contains(&k.as_str())) {
         return full_schema(schema).map(|s| (SchemaForm::JsonSchema, s));
     }
     shorthand(map).map(|s| (SchemaForm::Shorthand, s))
@@ -91,9 +88,7 @@ fn full_schema(schema: &Value) -> Result<Value, String> {
     match schema.get("type") {
         None => {}
         Some(Value::String(t)) if t == "object" => {}
-        Some(_) => {
-            return Err("a JSON Schema for objects must have `type: object` at its root".into())
-        }
+        Some(_) => return Err("a JSON Schema for objects must have `type: object` at its root".into()),
     }
     validator(schema)?;
     Ok(schema.clone())
@@ -148,18 +143,13 @@ mod tests {
     #[test]
     fn dates_are_checked() {
         let (_, s) = compile(&json!({"listed": "date", "seen": "datetime"})).unwrap();
-        assert!(violations(
-            &s,
-            &json!({"listed": "2026-02-25", "seen": "2026-02-25T09:00:00Z"})
-        )
-        .is_empty());
+        assert!(violations(&s, &json!({"listed": "2026-02-25", "seen": "2026-02-25T09:00:00Z"})).is_empty());
         assert_eq!(violations(&s, &json!({"listed": "25/02/2026"})).len(), 1);
     }
 
     #[test]
     fn full_json_schema_accepted() {
-        let schema =
-            json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
         let (form, s) = compile(&schema).unwrap();
         assert_eq!(form, SchemaForm::JsonSchema);
         assert_eq!(violations(&s, &json!({})).len(), 1);

@@ -24,10 +24,7 @@ pub fn normalize(field: &str, raw: &str, region: country::Id) -> Result<String, 
     let number = phonenumber::parse(Some(region), raw)
         .map_err(|_| FieldError::new(field, format!("`{raw}` is not a phone number")))?;
     if !number.is_valid() {
-        return Err(FieldError::new(
-            field,
-            format!("`{raw}` is not a valid phone number"),
-        ));
+        return Err(FieldError::new(field, format!("`{raw}` is not a valid phone number")));
     }
     Ok(number.format().mode(Mode::E164).to_string())
 }
@@ -40,23 +37,14 @@ mod tests {
     fn national_and_international_forms_meet() {
         let au = parse_region("AU").unwrap();
         assert_eq!(normalize("p", "0429069971", au).unwrap(), "+61429069971");
-        assert_eq!(
-            normalize("p", "+61 429 069 971", au).unwrap(),
-            "+61429069971"
-        );
-        assert_eq!(
-            normalize("p", "(02) 9123 4567", au).unwrap(),
-            "+61291234567"
-        );
+        assert_eq!(normalize("p", "+61 429 069 971", au).unwrap(), "+61429069971");
+        assert_eq!(normalize("p", "(02) 9123 4567", au).unwrap(), "+61291234567");
     }
 
     #[test]
     fn region_changes_the_reading() {
         let us = parse_region("us").unwrap();
-        assert_eq!(
-            normalize("p", "(415) 555-2671", us).unwrap(),
-            "+14155552671"
-        );
+        assert_eq!(normalize("p", "(415) 555-2671", us).unwrap(), "+14155552671");
     }
 
     #[test]

@@ -27,11 +27,7 @@ pub fn credentials(secret: &[u8], call_id: &str, expires_at: DateTime<Utc>) -> C
 
 /// What a gateway does: recompute and compare in constant time, and refuse expired usernames.
 pub fn verify(secret: &[u8], username: &str, password: &str, now: DateTime<Utc>) -> bool {
-    let Some(expiry) = username
-        .split(':')
-        .next()
-        .and_then(|e| e.parse::<i64>().ok())
-    else {
+    let Some(expiry) = username.split(':').next().and_then(|e| e.parse::<i64>().ok()) else {
         return false;
     };
     if expiry < now.timestamp() {

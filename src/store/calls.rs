@@ -82,7 +82,8 @@ pub struct CallFilter {
     pub limit: i64,
 }
 
-const INSERT_EVENT: &str = "INSERT INTO call_events (id, call_id, at, attempt, progress, status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const INSERT_EVENT: &str =
+    "INSERT INTO call_events (id, call_id, at, attempt, progress, status, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Writes an attempt's end inside a transaction: scheduled again at `$retry` or ended, with its
 /// event. (A macro so that the same code serves both backends' transactions.)
@@ -185,9 +186,7 @@ impl Db {
 
     pub async fn get_call(&self, team_id: Uuid, id: Uuid) -> Result<Option<Call>> {
         let sql = format!("SELECT {COLUMNS} FROM calls WHERE team_id = $1 AND id = $2");
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, Call>(&sql).bind(team_id).bind(id).fetch_optional(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Call>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
     /// Calls oldest first, like every listing, after the cursor. `created_after`/`created_before`
@@ -224,8 +223,7 @@ impl Db {
                lease_owner = NULL, lease_until_ms = NULL
              WHERE team_id = $1 AND id = $2 AND progress IN ('scheduled', 'queued') RETURNING {COLUMNS}"
         );
-        self.change_unstarted(team_id, id, at, &update, None, None)
-            .await
+        self.change_unstarted(team_id, id, at, &update, None, None).await
     }
 
     /// Moves a call that has not started to a new time.
@@ -296,7 +294,8 @@ impl Db {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let started = matches!(progress, Progress::InProgress);
-        let update = "UPDATE calls SET progress = $3, status = COALESCE($4, status), end_reason = COALESCE($5, end_reason),
+        let update =
+            "UPDATE calls SET progress = $3, status = COALESCE($4, status), end_reason = COALESCE($5, end_reason),
                updated_at = $6, started_at = CASE WHEN $7 THEN COALESCE(started_at, $6) ELSE started_at END
              WHERE id = $1 AND lease_owner = $2 RETURNING attempts";
         transaction!(self, tx => {
@@ -361,8 +360,7 @@ impl Db {
             "SELECT COALESCE(max_concurrent_calls, $2) FROM teams WHERE id = $1{}",
             if pg { " FOR UPDATE" } else { "" }
         );
-        let active =
-            format!("SELECT COUNT(*) FROM calls WHERE team_id = $1 AND progress IN {ACTIVE}");
+        let active = format!("SELECT COUNT(*) FROM calls WHERE team_id = $1 AND progress IN {ACTIVE}");
         let now_ms = now.timestamp_millis();
         let mut out = Claim::default();
         transaction!(self, tx => {

@@ -26,12 +26,10 @@ pub struct Contact {
     pub updated_at: DateTime<Utc>,
 }
 
-pub(crate) const COLUMNS: &str =
-    "id, team_id, phone_number, first_name, last_name, email, title, company, \
+pub(crate) const COLUMNS: &str = "id, team_id, phone_number, first_name, last_name, email, title, company, \
      address, location, timezone, metadata, created_at, updated_at";
 
-pub(crate) const INSERT: &str =
-    "INSERT INTO contacts (id, team_id, phone_number, first_name, last_name, email, \
+pub(crate) const INSERT: &str = "INSERT INTO contacts (id, team_id, phone_number, first_name, last_name, email, \
      title, company, address, location, timezone, metadata, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
 
@@ -98,17 +96,12 @@ impl Db {
 
     pub async fn get_contact(&self, team_id: Uuid, id: Uuid) -> Result<Option<Contact>> {
         let sql = format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND id = $2");
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql).bind(team_id).bind(id).fetch_optional(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
     pub async fn contact_by_phone(&self, team_id: Uuid, phone: &str) -> Result<Option<Contact>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql).bind(team_id).bind(phone).fetch_optional(p).await?),
-        )
+        let sql = format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql).bind(team_id).bind(phone).fetch_optional(p).await?))
     }
 
     /// Contacts oldest first, `limit` at most, after the cursor.
@@ -141,8 +134,7 @@ impl Db {
         c: ValidContact,
         at: DateTime<Utc>,
     ) -> Result<(Contact, bool)> {
-        let select =
-            format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
+        let select = format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
         let update = format!(
             "UPDATE contacts SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name),
                email = COALESCE($4, email), title = COALESCE($5, title), company = COALESCE($6, company),

@@ -60,12 +60,7 @@ impl Db {
 
     /// Records the response to replay; `None` forgets the key so that a retry runs again (used for
     /// server errors and rate limiting, which say nothing final about the request).
-    pub async fn finish_idempotency_key(
-        &self,
-        team_id: Uuid,
-        key: &str,
-        response: Option<(u16, &[u8])>,
-    ) -> Result<()> {
+    pub async fn finish_idempotency_key(&self, team_id: Uuid, key: &str, response: Option<(u16, &[u8])>) -> Result<()> {
         write_pool!(self, pool => {
             match response {
                 Some((status, body)) => {

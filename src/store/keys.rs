@@ -51,9 +51,7 @@ impl Db {
     pub async fn list_keys(&self, team_id: Uuid) -> Result<Vec<ApiKey>> {
         let sql = "SELECT id, team_id, name, prefix, created_at, last_used_at, revoked_at
                    FROM api_keys WHERE team_id = $1 ORDER BY id";
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, ApiKey>(sql).bind(team_id).fetch_all(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, ApiKey>(sql).bind(team_id).fetch_all(p).await?))
     }
 
     /// Revokes a key; false when no unrevoked key has that id.
@@ -70,9 +68,7 @@ impl Db {
                           t.region, t.timezone, t.requests_per_second
                    FROM api_keys k JOIN teams t ON t.id = k.team_id
                    WHERE k.key_hash = $1";
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, KeyOwner>(sql).bind(hash).fetch_optional(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, KeyOwner>(sql).bind(hash).fetch_optional(p).await?))
     }
 
     pub async fn touch_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<()> {

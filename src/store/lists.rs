@@ -4,9 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::contacts::{
-    bind_contact, Contact, COLUMNS as CONTACT_COLUMNS, INSERT as INSERT_CONTACT,
-};
+use super::contacts::{bind_contact, Contact, COLUMNS as CONTACT_COLUMNS, INSERT as INSERT_CONTACT};
 use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
 use crate::domain::{contact::ValidContact, new_id, FieldError};
 
@@ -60,18 +58,11 @@ impl Db {
 
     pub async fn get_list(&self, team_id: Uuid, id: Uuid) -> Result<Option<List>> {
         let sql = format!("SELECT {LIST_COLUMNS} FROM lists l WHERE l.team_id = $1 AND l.id = $2");
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, List>(&sql).bind(team_id).bind(id).fetch_optional(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, List>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
     /// Members in the order they were created, after the cursor (a contact id).
-    pub async fn list_members(
-        &self,
-        list_id: Uuid,
-        after: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<Contact>> {
+    pub async fn list_members(&self, list_id: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<Contact>> {
         let columns = CONTACT_COLUMNS.replace(", ", ", c.");
         let sql = format!(
             "SELECT c.{columns} FROM list_members m JOIN contacts c ON c.id = m.contact_id
@@ -93,9 +84,7 @@ impl Db {
         items: Vec<Result<ValidContact, FieldError>>,
         at: DateTime<Utc>,
     ) -> Result<Vec<MemberOutcome>> {
-        let find = format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2"
-        );
+        let find = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
         let add = "INSERT INTO list_members (list_id, contact_id, added_at) VALUES ($1, $2, $3)
                    ON CONFLICT (list_id, contact_id) DO NOTHING";
         let outcomes = transaction!(self, tx => {

@@ -220,9 +220,6 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            redact_url("sqlite://./data/voxd.db"),
-            "sqlite://./data/voxd.db"
-        );
+        assert_eq!(redact_url("sqlite://./data/voxd.db"), "sqlite://./data/voxd.db");
     }
 }

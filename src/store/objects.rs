@@ -24,8 +24,7 @@ pub struct ObjectType {
     pub updated_at: DateTime<Utc>,
 }
 
-const TYPE_COLUMNS: &str =
-    "id, team_id, type_name, display_name, description, schema, schema_form, \
+const TYPE_COLUMNS: &str = "id, team_id, type_name, display_name, description, schema, schema_form, \
      json_schema, validation_mode, unique_by_contact, created_at, updated_at";
 
 #[derive(Debug, Clone, FromRow)]
@@ -76,7 +75,9 @@ pub enum LinkRefusal {
 
 impl Db {
     pub async fn create_object_type(&self, t: &ObjectType) -> Result<()> {
-        let sql = format!("INSERT INTO object_types ({TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+        let sql = format!(
+            "INSERT INTO object_types ({TYPE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        );
         write_pool!(self, pool => {
             sqlx::query(&sql)
                 .bind(t.id)
@@ -98,14 +99,8 @@ impl Db {
         Ok(())
     }
 
-    pub async fn object_type_by_name(
-        &self,
-        team_id: Uuid,
-        name: &str,
-    ) -> Result<Option<ObjectType>> {
-        let sql = format!(
-            "SELECT {TYPE_COLUMNS} FROM object_types WHERE team_id = $1 AND type_name = $2"
-        );
+    pub async fn object_type_by_name(&self, team_id: Uuid, name: &str) -> Result<Option<ObjectType>> {
+        let sql = format!("SELECT {TYPE_COLUMNS} FROM object_types WHERE team_id = $1 AND type_name = $2");
         Ok(
             read_pool!(self, p => sqlx::query_as::<_, ObjectType>(&sql).bind(team_id).bind(name).fetch_optional(p).await?),
         )
@@ -113,9 +108,7 @@ impl Db {
 
     pub async fn object_type_by_id(&self, team_id: Uuid, id: Uuid) -> Result<Option<ObjectType>> {
         let sql = format!("SELECT {TYPE_COLUMNS} FROM object_types WHERE team_id = $1 AND id = $2");
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, ObjectType>(&sql).bind(team_id).bind(id).fetch_optional(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, ObjectType>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
     pub async fn get_object(&self, team_id: Uuid, id: Uuid) -> Result<Option<Object>> {
@@ -123,9 +116,7 @@ impl Db {
             "SELECT {OBJECT_COLUMNS} FROM objects o JOIN object_types t ON t.id = o.object_type_id
              WHERE o.team_id = $1 AND o.id = $2"
         );
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, Object>(&sql).bind(team_id).bind(id).fetch_optional(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Object>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
     /// Objects oldest first, optionally of one type, after the cursor (an object id).
@@ -146,10 +137,9 @@ impl Db {
     }
 
     pub async fn object_links(&self, object_id: Uuid) -> Result<Vec<Link>> {
-        let sql = format!("SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 ORDER BY created_at, contact_id");
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, Link>(&sql).bind(object_id).fetch_all(p).await?),
-        )
+        let sql =
+            format!("SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 ORDER BY created_at, contact_id");
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Link>(&sql).bind(object_id).fetch_all(p).await?))
     }
 
     /// Creates or updates the object the key identifies (or, for a `unique_by_contact` type, the
@@ -163,9 +153,11 @@ impl Db {
         let t = u.object_type;
         let exclusive = t.unique_by_contact;
         let by_key = "SELECT id FROM objects WHERE object_type_id = $1 AND upsert_key = $2 AND upsert_value = $3";
-        let by_contact = "SELECT object_id FROM object_contacts WHERE contact_id = $1 AND object_type_id = $2 AND exclusive = $3";
+        let by_contact =
+            "SELECT object_id FROM object_contacts WHERE contact_id = $1 AND object_type_id = $2 AND exclusive = $3";
         let update = "UPDATE objects SET data = $2, upsert_key = $3, upsert_value = $4, updated_at = $5 WHERE id = $1";
-        let insert = "INSERT INTO objects (id, team_id, object_type_id, data, upsert_key, upsert_value, created_at, updated_at)
+        let insert =
+            "INSERT INTO objects (id, team_id, object_type_id, data, upsert_key, upsert_value, created_at, updated_at)
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
         let (key_path, key_value) = u.key.clone().unzip();
         let data = Json(u.data);
@@ -237,9 +229,7 @@ impl Db {
             "INSERT INTO object_contacts (object_id, contact_id, object_type_id, exclusive, metadata, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (object_id, contact_id) {on_conflict}"
         );
-        let select = format!(
-            "SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 AND contact_id = $2"
-        );
+        let select = format!("SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 AND contact_id = $2");
         let other = "SELECT object_id FROM object_contacts WHERE contact_id = $1 AND object_type_id = $2 AND exclusive = $3 AND object_id <> $4";
         let exclusive = object.unique_by_contact;
         transaction!(self, tx => {

@@ -70,10 +70,8 @@ impl Db {
             "SELECT {COLUMNS} FROM scripts WHERE team_id = $1 AND ($2 IS NULL OR script_type = $2)
              AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
         );
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, StoredScript>(&sql)
-            .bind(team_id).bind(script_type).bind(after).bind(limit).fetch_all(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, StoredScript>(&sql)
+            .bind(team_id).bind(script_type).bind(after).bind(limit).fetch_all(p).await?))
     }
 
     /// Replaces a script's definition; `None` when the team has no such script.
@@ -89,11 +87,9 @@ impl Db {
              WHERE team_id = $1 AND id = $2 RETURNING {COLUMNS}"
         );
         let definition = Json(script.clone());
-        Ok(
-            write_pool!(self, pool => sqlx::query_as::<_, StoredScript>(&sql)
+        Ok(write_pool!(self, pool => sqlx::query_as::<_, StoredScript>(&sql)
             .bind(team_id).bind(id).bind(&script.name).bind(type_name(script)).bind(&definition).bind(at)
-            .fetch_optional(pool).await?),
-        )
+            .fetch_optional(pool).await?))
     }
 
     pub async fn delete_script(&self, team_id: Uuid, id: Uuid) -> Result<bool> {

@@ -17,12 +17,12 @@ pub struct Team {
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at";
+const COLUMNS: &str = "id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at";
 
 impl Db {
     pub async fn create_team(&self, team: &Team) -> Result<()> {
-        let sql = "INSERT INTO teams (id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at)
+        let sql =
+            "INSERT INTO teams (id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
         write_pool!(self, pool => {
             sqlx::query(sql)
@@ -50,9 +50,7 @@ impl Db {
             }
         }
         let sql = format!("SELECT {COLUMNS} FROM teams WHERE name = $1");
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, Team>(&sql).bind(name_or_id).fetch_optional(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Team>(&sql).bind(name_or_id).fetch_optional(p).await?))
     }
 
     pub async fn list_teams(&self) -> Result<Vec<Team>> {
@@ -67,8 +65,7 @@ impl Db {
         requests_per_second: Option<i32>,
         max_concurrent_calls: Option<i32>,
     ) -> Result<bool> {
-        let sql =
-            "UPDATE teams SET requests_per_second = $2, max_concurrent_calls = $3 WHERE id = $1";
+        let sql = "UPDATE teams SET requests_per_second = $2, max_concurrent_calls = $3 WHERE id = $1";
         let done = write_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(team_id)

@@ -59,27 +59,13 @@ impl TestResponse {
 
     /// Asserts the error envelope and returns its message.
     pub fn error(&self, status: u16) -> String {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.body
-        );
-        assert_eq!(
-            self.body["success"], false,
-            "error without envelope: {}",
-            self.body
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(self.body["success"], false, "error without envelope: {}", self.body);
         self.body["message"].as_str().expect("message").to_owned()
     }
 
     pub fn ok(&self, status: u16) -> &Value {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.body
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
         assert_eq!(self.body["success"], true, "{}", self.body);
         &self.body
     }
@@ -105,10 +91,7 @@ impl TestApp {
             key_cache_ttl: std::time::Duration::ZERO,
             web_calls: voxd::api::WebCallSettings {
                 secret: WEB_SECRET.to_vec(),
-                ice_servers: vec![
-                    "stun:stun.voxd.test:3478".into(),
-                    "turn:turn.voxd.test:3478".into(),
-                ],
+                ice_servers: vec!["stun:stun.voxd.test:3478".into(), "turn:turn.voxd.test:3478".into()],
                 sip_domain: "sip.voxd.test".into(),
                 ..Default::default()
             },
@@ -184,21 +167,10 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: Request<Body>) -> TestResponse {
-        let response = self
-            .router
-            .clone()
-            .oneshot(req)
-            .await
-            .expect("router is infallible");
+        let response = self.router.clone().oneshot(req).await.expect("router is infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let raw = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .to_vec();
+        let raw = response.into_body().collect().await.expect("body").to_bytes().to_vec();
         let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         TestResponse {
             status,
@@ -242,13 +214,7 @@ impl TestApp {
     }
 
     /// A request with another key (or none) and a raw body.
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        key: Option<&str>,
-        body: impl Into<Body>,
-    ) -> TestResponse {
+    pub async fn raw(&self, method: Method, path: &str, key: Option<&str>, body: impl Into<Body>) -> TestResponse {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(k) = key {
             req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
@@ -257,13 +223,8 @@ impl TestApp {
     }
 
     pub async fn post_as(&self, key: &str, path: &str, body: &Value) -> TestResponse {
-        self.raw(
-            Method::POST,
-            path,
-            Some(key),
-            serde_json::to_vec(body).unwrap(),
-        )
-        .await
+        self.raw(Method::POST, path, Some(key), serde_json::to_vec(body).unwrap())
+            .await
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> TestResponse {
@@ -301,9 +262,7 @@ pub async fn create_team(db: &Db, name: &str, rps: Option<i32>) -> (Uuid, String
         last_used_at: None,
         revoked_at: None,
     };
-    db.create_key(&key, &generated.hash)
-        .await
-        .expect("create key");
+    db.create_key(&key, &generated.hash).await.expect("create key");
     (team.id, generated.secret)
 }
 

@@ -4,9 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{
-    openai::OpenAiBrain, rules, AnalyseRequest, Brain, BrainError, DecideRequest, Decision,
-};
+use super::{openai::OpenAiBrain, rules, AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
 use crate::conversation::{analysis::Analysis, engine::Turn, script::Script};
 
 pub struct HybridBrain {
@@ -43,12 +41,7 @@ impl Brain for HybridBrain {
         }
     }
 
-    async fn compose(
-        &self,
-        script: &Script,
-        instruction: &str,
-        transcript: &[Turn],
-    ) -> Result<String, BrainError> {
+    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError> {
         self.model.compose(script, instruction, transcript).await
     }
 

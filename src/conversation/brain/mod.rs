@@ -72,12 +72,7 @@ pub trait Brain: Send + Sync {
 
     /// Words an instructional step script ("Ask whether …") as something to say. Verbatim
     /// scripts ("Say: …") never reach the brain.
-    async fn compose(
-        &self,
-        script: &Script,
-        instruction: &str,
-        transcript: &[Turn],
-    ) -> Result<String, BrainError>;
+    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError>;
 
     async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError>;
 }

@@ -68,13 +68,7 @@ impl OpenAiBrain {
     }
 
     /// One chat completion whose reply must be JSON matching `schema`.
-    async fn ask(
-        &self,
-        name: &str,
-        system: String,
-        user: Value,
-        schema: Value,
-    ) -> Result<Value, BrainError> {
+    async fn ask(&self, name: &str, system: String, user: Value, schema: Value) -> Result<Value, BrainError> {
         let body = json!({
             "model": self.model,
             "temperature": 0,
@@ -122,11 +116,7 @@ impl OpenAiBrain {
                 .unwrap_or_default();
             match serde_json::from_str::<Value>(content) {
                 Ok(v) if v.is_object() => return Ok(v),
-                _ => {
-                    last = BrainError::Malformed(format!(
-                        "message content is not a JSON object: {content:.200}"
-                    ))
-                }
+                _ => last = BrainError::Malformed(format!("message content is not a JSON object: {content:.200}")),
             }
         }
         Err(last)
@@ -188,9 +178,7 @@ impl Brain for OpenAiBrain {
         let reply = v["reply"].as_str().unwrap_or_default().to_owned();
         match v["action"].as_str() {
             Some("condition") => match v["condition"].as_u64() {
-                Some(i) if (i as usize) < req.step.conditions.len() => {
-                    Ok(Decision::Condition(i as usize))
-                }
+                Some(i) if (i as usize) < req.step.conditions.len() => Ok(Decision::Condition(i as usize)),
                 other => Err(BrainError::Malformed(format!(
                     "condition {other:?} is not one of the step's"
                 ))),
@@ -206,16 +194,10 @@ impl Brain for OpenAiBrain {
         }
     }
 
-    async fn compose(
-        &self,
-        script: &Script,
-        instruction: &str,
-        transcript: &[Turn],
-    ) -> Result<String, BrainError> {
-        let system =
-            "You are the assistant on a phone call. Turn the instruction into one or two short, \
+    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError> {
+        let system = "You are the assistant on a phone call. Turn the instruction into one or two short, \
             natural spoken sentences. Reply with JSON {\"say\": ...}."
-                .to_owned();
+            .to_owned();
         let user = json!({"script": script.name, "instruction": instruction, "history": history(transcript)});
         let schema = json!({"type": "object", "properties": {"say": {"type": "string"}}, "required": ["say"], "additionalProperties": false});
         let v = self.ask("turn", system, user, schema).await?;
@@ -240,12 +222,7 @@ impl Brain for OpenAiBrain {
                 (f.name.clone(), json!({"type": [t, "null"]}))
             })
             .collect();
-        let field_names: Vec<&str> = req
-            .script
-            .data_collection
-            .iter()
-            .map(|f| f.name.as_str())
-            .collect();
+        let field_names: Vec<&str> = req.script.data_collection.iter().map(|f| f.name.as_str()).collect();
         let schema = json!({
             "type": "object",
             "properties": {
@@ -287,9 +264,8 @@ impl Brain for OpenAiBrain {
                 }
             })
             .collect();
-        let success_evaluation =
-            serde_json::from_value::<SuccessEvaluation>(v["success_evaluation"].clone())
-                .map_err(|_| BrainError::Malformed("success_evaluation".into()))?;
+        let success_evaluation = serde_json::from_value::<SuccessEvaluation>(v["success_evaluation"].clone())
+            .map_err(|_| BrainError::Malformed("success_evaluation".into()))?;
         let rating = v["rating"]
             .as_u64()
             .filter(|r| (1..=5).contains(r))
@@ -298,10 +274,7 @@ impl Brain for OpenAiBrain {
             brain: "openai".into(),
             summary: v["summary"].as_str().unwrap_or_default().to_owned(),
             objectives,
-            structured_data: typed_data(
-                req.script,
-                v["structured_data"].as_object().unwrap_or(&Map::new()),
-            ),
+            structured_data: typed_data(req.script, v["structured_data"].as_object().unwrap_or(&Map::new())),
             success_evaluation,
             rating,
         })

@@ -138,14 +138,8 @@ const PHRASES: [(Intent, &[&str]); 7] = [
 
 /// Words in a condition's wording that tell which intent it expects.
 const CONDITION_HINTS: [(Intent, &[&str]); 6] = [
-    (
-        Intent::DoNotCall,
-        &["do not call", "don't call", "opt out", "remove"],
-    ),
-    (
-        Intent::WhoIsThis,
-        &["who is calling", "who we are", "identity"],
-    ),
+    (Intent::DoNotCall, &["do not call", "don't call", "opt out", "remove"]),
+    (Intent::WhoIsThis, &["who is calling", "who we are", "identity"]),
     (
         Intent::Later,
         &[
@@ -197,13 +191,12 @@ const CONDITION_HINTS: [(Intent, &[&str]); 6] = [
 ];
 
 const STOPWORDS: &[&str] = &[
-    "a", "an", "the", "and", "or", "to", "of", "in", "on", "for", "is", "are", "was", "were", "be",
-    "it", "that", "this", "they", "them", "their", "i", "you", "your", "we", "our", "me", "my",
-    "do", "does", "did", "with", "at", "about", "what", "how", "when", "where", "which", "can",
-    "could", "would", "will", "there", "have", "has", "any", "if", "so", "just", "like", "its",
-    "it's", "im", "i'm", "please", "tell", "say", "says", "said", "user", "caller", "callee",
-    "not", "no", "yes", "really", "hmm", "um", "well", "very", "much", "too", "also", "but", "all",
-    "some", "think",
+    "a", "an", "the", "and", "or", "to", "of", "in", "on", "for", "is", "are", "was", "were", "be", "it", "that",
+    "this", "they", "them", "their", "i", "you", "your", "we", "our", "me", "my", "do", "does", "did", "with", "at",
+    "about", "what", "how", "when", "where", "which", "can", "could", "would", "will", "there", "have", "has", "any",
+    "if", "so", "just", "like", "its", "it's", "im", "i'm", "please", "tell", "say", "says", "said", "user", "caller",
+    "callee", "not", "no", "yes", "really", "hmm", "um", "well", "very", "much", "too", "also", "but", "all", "some",
+    "think",
 ];
 
 fn normalise(text: &str) -> String {
@@ -237,8 +230,7 @@ fn words(text: &str) -> HashSet<String> {
 fn is_question(text: &str) -> bool {
     let t = text.trim().to_lowercase();
     const STARTS: [&str; 14] = [
-        "what", "how", "when", "where", "why", "who", "which", "is ", "are ", "can ", "do ",
-        "does ", "will ", "could ",
+        "what", "how", "when", "where", "why", "who", "which", "is ", "are ", "can ", "do ", "does ", "will ", "could ",
     ];
     t.ends_with('?') || STARTS.iter().any(|s| t.starts_with(s))
 }
@@ -294,8 +286,7 @@ fn answer_from_knowledge(script: &Script, question: &str) -> Option<String> {
         );
     }
     for (topic, text) in &script.knowledge_base {
-        let score =
-            2 * words(topic).intersection(&q).count() + words(text).intersection(&q).count();
+        let score = 2 * words(topic).intersection(&q).count() + words(text).intersection(&q).count();
         consider(score, text);
     }
     best.map(|(_, a)| a)
@@ -311,12 +302,7 @@ impl Brain for RulesBrain {
         Ok(decide(&req))
     }
 
-    async fn compose(
-        &self,
-        _: &Script,
-        instruction: &str,
-        _: &[Turn],
-    ) -> Result<String, BrainError> {
+    async fn compose(&self, _: &Script, instruction: &str, _: &[Turn]) -> Result<String, BrainError> {
         Ok(word_instruction(instruction))
     }
 
@@ -336,17 +322,12 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
             continue;
         }
         let mut score = 0;
-        if c.keywords
-            .iter()
-            .any(|k| contains_phrase(&n, normalise(k).trim()))
-        {
+        if c.keywords.iter().any(|k| contains_phrase(&n, normalise(k).trim())) {
             score += 10;
         }
         let wording = c.when.as_deref().unwrap_or_default();
         if let Some(intent) = condition_intent(wording) {
-            if said.first() == Some(&intent)
-                || (said.contains(&intent) && intent != Intent::Question)
-            {
+            if said.first() == Some(&intent) || (said.contains(&intent) && intent != Intent::Question) {
                 score += 5;
             }
         }
@@ -363,9 +344,7 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
         }
     }
     if said.contains(&Intent::DoNotCall) {
-        return Decision::EndCall(
-            "Understood, we won't call you again. Sorry to have bothered you. Goodbye.".into(),
-        );
+        return Decision::EndCall("Understood, we won't call you again. Sorry to have bothered you. Goodbye.".into());
     }
     if said.contains(&Intent::WhoIsThis) {
         let who = answer_from_knowledge(req.script, "who are you company calling")
@@ -379,7 +358,10 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
         if req.only_if_sure {
             return Decision::Unclear;
         }
-        return Decision::Answer("That's a good question. I don't have that information, but I'll make a note so someone can follow up.".into());
+        return Decision::Answer(
+            "That's a good question. I don't have that information, but I'll make a note so someone can follow up."
+                .into(),
+        );
     }
     if req.only_if_sure {
         return Decision::Unclear;
@@ -444,25 +426,20 @@ pub fn extract(field: FieldType, answer: &str, today: NaiveDate) -> Value {
             Some(Intent::Deny) => Value::Bool(false),
             _ => Value::Null,
         },
-        FieldType::Number | FieldType::Integer => {
-            number(&answer.to_lowercase()).map_or(Value::Null, |v| {
-                if field == FieldType::Integer || v.fract() == 0.0 {
-                    Value::from(v as i64)
-                } else {
-                    Value::from(v)
-                }
-            })
-        }
-        FieldType::Date => date(&n, today).map_or(Value::Null, |d| {
-            Value::String(d.format("%Y-%m-%d").to_string())
+        FieldType::Number | FieldType::Integer => number(&answer.to_lowercase()).map_or(Value::Null, |v| {
+            if field == FieldType::Integer || v.fract() == 0.0 {
+                Value::from(v as i64)
+            } else {
+                Value::from(v)
+            }
         }),
+        FieldType::Date => date(&n, today).map_or(Value::Null, |d| Value::String(d.format("%Y-%m-%d").to_string())),
     }
 }
 
 fn number(n: &str) -> Option<f64> {
     const WORDS: [&str; 13] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "eleven", "twelve",
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
     ];
     n.split_whitespace().find_map(|w| {
         let w = w
@@ -497,14 +474,10 @@ fn date(n: &str, today: NaiveDate) -> Option<NaiveDate> {
         ("saturday", Weekday::Sat),
         ("sunday", Weekday::Sun),
     ];
-    DAYS.iter()
-        .find(|(name, _)| contains_phrase(n, name))
-        .map(|(_, wd)| {
-            let ahead = (wd.num_days_from_monday() as i64
-                - today.weekday().num_days_from_monday() as i64)
-                .rem_euclid(7);
-            today + Duration::days(if ahead == 0 { 7 } else { ahead })
-        })
+    DAYS.iter().find(|(name, _)| contains_phrase(n, name)).map(|(_, wd)| {
+        let ahead = (wd.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64).rem_euclid(7);
+        today + Duration::days(if ahead == 0 { 7 } else { ahead })
+    })
 }
 
 /// The `rules` analysis, labelled with `brain` (hybrid reuses it).
@@ -551,8 +524,7 @@ pub fn analyse(req: &AnalyseRequest<'_>, brain: &str) -> Analysis {
         raw.insert(field.name.clone(), value);
     }
     let achieved = objectives.iter().filter(|o| o.achieved).count();
-    let evaluation =
-        SuccessEvaluation::from_objectives(achieved, objectives.len(), req.flow_succeeded);
+    let evaluation = SuccessEvaluation::from_objectives(achieved, objectives.len(), req.flow_succeeded);
     let engaged = !user_text.is_empty();
     let rating = match (evaluation, engaged) {
         (SuccessEvaluation::Successful, _) => 5,
@@ -599,10 +571,7 @@ mod tests {
         assert_eq!(intents("Please do not call me again")[0], Intent::DoNotCall);
         assert_eq!(intents("Who is this?")[0], Intent::WhoIsThis);
         assert!(intents("What is the price?").contains(&Intent::Question));
-        assert_eq!(
-            intents("No, I'm not interested, yes I'm sure")[0],
-            Intent::Deny
-        );
+        assert_eq!(intents("No, I'm not interested, yes I'm sure")[0], Intent::Deny);
     }
 
     #[test]
@@ -612,14 +581,8 @@ mod tests {
             extract(FieldType::Integer, "We need three bedrooms", today),
             Value::from(3)
         );
-        assert_eq!(
-            extract(FieldType::Number, "about $650,000", today),
-            Value::from(650000)
-        );
-        assert_eq!(
-            extract(FieldType::Boolean, "yeah definitely", today),
-            Value::Bool(true)
-        );
+        assert_eq!(extract(FieldType::Number, "about $650,000", today), Value::from(650000));
+        assert_eq!(extract(FieldType::Boolean, "yeah definitely", today), Value::Bool(true));
         assert_eq!(
             extract(FieldType::Date, "Monday works", today),
             Value::from("2026-11-30")
