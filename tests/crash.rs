@@ -18,9 +18,19 @@ use voxd::{
 const CALLS: usize = 30;
 
 fn serve(app: &TestApp, config: &std::path::Path) -> Child {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     Command::new(env!("CARGO_BIN_EXE_voxd"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config", config.to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .env("VOXD_DATABASE_URL", &app.database_url)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -34,13 +44,20 @@ async fn timelines(app: &TestApp) -> Vec<Vec<(String, i64)>> {
     let r = app.get("/api/v1/calls?limit=200").await;
     let mut out = Vec::new();
     for c in r.ok(200)["calls"].as_array().unwrap() {
-        let e = app.get(&format!("/api/v1/calls/{}/events", c["id"].as_str().unwrap())).await;
+        let e = app
+            .get(&format!("/api/v1/calls/{}/events", c["id"].as_str().unwrap()))
+            .await;
         out.push(
             e.body["events"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|e: &Value| (e["progress"].as_str().unwrap().to_owned(), e["attempt"].as_i64().unwrap()))
+                .map(|e: &Value| {
+                    (
+                        e["progress"].as_str().unwrap().to_owned(),
+                        e["attempt"].as_i64().unwrap(),
+                    )
+                })
                 .collect(),
         );
     }
@@ -48,15 +65,30 @@ async fn timelines(app: &TestApp) -> Vec<Vec<(String, i64)>> {
 }
 
 async fn count(app: &TestApp, progress: &str) -> usize {
-    timelines(app).await.iter().filter(|t| t.iter().any(|(p, _)| p == progress)).count()
+    timelines(app)
+        .await
+        .iter()
+        .filter(|t| t.iter().any(|(p, _)| p == progress))
+        .count()
 }
 
 async fn killed_mid_batch_every_call_ends_once(app: &TestApp) {
-    let n = PhoneNumber { id: new_id(), team_id: app.team_id, number: "+61291234567".into(), inbound_script_id: None, created_at: now() };
+    let n = PhoneNumber {
+        id: new_id(),
+        team_id: app.team_id,
+        number: "+61291234567".into(),
+        inbound_script_id: None,
+        created_at: now(),
+    };
     app.db.add_number(&n).await.unwrap();
     let path = format!("{}/examples/scripts/buyer-follow-up.yaml", env!("CARGO_MANIFEST_DIR"));
-    let script = voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let script_id = app.post("/api/v1/scripts", &serde_json::to_value(script).unwrap()).await.ok(201)["script_id"].clone();
+    let script =
+        voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let script_id = app
+        .post("/api/v1/scripts", &serde_json::to_value(script).unwrap())
+        .await
+        .ok(201)["script_id"]
+        .clone();
     for i in 0..CALLS {
         // Numbers ending in 1: the sim carrier answers.
         let body = json!({"from_number": "+61291234567", "script_id": script_id,
@@ -66,7 +98,11 @@ async fn killed_mid_batch_every_call_ends_once(app: &TestApp) {
     }
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("voxd.toml");
-    std::fs::write(&config, "sim_ring_ms = 300\nsim_answer_ms = 200\ndispatch_lease_seconds = 2\nmax_concurrent_calls = 8\n").unwrap();
+    std::fs::write(
+        &config,
+        "sim_ring_ms = 300\nsim_answer_ms = 200\ndispatch_lease_seconds = 2\nmax_concurrent_calls = 8\n",
+    )
+    .unwrap();
 
     let mut first = serve(app, &config);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -78,10 +114,16 @@ async fn killed_mid_batch_every_call_ends_once(app: &TestApp) {
         assert!(Instant::now() < deadline, "the first server never started dialling");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Command::new("kill").args(["-9", &first.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &first.id().to_string()])
+        .status()
+        .unwrap();
     first.wait().unwrap();
     let ended_before = count(app, "ended").await;
-    assert!(ended_before < CALLS, "the kill came mid-batch ({ended_before} of {CALLS} had ended)");
+    assert!(
+        ended_before < CALLS,
+        "the kill came mid-batch ({ended_before} of {CALLS} had ended)"
+    );
 
     let mut second = serve(app, &config);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -114,7 +156,10 @@ async fn killed_mid_batch_every_call_ends_once(app: &TestApp) {
             recovered += 1;
         }
     }
-    assert!(recovered > 0, "some calls were in flight at the kill and were recovered");
+    assert!(
+        recovered > 0,
+        "some calls were in flight at the kill and were recovered"
+    );
 }
 
 on_both_backends!(killed_mid_batch_every_call_ends_once);

@@ -24,9 +24,19 @@ const CALLS: usize = 1000;
 const LIMIT: i64 = 5;
 
 fn serve(app: &TestApp, config: &std::path::Path) -> Child {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     Command::new(env!("CARGO_BIN_EXE_voxd"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config", config.to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .env("VOXD_DATABASE_URL", &app.database_url)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -37,14 +47,30 @@ fn serve(app: &TestApp, config: &std::path::Path) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_the_queue_without_double_dials() {
-    let Some(app) = TestApp::start(Backend::Postgres).await else { return };
+    let Some(app) = TestApp::start(Backend::Postgres).await else {
+        return;
+    };
     let Db::Postgres(pool) = &app.db else { unreachable!() };
-    let n = PhoneNumber { id: new_id(), team_id: app.team_id, number: "+61291234567".into(), inbound_script_id: None, created_at: now() };
+    let n = PhoneNumber {
+        id: new_id(),
+        team_id: app.team_id,
+        number: "+61291234567".into(),
+        inbound_script_id: None,
+        created_at: now(),
+    };
     app.db.add_number(&n).await.unwrap();
-    app.db.set_team_limits(app.team_id, None, Some(LIMIT as i32)).await.unwrap();
+    app.db
+        .set_team_limits(app.team_id, None, Some(LIMIT as i32))
+        .await
+        .unwrap();
     let path = format!("{}/examples/scripts/buyer-follow-up.yaml", env!("CARGO_MANIFEST_DIR"));
-    let script = voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let script_id = app.post("/api/v1/scripts", &serde_json::to_value(script).unwrap()).await.ok(201)["script_id"].clone();
+    let script =
+        voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let script_id = app
+        .post("/api/v1/scripts", &serde_json::to_value(script).unwrap())
+        .await
+        .ok(201)["script_id"]
+        .clone();
     for i in 0..CALLS {
         let body = json!({"from_number": "+61291234567", "script_id": script_id,
             "contact": {"phone_number": format!("0412{:05}1", i)}});
@@ -80,7 +106,10 @@ async fn two_processes_share_the_queue_without_double_dials() {
     b.wait().unwrap();
 
     let events: Vec<(Uuid, String, DateTime<Utc>, Option<String>)> =
-        sqlx::query_as("SELECT call_id, progress, at, detail->>'worker' FROM call_events ORDER BY at, id").fetch_all(pool).await.unwrap();
+        sqlx::query_as("SELECT call_id, progress, at, detail->>'worker' FROM call_events ORDER BY at, id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
     let mut dials: HashMap<Uuid, usize> = HashMap::new();
     let mut workers = std::collections::HashSet::new();
     for (call, progress, _, worker) in &events {
@@ -92,7 +121,10 @@ async fn two_processes_share_the_queue_without_double_dials() {
     assert_eq!(dials.len(), CALLS);
     assert!(dials.values().all(|&n| n == 1), "no call was dialled twice");
     assert_eq!(workers.len(), 2, "both processes took calls");
-    assert!(peak <= LIMIT, "peak concurrency {peak} above the limit {LIMIT} ({samples} samples)");
+    assert!(
+        peak <= LIMIT,
+        "peak concurrency {peak} above the limit {LIMIT} ({samples} samples)"
+    );
     assert!(peak >= 2, "calls did overlap (peak {peak} in {samples} samples)");
     app.cleanup().await;
 }

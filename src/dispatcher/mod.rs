@@ -36,7 +36,7 @@ impl Default for DispatcherSettings {
             owner: format!("{}-{}", hostname(), std::process::id()),
             lease: Duration::from_secs(120),
             batch: 100,
-            poll: Duration::from_millis(200),
+            poll: Duration::from_millis(100),
             max_concurrent_calls: 10,
         }
     }
@@ -103,16 +103,19 @@ impl Dispatcher {
 
     /// One pass: claims due calls and runs them all to their end. Returns how many were claimed.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let mut running = tokio::task::JoinSet::new();
+        let n = self.claim_into(&mut running).await?;
+        while running.join_next().await.is_some() {}
+        Ok(n)
+    }
+
+    /// Claims due calls and starts each in `running`; returns how many.
+    async fn claim_into(&self, running: &mut tokio::task::JoinSet<()>) -> anyhow::Result<usize> {
         let s = &self.settings;
+        let lease = s.lease.as_millis() as i64;
         let claim = self
             .db
-            .claim_due_calls(
-                self.clock.now(),
-                &s.owner,
-                s.lease.as_millis() as i64,
-                s.batch,
-                s.max_concurrent_calls,
-            )
+            .claim_due_calls(self.clock.now(), &s.owner, lease, s.batch, s.max_concurrent_calls)
             .await?;
         if claim.recovered > 0 || claim.expired > 0 {
             tracing::info!(
@@ -122,40 +125,46 @@ impl Dispatcher {
             );
         }
         let n = claim.claimed.len();
-        let runs: Vec<_> = claim
-            .claimed
-            .into_iter()
-            .map(|call| {
-                let me = self.clone();
-                tokio::spawn(async move {
-                    let id = call.id;
-                    if let Err(e) = me.run_call(call).await {
-                        tracing::error!(call_id = %id, error = ?e, "call attempt failed");
-                    }
-                })
-            })
-            .collect();
-        for r in runs {
-            let _ = r.await;
+        for call in claim.claimed {
+            let me = self.clone();
+            running.spawn(async move {
+                let id = call.id;
+                if let Err(e) = me.run_call(call).await {
+                    tracing::error!(call_id = %id, error = ?e, "call attempt failed");
+                }
+            });
         }
         Ok(n)
     }
 
-    /// Passes until `stop` resolves; a busy pass is followed at once by the next.
+    /// Passes until `stop` resolves: calls run in the background while the next passes take more
+    /// (up to each team's limit); an idle pass waits `poll`, or less when a call ends. On stop, calls
+    /// in flight get 10 s to finish; any still running are recovered through their leases later.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
+        let mut running = tokio::task::JoinSet::new();
         loop {
-            let busy = match self.run_once().await {
-                Ok(n) => n > 0,
+            let claimed = match self.claim_into(&mut running).await {
+                Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "dispatch pass failed");
-                    false
+                    0
                 }
             };
-            let wait = if busy { Duration::ZERO } else { self.settings.poll };
+            if claimed > 0 {
+                continue;
+            }
             tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = &mut stop => {
+                    // Let short calls finish; what is still running after that is recovered by lease.
+                    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                        while running.join_next().await.is_some() {}
+                    })
+                    .await;
+                    return;
+                }
+                _ = tokio::time::sleep(self.settings.poll) => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }
     }
