@@ -151,7 +151,9 @@ impl Dispatcher {
                     0
                 }
             };
-            if claimed > 0 {
+            // A full batch means more may be due right now; otherwise wait for a call to end (a line
+            // frees up) or for the next poll.
+            if claimed as i64 >= self.settings.batch {
                 continue;
             }
             tokio::select! {

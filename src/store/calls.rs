@@ -89,7 +89,7 @@ const INSERT_EVENT: &str =
 /// event. (A macro so that the same code serves both backends' transactions.)
 macro_rules! settle {
     ($tx:expr, $call:expr, $status:expr, $end_reason:expr, $retry:expr, $result:expr, $now:expr) => {{
-        let call: &Call = $call;
+        let call = $call;
         let retry: Option<DateTime<Utc>> = $retry;
         let (progress, due_ms, ended_at) = match retry {
             Some(at) => ("scheduled", at.timestamp_millis(), None),
@@ -112,7 +112,7 @@ macro_rules! settle {
 /// Sets a call's progress with an event, inside a transaction.
 macro_rules! mark {
     ($tx:expr, $call:expr, $progress:expr, $due_ms:expr, $detail:expr, $now:expr) => {{
-        let call: &Call = $call;
+        let call = $call;
         sqlx::query("UPDATE calls SET progress = $2, due_ms = $3, updated_at = $4 WHERE id = $1")
             .bind(call.id)
             .bind($progress)
@@ -315,6 +315,19 @@ impl Db {
     }
 }
 
+/// A due call as the dispatcher first sees it.
+#[derive(Debug, FromRow)]
+struct Candidate {
+    id: Uuid,
+    team_id: Uuid,
+    progress: String,
+    due_ms: i64,
+    latest_ms: Option<i64>,
+    calling_window: Option<Json<CallingWindow>>,
+    timezone: String,
+    attempts: i32,
+}
+
 /// What one dispatch pass did.
 #[derive(Debug, Default)]
 pub struct Claim {
@@ -352,9 +365,10 @@ impl Db {
             "SELECT {COLUMNS} FROM calls WHERE progress IN ('dialing', 'ringing', 'in_progress', 'processing')
                AND lease_until_ms < $1 ORDER BY lease_until_ms LIMIT $2{lock}"
         );
+        // Only what the checks need: full rows are read back for the calls actually claimed.
         let due = format!(
-            "SELECT {COLUMNS} FROM calls WHERE progress IN ('scheduled', 'queued') AND due_ms <= $1
-             ORDER BY due_ms, id LIMIT $2{lock}"
+            "SELECT id, team_id, progress, due_ms, latest_ms, calling_window, timezone, attempts FROM calls
+             WHERE progress IN ('scheduled', 'queued') AND due_ms <= $1 ORDER BY due_ms, id LIMIT $2{lock}"
         );
         let team_limit = format!(
             "SELECT COALESCE(max_concurrent_calls, $2) FROM teams WHERE id = $1{}",
@@ -372,7 +386,7 @@ impl Db {
                 out.recovered += 1;
             }
             let mut teams: std::collections::HashMap<Uuid, (i64, i64)> = Default::default();
-            for call in sqlx::query_as::<_, Call>(&due).bind(now_ms).bind(batch).fetch_all(&mut *tx).await? {
+            for call in sqlx::query_as::<_, Candidate>(&due).bind(now_ms).bind(batch).fetch_all(&mut *tx).await? {
                 if call.latest_ms.is_some_and(|l| l < now_ms) {
                     settle!(tx, &call, "failed", "expired", None, None, now);
                     out.expired += 1;
