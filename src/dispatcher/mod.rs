@@ -151,9 +151,10 @@ impl Dispatcher {
                     0
                 }
             };
-            // A full batch means more may be due right now; otherwise wait for a call to end (a line
-            // frees up) or for the next poll.
-            if claimed as i64 >= self.settings.batch {
+            // Having claimed, look again at once (more may be due, lines may have freed); otherwise
+            // wait for a call to end or for the next poll. (Measured: waiting after a partial batch
+            // was slower under a burst.)
+            if claimed > 0 {
                 continue;
             }
             tokio::select! {
