@@ -45,86 +45,91 @@ fn serve(app: &TestApp, config: &std::path::Path) -> Child {
         .expect("start voxd serve")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_share_the_queue_without_double_dials() {
-    let Some(app) = TestApp::start(Backend::Postgres).await else {
-        return;
-    };
-    let Db::Postgres(pool) = &app.db else { unreachable!() };
-    let n = PhoneNumber {
-        id: new_id(),
-        team_id: app.team_id,
-        number: "+61291234567".into(),
-        inbound_script_id: None,
-        created_at: now(),
-    };
-    app.db.add_number(&n).await.unwrap();
-    app.db
-        .set_team_limits(app.team_id, None, Some(LIMIT as i32))
-        .await
-        .unwrap();
-    let path = format!("{}/examples/scripts/buyer-follow-up.yaml", env!("CARGO_MANIFEST_DIR"));
-    let script =
-        voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let script_id = app
-        .post("/api/v1/scripts", &serde_json::to_value(script).unwrap())
-        .await
-        .ok(201)["script_id"]
-        .clone();
-    for i in 0..CALLS {
-        let body = json!({"from_number": "+61291234567", "script_id": script_id,
-            "contact": {"phone_number": format!("0412{:05}1", i)}});
-        app.post("/api/v1/create-phone-call", &body).await.ok(201);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("voxd.toml");
-    std::fs::write(&config, "sim_ring_ms = 5\nsim_answer_ms = 5\n").unwrap();
-    let mut a = serve(&app, &config);
-    let mut b = serve(&app, &config);
-    // Watch the lines in use as the database sees them (one consistent snapshot per sample).
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let (mut peak, mut samples) = (0i64, 0);
-    loop {
-        let (ended, active): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE progress = 'ended'),
-                    COUNT(*) FILTER (WHERE progress IN ('dialing', 'ringing', 'in_progress')) FROM calls",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        peak = peak.max(active);
-        samples += 1;
-        if ended as usize == CALLS {
-            break;
-        }
-        assert!(Instant::now() < deadline, "only {ended} of {CALLS} calls ended");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    a.kill().unwrap();
-    b.kill().unwrap();
-    a.wait().unwrap();
-    b.wait().unwrap();
+/// In a `postgres` module so that `.ci/run`'s PostgreSQL pass (`-- postgres::`) selects it.
+mod postgres {
+    use super::*;
 
-    let events: Vec<(Uuid, String, DateTime<Utc>, Option<String>)> =
-        sqlx::query_as("SELECT call_id, progress, at, detail->>'worker' FROM call_events ORDER BY at, id")
-            .fetch_all(pool)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_share_the_queue_without_double_dials() {
+        let Some(app) = TestApp::start(Backend::Postgres).await else {
+            return;
+        };
+        let Db::Postgres(pool) = &app.db else { unreachable!() };
+        let n = PhoneNumber {
+            id: new_id(),
+            team_id: app.team_id,
+            number: "+61291234567".into(),
+            inbound_script_id: None,
+            created_at: now(),
+        };
+        app.db.add_number(&n).await.unwrap();
+        app.db
+            .set_team_limits(app.team_id, None, Some(LIMIT as i32))
             .await
             .unwrap();
-    let mut dials: HashMap<Uuid, usize> = HashMap::new();
-    let mut workers = std::collections::HashSet::new();
-    for (call, progress, _, worker) in &events {
-        if progress == "dialing" {
-            *dials.entry(*call).or_default() += 1;
-            workers.extend(worker.clone());
+        let path = format!("{}/examples/scripts/buyer-follow-up.yaml", env!("CARGO_MANIFEST_DIR"));
+        let script =
+            voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let script_id = app
+            .post("/api/v1/scripts", &serde_json::to_value(script).unwrap())
+            .await
+            .ok(201)["script_id"]
+            .clone();
+        for i in 0..CALLS {
+            let body = json!({"from_number": "+61291234567", "script_id": script_id,
+                "contact": {"phone_number": format!("0412{:05}1", i)}});
+            app.post("/api/v1/create-phone-call", &body).await.ok(201);
         }
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("voxd.toml");
+        std::fs::write(&config, "sim_ring_ms = 5\nsim_answer_ms = 5\n").unwrap();
+        let mut a = serve(&app, &config);
+        let mut b = serve(&app, &config);
+        // Watch the lines in use as the database sees them (one consistent snapshot per sample).
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let (mut peak, mut samples) = (0i64, 0);
+        loop {
+            let (ended, active): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*) FILTER (WHERE progress = 'ended'),
+                        COUNT(*) FILTER (WHERE progress IN ('dialing', 'ringing', 'in_progress')) FROM calls",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            peak = peak.max(active);
+            samples += 1;
+            if ended as usize == CALLS {
+                break;
+            }
+            assert!(Instant::now() < deadline, "only {ended} of {CALLS} calls ended");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        a.kill().unwrap();
+        b.kill().unwrap();
+        a.wait().unwrap();
+        b.wait().unwrap();
+
+        let events: Vec<(Uuid, String, DateTime<Utc>, Option<String>)> =
+            sqlx::query_as("SELECT call_id, progress, at, detail->>'worker' FROM call_events ORDER BY at, id")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        let mut dials: HashMap<Uuid, usize> = HashMap::new();
+        let mut workers = std::collections::HashSet::new();
+        for (call, progress, _, worker) in &events {
+            if progress == "dialing" {
+                *dials.entry(*call).or_default() += 1;
+                workers.extend(worker.clone());
+            }
+        }
+        assert_eq!(dials.len(), CALLS);
+        assert!(dials.values().all(|&n| n == 1), "no call was dialled twice");
+        assert_eq!(workers.len(), 2, "both processes took calls");
+        assert!(
+            peak <= LIMIT,
+            "peak concurrency {peak} above the limit {LIMIT} ({samples} samples)"
+        );
+        assert!(peak >= 2, "calls did overlap (peak {peak} in {samples} samples)");
+        app.cleanup().await;
     }
-    assert_eq!(dials.len(), CALLS);
-    assert!(dials.values().all(|&n| n == 1), "no call was dialled twice");
-    assert_eq!(workers.len(), 2, "both processes took calls");
-    assert!(
-        peak <= LIMIT,
-        "peak concurrency {peak} above the limit {LIMIT} ({samples} samples)"
-    );
-    assert!(peak >= 2, "calls did overlap (peak {peak} in {samples} samples)");
-    app.cleanup().await;
 }
