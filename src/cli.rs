@@ -45,6 +45,9 @@ enum Command {
     /// Manage a team's phone numbers (caller ids).
     #[command(subcommand)]
     Number(NumberCommand),
+    /// Simulate traffic through the `sim` carrier.
+    #[command(subcommand)]
+    Simulate(SimulateCommand),
     /// Talk to a script in the terminal, as the callee (no database needed).
     Chat {
         /// The script, YAML or JSON.
@@ -67,6 +70,23 @@ enum Command {
         /// Let webhook tools reach private and loopback addresses.
         #[arg(long)]
         allow_private_network: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimulateCommand {
+    /// Ring one of a team's numbers from a caller: its inbound script answers, a simulated caller
+    /// talks, and the call is recorded as an `inbound` call. Prints the call id, then the result.
+    Inbound {
+        /// The team number called (it needs an inbound script: `voxd number add --inbound-script`).
+        #[arg(long)]
+        to: String,
+        /// The caller's number.
+        #[arg(long)]
+        from: String,
+        /// cooperative (default), unsure, silent, hangs_up or interrupts.
+        #[arg(long, default_value = "cooperative")]
+        persona: String,
     },
 }
 
@@ -216,6 +236,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => key(&db, cmd).await,
         Command::Script(ScriptCommand::Import { team, file }) => import_script(&db, &team, &file).await,
         Command::Number(cmd) => number(&db, cmd).await,
+        Command::Simulate(SimulateCommand::Inbound { to, from, persona }) => {
+            simulate_inbound(&db, &settings, &to, &from, &persona).await
+        }
         Command::Chat { .. } => unreachable!("handled before opening the database"),
     };
     db.close().await;
@@ -491,6 +514,96 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
                     n.inbound_script_id.map_or("-".to_owned(), |i| i.to_string())
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, persona: &str) -> anyhow::Result<()> {
+    use crate::{domain::call::Progress, store::calls::Call};
+    use sqlx::types::Json;
+    let to = phone::normalize("to", to, phonenumber::country::Id::AU).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let owners = db.numbers_by_value(&to).await?;
+    let number = match owners.as_slice() {
+        [one] => one.clone(),
+        [] => anyhow::bail!("no team has the number {to} (voxd number add)"),
+        _ => anyhow::bail!("{to} belongs to several teams"),
+    };
+    let script_id = number
+        .inbound_script_id
+        .ok_or_else(|| anyhow::anyhow!("{to} has no inbound script (voxd number add --inbound-script)"))?;
+    let team = find_team(db, &number.team_id.to_string()).await?;
+    let region = phone::parse_region(&team.region).map_err(anyhow::Error::msg)?;
+    let caller = crate::domain::contact::ContactInput {
+        phone_number: from.to_owned(),
+        first_name: None,
+        last_name: None,
+        email: None,
+        title: None,
+        company: None,
+        address: None,
+        location: None,
+        timezone: None,
+        metadata: None,
+    }
+    .validate(region, "")
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let at = now();
+    let (contact, _) = db.upsert_contact_by_phone(team.id, caller, at).await?;
+    let owner = format!("simulate-{}", std::process::id());
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("sim_persona".into(), persona.into());
+    let call = Call {
+        id: new_id(),
+        team_id: team.id,
+        call_type: "inbound".into(),
+        progress: Progress::Dialing.as_str().into(),
+        status: None,
+        end_reason: None,
+        script_id,
+        contact_id: Some(contact.id),
+        from_number: Some(contact.phone_number.clone()),
+        to_number: Some(to.clone()),
+        timezone: contact.timezone.clone().unwrap_or(team.timezone.clone()),
+        scheduled_time: at,
+        latest_time: None,
+        due_ms: at.timestamp_millis(),
+        latest_ms: None,
+        calling_window: None,
+        retry_policy: Json(Default::default()),
+        attempts: 1,
+        lease_owner: Some(owner.clone()),
+        lease_until_ms: Some(at.timestamp_millis() + settings.dispatch_lease.as_millis() as i64),
+        metadata: Json(metadata),
+        variables: Json(Default::default()),
+        result: None,
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+        ended_at: None,
+    };
+    db.insert_call(&call).await?;
+    println!("{}", call.id);
+    let mut settings = settings.clone();
+    settings.sim_delays = Default::default();
+    let d = dispatcher(db.clone(), &settings).with_owner(&owner);
+    d.run_claimed(call.clone()).await?;
+    let done = db
+        .get_call(team.id, call.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the call vanished"))?;
+    println!(
+        "inbound call ended: status {}, end reason {}",
+        done.status.as_deref().unwrap_or("-"),
+        done.end_reason.as_deref().unwrap_or("-")
+    );
+    if let Some(result) = done.result {
+        for t in result.0["transcript"].as_array().into_iter().flatten() {
+            println!(
+                "{} › {}",
+                t["role"].as_str().unwrap_or("?"),
+                t["text"].as_str().unwrap_or("")
+            );
         }
     }
     Ok(())

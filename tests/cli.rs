@@ -175,7 +175,74 @@ async fn script_import_stores_valid_scripts_only(app: &TestApp) {
     assert_eq!(app.count("scripts").await, 1);
 }
 
+async fn simulate_inbound_answers_with_the_numbers_script(app: &TestApp) {
+    let file = format!("{}/examples/scripts/receptionist.yaml", env!("CARGO_MANIFEST_DIR"));
+    let script = stdout(&voxd(app, &["script", "import", "--team", "acme", &file]))
+        .trim()
+        .to_owned();
+    assert!(
+        !voxd(
+            app,
+            &["simulate", "inbound", "--to", "0291234567", "--from", "0412345678"]
+        )
+        .status
+        .success(),
+        "unknown number"
+    );
+    stdout(&voxd(
+        app,
+        &[
+            "number",
+            "add",
+            "--team",
+            "acme",
+            "0291234567",
+            "--inbound-script",
+            &script,
+        ],
+    ));
+    assert!(
+        !voxd(app, &["number", "add", "--team", "acme", "+61 2 9123 4567"])
+            .status
+            .success(),
+        "added twice"
+    );
+    stdout(&voxd(app, &["number", "add", "--team", "acme", "0291234568"]));
+    assert!(
+        !voxd(
+            app,
+            &["simulate", "inbound", "--to", "0291234568", "--from", "0412345678"]
+        )
+        .status
+        .success(),
+        "no inbound script"
+    );
+    assert!(stdout(&voxd(app, &["number", "list", "--team", "acme"])).contains("+61291234567"));
+
+    let out = stdout(&voxd(
+        app,
+        &["simulate", "inbound", "--to", "(02) 9123 4567", "--from", "0412345678"],
+    ));
+    let id = out.lines().next().unwrap().trim().to_owned();
+    assert!(out.contains("assistant › Thanks for calling Harbour Realty"), "{out}");
+    let call = app.get(&format!("/api/v1/get-call/{id}")).await;
+    let c = &call.ok(200)["call"];
+    assert_eq!(
+        (c["type"].as_str(), c["progress"].as_str()),
+        (Some("inbound"), Some("ended"))
+    );
+    assert_eq!(c["from_number"], "+61412345678");
+    assert_eq!(c["to_number"], "+61291234567");
+    let result = app.get(&format!("/api/v1/get-call-result/{id}")).await;
+    assert_eq!(result.ok(200)["call"]["simulated"], true);
+    assert!(result.body["call"]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("Inbound call"));
+}
+
 on_both_backends!(
+    simulate_inbound_answers_with_the_numbers_script,
     teams_and_keys_from_the_command_line,
     serve_runs_and_stops_gracefully,
     script_import_stores_valid_scripts_only,

@@ -172,6 +172,19 @@ impl Dispatcher {
         }
     }
 
+    /// The same dispatcher under another lease owner name.
+    pub fn with_owner(mut self, owner: &str) -> Self {
+        let mut settings = (*self.settings).clone();
+        settings.owner = owner.to_owned();
+        self.settings = Arc::new(settings);
+        self
+    }
+
+    /// Runs a call this worker already holds the lease of (used by `voxd simulate inbound`).
+    pub async fn run_claimed(&self, call: Call) -> anyhow::Result<()> {
+        self.run_call(call).await
+    }
+
     async fn run_call(&self, call: Call) -> anyhow::Result<()> {
         let owner = self.settings.owner.clone();
         let script = self
@@ -220,7 +233,7 @@ impl Dispatcher {
             from_number: call.from_number.clone().unwrap_or_default(),
             script,
             variables,
-            contact_metadata: contact.map(|c| c.metadata.0).unwrap_or_default(),
+            contact_metadata: sim_hints(&call, contact.map(|c| c.metadata.0).unwrap_or_default()),
             brain: self.brain.clone(),
             tools: self.tools.clone(),
         };
@@ -288,4 +301,18 @@ impl Dispatcher {
         }
         Ok(())
     }
+}
+
+/// What the simulated carrier reads: the contact's metadata, with the call's own `sim_persona` and
+/// `sim_outcome` on top; an inbound call has already been answered.
+fn sim_hints(call: &Call, mut metadata: serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
+    for key in ["sim_persona", "sim_outcome"] {
+        if let Some(v) = call.metadata.0.get(key) {
+            metadata.insert(key.into(), v.clone());
+        }
+    }
+    if call.call_type == "inbound" {
+        metadata.insert("sim_outcome".into(), Value::from("answered"));
+    }
+    metadata
 }

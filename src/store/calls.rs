@@ -177,7 +177,7 @@ impl Db {
                 .bind(&c.result).bind(c.created_at).bind(c.updated_at).bind(c.started_at).bind(c.ended_at)
                 .execute(&mut *tx).await?;
             sqlx::query(INSERT_EVENT)
-                .bind(new_id()).bind(c.id).bind(c.created_at).bind(0i32).bind(&c.progress).bind(Option::<String>::None)
+                .bind(new_id()).bind(c.id).bind(c.created_at).bind(c.attempts).bind(&c.progress).bind(Option::<String>::None)
                 .bind(Some(Json(serde_json::json!({"scheduled_time": c.scheduled_time}))))
                 .execute(&mut *tx).await?;
         });
@@ -498,5 +498,14 @@ impl Db {
                 None => Ok(Err(sqlx::query_as::<_, Call>(&select).bind(team_id).bind(id).fetch_optional(&mut *tx).await?)),
             }
         })
+    }
+}
+
+impl Db {
+    /// The numbers with this E.164 value, whichever team has them.
+    pub async fn numbers_by_value(&self, number: &str) -> Result<Vec<PhoneNumber>> {
+        Ok(read_pool!(self, p => sqlx::query_as::<_, PhoneNumber>(
+            "SELECT id, team_id, number, inbound_script_id, created_at FROM phone_numbers WHERE number = $1")
+            .bind(number).fetch_all(p).await?))
     }
 }
