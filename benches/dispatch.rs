@@ -10,12 +10,11 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde_json::Map;
-use sqlx::types::Json;
 use voxd::{
     carrier::sim::{SimCarrier, SimDelays},
     conversation::{brain::rules::RulesBrain, engine::SystemClock, script::Script, tools},
     dispatcher::{Dispatcher, DispatcherSettings},
-    domain::{call::RetryPolicy, contact::ValidContact, new_id, now},
+    domain::{contact::ValidContact, new_id, now},
     store::{calls::Call, contacts::Contact, teams::Team, Db, DbOptions},
 };
 
@@ -79,35 +78,13 @@ async fn setup(dir: &tempfile::TempDir, name: &str, limit: i32) -> Setup {
 }
 
 async fn schedule(s: &Setup, due: DateTime<Utc>) {
-    let at = now();
     let call = Call {
-        id: new_id(),
-        team_id: s.team,
-        call_type: "outbound".into(),
-        progress: "scheduled".into(),
-        status: None,
-        end_reason: None,
-        script_id: s.script,
         contact_id: Some(s.contact),
         from_number: Some("+61291234567".into()),
         to_number: Some("+61429069971".into()),
-        timezone: "Australia/Sydney".into(),
         scheduled_time: due,
-        latest_time: None,
         due_ms: due.timestamp_millis(),
-        latest_ms: None,
-        calling_window: None,
-        retry_policy: Json(RetryPolicy::default()),
-        attempts: 0,
-        lease_owner: None,
-        lease_until_ms: None,
-        metadata: Json(Map::new()),
-        variables: Json(Map::new()),
-        result: None,
-        created_at: at,
-        updated_at: at,
-        started_at: None,
-        ended_at: None,
+        ..Call::new(s.team, "outbound", s.script, "Australia/Sydney".into(), now())
     };
     s.db.insert_call(&call).await.unwrap();
 }

@@ -553,34 +553,17 @@ async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, pe
     let owner = format!("simulate-{}", std::process::id());
     let mut metadata = serde_json::Map::new();
     metadata.insert("sim_persona".into(), persona.into());
+    let timezone = contact.timezone.clone().unwrap_or(team.timezone.clone());
     let call = Call {
-        id: new_id(),
-        team_id: team.id,
-        call_type: "inbound".into(),
         progress: Progress::Dialing.as_str().into(),
-        status: None,
-        end_reason: None,
-        script_id,
         contact_id: Some(contact.id),
         from_number: Some(contact.phone_number.clone()),
         to_number: Some(to.clone()),
-        timezone: contact.timezone.clone().unwrap_or(team.timezone.clone()),
-        scheduled_time: at,
-        latest_time: None,
-        due_ms: at.timestamp_millis(),
-        latest_ms: None,
-        calling_window: None,
-        retry_policy: Json(Default::default()),
         attempts: 1,
         lease_owner: Some(owner.clone()),
         lease_until_ms: Some(at.timestamp_millis() + settings.dispatch_lease.as_millis() as i64),
         metadata: Json(metadata),
-        variables: Json(Default::default()),
-        result: None,
-        created_at: at,
-        updated_at: at,
-        started_at: None,
-        ended_at: None,
+        ..Call::new(team.id, "inbound", script_id, timezone, at)
     };
     db.insert_call(&call).await?;
     println!("{}", call.id);

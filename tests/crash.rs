@@ -4,7 +4,7 @@
 mod common;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -16,28 +16,6 @@ use voxd::{
 };
 
 const CALLS: usize = 30;
-
-fn serve(app: &TestApp, config: &std::path::Path) -> Child {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    Command::new(env!("CARGO_BIN_EXE_voxd"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .env("VOXD_DATABASE_URL", &app.database_url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start voxd serve")
-}
 
 /// (progress, attempt) of each event of each call, in order.
 async fn timelines(app: &TestApp) -> Vec<Vec<(String, i64)>> {
@@ -104,7 +82,7 @@ async fn killed_mid_batch_every_call_ends_once(app: &TestApp) {
     )
     .unwrap();
 
-    let mut first = serve(app, &config);
+    let mut first = common::spawn_serve(app, &config);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let started = count(app, "dialing").await;
@@ -125,7 +103,7 @@ async fn killed_mid_batch_every_call_ends_once(app: &TestApp) {
         "the kill came mid-batch ({ended_before} of {CALLS} had ended)"
     );
 
-    let mut second = serve(app, &config);
+    let mut second = common::spawn_serve(app, &config);
     let deadline = Instant::now() + Duration::from_secs(60);
     while count(app, "ended").await < CALLS {
         assert!(Instant::now() < deadline, "not every call ended after the restart");

@@ -6,7 +6,6 @@ mod common;
 
 use std::{
     collections::HashMap,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -22,28 +21,6 @@ use voxd::{
 
 const CALLS: usize = 1000;
 const LIMIT: i64 = 5;
-
-fn serve(app: &TestApp, config: &std::path::Path) -> Child {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    Command::new(env!("CARGO_BIN_EXE_voxd"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .env("VOXD_DATABASE_URL", &app.database_url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start voxd serve")
-}
 
 /// In a `postgres` module so that `.ci/run`'s PostgreSQL pass (`-- postgres::`) selects it.
 mod postgres {
@@ -83,8 +60,8 @@ mod postgres {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("voxd.toml");
         std::fs::write(&config, "sim_ring_ms = 5\nsim_answer_ms = 5\n").unwrap();
-        let mut a = serve(&app, &config);
-        let mut b = serve(&app, &config);
+        let mut a = common::spawn_serve(&app, &config);
+        let mut b = common::spawn_serve(&app, &config);
         // Watch the lines in use as the database sees them (one consistent snapshot per sample).
         let deadline = Instant::now() + Duration::from_secs(240);
         let (mut peak, mut samples) = (0i64, 0);

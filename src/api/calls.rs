@@ -24,7 +24,7 @@ use crate::{
     domain::{
         call::{id_bound, CallStatus, CallingWindow, Progress, RetryPolicy},
         contact::ContactInput,
-        new_id, now, phone, FieldError,
+        now, phone, FieldError,
     },
     store::calls::{Call, CallFilter, NotChanged},
 };
@@ -180,34 +180,20 @@ pub async fn create_phone_call(
         .into());
     }
     let (contact, _) = state.db.upsert_contact_by_phone(team.team_id, contact, at).await?;
+    let timezone = contact.timezone.clone().unwrap_or_else(|| team.timezone.clone());
     let call = Call {
-        id: new_id(),
-        team_id: team.team_id,
-        call_type: "outbound".into(),
-        progress: Progress::Scheduled.as_str().into(),
-        status: None,
-        end_reason: None,
-        script_id,
         contact_id: Some(contact.id),
         from_number: Some(from),
         to_number: Some(contact.phone_number.clone()),
-        timezone: contact.timezone.clone().unwrap_or_else(|| team.timezone.clone()),
         scheduled_time: scheduled,
         latest_time: req.latest_time,
         due_ms: scheduled.timestamp_millis(),
         latest_ms: req.latest_time.map(|t| t.timestamp_millis()),
         calling_window: req.calling_window.map(DbJson),
         retry_policy: DbJson(retry_policy),
-        attempts: 0,
-        lease_owner: None,
-        lease_until_ms: None,
         metadata: DbJson(metadata),
         variables: DbJson(variables),
-        result: None,
-        created_at: at,
-        updated_at: at,
-        started_at: None,
-        ended_at: None,
+        ..Call::new(team.team_id, "outbound", script_id, timezone, at)
     };
     state.db.insert_call(&call).await?;
     tracing::info!(call_id = %call.id, scheduled = %call.scheduled_time, "call scheduled");
@@ -652,35 +638,13 @@ pub async fn create_web_call(
         .await?
         .ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
     let at = now();
+    let timezone = contact.timezone.clone().unwrap_or_else(|| team.timezone.clone());
     let call = Call {
-        id: new_id(),
-        team_id: team.team_id,
-        call_type: "web".into(),
         // Waiting for the browser to join through the gateway.
         progress: Progress::Ringing.as_str().into(),
-        status: None,
-        end_reason: None,
-        script_id: script.id,
         contact_id: Some(contact.id),
-        from_number: None,
-        to_number: None,
-        timezone: contact.timezone.clone().unwrap_or_else(|| team.timezone.clone()),
-        scheduled_time: at,
-        latest_time: None,
-        due_ms: at.timestamp_millis(),
-        latest_ms: None,
-        calling_window: None,
-        retry_policy: DbJson(RetryPolicy::default()),
         attempts: 1,
-        lease_owner: None,
-        lease_until_ms: None,
-        metadata: DbJson(Map::new()),
-        variables: DbJson(Map::new()),
-        result: None,
-        created_at: at,
-        updated_at: at,
-        started_at: None,
-        ended_at: None,
+        ..Call::new(team.team_id, "web", script.id, timezone, at)
     };
     state.db.insert_call(&call).await?;
     let expires_at = at + chrono::Duration::from_std(web.credential_ttl).unwrap_or(chrono::Duration::minutes(5));

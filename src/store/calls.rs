@@ -53,6 +53,42 @@ pub struct Call {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
+impl Call {
+    /// A new call row with defaults: scheduled now, one attempt allowed, no window, nothing run.
+    /// Callers set what differs with struct update syntax.
+    pub fn new(team_id: Uuid, call_type: &str, script_id: Uuid, timezone: String, at: DateTime<Utc>) -> Self {
+        Call {
+            id: new_id(),
+            team_id,
+            call_type: call_type.into(),
+            progress: Progress::Scheduled.as_str().into(),
+            status: None,
+            end_reason: None,
+            script_id,
+            contact_id: None,
+            from_number: None,
+            to_number: None,
+            timezone,
+            scheduled_time: at,
+            latest_time: None,
+            due_ms: at.timestamp_millis(),
+            latest_ms: None,
+            calling_window: None,
+            retry_policy: Json(RetryPolicy::default()),
+            attempts: 0,
+            lease_owner: None,
+            lease_until_ms: None,
+            metadata: Json(Map::new()),
+            variables: Json(Map::new()),
+            result: None,
+            created_at: at,
+            updated_at: at,
+            started_at: None,
+            ended_at: None,
+        }
+    }
+}
+
 pub(crate) const COLUMNS: &str = "id, team_id, call_type, progress, status, end_reason, script_id, contact_id, \
      from_number, to_number, timezone, scheduled_time, latest_time, due_ms, latest_ms, calling_window, retry_policy, attempts, \
      lease_owner, lease_until_ms, metadata, variables, result, created_at, updated_at, started_at, ended_at";

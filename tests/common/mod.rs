@@ -293,3 +293,26 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// `voxd serve` as a real process on a free port, on the app's database, with a config file.
+pub fn spawn_serve(app: &TestApp, config: &std::path::Path) -> std::process::Child {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::process::Command::new(env!("CARGO_BIN_EXE_voxd"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .env("VOXD_DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start voxd serve")
+}
