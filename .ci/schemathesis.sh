@@ -20,6 +20,8 @@ fi
 voxd="$PWD/target/debug/voxd"
 work="$(mktemp -d)"
 export VOXD_DATA_DIR="$work" VOXD_DATABASE_URL="sqlite://$work/voxd.db"
+# Web calls need a secret shared with the gateway (without one they answer 503, as documented).
+export VOXD_WEB_CALL_SECRET="schemathesis-gateway-secret"
 "$voxd" team create fuzz --requests-per-second 1000000 >/dev/null
 key="$("$voxd" key create --team fuzz | tail -n 1)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
