@@ -304,6 +304,7 @@ fn dispatcher(db: Db, settings: &Settings) -> crate::dispatcher::Dispatcher {
         crate::dispatcher::DispatcherSettings {
             max_concurrent_calls: i64::from(settings.max_concurrent_calls),
             lease: settings.dispatch_lease,
+            calls_per_second_per_number: settings.calls_per_second_per_number,
             ..Default::default()
         },
     )

@@ -71,6 +71,8 @@ pub struct FileConfig {
     pub dispatch_lease_seconds: Option<u64>,
     /// Run no dispatcher in this process (an API-only replica).
     pub dispatcher_disabled: Option<bool>,
+    /// Most calls one caller id places per second (default 10; 0 = no limit).
+    pub calls_per_second_per_number: Option<u32>,
     /// Web calls: the gateway's SIP-over-WebSocket URL, SIP domain, ICE server URLs, the secret
     /// shared with the gateway and TURN server, and how long minted credentials last.
     pub web_call_websocket_url: Option<String>,
@@ -93,6 +95,7 @@ pub struct Settings {
     pub sim_delays: crate::carrier::sim::SimDelays,
     pub dispatch_lease: std::time::Duration,
     pub dispatcher_enabled: bool,
+    pub calls_per_second_per_number: u32,
 }
 
 impl Settings {
@@ -158,6 +161,7 @@ impl Settings {
             allow_private_network: file.allow_private_network.unwrap_or(false),
             dispatch_lease: std::time::Duration::from_secs(file.dispatch_lease_seconds.unwrap_or(120).max(1)),
             dispatcher_enabled: !file.dispatcher_disabled.unwrap_or(false),
+            calls_per_second_per_number: file.calls_per_second_per_number.unwrap_or(10),
             sim_delays: crate::carrier::sim::SimDelays {
                 ring: std::time::Duration::from_millis(file.sim_ring_ms.unwrap_or(2000)),
                 answer: std::time::Duration::from_millis(file.sim_answer_ms.unwrap_or(1000)),

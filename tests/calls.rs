@@ -58,6 +58,8 @@ fn dispatcher(app: &TestApp, clock: &Arc<ManualClock>, owner: &str) -> Dispatche
         Arc::new(tools),
         DispatcherSettings {
             owner: owner.into(),
+            // Pacing per caller id has its own test; here every call comes from one number.
+            calls_per_second_per_number: 0,
             ..Default::default()
         },
     )
@@ -380,9 +382,9 @@ async fn the_concurrency_limit_queues_calls(app: &TestApp) {
         create(app, &call_body(&script_id, phone)).await;
     }
     let at = Utc::now() + Duration::seconds(1);
-    let first = app.db.claim_due_calls(at, "w1", 60_000, 100, 10).await.unwrap();
+    let first = app.db.claim_due_calls(at, "w1", 60_000, 100, 10, 0).await.unwrap();
     assert_eq!((first.claimed.len(), first.queued), (2, 1));
-    let second = app.db.claim_due_calls(at, "w2", 60_000, 100, 10).await.unwrap();
+    let second = app.db.claim_due_calls(at, "w2", 60_000, 100, 10, 0).await.unwrap();
     assert_eq!(
         (second.claimed.len(), second.queued),
         (0, 1),
@@ -404,7 +406,7 @@ async fn the_concurrency_limit_queues_calls(app: &TestApp) {
             .unwrap(),
         "only the lease holder writes"
     );
-    let third = app.db.claim_due_calls(at, "w2", 60_000, 100, 10).await.unwrap();
+    let third = app.db.claim_due_calls(at, "w2", 60_000, 100, 10, 0).await.unwrap();
     assert_eq!(third.claimed.len(), 1);
 }
 
@@ -416,13 +418,13 @@ async fn a_lost_lease_is_recovered_once(app: &TestApp) {
     let at = Utc::now() + Duration::seconds(1);
     let dead = app
         .db
-        .claim_due_calls(at, "dead-worker", 60_000, 100, 10)
+        .claim_due_calls(at, "dead-worker", 60_000, 100, 10, 0)
         .await
         .unwrap();
     assert_eq!(dead.claimed.len(), 1);
     let early = app
         .db
-        .claim_due_calls(at + Duration::seconds(30), "w2", 60_000, 100, 10)
+        .claim_due_calls(at + Duration::seconds(30), "w2", 60_000, 100, 10, 0)
         .await
         .unwrap();
     assert_eq!(
@@ -432,7 +434,7 @@ async fn a_lost_lease_is_recovered_once(app: &TestApp) {
     );
     let late = app
         .db
-        .claim_due_calls(at + Duration::seconds(61), "w2", 60_000, 100, 10)
+        .claim_due_calls(at + Duration::seconds(61), "w2", 60_000, 100, 10, 0)
         .await
         .unwrap();
     assert_eq!(
@@ -666,7 +668,41 @@ async fn web_calls_get_credentials_and_can_be_ended(app: &TestApp) {
     assert_eq!(app.count("calls").await, 4);
 }
 
+async fn caller_ids_are_paced(app: &TestApp) {
+    let script_id = setup(app).await;
+    for phone in ["0429069971", "0429069972", "0429069973"] {
+        create(app, &call_body(&script_id, phone)).await;
+    }
+    let at = Utc::now() + Duration::seconds(1);
+    let first = app.db.claim_due_calls(at, "w1", 60_000, 100, 10, 1000).await.unwrap();
+    assert_eq!(
+        (first.claimed.len(), first.paced),
+        (1, 2),
+        "one call per second from one caller id"
+    );
+    let soon = app
+        .db
+        .claim_due_calls(at + Duration::milliseconds(500), "w1", 60_000, 100, 10, 1000)
+        .await
+        .unwrap();
+    assert_eq!((soon.claimed.len(), soon.paced), (0, 2));
+    let later = app
+        .db
+        .claim_due_calls(at + Duration::milliseconds(1001), "w1", 60_000, 100, 10, 1000)
+        .await
+        .unwrap();
+    assert_eq!((later.claimed.len(), later.paced), (1, 1));
+    assert_eq!(
+        app.get("/api/v1/calls?progress=scheduled").await.ok(200)["calls"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 on_both_backends!(
+    caller_ids_are_paced,
     web_calls_get_credentials_and_can_be_ended,
     the_contract_example_schedules_a_call,
     bad_calls_are_refused_and_write_nothing,

@@ -59,7 +59,11 @@ mod postgres {
         }
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("voxd.toml");
-        std::fs::write(&config, "sim_ring_ms = 5\nsim_answer_ms = 5\n").unwrap();
+        std::fs::write(
+            &config,
+            "sim_ring_ms = 5\nsim_answer_ms = 5\ncalls_per_second_per_number = 0\n",
+        )
+        .unwrap();
         let mut a = common::spawn_serve(&app, &config);
         let mut b = common::spawn_serve(&app, &config);
         // Watch the lines in use as the database sees them (one consistent snapshot per sample).

@@ -28,6 +28,17 @@ pub struct DispatcherSettings {
     pub poll: Duration,
     /// Default per-team concurrent-call limit (a team's own setting wins).
     pub max_concurrent_calls: i64,
+    /// Most calls each caller id places per second (carriers police this); 0: no limit.
+    pub calls_per_second_per_number: u32,
+}
+
+impl DispatcherSettings {
+    fn number_interval_ms(&self) -> i64 {
+        match self.calls_per_second_per_number {
+            0 => 0,
+            cps => (1000 / i64::from(cps)).max(1),
+        }
+    }
 }
 
 impl Default for DispatcherSettings {
@@ -38,6 +49,7 @@ impl Default for DispatcherSettings {
             batch: 100,
             poll: Duration::from_millis(100),
             max_concurrent_calls: 10,
+            calls_per_second_per_number: 10,
         }
     }
 }
@@ -115,7 +127,14 @@ impl Dispatcher {
         let lease = s.lease.as_millis() as i64;
         let claim = self
             .db
-            .claim_due_calls(self.clock.now(), &s.owner, lease, s.batch, s.max_concurrent_calls)
+            .claim_due_calls(
+                self.clock.now(),
+                &s.owner,
+                lease,
+                s.batch,
+                s.max_concurrent_calls,
+                s.number_interval_ms(),
+            )
             .await?;
         if claim.recovered > 0 || claim.expired > 0 {
             tracing::info!(

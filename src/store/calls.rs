@@ -362,6 +362,7 @@ struct Candidate {
     calling_window: Option<Json<CallingWindow>>,
     timezone: String,
     attempts: i32,
+    from_number: Option<String>,
 }
 
 /// What one dispatch pass did.
@@ -377,6 +378,8 @@ pub struct Claim {
     pub queued: usize,
     /// Calls whose worker's lease ran out mid-call (retried or ended).
     pub recovered: usize,
+    /// Calls held back by their caller id's calls-per-second limit (they stay due).
+    pub paced: usize,
 }
 
 const ACTIVE: &str = "('dialing', 'ringing', 'in_progress')";
@@ -394,6 +397,7 @@ impl Db {
         lease_ms: i64,
         batch: i64,
         default_limit: i64,
+        number_interval_ms: i64,
     ) -> Result<Claim> {
         let pg = matches!(self, Db::Postgres(_));
         let lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" };
@@ -403,7 +407,7 @@ impl Db {
         );
         // Only what the checks need: full rows are read back for the calls actually claimed.
         let due = format!(
-            "SELECT id, team_id, progress, due_ms, latest_ms, calling_window, timezone, attempts FROM calls
+            "SELECT id, team_id, progress, due_ms, latest_ms, calling_window, timezone, attempts, from_number FROM calls
              WHERE progress IN ('scheduled', 'queued') AND due_ms <= $1 ORDER BY due_ms, id LIMIT $2{lock}"
         );
         let team_limit = format!(
@@ -411,6 +415,11 @@ impl Db {
             if pg { " FOR UPDATE" } else { "" }
         );
         let active = format!("SELECT COUNT(*) FROM calls WHERE team_id = $1 AND progress IN {ACTIVE}");
+        let last_dial = format!(
+            "SELECT last_dial_ms FROM phone_numbers WHERE team_id = $1 AND number = $2{}",
+            if pg { " FOR UPDATE" } else { "" }
+        );
+        let mut numbers: std::collections::HashMap<(Uuid, String), i64> = Default::default();
         let now_ms = now.timestamp_millis();
         let mut out = Claim::default();
         transaction!(self, tx => {
@@ -451,6 +460,29 @@ impl Db {
                     }
                     out.queued += 1;
                     continue;
+                }
+                if let (true, Some(from)) = (number_interval_ms > 0, &call.from_number) {
+                    let key = (call.team_id, from.clone());
+                    let last = match numbers.get(&key) {
+                        Some(at) => Some(*at),
+                        None => sqlx::query_scalar::<_, Option<i64>>(&last_dial)
+                            .bind(call.team_id)
+                            .bind(from)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .flatten(),
+                    };
+                    if last.is_some_and(|at| now_ms - at < number_interval_ms) {
+                        out.paced += 1;
+                        continue;
+                    }
+                    sqlx::query("UPDATE phone_numbers SET last_dial_ms = $3 WHERE team_id = $1 AND number = $2")
+                        .bind(call.team_id)
+                        .bind(from)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    numbers.insert(key, now_ms);
                 }
                 *busy += 1;
                 let claimed: Call = sqlx::query_as(&format!(
