@@ -17,33 +17,13 @@ use voxd::{
         tools::{RecordingSms, Tools},
     },
     dispatcher::{Dispatcher, DispatcherSettings},
-    domain::{new_id, now},
-    store::calls::PhoneNumber,
 };
 
 const FROM: &str = "+61291234567";
 
-fn example(name: &str) -> Value {
-    let path = format!("{}/examples/scripts/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
-    let script =
-        voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
-    serde_json::to_value(script).unwrap()
-}
-
 /// A script and a caller id for the main team; returns the script id.
 async fn setup(app: &TestApp) -> String {
-    let n = PhoneNumber {
-        id: new_id(),
-        team_id: app.team_id,
-        number: FROM.into(),
-        inbound_script_id: None,
-        created_at: now(),
-    };
-    app.db.add_number(&n).await.unwrap();
-    app.post("/api/v1/scripts", &example("buyer-follow-up")).await.ok(201)["script_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    common::caller_id_and_script(app).await
 }
 
 fn dispatcher(app: &TestApp, clock: &Arc<ManualClock>, owner: &str) -> Dispatcher {
@@ -133,7 +113,10 @@ async fn the_contract_example_schedules_a_call(app: &TestApp) {
 
 async fn bad_calls_are_refused_and_write_nothing(app: &TestApp) {
     let script_id = setup(app).await;
-    let inbound = app.post("/api/v1/scripts", &example("receptionist")).await.ok(201)["script_id"]
+    let inbound = app
+        .post("/api/v1/scripts", &common::example_script("receptionist"))
+        .await
+        .ok(201)["script_id"]
         .as_str()
         .unwrap()
         .to_owned();

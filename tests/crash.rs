@@ -10,10 +10,6 @@ use std::{
 
 use common::TestApp;
 use serde_json::{json, Value};
-use voxd::{
-    domain::{new_id, now},
-    store::calls::PhoneNumber,
-};
 
 const CALLS: usize = 30;
 
@@ -51,22 +47,7 @@ async fn count(app: &TestApp, progress: &str) -> usize {
 }
 
 async fn killed_mid_batch_every_call_ends_once(app: &TestApp) {
-    let n = PhoneNumber {
-        id: new_id(),
-        team_id: app.team_id,
-        number: "+61291234567".into(),
-        inbound_script_id: None,
-        created_at: now(),
-    };
-    app.db.add_number(&n).await.unwrap();
-    let path = format!("{}/examples/scripts/buyer-follow-up.yaml", env!("CARGO_MANIFEST_DIR"));
-    let script =
-        voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let script_id = app
-        .post("/api/v1/scripts", &serde_json::to_value(script).unwrap())
-        .await
-        .ok(201)["script_id"]
-        .clone();
+    let script_id = common::caller_id_and_script(app).await;
     for i in 0..CALLS {
         // Numbers ending in 1: the sim carrier answers.
         let body = json!({"from_number": "+61291234567", "script_id": script_id,

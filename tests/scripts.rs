@@ -7,10 +7,7 @@ use common::TestApp;
 use serde_json::{json, Value};
 
 fn example(name: &str) -> Value {
-    let path = format!("{}/examples/scripts/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
-    let script =
-        voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
-    serde_json::to_value(script).unwrap()
+    common::example_script(name)
 }
 
 async fn scripts_round_trip(app: &TestApp) {

@@ -14,10 +14,7 @@ use chrono::{DateTime, Utc};
 use common::{Backend, TestApp};
 use serde_json::json;
 use uuid::Uuid;
-use voxd::{
-    domain::{new_id, now},
-    store::{calls::PhoneNumber, Db},
-};
+use voxd::store::Db;
 
 const CALLS: usize = 1000;
 const LIMIT: i64 = 5;
@@ -32,26 +29,11 @@ mod postgres {
             return;
         };
         let Db::Postgres(pool) = &app.db else { unreachable!() };
-        let n = PhoneNumber {
-            id: new_id(),
-            team_id: app.team_id,
-            number: "+61291234567".into(),
-            inbound_script_id: None,
-            created_at: now(),
-        };
-        app.db.add_number(&n).await.unwrap();
+        let script_id = common::caller_id_and_script(&app).await;
         app.db
             .set_team_limits(app.team_id, None, Some(LIMIT as i32))
             .await
             .unwrap();
-        let path = format!("{}/examples/scripts/buyer-follow-up.yaml", env!("CARGO_MANIFEST_DIR"));
-        let script =
-            voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let script_id = app
-            .post("/api/v1/scripts", &serde_json::to_value(script).unwrap())
-            .await
-            .ok(201)["script_id"]
-            .clone();
         for i in 0..CALLS {
             let body = json!({"from_number": "+61291234567", "script_id": script_id,
                 "contact": {"phone_number": format!("0412{:05}1", i)}});

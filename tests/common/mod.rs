@@ -316,3 +316,28 @@ pub fn spawn_serve(app: &TestApp, config: &std::path::Path) -> std::process::Chi
         .spawn()
         .expect("start voxd serve")
 }
+
+/// The caller id calls are placed from in tests.
+pub const CALLER_ID: &str = "+61291234567";
+
+/// An example script from `examples/scripts/`, as the JSON the API takes.
+pub fn example_script(name: &str) -> Value {
+    let path = format!("{}/examples/scripts/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let script =
+        voxd::conversation::script::Script::from_yaml_or_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+    serde_json::to_value(script).unwrap()
+}
+
+/// Gives the main team the caller id and the buyer follow-up script; returns the script's id.
+pub async fn caller_id_and_script(app: &TestApp) -> String {
+    let n = voxd::store::calls::PhoneNumber {
+        id: new_id(),
+        team_id: app.team_id,
+        number: CALLER_ID.into(),
+        inbound_script_id: None,
+        created_at: now(),
+    };
+    app.db.add_number(&n).await.unwrap();
+    let r = app.post("/api/v1/scripts", &example_script("buyer-follow-up")).await;
+    r.ok(201)["script_id"].as_str().unwrap().to_owned()
+}
