@@ -9,7 +9,6 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use serde_json::Map;
 use voxd::{
     carrier::sim::{SimCarrier, SimDelays},
     conversation::{brain::rules::RulesBrain, engine::SystemClock, script::Script, tools},
@@ -56,14 +55,7 @@ async fn setup(dir: &tempfile::TempDir, name: &str, limit: i32) -> Setup {
         ValidContact {
             phone_number: "+61429069971".into(),
             first_name: Some("John".into()),
-            last_name: None,
-            email: None,
-            title: None,
-            company: None,
-            address: None,
-            location: None,
-            timezone: None,
-            metadata: Map::new(),
+            ..Default::default()
         },
         new_id(),
         now(),

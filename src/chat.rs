@@ -15,14 +15,28 @@ use crate::conversation::{
     tools::{RecordingSms, Tools},
 };
 
-pub struct ChatOptions {
+/// `voxd chat` options.
+#[derive(Debug, clap::Args)]
+pub struct ChatArgs {
+    /// The script, YAML or JSON.
+    #[arg(long)]
     pub script: std::path::PathBuf,
+    /// rules (offline, default), openai or hybrid (VOXD_OPENAI_* settings).
+    #[arg(long, default_value = "rules")]
     pub brain: String,
+    /// The callee's first name, for {{contact.first_name}}.
+    #[arg(long)]
     pub first_name: Option<String>,
+    #[arg(long)]
     pub phone: Option<String>,
+    #[arg(long)]
     pub email: Option<String>,
-    pub timezone: chrono_tz::Tz,
-    pub region: phonenumber::country::Id,
+    #[arg(long, default_value = "Australia/Sydney")]
+    pub timezone: String,
+    #[arg(long, default_value = "AU")]
+    pub region: String,
+    /// Let webhook tools reach private and loopback addresses.
+    #[arg(long)]
     pub allow_private_network: bool,
 }
 
@@ -37,11 +51,16 @@ pub fn load_script(path: &Path) -> anyhow::Result<Script> {
     Ok(script)
 }
 
-pub async fn run(opts: ChatOptions) -> anyhow::Result<()> {
+pub async fn run(opts: ChatArgs) -> anyhow::Result<()> {
+    let timezone: chrono_tz::Tz = opts
+        .timezone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{}` is not an IANA time zone", opts.timezone))?;
+    let region = crate::domain::phone::parse_region(&opts.region).map_err(anyhow::Error::msg)?;
     let script = Arc::new(load_script(&opts.script)?);
     let brain = brain::from_name(&opts.brain).map_err(anyhow::Error::msg)?;
     let sms = Arc::new(RecordingSms::default());
-    let tools = Arc::new(Tools::new(opts.allow_private_network, sms.clone(), opts.region).with_timezone(opts.timezone));
+    let tools = Arc::new(Tools::new(opts.allow_private_network, sms.clone(), region).with_timezone(timezone));
     let vars = json!({
         "contact": {"first_name": opts.first_name, "phone_number": opts.phone, "email": opts.email},
         "call": {"type": "web", "simulated": true},

@@ -49,28 +49,7 @@ enum Command {
     #[command(subcommand)]
     Simulate(SimulateCommand),
     /// Talk to a script in the terminal, as the callee (no database needed).
-    Chat {
-        /// The script, YAML or JSON.
-        #[arg(long)]
-        script: std::path::PathBuf,
-        /// rules (offline, default), openai or hybrid (VOXD_OPENAI_* settings).
-        #[arg(long, default_value = "rules")]
-        brain: String,
-        /// The callee's first name, for {{contact.first_name}}.
-        #[arg(long)]
-        first_name: Option<String>,
-        #[arg(long)]
-        phone: Option<String>,
-        #[arg(long)]
-        email: Option<String>,
-        #[arg(long, default_value = "Australia/Sydney")]
-        timezone: String,
-        #[arg(long, default_value = "AU")]
-        region: String,
-        /// Let webhook tools reach private and loopback addresses.
-        #[arg(long)]
-        allow_private_network: bool,
-    },
+    Chat(crate::chat::ChatArgs),
 }
 
 #[derive(Subcommand)]
@@ -188,33 +167,9 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Chat {
-        script,
-        brain,
-        first_name,
-        phone,
-        email,
-        timezone,
-        region,
-        allow_private_network,
-    } = cli.command
-    {
+    if let Command::Chat(args) = cli.command {
         init_logging(cli.global.log_format.unwrap_or_default(), false);
-        let timezone = timezone
-            .parse()
-            .map_err(|_| anyhow::anyhow!("`{timezone}` is not an IANA time zone"))?;
-        let region = phone::parse_region(&region).map_err(anyhow::Error::msg)?;
-        let opts = crate::chat::ChatOptions {
-            script,
-            brain,
-            first_name,
-            phone,
-            email,
-            timezone,
-            region,
-            allow_private_network,
-        };
-        return crate::chat::run(opts).await;
+        return crate::chat::run(args).await;
     }
     let serve_args = match &cli.command {
         Command::Serve(args) => Some(args),
@@ -239,7 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(SimulateCommand::Inbound { to, from, persona }) => {
             simulate_inbound(&db, &settings, &to, &from, &persona).await
         }
-        Command::Chat { .. } => unreachable!("handled before opening the database"),
+        Command::Chat(_) => unreachable!("handled before opening the database"),
     };
     db.close().await;
     result
@@ -537,15 +492,7 @@ async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, pe
     let region = phone::parse_region(&team.region).map_err(anyhow::Error::msg)?;
     let caller = crate::domain::contact::ContactInput {
         phone_number: from.to_owned(),
-        first_name: None,
-        last_name: None,
-        email: None,
-        title: None,
-        company: None,
-        address: None,
-        location: None,
-        timezone: None,
-        metadata: None,
+        ..Default::default()
     }
     .validate(region, "")
     .map_err(|e| anyhow::anyhow!("{e}"))?;

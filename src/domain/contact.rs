@@ -14,7 +14,7 @@ pub const METADATA_MAX_BYTES: usize = 16 * 1024;
 
 /// A contact as a client sends it (create-contact, list items). Unknown fields are refused so that a
 /// misspelt field is an error, not silently lost data.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
     /// Any common format; normalised to E.164 with the team's region (`0429069971` → `+61429069971`).
@@ -44,7 +44,7 @@ pub struct ContactInput {
 }
 
 /// A contact that passed validation, phone in E.164.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ValidContact {
     pub phone_number: String,
     pub first_name: Option<String>,
