@@ -3,6 +3,7 @@
 //! `api` speaks HTTP, `domain` holds the rules (no I/O), `store` persists to SQLite or PostgreSQL.
 
 pub mod api;
+pub mod automations;
 pub mod carrier;
 pub mod chat;
 pub mod cli;

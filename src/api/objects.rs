@@ -56,7 +56,7 @@ impl ValidationMode {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "warn" => ValidationMode::Warn,
             "strict" => ValidationMode::Strict,

@@ -73,6 +73,36 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// An HTTP client for requests to addresses users configure (tools, automation steps, event
+/// webhooks): no redirects (a public URL must not bounce inside), and unless `allow_private`, names
+/// that resolve only to private addresses are refused at connect time.
+pub fn outbound_client(allow_private: bool, timeout: Duration) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    if !allow_private {
+        builder = builder.dns_resolver(Arc::new(PublicOnly));
+    }
+    builder.build().expect("HTTP client")
+}
+
+/// Parses an http(s) URL and, unless `allow_private`, refuses private IP literals (names are
+/// checked by [`outbound_client`]'s resolver).
+pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, String> {
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+        _ => return Err(format!("`{url}` is not an http(s) URL")),
+    };
+    if !allow_private {
+        let host = parsed.host_str().unwrap_or_default();
+        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+        if literal.is_some_and(is_private) {
+            return Err(format!("{url} is a private address, which is not allowed"));
+        }
+    }
+    Ok(parsed)
+}
+
 /// Resolves names and drops private addresses, so the connection can only go to public ones.
 struct PublicOnly;
 
@@ -98,14 +128,8 @@ impl Resolve for PublicOnly {
 impl Tools {
     /// `allow_private`: let requests reach private and loopback addresses (tests, on-premise CRMs).
     pub fn new(allow_private: bool, sms: Arc<dyn SmsSender>, region: phonenumber::country::Id) -> Self {
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none());
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
-        }
         Tools {
-            http: builder.build().expect("HTTP client"),
+            http: outbound_client(allow_private, Duration::from_secs(10)),
             allow_private,
             sms,
             region,
@@ -174,21 +198,10 @@ impl Tools {
             }
         };
         let url = vars::render(url, vars);
-        let parsed = match reqwest::Url::parse(&url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
-            _ => return fail(format!("`{url}` is not an http(s) URL")),
+        let parsed = match check_url(&url, self.allow_private) {
+            Ok(u) => u,
+            Err(e) => return fail(e),
         };
-        if !self.allow_private {
-            let host = parsed.host_str().unwrap_or_default();
-            let literal = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .ok();
-            if literal.is_some_and(is_private) {
-                return fail(format!("{url} is a private address, which is not allowed"));
-            }
-        }
         let Ok(method) = method.to_uppercase().parse::<reqwest::Method>() else {
             return fail(format!("`{method}` is not an HTTP method"));
         };

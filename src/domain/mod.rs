@@ -1,6 +1,7 @@
 //! Domain rules: validation and normalisation with no I/O. Handlers call these before touching the store.
 
 pub mod api_key;
+pub mod automation;
 pub mod call;
 pub mod contact;
 pub mod json_path;

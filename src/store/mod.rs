@@ -3,6 +3,7 @@
 //! once where both dialects agree (`$1` placeholders work on both), in the module of the resource
 //! they serve; each backend keeps its own migrations with its native column types.
 
+pub mod automations;
 pub mod calls;
 pub mod contacts;
 pub mod idempotency;
@@ -11,6 +12,7 @@ pub mod lists;
 pub mod objects;
 pub mod scripts;
 pub mod teams;
+pub mod webhooks;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
