@@ -42,6 +42,9 @@ enum Command {
     /// Manage scripts.
     #[command(subcommand)]
     Script(ScriptCommand),
+    /// Manage automations.
+    #[command(subcommand)]
+    Automation(AutomationCommand),
     /// Manage a team's phone numbers (caller ids).
     #[command(subcommand)]
     Number(NumberCommand),
@@ -90,6 +93,17 @@ enum NumberCommand {
 #[derive(Subcommand)]
 enum ScriptCommand {
     /// Validate a script file (YAML or JSON), store it for a team and print its id.
+    Import {
+        #[arg(long)]
+        team: String,
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AutomationCommand {
+    /// Validate an automation file (YAML or JSON), store it for a team and print its id, and for a
+    /// webhook trigger its hook path (and secret, when signed): they are shown only now.
     Import {
         #[arg(long)]
         team: String,
@@ -190,6 +204,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Team(cmd) => team(&db, cmd).await,
         Command::Key(cmd) => key(&db, cmd).await,
         Command::Script(ScriptCommand::Import { team, file }) => import_script(&db, &team, &file).await,
+        Command::Automation(AutomationCommand::Import { team, file }) => import_automation(&db, &team, &file).await,
         Command::Number(cmd) => number(&db, cmd).await,
         Command::Simulate(SimulateCommand::Inbound { to, from, persona }) => {
             simulate_inbound(&db, &settings, &to, &from, &persona).await
@@ -229,14 +244,27 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
             let _ = stop_rx.await;
         }))
     });
+    let (auto_stop_tx, auto_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let automating = if settings.automations_enabled {
+        let runner = automation_runner(db.clone(), &settings)?;
+        Some(tokio::spawn(runner.run(async {
+            let _ = auto_stop_rx.await;
+        })))
+    } else {
+        None
+    };
     let app = api::router(AppState::new(db, settings.api));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     // Calls in flight finish their current pass; a call cut short is recovered by its lease.
     let _ = stop_tx.send(());
+    let _ = auto_stop_tx.send(());
     if let Some(d) = dispatching {
         let _ = d.await;
+    }
+    if let Some(a) = automating {
+        let _ = a.await;
     }
     expiry.abort();
     tracing::info!("stopped: in-flight requests finished");
@@ -263,6 +291,21 @@ fn dispatcher(db: Db, settings: &Settings) -> crate::dispatcher::Dispatcher {
             ..Default::default()
         },
     )
+}
+
+/// The automation worker of `serve`: email through the configured SMTP relay; no SMS channel yet.
+fn automation_runner(db: Db, settings: &Settings) -> anyhow::Result<crate::automations::Runner> {
+    use crate::automations::notify::{Channels, Smtp};
+    let smtp = match &settings.smtp_url {
+        Some(url) => Some(Smtp::new(url, &settings.smtp_from).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    Ok(crate::automations::Runner::new(
+        db,
+        Arc::new(crate::conversation::engine::SystemClock),
+        Arc::new(Channels { smtp, sms: None }),
+        settings.automations.clone(),
+    ))
 }
 
 async fn expire_idempotency_keys(db: Db) {
@@ -423,6 +466,26 @@ async fn import_script(db: &Db, team: &str, file: &std::path::Path) -> anyhow::R
     let script = crate::chat::load_script(file)?;
     let stored = db.insert_script(team.id, new_id(), &script, now()).await?;
     println!("{}", stored.id);
+    Ok(())
+}
+
+async fn import_automation(db: &Db, team: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let team = find_team(db, team).await?;
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    // YAML is a superset of JSON, so one parser reads both.
+    let value: serde_json::Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let def = crate::domain::automation::parse(value).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let (a, hook) = crate::api::automations::create_automation(db, team.id, def)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", a.id);
+    if let Some(h) = hook {
+        println!("hook: {}", h.path);
+        if let Some(secret) = h.secret {
+            println!("secret: {secret}");
+        }
+    }
     Ok(())
 }
 

@@ -73,6 +73,21 @@ pub struct FileConfig {
     pub dispatcher_disabled: Option<bool>,
     /// Most calls one caller id places per second (default 10; 0 = no limit).
     pub calls_per_second_per_number: Option<u32>,
+    /// Run no automation worker in this process (executions and webhooks run elsewhere).
+    pub automations_disabled: Option<bool>,
+    /// How long an automation worker's claim on an execution or delivery lasts (default 60 s):
+    /// after a crash, work in flight is resumed this long later.
+    pub automation_lease_seconds: Option<u64>,
+    /// Tries of an automation step that fails transiently before its execution is dead-lettered
+    /// (default 5), and of an event webhook delivery (default 8).
+    pub automation_step_attempts: Option<i32>,
+    pub webhook_delivery_attempts: Option<i32>,
+    /// First retry delay in milliseconds (default 2000), doubling up to `retry_cap_seconds` (600).
+    pub retry_base_ms: Option<u64>,
+    pub retry_cap_seconds: Option<u64>,
+    /// Email for notification steps: an SMTP relay (`smtp://host:port`) and the sender address.
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
     /// Web calls: the gateway's SIP-over-WebSocket URL, SIP domain, ICE server URLs, the secret
     /// shared with the gateway and TURN server, and how long minted credentials last.
     pub web_call_websocket_url: Option<String>,
@@ -96,6 +111,10 @@ pub struct Settings {
     pub dispatch_lease: std::time::Duration,
     pub dispatcher_enabled: bool,
     pub calls_per_second_per_number: u32,
+    pub automations: crate::automations::AutomationSettings,
+    pub automations_enabled: bool,
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
 }
 
 impl Settings {
@@ -162,6 +181,30 @@ impl Settings {
             dispatch_lease: std::time::Duration::from_secs(file.dispatch_lease_seconds.unwrap_or(120).max(1)),
             dispatcher_enabled: !file.dispatcher_disabled.unwrap_or(false),
             calls_per_second_per_number: file.calls_per_second_per_number.unwrap_or(10),
+            automations: {
+                let d = crate::automations::AutomationSettings::default();
+                crate::automations::AutomationSettings {
+                    lease: file
+                        .automation_lease_seconds
+                        .map(|s| std::time::Duration::from_secs(s.max(1)))
+                        .unwrap_or(d.lease),
+                    step_attempts: file.automation_step_attempts.unwrap_or(d.step_attempts).max(1),
+                    delivery_attempts: file.webhook_delivery_attempts.unwrap_or(d.delivery_attempts).max(1),
+                    retry_base: file
+                        .retry_base_ms
+                        .map(std::time::Duration::from_millis)
+                        .unwrap_or(d.retry_base),
+                    retry_cap: file
+                        .retry_cap_seconds
+                        .map(std::time::Duration::from_secs)
+                        .unwrap_or(d.retry_cap),
+                    allow_private_network: file.allow_private_network.unwrap_or(false),
+                    ..d
+                }
+            },
+            automations_enabled: !file.automations_disabled.unwrap_or(false),
+            smtp_url: std::env::var("VOXD_SMTP_URL").ok().or(file.smtp_url),
+            smtp_from: file.smtp_from.unwrap_or_else(|| "voxd@localhost".into()),
             sim_delays: crate::carrier::sim::SimDelays {
                 ring: std::time::Duration::from_millis(file.sim_ring_ms.unwrap_or(2000)),
                 answer: std::time::Duration::from_millis(file.sim_answer_ms.unwrap_or(1000)),

@@ -1,10 +1,12 @@
 //! The HTTP API: routes, middleware and the handlers of each resource.
 
 pub mod auth;
+pub mod automations;
 pub mod calls;
 pub mod contacts;
 pub mod error;
 pub mod extract;
+pub mod hooks;
 pub mod idempotency;
 pub mod lists;
 pub mod objects;
@@ -12,6 +14,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 pub mod scripts;
+pub mod webhooks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -147,6 +150,26 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/scripts/{script_id}",
             get(scripts::get).put(scripts::replace).delete(scripts::delete),
         )
+        .route("/api/v1/automations", post(automations::create).get(automations::list))
+        .route(
+            "/api/v1/automations/{automation_id}",
+            get(automations::get).put(automations::replace).delete(automations::delete),
+        )
+        .route("/api/v1/automations/{automation_id}/enable", post(automations::enable))
+        .route("/api/v1/automations/{automation_id}/disable", post(automations::disable))
+        .route("/api/v1/automations/{automation_id}/rotate-hook", post(automations::rotate_hook))
+        .route("/api/v1/executions", get(automations::list_executions))
+        .route("/api/v1/executions/{execution_id}", get(automations::get_execution))
+        .route("/api/v1/executions/{execution_id}/retry", post(automations::retry_execution))
+        .route("/api/v1/webhook-endpoints", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/api/v1/webhook-endpoints/{endpoint_id}",
+            get(webhooks::get).put(webhooks::replace).delete(webhooks::delete),
+        )
+        .route("/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret", post(webhooks::rotate_secret))
+        .route("/api/v1/webhook-endpoints/{endpoint_id}/deliveries", get(webhooks::list_deliveries))
+        .route("/api/v1/webhook-deliveries/{delivery_id}", get(webhooks::get_delivery))
+        .route("/api/v1/webhook-deliveries/{delivery_id}/redeliver", post(webhooks::redeliver))
         // Layers run outside-in: authenticate (and rate-limit), then idempotency, then the handler.
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::middleware));
@@ -155,6 +178,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/openapi.json", get(openapi::spec))
         .route("/docs", get(openapi::docs))
+        // The token in the path is the credential: no API key, so outside the team routes.
+        .route("/api/v1/hooks/{token}", post(hooks::receive))
         .merge(team_routes)
         .fallback(not_found)
         .layer(middleware::from_fn(envelope_bare_errors))

@@ -15,7 +15,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{calls, contacts, error::ErrorBody, lists, objects, scripts};
+use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, objects, scripts, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,11 +39,19 @@ use super::{calls, contacts, error::ErrorBody, lists, objects, scripts};
         scripts::create, scripts::list, scripts::get, scripts::replace, scripts::delete,
         calls::create_phone_call, calls::get_call, calls::list_calls, calls::cancel_call, calls::reschedule_call,
         calls::get_call_result, calls::call_events, calls::create_web_call, calls::end_web_call,
+        automations::create, automations::list, automations::get, automations::replace, automations::delete,
+        automations::enable, automations::disable, automations::rotate_hook,
+        automations::list_executions, automations::get_execution, automations::retry_execution,
+        hooks::receive,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::replace, webhooks::delete, webhooks::rotate_secret,
+        webhooks::list_deliveries, webhooks::get_delivery, webhooks::redeliver,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Conventions),
     tags(
-        (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"), (name = "Calls"), (name = "Scripts"),
+        (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"), (name = "Calls"), (name = "Scripts"), (name = "Automations"),
+        (name = "Webhooks"),
+        (name = "Automations"), (name = "Webhooks"),
     ),
 )]
 pub struct ApiDoc;
