@@ -57,7 +57,7 @@ pub fn signature_ok(secret: &str, header: Option<&str>, body: &[u8]) -> bool {
 /// No API key: the token is the credential. When the automation is signed, `X-Webhook-Signature`
 /// must be the hex HMAC-SHA256 of the raw body with its secret (`sha256=` prefix optional).
 /// `X-Idempotency-Key` makes retries safe for 24 hours: a repeat answers 200 with the first
-/// execution's id and starts nothing. Each token is rate-limited like an API key.
+/// execution's id and starts nothing. Each hook is rate-limited at the team's request rate.
 #[utoipa::path(post, path = "/api/v1/hooks/{token}", tag = "Webhooks", operation_id = "triggerAutomationWebhook",
     security(()),
     params(
@@ -92,9 +92,12 @@ async fn accept(state: &AppState, token: &str, req: Request) -> ApiResult<(Statu
         Some(a) if a.enabled => a,
         _ => return Err(unknown()),
     };
-    let decision = state
-        .limiter
-        .check(automation.id, state.settings.requests_per_second, Instant::now());
+    // The team's own request rate, as for its API keys, counted per hook.
+    let team_rate = state.db.find_team(&automation.team_id.to_string()).await?;
+    let rate = team_rate
+        .and_then(|t| t.requests_per_second)
+        .map_or(state.settings.requests_per_second, |r| r.max(1) as u32);
+    let decision = state.limiter.check(automation.id, rate, Instant::now());
     if !decision.allowed {
         tracing::info!(automation_id = %automation.id, "hook rate limited");
         return Err(ApiError::RateLimited {

@@ -341,3 +341,126 @@ pub async fn caller_id_and_script(app: &TestApp) -> String {
     let r = app.post("/api/v1/scripts", &example_script("buyer-follow-up")).await;
     r.ok(201)["script_id"].as_str().unwrap().to_owned()
 }
+
+/// A dispatcher on the app's database with the `sim` carrier (no delays) and the rules brain.
+pub fn sim_dispatcher(
+    app: &TestApp,
+    clock: std::sync::Arc<voxd::conversation::engine::ManualClock>,
+) -> voxd::dispatcher::Dispatcher {
+    use std::sync::Arc;
+    use voxd::{
+        carrier::sim::{SimCarrier, SimDelays},
+        conversation::{
+            brain::rules::RulesBrain,
+            tools::{RecordingSms, Tools},
+        },
+        dispatcher::{Dispatcher, DispatcherSettings},
+    };
+    let tools = Tools::new(true, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU);
+    Dispatcher::new(
+        app.db.clone(),
+        clock,
+        Arc::new(SimCarrier {
+            delays: SimDelays::default(),
+        }),
+        Arc::new(RulesBrain),
+        Arc::new(tools),
+        DispatcherSettings {
+            calls_per_second_per_number: 0,
+            ..Default::default()
+        },
+    )
+}
+
+/// What a [`Receiver`] was sent: headers (lower-case names) and JSON body.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: Value,
+}
+
+/// An HTTP server on 127.0.0.1 that records every POST and answers 200, or 503 while `down`.
+pub struct Receiver {
+    pub url: String,
+    pub got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        use axum::{extract::State, http::HeaderMap, routing::post};
+        use std::sync::{atomic::AtomicBool, Arc, Mutex};
+        type Shared = (Arc<Mutex<Vec<Received>>>, Arc<AtomicBool>);
+        async fn record(
+            State((got, down)): State<Shared>,
+            uri: axum::http::Uri,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> (axum::http::StatusCode, axum::Json<Value>) {
+            got.lock().unwrap().push(Received {
+                path: uri.path().to_owned(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                    .collect(),
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            });
+            if down.load(std::sync::atomic::Ordering::SeqCst) {
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": "down"})))
+            } else {
+                (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"ok": true, "crm_id": "crm-42"})))
+            }
+        }
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(AtomicBool::new(false));
+        let app = axum::Router::new()
+            .route("/{*path}", post(record))
+            .with_state((got.clone(), down.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Receiver { url, got, down, task }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An automation runner on the app's database for tests: loopback allowed, short retries.
+pub fn test_runner(
+    app: &TestApp,
+    notifier: std::sync::Arc<dyn voxd::automations::notify::Notifier>,
+) -> voxd::automations::Runner {
+    voxd::automations::Runner::new(
+        app.db.clone(),
+        std::sync::Arc::new(voxd::conversation::engine::SystemClock),
+        notifier,
+        voxd::automations::AutomationSettings {
+            allow_private_network: true,
+            retry_base: std::time::Duration::from_millis(20),
+            retry_cap: std::time::Duration::from_millis(100),
+            step_attempts: 3,
+            delivery_attempts: 50,
+            ..Default::default()
+        },
+    )
+}
+
+/// Hex HMAC-SHA256 of a body, as `X-Webhook-Signature` wants it.
+pub fn hook_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
