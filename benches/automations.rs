@@ -131,7 +131,9 @@ async fn round(n: usize, concurrency: usize) -> [f64; 4] {
         ]
     }))
     .unwrap();
-    let (_, hook) = voxd::api::automations::create_automation(&db, team.id, def).await.unwrap();
+    let (_, hook) = voxd::api::automations::create_automation(&db, team.id, def)
+        .await
+        .unwrap();
     let hook_url = format!("{base}{}", hook.unwrap().path);
     let hooks = post_loop(&hook_url, n, concurrency, 202).await;
 
@@ -140,7 +142,11 @@ async fn round(n: usize, concurrency: usize) -> [f64; 4] {
     let started = Instant::now();
     r.run_until_idle(100_000).await.unwrap();
     let executions = n as f64 / started.elapsed().as_secs_f64();
-    assert_eq!(hits.load(Ordering::Relaxed) - before, n, "every execution reached the receiver");
+    assert_eq!(
+        hits.load(Ordering::Relaxed) - before,
+        n,
+        "every execution reached the receiver"
+    );
 
     // Deliveries: an endpoint on call.scheduled, then n calls scheduled (one event each).
     let endpoint = voxd::store::webhooks::Endpoint {
@@ -181,9 +187,14 @@ async fn round(n: usize, concurrency: usize) -> [f64; 4] {
 fn main() {
     let n = env("BENCH_N", 2000);
     let concurrency = env("BENCH_CONCURRENCY", 16);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     println!("automations on SQLite, {n} items per figure, {concurrency} concurrent clients");
-    println!("| round | bare POST/s | hooks accepted/s | ratio | executions/s (3 steps) | ratio | deliveries/s | ratio |");
+    println!(
+        "| round | bare POST/s | hooks accepted/s | ratio | executions/s (3 steps) | ratio | deliveries/s | ratio |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for i in 1..=3 {
         let [b, h, e, d] = rt.block_on(round(n, concurrency));

@@ -56,13 +56,26 @@ async fn killed_mid_execution_each_completes_once_with_one_call(app: &TestApp) {
     let mut first = common::spawn_serve(app, &config);
     let deadline = Instant::now() + Duration::from_secs(30);
     while receiver.received().len() < 3 {
-        assert!(Instant::now() < deadline, "the first server never finished an execution");
+        assert!(
+            Instant::now() < deadline,
+            "the first server never finished an execution"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Command::new("kill").args(["-9", &first.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &first.id().to_string()])
+        .status()
+        .unwrap();
     first.wait().unwrap();
-    let completed_before = executions(app).await.iter().filter(|e| e["status"] == "Completed").count();
-    assert!(completed_before < EXECUTIONS, "the kill came mid-way ({completed_before} had completed)");
+    let completed_before = executions(app)
+        .await
+        .iter()
+        .filter(|e| e["status"] == "Completed")
+        .count();
+    assert!(
+        completed_before < EXECUTIONS,
+        "the kill came mid-way ({completed_before} had completed)"
+    );
 
     let mut second = common::spawn_serve(app, &config);
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -84,7 +97,10 @@ async fn killed_mid_execution_each_completes_once_with_one_call(app: &TestApp) {
     let all = executions(app).await;
     assert_eq!(all.len(), EXECUTIONS);
     // One call per execution, and every call ended once.
-    let calls = app.get("/api/v1/calls?limit=200").await.ok(200)["calls"].as_array().unwrap().clone();
+    let calls = app.get("/api/v1/calls?limit=200").await.ok(200)["calls"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(calls.len(), EXECUTIONS, "a create-call step placed a second call");
     let mut per_execution: HashMap<String, usize> = HashMap::new();
     for c in &calls {
@@ -96,7 +112,9 @@ async fn killed_mid_execution_each_completes_once_with_one_call(app: &TestApp) {
     assert_eq!(per_execution.len(), EXECUTIONS);
     for e in &all {
         assert_eq!(per_execution[e["id"].as_str().unwrap()], 1);
-        let one = app.get(&format!("/api/v1/executions/{}", e["id"].as_str().unwrap())).await;
+        let one = app
+            .get(&format!("/api/v1/executions/{}", e["id"].as_str().unwrap()))
+            .await;
         let steps = one.ok(200)["execution"]["steps"].as_array().unwrap().clone();
         assert_eq!(steps.len(), 4);
         assert!(steps.iter().all(|s| s["status"] == "Completed"), "{steps:?}");

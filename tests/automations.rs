@@ -20,7 +20,13 @@ fn clock() -> Arc<ManualClock> {
 }
 
 /// POSTs a body to a hook with optional signature and idempotency key.
-async fn hook(app: &TestApp, path: &str, body: &[u8], signature: Option<&str>, idem: Option<&str>) -> common::TestResponse {
+async fn hook(
+    app: &TestApp,
+    path: &str,
+    body: &[u8],
+    signature: Option<&str>,
+    idem: Option<&str>,
+) -> common::TestResponse {
     let mut req = axum::http::Request::builder()
         .method(Method::POST)
         .uri(path)
@@ -61,7 +67,9 @@ fn pipeline(script_id: &str, receiver: &str) -> Value {
 async fn signed_hook_places_a_call_and_syncs_the_result(app: &TestApp) {
     let script_id = common::caller_id_and_script(app).await;
     let receiver = Receiver::start().await;
-    let created = app.post("/api/v1/automations", &pipeline(&script_id, &receiver.url)).await;
+    let created = app
+        .post("/api/v1/automations", &pipeline(&script_id, &receiver.url))
+        .await;
     let body = created.ok(201);
     let path = body["hook"]["path"].as_str().unwrap().to_owned();
     let secret = body["hook"]["secret"].as_str().unwrap().to_owned();
@@ -103,7 +111,12 @@ async fn signed_hook_places_a_call_and_syncs_the_result(app: &TestApp) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["key"].as_str().unwrap().to_owned(), s["status"].as_str().unwrap().to_owned()))
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let want = [
         ("0", "Completed"),
@@ -117,7 +130,9 @@ async fn signed_hook_places_a_call_and_syncs_the_result(app: &TestApp) {
     ];
     assert_eq!(
         steps,
-        want.iter().map(|(k, s)| (k.to_string(), s.to_string())).collect::<Vec<_>>()
+        want.iter()
+            .map(|(k, s)| (k.to_string(), s.to_string()))
+            .collect::<Vec<_>>()
     );
     let by_key: HashMap<&str, &Value> = ex["steps"]
         .as_array()
@@ -131,12 +146,17 @@ async fn signed_hook_places_a_call_and_syncs_the_result(app: &TestApp) {
     assert_eq!(by_key["4"]["output"]["body"]["crm_id"], "crm-42");
     assert_eq!(by_key["5"]["output"]["branch"], "then");
     assert_eq!(ex["context"]["call"]["status"], "completed");
-    assert!(ex["context"]["call"]["call_summary"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(ex["context"]["call"]["call_summary"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
 
     let got = receiver.received();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].path, "/crm/12345");
-    assert_eq!(got[0].body, json!({"status": "completed", "name": "ADA", "call_id": call_id}));
+    assert_eq!(
+        got[0].body,
+        json!({"status": "completed", "name": "ADA", "call_id": call_id})
+    );
     let sent = notifier.0.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].channel, Channel::Sms);
@@ -167,7 +187,10 @@ async fn bad_hook_requests_are_refused_and_create_nothing(app: &TestApp) {
     let payload = br#"{"a": 1}"#;
     let good = hook_signature(&secret, payload);
 
-    assert!(hook(app, &path, payload, None, None).await.error(401).contains("required"));
+    assert!(hook(app, &path, payload, None, None)
+        .await
+        .error(401)
+        .contains("required"));
     assert!(hook(app, &path, payload, Some(&hook_signature("wrong", payload)), None)
         .await
         .error(401)
@@ -175,16 +198,30 @@ async fn bad_hook_requests_are_refused_and_create_nothing(app: &TestApp) {
     hook(app, &path, payload, Some("sha256=nothex"), None).await.error(401);
     // A signature of another body.
     hook(app, &path, br#"{"a": 2}"#, Some(&good), None).await.error(401);
-    hook(app, "/api/v1/hooks/hk_unknown", payload, None, None).await.error(404);
-    let not_json = b"{not json";
-    hook(app, &path, not_json, Some(&hook_signature(&secret, not_json)), None).await.error(400);
-    let array = b"[1, 2]";
-    hook(app, &path, array, Some(&hook_signature(&secret, array)), None).await.error(400);
-    let huge = format!("{{\"x\": \"{}\"}}", "y".repeat(1024 * 1024 + 1));
-    hook(app, &path, huge.as_bytes(), Some(&hook_signature(&secret, huge.as_bytes())), None)
+    hook(app, "/api/v1/hooks/hk_unknown", payload, None, None)
         .await
-        .error(413);
-    hook(app, &path, payload, Some(&good), Some(&"k".repeat(256))).await.error(400);
+        .error(404);
+    let not_json = b"{not json";
+    hook(app, &path, not_json, Some(&hook_signature(&secret, not_json)), None)
+        .await
+        .error(400);
+    let array = b"[1, 2]";
+    hook(app, &path, array, Some(&hook_signature(&secret, array)), None)
+        .await
+        .error(400);
+    let huge = format!("{{\"x\": \"{}\"}}", "y".repeat(1024 * 1024 + 1));
+    hook(
+        app,
+        &path,
+        huge.as_bytes(),
+        Some(&hook_signature(&secret, huge.as_bytes())),
+        None,
+    )
+    .await
+    .error(413);
+    hook(app, &path, payload, Some(&good), Some(&"k".repeat(256)))
+        .await
+        .error(400);
     assert_eq!(app.count("executions").await, 0);
 
     // The same idempotency key: one execution, the replay names it.
@@ -196,18 +233,30 @@ async fn bad_hook_requests_are_refused_and_create_nothing(app: &TestApp) {
     assert_eq!(app.count("executions").await, 1);
 
     // Disabled: the token is unknown until enabled again.
-    app.post(&format!("/api/v1/automations/{id}/disable"), &json!({})).await.ok(200);
+    app.post(&format!("/api/v1/automations/{id}/disable"), &json!({}))
+        .await
+        .ok(200);
     hook(app, &path, payload, Some(&good), None).await.error(404);
-    app.post(&format!("/api/v1/automations/{id}/enable"), &json!({})).await.ok(200);
+    app.post(&format!("/api/v1/automations/{id}/enable"), &json!({}))
+        .await
+        .ok(200);
     hook(app, &path, payload, Some(&good), None).await.ok(202);
     // Rotation: the old token stops working, the new one works with the new secret.
-    let rotated = app.post(&format!("/api/v1/automations/{id}/rotate-hook"), &json!({})).await;
+    let rotated = app
+        .post(&format!("/api/v1/automations/{id}/rotate-hook"), &json!({}))
+        .await;
     let new_path = rotated.ok(200)["hook"]["path"].as_str().unwrap().to_owned();
     let new_secret = rotated.body["hook"]["secret"].as_str().unwrap().to_owned();
     hook(app, &path, payload, Some(&good), None).await.error(404);
-    hook(app, &new_path, payload, Some(&hook_signature(&new_secret, payload)), None)
-        .await
-        .ok(202);
+    hook(
+        app,
+        &new_path,
+        payload,
+        Some(&hook_signature(&new_secret, payload)),
+        None,
+    )
+    .await
+    .ok(202);
     assert_eq!(app.count("executions").await, 3);
 }
 
@@ -233,7 +282,9 @@ async fn hooks_are_rate_limited(app: &TestApp) {
 async fn definitions_are_checked_and_scoped_to_the_team(app: &TestApp) {
     let t = json!({"type": "transform", "mappings": [{"source": "trigger.a", "target": "a"}]});
     let base = |steps: Value| json!({"name": "x", "trigger": {"type": "webhook"}, "steps": steps});
-    let r = app.post("/api/v1/automations", &base(json!([t, {"type": "teleport"}]))).await;
+    let r = app
+        .post("/api/v1/automations", &base(json!([t, {"type": "teleport"}])))
+        .await;
     assert!(r.error(400).contains("steps[1]"), "{}", r.body);
     let many: Vec<Value> = (0..=MAX_STEPS).map(|_| t.clone()).collect();
     assert!(app
@@ -242,26 +293,43 @@ async fn definitions_are_checked_and_scoped_to_the_team(app: &TestApp) {
         .error(400)
         .contains("at most 20"));
     let r = app
-        .post("/api/v1/automations", &base(json!([{"type": "condition", "field": "contact.email", "operator": "is_empty"}])))
+        .post(
+            "/api/v1/automations",
+            &base(json!([{"type": "condition", "field": "contact.email", "operator": "is_empty"}])),
+        )
         .await;
     assert!(r.error(400).contains("cannot exist here"));
     assert_eq!(r.body["field"], "steps[0].field");
-    app.post("/api/v1/automations", &json!({"name": "x", "trigger": {"type": "cron"}, "steps": [t]}))
-        .await
-        .error(400);
-    app.post("/api/v1/automations", &json!({"name": 5, "trigger": {"type": "webhook"}, "steps": [t]}))
-        .await
-        .error(400);
-    app.post("/api/v1/automations", &json!({"trigger": {"type": "webhook"}, "steps": [t]}))
-        .await
-        .error(400);
+    app.post(
+        "/api/v1/automations",
+        &json!({"name": "x", "trigger": {"type": "cron"}, "steps": [t]}),
+    )
+    .await
+    .error(400);
+    app.post(
+        "/api/v1/automations",
+        &json!({"name": 5, "trigger": {"type": "webhook"}, "steps": [t]}),
+    )
+    .await
+    .error(400);
+    app.post(
+        "/api/v1/automations",
+        &json!({"trigger": {"type": "webhook"}, "steps": [t]}),
+    )
+    .await
+    .error(400);
     assert_eq!(app.count("automations").await, 0);
 
     let mut ids = Vec::new();
     for i in 0..3 {
         let mut d = base(json!([t]));
         d["name"] = json!(format!("a{i}"));
-        ids.push(app.post("/api/v1/automations", &d).await.ok(201)["automation_id"].as_str().unwrap().to_owned());
+        ids.push(
+            app.post("/api/v1/automations", &d).await.ok(201)["automation_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let page = app.get("/api/v1/automations?limit=2").await;
     assert_eq!(page.ok(200)["automations"].as_array().unwrap().len(), 2);
@@ -271,11 +339,26 @@ async fn definitions_are_checked_and_scoped_to_the_team(app: &TestApp) {
     assert!(rest.body["meta"]["next_cursor"].is_null());
 
     // Replacing keeps the token: no new hook credentials unless signing is turned on.
-    let replaced = app.raw(Method::PUT, &format!("/api/v1/automations/{}", ids[0]), Some(&app.key),
-        serde_json::to_string(&json!({"name": "renamed", "trigger": {"type": "webhook"}, "steps": [t]})).unwrap()).await;
+    let replaced = app
+        .raw(
+            Method::PUT,
+            &format!("/api/v1/automations/{}", ids[0]),
+            Some(&app.key),
+            serde_json::to_string(&json!({"name": "renamed", "trigger": {"type": "webhook"}, "steps": [t]})).unwrap(),
+        )
+        .await;
     assert!(replaced.ok(200).get("hook").is_none());
-    let signed = app.raw(Method::PUT, &format!("/api/v1/automations/{}", ids[0]), Some(&app.key),
-        serde_json::to_string(&json!({"name": "renamed", "trigger": {"type": "webhook", "signed": true}, "steps": [t]})).unwrap()).await;
+    let signed = app
+        .raw(
+            Method::PUT,
+            &format!("/api/v1/automations/{}", ids[0]),
+            Some(&app.key),
+            serde_json::to_string(
+                &json!({"name": "renamed", "trigger": {"type": "webhook", "signed": true}, "steps": [t]}),
+            )
+            .unwrap(),
+        )
+        .await;
     assert!(signed.ok(200)["hook"]["secret"].as_str().is_some());
     assert_eq!(signed.body["hook"]["token"], "");
 
@@ -288,12 +371,30 @@ async fn definitions_are_checked_and_scoped_to_the_team(app: &TestApp) {
             r.error(404);
         }
     }
-    app.post_as(&other_key, &format!("/api/v1/automations/{}/disable", ids[0]), &json!({}))
-        .await
-        .error(404);
-    let del = app.raw(Method::DELETE, &format!("/api/v1/automations/{}", ids[1]), Some(&other_key), "").await;
+    app.post_as(
+        &other_key,
+        &format!("/api/v1/automations/{}/disable", ids[0]),
+        &json!({}),
+    )
+    .await
+    .error(404);
+    let del = app
+        .raw(
+            Method::DELETE,
+            &format!("/api/v1/automations/{}", ids[1]),
+            Some(&other_key),
+            "",
+        )
+        .await;
     del.error(404);
-    let del = app.raw(Method::DELETE, &format!("/api/v1/automations/{}", ids[1]), Some(&app.key), "").await;
+    let del = app
+        .raw(
+            Method::DELETE,
+            &format!("/api/v1/automations/{}", ids[1]),
+            Some(&app.key),
+            "",
+        )
+        .await;
     assert_eq!(del.ok(200)["deleted"], true);
     app.get(&format!("/api/v1/automations/{}", ids[1])).await.error(404);
 }
@@ -306,7 +407,10 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
     receiver.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let events = ["call.scheduled", "call.started", "call.ended", "call.analyzed"];
     let created = app
-        .post("/api/v1/webhook-endpoints", &json!({"url": format!("{}/events", receiver.url), "events": events}))
+        .post(
+            "/api/v1/webhook-endpoints",
+            &json!({"url": format!("{}/events", receiver.url), "events": events}),
+        )
         .await;
     let secret = created.ok(201)["secret"].as_str().unwrap().to_owned();
     let endpoint_id = created.body["endpoint_id"].as_str().unwrap().to_owned();
@@ -314,7 +418,12 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
     let mut calls = Vec::new();
     for phone in ["0412345671", "0412345682"] {
         let body = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": phone}});
-        calls.push(app.post("/api/v1/create-phone-call", &body).await.ok(201)["call_id"].as_str().unwrap().to_owned());
+        calls.push(
+            app.post("/api/v1/create-phone-call", &body).await.ok(201)["call_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     common::sim_dispatcher(app, clock()).run_once().await.unwrap();
     let runner = common::test_runner(app, Arc::new(RecordingNotifier::default()));
@@ -328,7 +437,11 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
     // Bounded: retries are at most 100 ms apart here.
     for _ in 0..100 {
         runner.run_once().await.unwrap();
-        let log = app.get(&format!("/api/v1/webhook-endpoints/{endpoint_id}/deliveries?status=pending")).await;
+        let log = app
+            .get(&format!(
+                "/api/v1/webhook-endpoints/{endpoint_id}/deliveries?status=pending"
+            ))
+            .await;
         if log.ok(200)["deliveries"].as_array().unwrap().is_empty() {
             break;
         }
@@ -338,7 +451,10 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
     let delivered: Vec<&common::Received> = all.iter().filter(|r| r.headers.contains_key("webhook-id")).collect();
     let mut ids_by_try: HashMap<String, Vec<Value>> = HashMap::new();
     for r in &delivered {
-        ids_by_try.entry(r.headers["webhook-id"].clone()).or_default().push(r.body.clone());
+        ids_by_try
+            .entry(r.headers["webhook-id"].clone())
+            .or_default()
+            .push(r.body.clone());
         // Standard Webhooks signature over id.timestamp.body.
         let body = serde_json::to_vec(&r.body).unwrap();
         let ts: i64 = r.headers["webhook-timestamp"].parse().unwrap();
@@ -347,8 +463,13 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
     }
     // Every try of one message carried the same body; 4 events × 2 calls, one id each.
     assert_eq!(ids_by_try.len(), 8, "{:?}", ids_by_try.keys());
-    assert!(ids_by_try.values().all(|bodies| bodies.windows(2).all(|w| w[0] == w[1])));
-    assert!(ids_by_try.values().any(|bodies| bodies.len() > 1), "some message needed several tries");
+    assert!(ids_by_try
+        .values()
+        .all(|bodies| bodies.windows(2).all(|w| w[0] == w[1])));
+    assert!(
+        ids_by_try.values().any(|bodies| bodies.len() > 1),
+        "some message needed several tries"
+    );
     // The successful deliveries, per call, in event order.
     let ok_after: Vec<&common::Received> = {
         let mut seen = std::collections::HashSet::new();
@@ -370,11 +491,18 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
             .collect();
         assert_eq!(order, events, "call {call}");
     }
-    let log = app.get(&format!("/api/v1/webhook-endpoints/{endpoint_id}/deliveries?status=delivered")).await;
+    let log = app
+        .get(&format!(
+            "/api/v1/webhook-endpoints/{endpoint_id}/deliveries?status=delivered"
+        ))
+        .await;
     let delivered_log = log.ok(200)["deliveries"].as_array().unwrap().clone();
     assert_eq!(delivered_log.len(), 8);
     let one = app
-        .get(&format!("/api/v1/webhook-deliveries/{}", delivered_log[0]["id"].as_str().unwrap()))
+        .get(&format!(
+            "/api/v1/webhook-deliveries/{}",
+            delivered_log[0]["id"].as_str().unwrap()
+        ))
         .await;
     let tries = one.ok(200)["delivery"]["tries"].as_array().unwrap().clone();
     assert!(tries.len() >= 2);
@@ -383,30 +511,50 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
 
     // Redeliver: the same webhook-id again.
     let redo = app
-        .post(&format!("/api/v1/webhook-deliveries/{}/redeliver", delivered_log[0]["id"].as_str().unwrap()), &json!({}))
+        .post(
+            &format!(
+                "/api/v1/webhook-deliveries/{}/redeliver",
+                delivered_log[0]["id"].as_str().unwrap()
+            ),
+            &json!({}),
+        )
         .await;
     assert_eq!(redo.ok(200)["delivery"]["status"], "pending");
     let before = receiver.received().len();
     runner.run_until_idle(5).await.unwrap();
     let after = receiver.received();
     assert_eq!(after.len(), before + 1);
-    assert_eq!(after.last().unwrap().headers["webhook-id"], delivered_log[0]["webhook_id"].as_str().unwrap());
+    assert_eq!(
+        after.last().unwrap().headers["webhook-id"],
+        delivered_log[0]["webhook_id"].as_str().unwrap()
+    );
 
     // Rotation: both signatures during the overlap.
     let rotated = app
-        .post(&format!("/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"), &json!({"overlap_seconds": 60}))
+        .post(
+            &format!("/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
+            &json!({"overlap_seconds": 60}),
+        )
         .await;
     let new_secret = rotated.ok(200)["secret"].as_str().unwrap().to_owned();
-    app.post(&format!("/api/v1/webhook-deliveries/{}/redeliver", delivered_log[1]["id"].as_str().unwrap()), &json!({}))
-        .await
-        .ok(200);
+    app.post(
+        &format!(
+            "/api/v1/webhook-deliveries/{}/redeliver",
+            delivered_log[1]["id"].as_str().unwrap()
+        ),
+        &json!({}),
+    )
+    .await
+    .ok(200);
     runner.run_until_idle(5).await.unwrap();
     let last = receiver.received().last().unwrap().clone();
     let body = serde_json::to_vec(&last.body).unwrap();
     let ts: i64 = last.headers["webhook-timestamp"].parse().unwrap();
     let sigs: Vec<&str> = last.headers["webhook-signature"].split(' ').collect();
     assert_eq!(sigs.len(), 2);
-    assert!(sigs.contains(&voxd::automations::delivery::sign(&new_secret, &last.headers["webhook-id"], ts, &body).as_str()));
+    assert!(
+        sigs.contains(&voxd::automations::delivery::sign(&new_secret, &last.headers["webhook-id"], ts, &body).as_str())
+    );
     assert!(sigs.contains(&voxd::automations::delivery::sign(&secret, &last.headers["webhook-id"], ts, &body).as_str()));
 }
 
@@ -424,19 +572,38 @@ async fn endpoints_validate_and_stay_in_their_team(app: &TestApp) {
     }
     assert_eq!(app.count("webhook_endpoints").await, 0);
     let r = app
-        .post("/api/v1/webhook-endpoints", &json!({"url": "https://crm.example.com/h", "events": ["call.ended"]}))
+        .post(
+            "/api/v1/webhook-endpoints",
+            &json!({"url": "https://crm.example.com/h", "events": ["call.ended"]}),
+        )
         .await;
     let id = r.ok(201)["endpoint_id"].as_str().unwrap().to_owned();
-    assert!(app.get(&format!("/api/v1/webhook-endpoints/{id}")).await.ok(200).get("secret").is_none());
-    app.post(&format!("/api/v1/webhook-endpoints/{id}/rotate-secret"), &json!({"overlap_seconds": -1}))
+    assert!(app
+        .get(&format!("/api/v1/webhook-endpoints/{id}"))
         .await
-        .error(400);
+        .ok(200)
+        .get("secret")
+        .is_none());
+    app.post(
+        &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+        &json!({"overlap_seconds": -1}),
+    )
+    .await
+    .error(400);
     let (_, other) = app.other_team("other").await;
-    app.get_as(&other, &format!("/api/v1/webhook-endpoints/{id}")).await.error(404);
-    app.get_as(&other, &format!("/api/v1/webhook-endpoints/{id}/deliveries")).await.error(404);
-    app.post_as(&other, &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"), &json!({}))
+    app.get_as(&other, &format!("/api/v1/webhook-endpoints/{id}"))
         .await
         .error(404);
+    app.get_as(&other, &format!("/api/v1/webhook-endpoints/{id}/deliveries"))
+        .await
+        .error(404);
+    app.post_as(
+        &other,
+        &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+        &json!({}),
+    )
+    .await
+    .error(404);
 }
 
 /// A destination that keeps failing dead-letters the execution (and says so to subscribed
@@ -445,9 +612,12 @@ async fn failing_steps_dead_letter_and_retry_resumes(app: &TestApp) {
     let receiver = Receiver::start().await;
     receiver.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let events = Receiver::start().await;
-    app.post("/api/v1/webhook-endpoints", &json!({"url": format!("{}/events", events.url), "events": ["execution.failed"]}))
-        .await
-        .ok(201);
+    app.post(
+        "/api/v1/webhook-endpoints",
+        &json!({"url": format!("{}/events", events.url), "events": ["execution.failed"]}),
+    )
+    .await
+    .ok(201);
     let def = json!({"name": "Push", "trigger": {"type": "webhook"}, "steps": [
         {"type": "upsert_contact", "fields": {"phone_number": "trigger.phone"}},
         {"type": "destination", "url": format!("{}/crm", receiver.url)},
@@ -458,7 +628,9 @@ async fn failing_steps_dead_letter_and_retry_resumes(app: &TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    let exec = hook(app, &path, br#"{"phone": "0412345671"}"#, None, None).await.ok(202)["execution_id"]
+    let exec = hook(app, &path, br#"{"phone": "0412345671"}"#, None, None)
+        .await
+        .ok(202)["execution_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -484,8 +656,12 @@ async fn failing_steps_dead_letter_and_retry_resumes(app: &TestApp) {
     assert_eq!(told[0].body["type"], "execution.failed");
     assert_eq!(told[0].body["data"]["execution_id"], exec.as_str());
 
-    app.post(&format!("/api/v1/executions/{exec}/retry"), &json!({})).await.ok(200);
-    app.post(&format!("/api/v1/executions/{exec}/retry"), &json!({})).await.error(409);
+    app.post(&format!("/api/v1/executions/{exec}/retry"), &json!({}))
+        .await
+        .ok(200);
+    app.post(&format!("/api/v1/executions/{exec}/retry"), &json!({}))
+        .await
+        .error(409);
     receiver.down.store(false, std::sync::atomic::Ordering::SeqCst);
     runner.run_until_idle(10).await.unwrap();
     let ex = app.get(&format!("/api/v1/executions/{exec}")).await.ok(200)["execution"].clone();
@@ -494,10 +670,15 @@ async fn failing_steps_dead_letter_and_retry_resumes(app: &TestApp) {
     let paths: Vec<String> = receiver.received().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths, ["/crm", "/crm", "/crm", "/crm", "/enrich", "/crm2"]);
     assert_eq!(ex["context"]["source"]["crm_id"], "crm-42");
-    app.get(&format!("/api/v1/executions/{}", uuid::Uuid::now_v7())).await.error(404);
-    app.post(&format!("/api/v1/executions/{}/retry", uuid::Uuid::now_v7()), &json!({}))
+    app.get(&format!("/api/v1/executions/{}", uuid::Uuid::now_v7()))
         .await
         .error(404);
+    app.post(
+        &format!("/api/v1/executions/{}/retry", uuid::Uuid::now_v7()),
+        &json!({}),
+    )
+    .await
+    .error(404);
 }
 
 /// A Call Completed automation with a status filter runs for matching calls only, with `call.*`,
@@ -513,14 +694,22 @@ async fn call_completed_triggers_with_filters(app: &TestApp) {
     // Last digit 5: voicemail; 1: answered.
     for phone in ["0412345675", "0412345671"] {
         let body = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": phone}});
-        ids.push(app.post("/api/v1/create-phone-call", &body).await.ok(201)["call_id"].as_str().unwrap().to_owned());
+        ids.push(
+            app.post("/api/v1/create-phone-call", &body).await.ok(201)["call_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     common::sim_dispatcher(app, clock()).run_once().await.unwrap();
     let runner = common::test_runner(app, Arc::new(RecordingNotifier::default()));
     runner.run_until_idle(20).await.unwrap();
     let got = receiver.received();
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].body, json!({"call": ids[0], "status": "voicemail", "phone": "+61412345675"}));
+    assert_eq!(
+        got[0].body,
+        json!({"call": ids[0], "status": "voicemail", "phone": "+61412345675"})
+    );
     let list = app.get("/api/v1/executions").await;
     let ex = &list.ok(200)["executions"][0];
     assert_eq!(ex["trigger"], "call.ended");

@@ -378,7 +378,10 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ListAutomationsResponse>> {
     let page = Page::from_params(q.limit, q.cursor.as_deref())?;
-    let rows = state.db.list_automations(team.team_id, page.after, page.fetch()).await?;
+    let rows = state
+        .db
+        .list_automations(team.team_id, page.after, page.fetch())
+        .await?;
     let (rows, meta) = page.finish(rows, |a| a.id);
     Ok(Json(ListAutomationsResponse {
         success: true,
@@ -521,11 +524,10 @@ pub async fn list_executions(
     let page = Page::from_params(q.limit, q.cursor.as_deref())?;
     if let Some(s) = &q.status {
         if !EXECUTION_STATUSES.contains(&s.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "status must be one of {}",
-                EXECUTION_STATUSES.join(", ")
-            ))
-            .with("field", "status"));
+            return Err(
+                ApiError::bad_request(format!("status must be one of {}", EXECUTION_STATUSES.join(", ")))
+                    .with("field", "status"),
+            );
         }
     }
     let automation_id = match q.automation_id.as_deref() {

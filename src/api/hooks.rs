@@ -116,8 +116,8 @@ async fn accept(state: &AppState, token: &str, req: Request) -> ApiResult<(Statu
             }));
         }
     }
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("the body must be JSON: {e}")))?;
+    let payload: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the body must be JSON: {e}")))?;
     if !payload.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
@@ -126,8 +126,10 @@ async fn accept(state: &AppState, token: &str, req: Request) -> ApiResult<(Statu
         Some(v) => match v.to_str().map(str::trim) {
             Ok(k) if !k.is_empty() && k.len() <= 255 => Some(k.to_owned()),
             _ => {
-                return Err(ApiError::bad_request("X-Idempotency-Key must be 1 to 255 visible characters")
-                    .with("field", "X-Idempotency-Key"))
+                return Err(
+                    ApiError::bad_request("X-Idempotency-Key must be 1 to 255 visible characters")
+                        .with("field", "X-Idempotency-Key"),
+                )
             }
         },
     };

@@ -153,23 +153,43 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/automations", post(automations::create).get(automations::list))
         .route(
             "/api/v1/automations/{automation_id}",
-            get(automations::get).put(automations::replace).delete(automations::delete),
+            get(automations::get)
+                .put(automations::replace)
+                .delete(automations::delete),
         )
         .route("/api/v1/automations/{automation_id}/enable", post(automations::enable))
-        .route("/api/v1/automations/{automation_id}/disable", post(automations::disable))
-        .route("/api/v1/automations/{automation_id}/rotate-hook", post(automations::rotate_hook))
+        .route(
+            "/api/v1/automations/{automation_id}/disable",
+            post(automations::disable),
+        )
+        .route(
+            "/api/v1/automations/{automation_id}/rotate-hook",
+            post(automations::rotate_hook),
+        )
         .route("/api/v1/executions", get(automations::list_executions))
         .route("/api/v1/executions/{execution_id}", get(automations::get_execution))
-        .route("/api/v1/executions/{execution_id}/retry", post(automations::retry_execution))
+        .route(
+            "/api/v1/executions/{execution_id}/retry",
+            post(automations::retry_execution),
+        )
         .route("/api/v1/webhook-endpoints", post(webhooks::create).get(webhooks::list))
         .route(
             "/api/v1/webhook-endpoints/{endpoint_id}",
             get(webhooks::get).put(webhooks::replace).delete(webhooks::delete),
         )
-        .route("/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret", post(webhooks::rotate_secret))
-        .route("/api/v1/webhook-endpoints/{endpoint_id}/deliveries", get(webhooks::list_deliveries))
+        .route(
+            "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/api/v1/webhook-endpoints/{endpoint_id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
         .route("/api/v1/webhook-deliveries/{delivery_id}", get(webhooks::get_delivery))
-        .route("/api/v1/webhook-deliveries/{delivery_id}/redeliver", post(webhooks::redeliver))
+        .route(
+            "/api/v1/webhook-deliveries/{delivery_id}/redeliver",
+            post(webhooks::redeliver),
+        )
         // Layers run outside-in: authenticate (and rate-limit), then idempotency, then the handler.
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::middleware));

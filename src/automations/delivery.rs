@@ -45,7 +45,10 @@ impl Runner {
     pub(crate) async fn deliver_due(&self) -> anyhow::Result<usize> {
         let now_ms = self.now().timestamp_millis();
         let batch = self.settings.concurrency as i64;
-        let claimed = self.db.claim_deliveries(now_ms, &self.owner, self.lease_ms(), batch).await?;
+        let claimed = self
+            .db
+            .claim_deliveries(now_ms, &self.owner, self.lease_ms(), batch)
+            .await?;
         let n = claimed.len();
         let mut running = tokio::task::JoinSet::new();
         for d in claimed {
@@ -101,15 +104,27 @@ impl Runner {
             Ok(code @ 200..=299) => (TryResult::Delivered, Some(code), None),
             Ok(code @ (408 | 429 | 500..=599)) => (retry(), Some(code), Some(format!("HTTP {code}"))),
             Ok(code) => (TryResult::Give("failed"), Some(code), Some(format!("HTTP {code}"))),
-            Err(e) if e.contains("not allowed") || e.contains("not an http") => (TryResult::Give("failed"), None, Some(e)),
+            Err(e) if e.contains("not allowed") || e.contains("not an http") => {
+                (TryResult::Give("failed"), None, Some(e))
+            }
             Err(e) => (retry(), None, Some(e)),
         };
         match &result {
             TryResult::Delivered => tracing::debug!(delivery_id = %d.id, event = %d.event_type, "webhook delivered"),
-            _ => tracing::info!(delivery_id = %d.id, event = %d.event_type, attempts, error = error.as_deref().unwrap_or(""), "webhook try failed"),
+            _ => {
+                tracing::info!(delivery_id = %d.id, event = %d.event_type, attempts, error = error.as_deref().unwrap_or(""), "webhook try failed")
+            }
         }
         self.db
-            .record_try(d.id, &self.owner, result, code.map(i32::from), error.as_deref(), duration_ms, self.now())
+            .record_try(
+                d.id,
+                &self.owner,
+                result,
+                code.map(i32::from),
+                error.as_deref(),
+                duration_ms,
+                self.now(),
+            )
             .await?;
         Ok(())
     }

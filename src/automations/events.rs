@@ -117,7 +117,15 @@ impl Runner {
             // Two events of one transition keep their order: seq × 2 + i.
             let payload = envelope(event, row.at, call_view.clone());
             out.deliveries.extend(
-                deliveries_for(self, call.team_id, event, &call.id.to_string(), row.seq * 2 + i as i64, &payload).await?,
+                deliveries_for(
+                    self,
+                    call.team_id,
+                    event,
+                    &call.id.to_string(),
+                    row.seq * 2 + i as i64,
+                    &payload,
+                )
+                .await?,
             );
         }
         for a in self.db.call_automations(call.team_id).await? {
@@ -125,10 +133,12 @@ impl Runner {
             if placed_by.as_deref() == Some(a.id.to_string().as_str()) {
                 continue;
             }
-            let Some(event) = events
-                .iter()
-                .find(|e| a.definition.0.trigger.matches_call(e, call.script_id, call.status.as_deref()))
-            else {
+            let Some(event) = events.iter().find(|e| {
+                a.definition
+                    .0
+                    .trigger
+                    .matches_call(e, call.script_id, call.status.as_deref())
+            }) else {
                 continue;
             };
             let context = json!({

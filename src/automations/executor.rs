@@ -23,9 +23,7 @@ use crate::{
     domain::{
         automation::{as_text, evaluate, get_path, render, render_value, set_path, MatchOn, Step, Transform},
         contact::ValidContact,
-        json_path,
-        object_schema,
-        phone, FieldError,
+        json_path, object_schema, phone, FieldError,
     },
     store::{
         automations::{ExecChange, Execution, ExecutionStep},
@@ -37,17 +35,35 @@ use crate::{
 
 /// What running a step came to.
 enum Outcome {
-    Done { input: Value, output: Value },
+    Done {
+        input: Value,
+        output: Value,
+    },
     /// A condition: which branch runs.
-    Branch { input: Value, output: Value, taken: bool },
+    Branch {
+        input: Value,
+        output: Value,
+        taken: bool,
+    },
     /// A create-call step built its call; it is placed once its id is committed.
-    Place { input: Value, call: Box<Call> },
+    Place {
+        input: Value,
+        call: Box<Call>,
+    },
     /// The step's call has not ended yet.
-    Waiting { call_id: Uuid },
+    Waiting {
+        call_id: Uuid,
+    },
     /// Worth another try later (network, 5xx, 429, the database).
-    Transient { input: Value, error: String },
+    Transient {
+        input: Value,
+        error: String,
+    },
     /// Another try would fail the same way.
-    Permanent { input: Value, error: String },
+    Permanent {
+        input: Value,
+        error: String,
+    },
 }
 
 fn permanent(input: Value, e: impl std::fmt::Display) -> Outcome {
@@ -62,7 +78,10 @@ impl Runner {
     pub(crate) async fn execute_due(&self) -> anyhow::Result<usize> {
         let now_ms = self.now().timestamp_millis();
         let batch = self.settings.concurrency as i64;
-        let claimed = self.db.claim_executions(now_ms, &self.owner, self.lease_ms(), batch).await?;
+        let claimed = self
+            .db
+            .claim_executions(now_ms, &self.owner, self.lease_ms(), batch)
+            .await?;
         let n = claimed.len();
         let mut running = tokio::task::JoinSet::new();
         for e in claimed {
@@ -108,8 +127,16 @@ impl Runner {
             if let Some(r) = &prev {
                 if r.status == "Completed" || r.status == "Skipped" {
                     if let (Step::Condition { then, otherwise, .. }, "Completed") = (step, r.status.as_str()) {
-                        let branch = r.output.as_ref().and_then(|o| o.0.get("branch")).and_then(Value::as_str);
-                        let (list, name) = if branch == Some("then") { (then, "then") } else { (otherwise, "otherwise") };
+                        let branch = r
+                            .output
+                            .as_ref()
+                            .and_then(|o| o.0.get("branch"))
+                            .and_then(Value::as_str);
+                        let (list, name) = if branch == Some("then") {
+                            (then, "then")
+                        } else {
+                            (otherwise, "otherwise")
+                        };
                         stack.push((list.as_slice(), format!("{key}.{name}."), 0));
                     }
                     continue;
@@ -140,7 +167,11 @@ impl Runner {
                 attempts,
                 started_at: Some(started),
                 finished_at: Some(now),
-                duration_ms: Some((now - started).num_milliseconds().max(clock.elapsed().as_millis() as i64)),
+                duration_ms: Some(
+                    (now - started)
+                        .num_milliseconds()
+                        .max(clock.elapsed().as_millis() as i64),
+                ),
             };
             let lease_until = now.timestamp_millis() + self.lease_ms();
             match outcome {
@@ -170,7 +201,14 @@ impl Runner {
                         (otherwise, "otherwise", then, "then")
                     };
                     let mut written = vec![row];
-                    skipped(skip, &format!("{key}.{skip_name}."), e.id, now, &mut position, &mut written);
+                    skipped(
+                        skip,
+                        &format!("{key}.{skip_name}."),
+                        e.id,
+                        now,
+                        &mut position,
+                        &mut written,
+                    );
                     let change = ExecChange::Continue {
                         context: ctx.clone(),
                         steps_done: done,
@@ -208,7 +246,9 @@ impl Runner {
                     row.error = Some(error.clone());
                     if attempts >= self.settings.step_attempts {
                         let error = format!("step {key} failed {attempts} times; last: {error}");
-                        return self.finish(&e, "Dead Letter", Some(error), ctx, done, vec![row], now).await;
+                        return self
+                            .finish(&e, "Dead Letter", Some(error), ctx, done, vec![row], now)
+                            .await;
                     }
                     let due_ms = now.timestamp_millis() + self.settings.backoff(attempts).as_millis() as i64;
                     tracing::info!(execution_id = %e.id, step = %key, attempts, %error, "step failed; will retry");
@@ -231,7 +271,14 @@ impl Runner {
         self.finish(&e, "Completed", None, ctx, done, Vec::new(), now).await
     }
 
-    async fn wait(&self, e: &Execution, call_id: Uuid, ctx: Value, done: i32, now: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn wait(
+        &self,
+        e: &Execution,
+        call_id: Uuid,
+        ctx: Value,
+        done: i32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         let change = ExecChange::Wait {
             call_id,
             context: ctx,
@@ -257,13 +304,16 @@ impl Runner {
         let deliveries = if status == "Completed" {
             Vec::new()
         } else {
-            let data = json!({"execution_id": e.id, "automation_id": e.automation_id, "status": status, "error": error});
+            let data =
+                json!({"execution_id": e.id, "automation_id": e.automation_id, "status": status, "error": error});
             let payload = envelope("execution.failed", now, data);
             deliveries_for(self, e.team_id, "execution.failed", &e.id.to_string(), 0, &payload).await?
         };
         match status {
             "Completed" => tracing::info!(execution_id = %e.id, steps = done, "execution completed"),
-            _ => tracing::warn!(execution_id = %e.id, status, error = error.as_deref().unwrap_or(""), "execution failed"),
+            _ => {
+                tracing::warn!(execution_id = %e.id, status, error = error.as_deref().unwrap_or(""), "execution failed")
+            }
         }
         let change = ExecChange::Finish {
             status,
@@ -422,7 +472,12 @@ impl Runner {
             match self.db.contact_id_by_email(team.id, &email).await {
                 Ok(Some((_, phone))) => input_contact.phone_number = phone,
                 Ok(None) => {}
-                Err(e) => return Outcome::Transient { input, error: e.to_string() },
+                Err(e) => {
+                    return Outcome::Transient {
+                        input,
+                        error: e.to_string(),
+                    }
+                }
             }
         }
         let valid: ValidContact = match input_contact.validate(region(team), "") {
@@ -438,7 +493,10 @@ impl Runner {
                     output: json!({"contact_id": contact.id, "created": created}),
                 }
             }
-            Err(e) => Outcome::Transient { input, error: e.to_string() },
+            Err(e) => Outcome::Transient {
+                input,
+                error: e.to_string(),
+            },
         }
     }
 
@@ -457,7 +515,12 @@ impl Runner {
         let t = match self.db.object_type_by_name(team.id, type_name).await {
             Ok(Some(t)) => t,
             Ok(None) => return permanent(input, format!("object type `{type_name}` does not exist")),
-            Err(e) => return Outcome::Transient { input, error: e.to_string() },
+            Err(e) => {
+                return Outcome::Transient {
+                    input,
+                    error: e.to_string(),
+                }
+            }
         };
         if ValidationMode::parse(&t.validation_mode) == ValidationMode::Strict {
             let v = object_schema::violations(&t.json_schema.0, &data);
@@ -492,7 +555,10 @@ impl Runner {
                 }
             }
             Ok(Err(refusal)) => permanent(input, format!("{refusal:?}")),
-            Err(e) => Outcome::Transient { input, error: e.to_string() },
+            Err(e) => Outcome::Transient {
+                input,
+                error: e.to_string(),
+            },
         }
     }
 
@@ -535,7 +601,12 @@ impl Runner {
                 Ok(Some(_)) => return Outcome::Waiting { call_id },
                 // Committed but never placed (the worker died in between): place it now, same id.
                 Ok(None) => {}
-                Err(err) => return Outcome::Transient { input, error: err.to_string() },
+                Err(err) => {
+                    return Outcome::Transient {
+                        input,
+                        error: err.to_string(),
+                    }
+                }
             }
         }
         let at = self.now();
@@ -554,12 +625,22 @@ impl Runner {
             Ok(Some(s)) if s.definition.0.script_type == ScriptType::Outbound => {}
             Ok(Some(_)) => return permanent(input, "the script is an inbound script; calls need an outbound one"),
             Ok(None) => return permanent(input, format!("script {script_id} does not exist")),
-            Err(err) => return Outcome::Transient { input, error: err.to_string() },
+            Err(err) => {
+                return Outcome::Transient {
+                    input,
+                    error: err.to_string(),
+                }
+            }
         }
         match self.db.team_number(team.id, &from).await {
             Ok(Some(_)) => {}
             Ok(None) => return permanent(input, format!("{from} is not one of the team's numbers")),
-            Err(err) => return Outcome::Transient { input, error: err.to_string() },
+            Err(err) => {
+                return Outcome::Transient {
+                    input,
+                    error: err.to_string(),
+                }
+            }
         }
         let scheduled = match scheduled_time.as_deref().map(|p| as_text(get_path(ctx, p))) {
             Some(t) if !t.is_empty() => match DateTime::parse_from_rfc3339(&t) {
@@ -574,7 +655,12 @@ impl Runner {
         };
         let contact = match self.db.upsert_contact_by_phone(team.id, valid, at).await {
             Ok((c, _)) => c,
-            Err(err) => return Outcome::Transient { input, error: err.to_string() },
+            Err(err) => {
+                return Outcome::Transient {
+                    input,
+                    error: err.to_string(),
+                }
+            }
         };
         set_path(ctx, "contact", contact_json(&contact));
         let vars: Map<String, Value> = variables
@@ -620,7 +706,9 @@ impl Runner {
         let body = body.map(|b| render_value(b, ctx));
         let input = json!({"method": method, "url": url, "body": body});
         let parsed = check_url(&url, self.settings.allow_private_network).map_err(|e| permanent(input.clone(), e))?;
-        let method = method.parse::<reqwest::Method>().map_err(|e| permanent(input.clone(), e))?;
+        let method = method
+            .parse::<reqwest::Method>()
+            .map_err(|e| permanent(input.clone(), e))?;
         let mut req = self.http.request(method, parsed);
         for (k, v) in headers {
             req = req.header(k, render(v, ctx));

@@ -174,7 +174,10 @@ pub fn call_json(c: &Call) -> Value {
     if let (Some(result), Some(obj)) = (c.result.as_ref(), m.as_object_mut()) {
         let r = &result.0;
         let analysis = r.get("analysis").cloned().unwrap_or(Value::Null);
-        obj.insert("call_summary".into(), analysis.get("summary").cloned().unwrap_or(Value::Null));
+        obj.insert(
+            "call_summary".into(),
+            analysis.get("summary").cloned().unwrap_or(Value::Null),
+        );
         for key in ["structured_data", "objectives", "rating", "success_evaluation"] {
             obj.insert(key.into(), analysis.get(key).cloned().unwrap_or(Value::Null));
         }

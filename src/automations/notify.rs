@@ -62,7 +62,9 @@ impl Notifier for Channels {
             },
             Channel::Sms => match &self.sms {
                 Some(sms) => sms.send(&n.to, &n.body).await.map_err(SendError::Transient),
-                None => Err(SendError::Permanent("no SMS channel is configured on this server".into())),
+                None => Err(SendError::Permanent(
+                    "no SMS channel is configured on this server".into(),
+                )),
             },
         }
     }
@@ -84,7 +86,9 @@ impl Smtp {
         }
         let host = parsed.host_str().unwrap_or("localhost").to_owned();
         let port = parsed.port().unwrap_or(25);
-        let from = from.parse::<Mailbox>().map_err(|e| format!("smtp_from `{from}`: {e}"))?;
+        let from = from
+            .parse::<Mailbox>()
+            .map_err(|e| format!("smtp_from `{from}`: {e}"))?;
         let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
             .port(port)
             .timeout(Some(std::time::Duration::from_secs(10)))
@@ -97,10 +101,9 @@ impl Smtp {
     }
 
     async fn send(&self, n: &Notification) -> Result<(), SendError> {
-        let to = n
-            .to
-            .parse::<Mailbox>()
-            .map_err(|e| SendError::Permanent(format!("`{}` is not an email address: {e}", n.to)))?;
+        let to =
+            n.to.parse::<Mailbox>()
+                .map_err(|e| SendError::Permanent(format!("`{}` is not an email address: {e}", n.to)))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)

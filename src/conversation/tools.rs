@@ -95,7 +95,11 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, String>
     };
     if !allow_private {
         let host = parsed.host_str().unwrap_or_default();
-        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+        let literal = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok();
         if literal.is_some_and(is_private) {
             return Err(format!("{url} is a private address, which is not allowed"));
         }

@@ -312,7 +312,10 @@ pub const CONTACT_FIELDS: [&str; 9] = [
 pub fn parse(value: Value) -> Result<AutomationDef, FieldError> {
     let def: AutomationDef = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        FieldError::new(if path == "." { String::new() } else { path }, e.into_inner().to_string())
+        FieldError::new(
+            if path == "." { String::new() } else { path },
+            e.into_inner().to_string(),
+        )
     })?;
     validate(&def)?;
     Ok(def)
@@ -381,7 +384,10 @@ fn check_step(step: &Step, at: &str, mut scope: Scope) -> Result<Scope, FieldErr
     match step {
         Step::Transform { mappings, .. } => {
             if mappings.is_empty() {
-                return Err(FieldError::new(format!("{at}.mappings"), "must have at least one mapping"));
+                return Err(FieldError::new(
+                    format!("{at}.mappings"),
+                    "must have at least one mapping",
+                ));
             }
             let mut added = Vec::new();
             for (j, m) in mappings.iter().enumerate() {
@@ -389,7 +395,10 @@ fn check_step(step: &Step, at: &str, mut scope: Scope) -> Result<Scope, FieldErr
                 check_path(&m.source, &format!("{here}.source"), &scope)?;
                 let target = m.target.strip_prefix("mapped.").unwrap_or(&m.target);
                 if target.is_empty() || target.split('.').any(str::is_empty) {
-                    return Err(FieldError::new(format!("{here}.target"), "must be a key such as `first_name`"));
+                    return Err(FieldError::new(
+                        format!("{here}.target"),
+                        "must be a key such as `first_name`",
+                    ));
                 }
                 if let Some(t) = &m.transform {
                     Transform::parse(t).map_err(|e| FieldError::new(format!("{here}.transform"), e))?;
@@ -440,7 +449,10 @@ fn check_step(step: &Step, at: &str, mut scope: Scope) -> Result<Scope, FieldErr
                 Operator::IsEmpty | Operator::IsNotEmpty => {}
                 Operator::In | Operator::NotIn => {
                     if !matches!(value, Some(Value::Array(_))) {
-                        return Err(FieldError::new(format!("{at}.value"), "must be an array for `in` and `not_in`"));
+                        return Err(FieldError::new(
+                            format!("{at}.value"),
+                            "must be an array for `in` and `not_in`",
+                        ));
                     }
                 }
                 _ => {
@@ -463,7 +475,10 @@ fn check_step(step: &Step, at: &str, mut scope: Scope) -> Result<Scope, FieldErr
             }
             for (field, path) in data {
                 if field.split('.').any(str::is_empty) {
-                    return Err(FieldError::new(format!("{at}.data"), format!("`{field}` is not a field name")));
+                    return Err(FieldError::new(
+                        format!("{at}.data"),
+                        format!("`{field}` is not a field name"),
+                    ));
                 }
                 check_path(path, &format!("{at}.data.{field}"), &scope)?;
             }
@@ -489,10 +504,12 @@ fn check_step(step: &Step, at: &str, mut scope: Scope) -> Result<Scope, FieldErr
                 check_path(p, &format!("{at}.variables.{k}"), &scope)?;
             }
             if let Some(r) = retry_policy {
-                r.check().map_err(|e| FieldError::new(format!("{at}.retry_policy"), e))?;
+                r.check()
+                    .map_err(|e| FieldError::new(format!("{at}.retry_policy"), e))?;
             }
             if let Some(w) = calling_window {
-                w.check().map_err(|e| FieldError::new(format!("{at}.calling_window"), e))?;
+                w.check()
+                    .map_err(|e| FieldError::new(format!("{at}.calling_window"), e))?;
             }
             scope.namespaces.insert("call");
             scope.namespaces.insert("contact");
@@ -518,7 +535,10 @@ fn check_step(step: &Step, at: &str, mut scope: Scope) -> Result<Scope, FieldErr
                 ));
             }
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(FieldError::new(format!("{at}.url"), "must start with https:// or http://"));
+                return Err(FieldError::new(
+                    format!("{at}.url"),
+                    "must start with https:// or http://",
+                ));
             }
             check_template(url, &format!("{at}.url"), &scope)?;
             for (k, v) in headers {
@@ -549,12 +569,18 @@ fn check_path(path: &str, field: &str, scope: &Scope) -> Result<(), FieldError> 
     let mut parts = path.split('.');
     let ns = parts.next().unwrap_or_default();
     if path.split('.').any(str::is_empty) {
-        return Err(FieldError::new(field, format!("`{path}` is not a path such as `trigger.phone`")));
+        return Err(FieldError::new(
+            field,
+            format!("`{path}` is not a path such as `trigger.phone`"),
+        ));
     }
     if !NAMESPACES.contains(&ns) {
         return Err(FieldError::new(
             field,
-            format!("`{path}` starts with `{ns}`, which is not one of {}", NAMESPACES.join(", ")),
+            format!(
+                "`{path}` starts with `{ns}`, which is not one of {}",
+                NAMESPACES.join(", ")
+            ),
         ));
     }
     if !scope.namespaces.contains(ns) {
@@ -636,7 +662,9 @@ pub fn set_path(ctx: &mut Value, path: &str, value: Value) {
             map.insert((*part).to_owned(), value);
             return;
         }
-        cur = map.entry((*part).to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        cur = map
+            .entry((*part).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }
 
@@ -848,8 +876,10 @@ mod tests {
 
     #[test]
     fn unknown_step_types_and_fields_are_named() {
-        let e = def(json!([{"type": "transform", "mappings": [{"source": "trigger.a", "target": "a"}]}, {"type": "teleport"}]))
-            .unwrap_err();
+        let e = def(
+            json!([{"type": "transform", "mappings": [{"source": "trigger.a", "target": "a"}]}, {"type": "teleport"}]),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "steps[1]");
         assert!(e.reason.contains("teleport"), "{e}");
         let e = def(json!([{"type": "transform", "mapings": []}])).unwrap_err();
@@ -871,7 +901,8 @@ mod tests {
 
     #[test]
     fn paths_into_namespaces_that_cannot_exist_yet_are_refused() {
-        let e = def(json!([{"type": "transform", "mappings": [{"source": "contact.email", "target": "e"}]}])).unwrap_err();
+        let e =
+            def(json!([{"type": "transform", "mappings": [{"source": "contact.email", "target": "e"}]}])).unwrap_err();
         assert_eq!(e.field, "steps[0].mappings[0].source");
         assert!(e.reason.contains("cannot exist here"), "{e}");
         let e = def(json!([
@@ -892,16 +923,19 @@ mod tests {
             {"type": "destination", "url": "https://x.test/{{contact.id}}"}
         ]))
         .is_ok());
-        let e = def(json!([{"type": "condition", "field": "trigger.a", "operator": "is_empty", "then": [upsert],
-            "otherwise": [{"type": "source", "url": "https://x.test/{{contact.id}}"}]}]))
+        let e = def(
+            json!([{"type": "condition", "field": "trigger.a", "operator": "is_empty", "then": [upsert],
+            "otherwise": [{"type": "source", "url": "https://x.test/{{contact.id}}"}]}]),
+        )
         .unwrap_err();
         assert_eq!(e.field, "steps[0].otherwise[0].url");
         // Call triggers hydrate call, contact and objects.
         assert!(parse(json!({"name": "c", "trigger": {"type": "call_completed", "statuses": ["User rejected"]},
             "steps": [{"type": "transform", "mappings": [{"source": "call.status", "target": "s"}, {"source": "objects.deal.id", "target": "d"}]}]}))
         .is_ok());
-        let e = parse(json!({"name": "c", "trigger": {"type": "call_completed", "statuses": ["rejected"]}, "steps": []}))
-            .unwrap_err();
+        let e =
+            parse(json!({"name": "c", "trigger": {"type": "call_completed", "statuses": ["rejected"]}, "steps": []}))
+                .unwrap_err();
         assert_eq!(e.field, "trigger.statuses[0]");
     }
 
@@ -915,7 +949,10 @@ mod tests {
         assert_eq!(t("to_number", json!("4.5")).unwrap(), json!(4.5));
         assert!(t("to_number", json!("four")).is_err());
         assert_eq!(t("to_string", json!(42)).unwrap(), json!("42"));
-        assert_eq!(t("date:YYYY-MM-DD", json!("2026-03-04T10:00:00+11:00")).unwrap(), json!("2026-03-03"));
+        assert_eq!(
+            t("date:YYYY-MM-DD", json!("2026-03-04T10:00:00+11:00")).unwrap(),
+            json!("2026-03-03")
+        );
         assert_eq!(t("date:%d/%m/%Y", json!("2026-03-04")).unwrap(), json!("04/03/2026"));
         assert!(Transform::parse("truncate:0").is_err());
         assert!(Transform::parse("reverse").is_err());
@@ -937,7 +974,11 @@ mod tests {
         assert!(evaluate(IsEmpty, None, None));
         assert!(evaluate(IsEmpty, Some(&json!("  ")), None));
         assert!(evaluate(IsNotEmpty, Some(&json!(0)), None));
-        assert!(evaluate(In, Some(&json!("completed")), Some(&json!(["completed", "voicemail"]))));
+        assert!(evaluate(
+            In,
+            Some(&json!("completed")),
+            Some(&json!(["completed", "voicemail"]))
+        ));
         assert!(evaluate(NotIn, Some(&json!("failed")), Some(&json!(["completed"]))));
         assert!(evaluate(StartsWith, Some(&json!("+6140")), Some(&json!("+61"))));
     }
@@ -946,9 +987,15 @@ mod tests {
     fn paths_and_templates() {
         let ctx = json!({"trigger": {"n": 3, "name": "Ada", "items": [{"sku": "x"}]}});
         assert_eq!(get_path(&ctx, "trigger.items.0.sku"), Some(&json!("x")));
-        assert_eq!(render("Hi {{ trigger.name }} ({{trigger.n}}){{trigger.none}}", &ctx), "Hi Ada (3)");
         assert_eq!(
-            render_value(&json!({"n": "{{trigger.n}}", "s": "n={{trigger.n}}", "m": "{{trigger.none}}"}), &ctx),
+            render("Hi {{ trigger.name }} ({{trigger.n}}){{trigger.none}}", &ctx),
+            "Hi Ada (3)"
+        );
+        assert_eq!(
+            render_value(
+                &json!({"n": "{{trigger.n}}", "s": "n={{trigger.n}}", "m": "{{trigger.none}}"}),
+                &ctx
+            ),
             json!({"n": 3, "s": "n=3", "m": null})
         );
         let mut v = json!({});

@@ -120,9 +120,17 @@ const STEP_COLUMNS: &str = "execution_id, step_key, position, step_type, name, s
 /// How a step's outcome moves its execution.
 pub enum ExecChange {
     /// The step is done (or skipped); the next one may run.
-    Continue { context: Value, steps_done: i32, lease_until_ms: i64 },
+    Continue {
+        context: Value,
+        steps_done: i32,
+        lease_until_ms: i64,
+    },
     /// A create-call step placed its call; the execution sleeps until the call ends.
-    Wait { call_id: Uuid, context: Value, steps_done: i32 },
+    Wait {
+        call_id: Uuid,
+        context: Value,
+        steps_done: i32,
+    },
     /// A transient failure; try the step again at `due_ms`.
     Retry { due_ms: i64 },
     /// Completed, Failed or Dead Letter. A failure also queues `execution.failed` deliveries.
@@ -171,7 +179,8 @@ pub enum HookOutcome {
 
 impl Db {
     pub async fn insert_automation(&self, a: &Automation) -> Result<()> {
-        let sql = format!("INSERT INTO automations ({AUTOMATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+        let sql =
+            format!("INSERT INTO automations ({AUTOMATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
         write_pool!(self, pool => {
             sqlx::query(&sql)
                 .bind(a.id).bind(a.team_id).bind(&a.name).bind(a.enabled).bind(&a.trigger_type).bind(&a.definition)
@@ -214,7 +223,9 @@ impl Db {
         let sql = format!(
             "UPDATE automations SET enabled = $3, updated_at = $4 WHERE team_id = $1 AND id = $2 RETURNING {AUTOMATION_COLUMNS}"
         );
-        Ok(write_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(id).bind(enabled).bind(at).fetch_optional(p).await?))
+        Ok(
+            write_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(id).bind(enabled).bind(at).fetch_optional(p).await?),
+        )
     }
 
     /// Deletes the automation with its executions and receipts.
@@ -278,7 +289,8 @@ impl Db {
     }
 
     pub async fn execution_steps(&self, execution_id: Uuid) -> Result<Vec<ExecutionStep>> {
-        let sql = format!("SELECT {STEP_COLUMNS} FROM execution_steps WHERE execution_id = $1 ORDER BY position, step_key");
+        let sql =
+            format!("SELECT {STEP_COLUMNS} FROM execution_steps WHERE execution_id = $1 ORDER BY position, step_key");
         Ok(read_pool!(self, p => sqlx::query_as(&sql).bind(execution_id).fetch_all(p).await?))
     }
 
@@ -303,8 +315,18 @@ impl Db {
 
     /// Leases due executions to `owner`: pending ones, ones whose lease expired (their worker died),
     /// and waiting ones whose call has ended.
-    pub async fn claim_executions(&self, now_ms: i64, owner: &str, lease_ms: i64, batch: i64) -> Result<Vec<Execution>> {
-        let lock = if matches!(self, Db::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
+    pub async fn claim_executions(
+        &self,
+        now_ms: i64,
+        owner: &str,
+        lease_ms: i64,
+        batch: i64,
+    ) -> Result<Vec<Execution>> {
+        let lock = if matches!(self, Db::Postgres(_)) {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         let pick = format!(
             "SELECT id FROM executions e
              WHERE status IN ('Pending', 'Processing') AND due_ms <= $1 AND (lease_until_ms IS NULL OR lease_until_ms < $1)

@@ -126,7 +126,9 @@ pub struct DeliveryFilter {
 
 impl Db {
     pub async fn insert_endpoint(&self, e: &Endpoint) -> Result<()> {
-        let sql = format!("INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+        let sql = format!(
+            "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
         write_pool!(self, p => {
             sqlx::query(&sql)
                 .bind(e.id).bind(e.team_id).bind(&e.url).bind(&e.description).bind(&e.events).bind(&e.secret)
@@ -150,9 +152,13 @@ impl Db {
 
     /// The team's enabled endpoints subscribed to the event.
     pub async fn subscribed_endpoints(&self, team_id: Uuid, event_type: &str) -> Result<Vec<Endpoint>> {
-        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE team_id = $1 AND enabled ORDER BY id");
+        let sql =
+            format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE team_id = $1 AND enabled ORDER BY id");
         let all: Vec<Endpoint> = read_pool!(self, p => sqlx::query_as(&sql).bind(team_id).fetch_all(p).await?);
-        Ok(all.into_iter().filter(|e| e.events.0.iter().any(|x| x == event_type)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|e| e.events.0.iter().any(|x| x == event_type))
+            .collect())
     }
 
     /// Saves url, description, events, enabled and the secrets as given.
@@ -199,13 +205,19 @@ impl Db {
                lease_until_ms = NULL, delivered_at = NULL
              WHERE team_id = $1 AND id = $2 AND status <> 'pending' RETURNING {DELIVERY_COLUMNS}"
         );
-        Ok(write_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(id).bind(at.timestamp_millis()).fetch_optional(p).await?))
+        Ok(
+            write_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(id).bind(at.timestamp_millis()).fetch_optional(p).await?),
+        )
     }
 
     /// Leases due deliveries to `owner`: only the first pending one of each ordering key, so a call's
     /// events never overtake each other.
     pub async fn claim_deliveries(&self, now_ms: i64, owner: &str, lease_ms: i64, batch: i64) -> Result<Vec<Outgoing>> {
-        let lock = if matches!(self, Db::Postgres(_)) { " FOR UPDATE OF d SKIP LOCKED" } else { "" };
+        let lock = if matches!(self, Db::Postgres(_)) {
+            " FOR UPDATE OF d SKIP LOCKED"
+        } else {
+            ""
+        };
         let pick = format!(
             "SELECT d.id FROM webhook_deliveries d
              WHERE d.status = 'pending' AND d.next_attempt_ms <= $1 AND (d.lease_until_ms IS NULL OR d.lease_until_ms < $1)

@@ -408,9 +408,15 @@ impl Receiver {
                 body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             });
             if down.load(std::sync::atomic::Ordering::SeqCst) {
-                (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"error": "down"})))
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(serde_json::json!({"error": "down"})),
+                )
             } else {
-                (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"ok": true, "crm_id": "crm-42"})))
+                (
+                    axum::http::StatusCode::OK,
+                    axum::Json(serde_json::json!({"ok": true, "crm_id": "crm-42"})),
+                )
             }
         }
         let got = Arc::new(Mutex::new(Vec::new()));
