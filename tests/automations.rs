@@ -318,6 +318,40 @@ async fn definitions_are_checked_and_scoped_to_the_team(app: &TestApp) {
     )
     .await
     .error(400);
+    // Scripts must be the team's (and outbound for a create-call step).
+    let (_, other_key) = app.other_team("other").await;
+    let foreign = app
+        .post_as(
+            &other_key,
+            "/api/v1/scripts",
+            &common::example_script("buyer-follow-up"),
+        )
+        .await;
+    let foreign = foreign.ok(201)["script_id"].as_str().unwrap().to_owned();
+    let call_step =
+        json!({"type": "create_call", "script_id": foreign, "from_number": CALLER_ID, "to": "trigger.phone"});
+    let r = app.post("/api/v1/automations", &base(json!([call_step]))).await;
+    assert!(r.error(400).contains("not one of your team's"));
+    assert_eq!(r.body["field"], "steps[0].script_id");
+    let r = app
+        .post(
+            "/api/v1/automations",
+            &json!({"name": "x", "trigger": {"type": "call_completed", "script_ids": [foreign]}, "steps": [t]}),
+        )
+        .await;
+    assert!(r.error(400).contains("not one of your team's"));
+    assert_eq!(r.body["field"], "trigger.script_ids[0]");
+    let inbound = app
+        .post("/api/v1/scripts", &common::example_script("receptionist"))
+        .await;
+    let inbound = inbound.ok(201)["script_id"].as_str().unwrap().to_owned();
+    let call_step =
+        json!({"type": "create_call", "script_id": inbound, "from_number": CALLER_ID, "to": "trigger.phone"});
+    assert!(app
+        .post("/api/v1/automations", &base(json!([call_step])))
+        .await
+        .error(400)
+        .contains("inbound"));
     assert_eq!(app.count("automations").await, 0);
 
     let mut ids = Vec::new();
@@ -362,7 +396,6 @@ async fn definitions_are_checked_and_scoped_to_the_team(app: &TestApp) {
     assert!(signed.ok(200)["hook"]["secret"].as_str().is_some());
     assert_eq!(signed.body["hook"]["token"], "");
 
-    let (_, other_key) = app.other_team("other").await;
     for path in [format!("/api/v1/automations/{}", ids[0]), "/api/v1/automations".into()] {
         let r = app.get_as(&other_key, &path).await;
         if path.ends_with("automations") {

@@ -175,6 +175,53 @@ async fn script_import_stores_valid_scripts_only(app: &TestApp) {
     assert_eq!(app.count("scripts").await, 1);
 }
 
+async fn automation_import_prints_the_hook_once(app: &TestApp) {
+    let dir = format!("{}/examples/automations", env!("CARGO_MANIFEST_DIR"));
+    let out = stdout(&voxd(
+        app,
+        &[
+            "automation",
+            "import",
+            "--team",
+            "acme",
+            &format!("{dir}/web-form-lead.yaml"),
+        ],
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    let id = uuid::Uuid::parse_str(lines[0]).expect("the id first");
+    assert!(lines[1].starts_with("hook: /api/v1/hooks/hk_"), "{out}");
+    assert!(lines[2].starts_with("secret: hks_"), "{out}");
+    let r = app.get(&format!("/api/v1/automations/{id}")).await;
+    assert_eq!(r.ok(200)["automation"]["name"], "Web form lead");
+    let out = stdout(&voxd(
+        app,
+        &[
+            "automation",
+            "import",
+            "--team",
+            "acme",
+            &format!("{dir}/call-results-to-crm.yaml"),
+        ],
+    ));
+    assert_eq!(out.lines().count(), 1, "no hook for a call trigger: {out}");
+
+    let bad = tempfile::tempdir().unwrap();
+    let file = bad.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "name: x\ntrigger: {type: webhook}\nsteps:\n  - {type: condition, field: call.status, operator: is_empty}\n",
+    )
+    .unwrap();
+    let out = voxd(app, &["automation", "import", "--team", "acme", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("steps[0].field") && err.contains("cannot exist here"),
+        "{err}"
+    );
+    assert_eq!(app.count("automations").await, 2);
+}
+
 async fn simulate_inbound_answers_with_the_numbers_script(app: &TestApp) {
     let file = format!("{}/examples/scripts/receptionist.yaml", env!("CARGO_MANIFEST_DIR"));
     let script = stdout(&voxd(app, &["script", "import", "--team", "acme", &file]))
@@ -246,6 +293,7 @@ on_both_backends!(
     teams_and_keys_from_the_command_line,
     serve_runs_and_stops_gracefully,
     script_import_stores_valid_scripts_only,
+    automation_import_prints_the_hook_once,
 );
 
 #[test]

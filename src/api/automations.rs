@@ -162,12 +162,47 @@ fn respond(a: Automation, hook: Option<HookCredentials>) -> AutomationResponse {
     }
 }
 
+/// Checks that the scripts a definition names are the team's: a create-call step needs an outbound
+/// one; a call trigger's filter, any.
+async fn check_references(db: &crate::store::Db, team_id: uuid::Uuid, def: &AutomationDef) -> ApiResult<()> {
+    let missing = |field: String, id: &uuid::Uuid| {
+        ApiError::bad_request(format!(
+            "invalid automation: {field}: script {id} is not one of your team's"
+        ))
+        .with("field", field)
+    };
+    if let Trigger::CallCompleted { script_ids, .. } | Trigger::CallScheduled { script_ids } = &def.trigger {
+        for (i, id) in script_ids.iter().enumerate() {
+            if db.get_script(team_id, *id).await?.is_none() {
+                return Err(missing(format!("trigger.script_ids[{i}]"), id));
+            }
+        }
+    }
+    for (field, step) in automation::walk(&def.steps, "steps") {
+        if let automation::Step::CreateCall { script_id, .. } = step {
+            let field = format!("{field}.script_id");
+            match db.get_script(team_id, *script_id).await? {
+                None => return Err(missing(field, script_id)),
+                Some(s) if s.definition.0.script_type != crate::conversation::script::ScriptType::Outbound => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid automation: {field}: script {script_id} is inbound; calls need an outbound one"
+                    ))
+                    .with("field", field))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates an automation from a validated definition (the API and `voxd automation import`).
 pub async fn create_automation(
     db: &crate::store::Db,
     team_id: uuid::Uuid,
     def: AutomationDef,
 ) -> ApiResult<(Automation, Option<HookCredentials>)> {
+    check_references(db, team_id, &def).await?;
     let at = now();
     let mut a = Automation {
         id: new_id(),
@@ -244,6 +279,7 @@ pub async fn replace(
 ) -> ApiResult<Json<AutomationResponse>> {
     let old = find(&state, &team, &id).await?;
     let def = definition(body)?;
+    check_references(&state.db, team.team_id, &def).await?;
     let mut a = Automation {
         name: def.name.trim().to_owned(),
         enabled: def.enabled,

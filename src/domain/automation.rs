@@ -294,6 +294,22 @@ pub fn count_steps(steps: &[Step]) -> usize {
         .sum()
 }
 
+/// Every step of the tree with its place (`steps[3].then[0]`), depth first.
+pub fn walk<'a>(steps: &'a [Step], at: &str) -> Vec<(String, &'a Step)> {
+    let mut out = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        let here = format!("{at}[{i}]");
+        if let Step::Condition { then, otherwise, .. } = s {
+            out.push((here.clone(), s));
+            out.extend(walk(then, &format!("{here}.then")));
+            out.extend(walk(otherwise, &format!("{here}.otherwise")));
+        } else {
+            out.push((here, s));
+        }
+    }
+    out
+}
+
 /// The contact fields an upsert-contact step can set.
 pub const CONTACT_FIELDS: [&str; 9] = [
     "phone_number",
