@@ -340,6 +340,12 @@ impl Db {
              WHERE id = $1 RETURNING {EXECUTION_COLUMNS}"
         );
         let at = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        // Most passes find nothing: ask a reader first instead of taking SQLite's write lock.
+        let any = format!("SELECT EXISTS ({})", pick.replace(lock, "").replace("LIMIT $2", "LIMIT 1"));
+        let due: bool = read_pool!(self, p => sqlx::query_scalar(&any).bind(now_ms).fetch_one(p).await?);
+        if !due {
+            return Ok(Vec::new());
+        }
         transaction!(self, tx => {
             let ids: Vec<Uuid> = sqlx::query_scalar(&pick).bind(now_ms).bind(batch).fetch_all(&mut *tx).await?;
             let mut out = Vec::with_capacity(ids.len());

@@ -229,6 +229,12 @@ impl Db {
         let read = "SELECT d.id, d.event_type, d.payload, d.attempts, d.created_at, e.url, e.secret, e.previous_secret,
                       e.previous_secret_until
                     FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1";
+        // Most passes find nothing: ask a reader first instead of taking SQLite's write lock.
+        let any = format!("SELECT EXISTS ({})", pick.replace(lock, "").replace("LIMIT $2", "LIMIT 1"));
+        let due: bool = read_pool!(self, p => sqlx::query_scalar(&any).bind(now_ms).fetch_one(p).await?);
+        if !due {
+            return Ok(Vec::new());
+        }
         transaction!(self, tx => {
             let ids: Vec<Uuid> = sqlx::query_scalar(&pick).bind(now_ms).bind(batch).fetch_all(&mut *tx).await?;
             let mut out = Vec::with_capacity(ids.len());
