@@ -747,6 +747,21 @@ async fn call_completed_triggers_with_filters(app: &TestApp) {
     let ex = &list.ok(200)["executions"][0];
     assert_eq!(ex["trigger"], "call.ended");
     assert_eq!(ex["status"], "Completed");
+
+    // Call Scheduled: runs when a call is created, with the call and contact hydrated.
+    let def = json!({"name": "Tell the CRM", "trigger": {"type": "call_scheduled", "script_ids": [script_id]},
+        "steps": [{"type": "destination", "url": format!("{}/scheduled", receiver.url),
+                   "body": {"call": "{{call.id}}", "progress": "{{call.progress}}", "phone": "{{contact.phone_number}}"}}]});
+    app.post("/api/v1/automations", &def).await.ok(201);
+    let body = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0412345691"}});
+    let call = app.post("/api/v1/create-phone-call", &body).await.ok(201)["call_id"].clone();
+    runner.run_until_idle(20).await.unwrap();
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[1].body,
+        json!({"call": call, "progress": "scheduled", "phone": "+61412345691"})
+    );
 }
 
 on_both_backends!(
@@ -759,3 +774,89 @@ on_both_backends!(
     failing_steps_dead_letter_and_retry_resumes,
     call_completed_triggers_with_filters,
 );
+
+/// A one-connection SMTP server on 127.0.0.1 that answers `rcpt` to RCPT TO and records the message.
+async fn fake_smtp(rcpt: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("smtp://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+        let mut data = String::new();
+        let mut in_data = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            if in_data {
+                if line == "." {
+                    in_data = false;
+                    write.write_all(b"250 queued\r\n").await.unwrap();
+                } else {
+                    data.push_str(&line);
+                    data.push('\n');
+                }
+                continue;
+            }
+            let verb = line.split([' ', ':']).next().unwrap_or_default().to_uppercase();
+            let answer = match verb.as_str() {
+                "EHLO" | "HELO" => "250 fake\r\n",
+                "MAIL" => "250 OK\r\n",
+                "RCPT" => rcpt,
+                "DATA" => {
+                    in_data = true;
+                    "354 go ahead\r\n"
+                }
+                "QUIT" => {
+                    write.write_all(b"221 bye\r\n").await.unwrap();
+                    break;
+                }
+                _ => "250 OK\r\n",
+            };
+            write.write_all(answer.as_bytes()).await.unwrap();
+        }
+        data
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn email_notifications_go_through_the_smtp_relay() {
+    use voxd::automations::notify::{Channels, Notification, Notifier, SendError, Smtp};
+    let (url, server) = fake_smtp("250 OK\r\n").await;
+    let channels = Channels {
+        smtp: Some(Smtp::new(&url, "voxd@example.com").unwrap()),
+        sms: None,
+    };
+    let n = Notification {
+        channel: Channel::Email,
+        to: "sales@example.com".into(),
+        subject: Some("Enterprise lead: Ada".into()),
+        body: "Ada wrote: enterprise plan".into(),
+    };
+    channels.send(&n).await.unwrap();
+    let message = server.await.unwrap();
+    assert!(message.contains("Subject: Enterprise lead: Ada"), "{message}");
+    assert!(message.contains("To: sales@example.com"), "{message}");
+    assert!(message.contains("Ada wrote: enterprise plan"), "{message}");
+
+    // A relay that refuses the recipient for good: a permanent failure, not retried.
+    let (url, _server) = fake_smtp("550 no such user\r\n").await;
+    let channels = Channels {
+        smtp: Some(Smtp::new(&url, "voxd@example.com").unwrap()),
+        sms: None,
+    };
+    assert!(matches!(channels.send(&n).await, Err(SendError::Permanent(_))));
+    // No relay configured, or no SMS channel: a clear permanent failure.
+    let none = Channels { smtp: None, sms: None };
+    match none.send(&n).await {
+        Err(SendError::Permanent(m)) => assert!(m.contains("smtp_url"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let sms = Notification {
+        channel: Channel::Sms,
+        ..n
+    };
+    assert!(matches!(none.send(&sms).await, Err(SendError::Permanent(_))));
+    assert!(Smtp::new("http://x", "a@b.c").is_err());
+}

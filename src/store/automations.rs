@@ -341,7 +341,10 @@ impl Db {
         );
         let at = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
         // Most passes find nothing: ask a reader first instead of taking SQLite's write lock.
-        let any = format!("SELECT EXISTS ({})", pick.replace(lock, "").replace("LIMIT $2", "LIMIT 1"));
+        let any = format!(
+            "SELECT EXISTS ({})",
+            pick.replace(lock, "").replace("LIMIT $2", "LIMIT 1")
+        );
         let due: bool = read_pool!(self, p => sqlx::query_scalar(&any).bind(now_ms).fetch_one(p).await?);
         if !due {
             return Ok(Vec::new());

@@ -230,7 +230,10 @@ impl Db {
                       e.previous_secret_until
                     FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1";
         // Most passes find nothing: ask a reader first instead of taking SQLite's write lock.
-        let any = format!("SELECT EXISTS ({})", pick.replace(lock, "").replace("LIMIT $2", "LIMIT 1"));
+        let any = format!(
+            "SELECT EXISTS ({})",
+            pick.replace(lock, "").replace("LIMIT $2", "LIMIT 1")
+        );
         let due: bool = read_pool!(self, p => sqlx::query_scalar(&any).bind(now_ms).fetch_one(p).await?);
         if !due {
             return Ok(Vec::new());
