@@ -721,7 +721,21 @@ async fn call_completed_triggers_with_filters(app: &TestApp) {
     let receiver = Receiver::start().await;
     let def = json!({"name": "Voicemail follow-up", "trigger": {"type": "call_completed", "statuses": ["voicemail"]},
         "steps": [{"type": "destination", "url": format!("{}/vm", receiver.url),
-                   "body": {"call": "{{call.id}}", "status": "{{call.status}}", "phone": "{{contact.phone_number}}"}}]});
+                   "body": {"call": "{{call.id}}", "status": "{{call.status}}", "phone": "{{contact.phone_number}}",
+                            "address": "{{objects.property.address}}"}}]});
+    // The voicemail contact has a property linked: `objects.property.*` is hydrated.
+    app.post("/api/v1/object-types", &property_type()).await.ok(201);
+    let contact = app
+        .post("/api/v1/create-contact", &json!({"phone_number": "0412345675"}))
+        .await;
+    let contact_id = contact.ok(201)["contact_id"].clone();
+    app.post(
+        "/api/v1/upsert-object",
+        &json!({"type_name": "property", "contact_id": contact_id,
+        "data": {"id": "p-1", "address": "1 Harbour St", "bedrooms": 3}}),
+    )
+    .await
+    .ok(201);
     app.post("/api/v1/automations", &def).await.ok(201);
     let mut ids = Vec::new();
     // Last digit 5: voicemail; 1: answered.
@@ -741,7 +755,7 @@ async fn call_completed_triggers_with_filters(app: &TestApp) {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(
         got[0].body,
-        json!({"call": ids[0], "status": "voicemail", "phone": "+61412345675"})
+        json!({"call": ids[0], "status": "voicemail", "phone": "+61412345675", "address": "1 Harbour St"})
     );
     let list = app.get("/api/v1/executions").await;
     let ex = &list.ok(200)["executions"][0];
@@ -764,7 +778,87 @@ async fn call_completed_triggers_with_filters(app: &TestApp) {
     );
 }
 
+fn property_type() -> Value {
+    json!({"type_name": "property", "display_name": "Property", "validation_mode": "strict",
+           "schema": {"address": "string", "bedrooms": "number"}})
+}
+
+/// Upsert-object steps write typed objects linked to the contact; data breaking a strict schema
+/// fails the execution at once (no retries), naming the schema.
+async fn upsert_object_steps_link_and_validate(app: &TestApp) {
+    app.post("/api/v1/object-types", &property_type()).await.ok(201);
+    let def = json!({"name": "Listing enquiry", "trigger": {"type": "webhook"}, "steps": [
+        {"type": "upsert_contact", "fields": {"phone_number": "trigger.phone"}},
+        {"type": "upsert_object", "object_type": "property",
+         "data": {"id": "trigger.property_id", "address": "trigger.address", "bedrooms": "trigger.beds"}},
+        {"type": "transform", "mappings": [{"source": "objects.property.address", "target": "where", "transform": "lowercase"}]}
+    ]});
+    let path = app.post("/api/v1/automations", &def).await.ok(201)["hook"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let good = br#"{"phone": "0412345671", "property_id": "p-9", "address": "9 Bay Rd", "beds": 4}"#;
+    let ok = hook(app, &path, good, None, None).await.ok(202)["execution_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bad = br#"{"phone": "0412345671", "property_id": "p-10", "address": "10 Bay Rd", "beds": "many"}"#;
+    let failed = hook(app, &path, bad, None, None).await.ok(202)["execution_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let runner = common::test_runner(app, Arc::new(RecordingNotifier::default()));
+    runner.run_until_idle(10).await.unwrap();
+
+    let ex = app.get(&format!("/api/v1/executions/{ok}")).await.ok(200)["execution"].clone();
+    assert_eq!(ex["status"], "Completed", "{ex}");
+    assert_eq!(ex["context"]["mapped"]["where"], "9 bay rd");
+    let object_id = ex["steps"][1]["output"]["object_id"].as_str().unwrap().to_owned();
+    let object = app.get(&format!("/api/v1/objects/{object_id}")).await;
+    assert_eq!(object.ok(200)["object"]["data"]["bedrooms"], 4);
+    assert_eq!(
+        object.body["object"]["contacts"][0]["contact_id"],
+        ex["context"]["contact"]["id"]
+    );
+    let ex = app.get(&format!("/api/v1/executions/{failed}")).await.ok(200)["execution"].clone();
+    assert_eq!(ex["status"], "Failed", "{ex}");
+    assert_eq!(ex["steps"][1]["status"], "Failed");
+    assert_eq!(ex["steps"][1]["attempts"], 1);
+    assert!(ex["error"].as_str().unwrap().contains("property"), "{ex}");
+    assert_eq!(app.count("objects").await, 1);
+}
+
+/// Without `allow_private_network`, event webhooks to loopback are refused, not sent.
+async fn private_addresses_are_refused_by_default(app: &TestApp) {
+    let script_id = common::caller_id_and_script(app).await;
+    let receiver = Receiver::start().await;
+    app.post(
+        "/api/v1/webhook-endpoints",
+        &json!({"url": format!("{}/e", receiver.url), "events": ["call.scheduled"]}),
+    )
+    .await
+    .ok(201);
+    let body = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0412345671"}});
+    app.post("/api/v1/create-phone-call", &body).await.ok(201);
+    let guarded = voxd::automations::Runner::new(
+        app.db.clone(),
+        Arc::new(voxd::conversation::engine::SystemClock),
+        Arc::new(RecordingNotifier::default()),
+        voxd::automations::AutomationSettings::default(),
+    );
+    guarded.run_until_idle(5).await.unwrap();
+    assert!(receiver.received().is_empty());
+    let endpoints = app.get("/api/v1/webhook-endpoints").await;
+    let id = endpoints.ok(200)["endpoints"][0]["id"].as_str().unwrap().to_owned();
+    let log = app.get(&format!("/api/v1/webhook-endpoints/{id}/deliveries")).await;
+    let d = &log.ok(200)["deliveries"][0];
+    assert_eq!(d["status"], "failed");
+    assert!(d["last_error"].as_str().unwrap().contains("private"), "{d}");
+}
+
 on_both_backends!(
+    upsert_object_steps_link_and_validate,
+    private_addresses_are_refused_by_default,
     signed_hook_places_a_call_and_syncs_the_result,
     bad_hook_requests_are_refused_and_create_nothing,
     hooks_are_rate_limited,
