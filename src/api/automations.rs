@@ -15,7 +15,7 @@ use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiQuery},
-    pagination::{Page, PageMeta},
+    pagination::{Page, PageMeta, PageParams},
     AppState,
 };
 use crate::{
@@ -393,25 +393,14 @@ pub struct ListAutomationsResponse {
     pub meta: PageMeta,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Items per page, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `meta.next_cursor` of the previous page.
-    #[param(value_type = Option<uuid::Uuid>)]
-    pub cursor: Option<String>,
-}
-
 /// List automations (extension)
 #[utoipa::path(get, path = "/api/v1/automations", tag = "Automations", operation_id = "listAutomations",
-    params(ListParams),
+    params(PageParams),
     responses((status = 200, description = "A page of automations, oldest first.", body = ListAutomationsResponse)))]
 pub async fn list(
     State(state): State<AppState>,
     team: TeamCtx,
-    ApiQuery(q): ApiQuery<ListParams>,
+    ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ListAutomationsResponse>> {
     let page = Page::from_params(q.limit, q.cursor.as_deref())?;
     let rows = state

@@ -15,7 +15,7 @@ use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiOptionalJson, ApiQuery},
-    pagination::{Page, PageMeta},
+    pagination::{Page, PageMeta, PageParams},
     AppState,
 };
 use crate::{
@@ -263,17 +263,6 @@ pub async fn delete(
         success: true,
         deleted: true,
     }))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// Items per page, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `meta.next_cursor` of the previous page.
-    #[param(value_type = Option<uuid::Uuid>)]
-    pub cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

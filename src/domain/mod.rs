@@ -7,6 +7,7 @@ pub mod contact;
 pub mod json_path;
 pub mod object_schema;
 pub mod phone;
+pub mod template;
 pub mod web_call;
 
 use chrono::{DateTime, SubsecRound, Utc};
