@@ -875,7 +875,47 @@ async fn private_addresses_are_refused_by_default(app: &TestApp) {
     assert!(d["last_error"].as_str().unwrap().contains("private"), "{d}");
 }
 
+/// Two workers (as two processes would) share one queue: each execution runs once, each step once.
+async fn two_workers_never_run_an_execution_twice(app: &TestApp) {
+    let receiver = Receiver::start().await;
+    let def = json!({"name": "Fan", "trigger": {"type": "webhook"}, "steps": [
+        {"type": "transform", "mappings": [{"source": "trigger.n", "target": "n", "transform": "to_string"}]},
+        {"type": "destination", "url": format!("{}/crm", receiver.url), "body": {"n": "{{mapped.n}}"}}
+    ]});
+    let path = app.post("/api/v1/automations", &def).await.ok(201)["hook"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    const N: usize = 60;
+    for n in 0..N {
+        hook(app, &path, json!({"n": n}).to_string().as_bytes(), None, None)
+            .await
+            .ok(202);
+    }
+    let notifier: Arc<RecordingNotifier> = Arc::default();
+    let a = common::test_runner(app, notifier.clone()).with_owner("worker-a");
+    let b = common::test_runner(app, notifier).with_owner("worker-b");
+    for _ in 0..50 {
+        let (x, y) = tokio::join!(a.run_once(), b.run_once());
+        if x.unwrap() + y.unwrap() == 0 {
+            break;
+        }
+    }
+    let done = app.get("/api/v1/executions?status=Completed&limit=200").await;
+    assert_eq!(done.ok(200)["executions"].as_array().unwrap().len(), N);
+    let mut seen: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.body["n"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    let mut want: Vec<String> = (0..N).map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(seen, want, "each destination step ran exactly once");
+}
+
 on_both_backends!(
+    two_workers_never_run_an_execution_twice,
     upsert_object_steps_link_and_validate,
     private_addresses_are_refused_by_default,
     signed_hook_places_a_call_and_syncs_the_result,
