@@ -88,15 +88,12 @@ async fn accept(state: &AppState, token: &str, req: Request) -> ApiResult<(Statu
     if token.len() > 200 {
         return Err(unknown());
     }
-    let automation = match state.db.automation_by_token(&token_hash(token)).await? {
-        Some(a) if a.enabled => a,
+    let (automation, team_rate) = match state.db.hook_target(&token_hash(token)).await? {
+        Some(t) if t.automation.enabled => (t.automation, t.team_rate),
         _ => return Err(unknown()),
     };
     // The team's own request rate, as for its API keys, counted per hook.
-    let team_rate = state.db.find_team(&automation.team_id.to_string()).await?;
-    let rate = team_rate
-        .and_then(|t| t.requests_per_second)
-        .map_or(state.settings.requests_per_second, |r| r.max(1) as u32);
+    let rate = team_rate.map_or(state.settings.requests_per_second, |r| r.max(1) as u32);
     let decision = state.limiter.check(automation.id, rate, Instant::now());
     if !decision.allowed {
         tracing::info!(automation_id = %automation.id, "hook rate limited");

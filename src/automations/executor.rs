@@ -116,6 +116,8 @@ impl Runner {
         let steps = e.steps.0.clone();
         // Depth-first over the step tree: (steps, key prefix, next index).
         let mut stack: Vec<(&[Step], String, usize)> = vec![(steps.as_slice(), String::new(), 0)];
+        // Rows of finished steps not committed yet (see `acts_outside`).
+        let mut pending: Vec<ExecutionStep> = Vec::new();
         while let Some(top) = stack.last_mut() {
             let Some(step) = top.0.get(top.2) else {
                 stack.pop();
@@ -174,18 +176,30 @@ impl Runner {
                 ),
             };
             let lease_until = now.timestamp_millis() + self.lease_ms();
+            let continued = |ctx: &Value, done: i32| ExecChange::Continue {
+                context: ctx.clone(),
+                steps_done: done,
+                lease_until_ms: lease_until,
+            };
             match outcome {
                 Outcome::Done { input, output } => {
                     row.input = Some(sqlx::types::Json(input));
                     row.output = Some(sqlx::types::Json(output));
                     done += 1;
-                    let change = ExecChange::Continue {
-                        context: ctx.clone(),
-                        steps_done: done,
-                        lease_until_ms: lease_until,
-                    };
-                    if !self.db.commit_step(e.id, &self.owner, &[row], change, now).await? {
-                        return lost(&e);
+                    pending.push(row);
+                    // A step that acted outside is committed at once, so that a crash does not
+                    // repeat it; pure steps ride along with the next commit (run again, they give
+                    // the same result). The last step's commit is the finishing one.
+                    let more = stack.iter().any(|(list, _, i)| *i < list.len());
+                    if step.acts_outside() && more {
+                        let rows = std::mem::take(&mut pending);
+                        if !self
+                            .db
+                            .commit_step(e.id, &self.owner, &rows, continued(&ctx, done), now)
+                            .await?
+                        {
+                            return lost(&e);
+                        }
                     }
                 }
                 Outcome::Branch { input, output, taken } => {
@@ -200,23 +214,15 @@ impl Runner {
                     } else {
                         (otherwise, "otherwise", then, "then")
                     };
-                    let mut written = vec![row];
+                    pending.push(row);
                     skipped(
                         skip,
                         &format!("{key}.{skip_name}."),
                         e.id,
                         now,
                         &mut position,
-                        &mut written,
+                        &mut pending,
                     );
-                    let change = ExecChange::Continue {
-                        context: ctx.clone(),
-                        steps_done: done,
-                        lease_until_ms: lease_until,
-                    };
-                    if !self.db.commit_step(e.id, &self.owner, &written, change, now).await? {
-                        return lost(&e);
-                    }
                     stack.push((run.as_slice(), format!("{key}.{run_name}."), 0));
                 }
                 Outcome::Place { input, call } => {
@@ -225,35 +231,41 @@ impl Runner {
                     row.duration_ms = None;
                     row.input = Some(sqlx::types::Json(input));
                     row.output = Some(sqlx::types::Json(json!({"call_id": call.id})));
-                    let change = ExecChange::Continue {
-                        context: ctx.clone(),
-                        steps_done: done,
-                        lease_until_ms: lease_until,
-                    };
-                    if !self.db.commit_step(e.id, &self.owner, &[row], change, now).await? {
+                    pending.push(row);
+                    let rows = std::mem::take(&mut pending);
+                    if !self
+                        .db
+                        .commit_step(e.id, &self.owner, &rows, continued(&ctx, done), now)
+                        .await?
+                    {
                         return lost(&e);
                     }
                     if self.db.call_by_id(call.id).await?.is_none() {
                         self.db.insert_call(&call).await?;
                         tracing::info!(execution_id = %e.id, call_id = %call.id, "automation placed a call");
                     }
-                    return self.wait(&e, call.id, ctx, done, now).await;
+                    return self.wait(&e, call.id, ctx, done, Vec::new(), now).await;
                 }
-                Outcome::Waiting { call_id } => return self.wait(&e, call_id, ctx, done, now).await,
+                Outcome::Waiting { call_id } => return self.wait(&e, call_id, ctx, done, pending, now).await,
                 Outcome::Transient { input, error } => {
                     row.status = "Failed".into();
                     row.input = Some(sqlx::types::Json(input));
                     row.error = Some(error.clone());
+                    pending.push(row);
                     if attempts >= self.settings.step_attempts {
                         let error = format!("step {key} failed {attempts} times; last: {error}");
                         return self
-                            .finish(&e, "Dead Letter", Some(error), ctx, done, vec![row], now)
+                            .finish(&e, "Dead Letter", Some(error), ctx, done, pending, now)
                             .await;
                     }
                     let due_ms = now.timestamp_millis() + self.settings.backoff(attempts).as_millis() as i64;
                     tracing::info!(execution_id = %e.id, step = %key, attempts, %error, "step failed; will retry");
-                    let change = ExecChange::Retry { due_ms };
-                    if !self.db.commit_step(e.id, &self.owner, &[row], change, now).await? {
+                    let change = ExecChange::Retry {
+                        due_ms,
+                        context: ctx,
+                        steps_done: done,
+                    };
+                    if !self.db.commit_step(e.id, &self.owner, &pending, change, now).await? {
                         return lost(&e);
                     }
                     return Ok(());
@@ -262,21 +274,24 @@ impl Runner {
                     row.status = "Failed".into();
                     row.input = Some(sqlx::types::Json(input));
                     row.error = Some(error.clone());
+                    pending.push(row);
                     let error = format!("step {key} ({}): {error}", step.type_name());
-                    return self.finish(&e, "Failed", Some(error), ctx, done, vec![row], now).await;
+                    return self.finish(&e, "Failed", Some(error), ctx, done, pending, now).await;
                 }
             }
         }
         let now = self.now();
-        self.finish(&e, "Completed", None, ctx, done, Vec::new(), now).await
+        self.finish(&e, "Completed", None, ctx, done, pending, now).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn wait(
         &self,
         e: &Execution,
         call_id: Uuid,
         ctx: Value,
         done: i32,
+        rows: Vec<ExecutionStep>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let change = ExecChange::Wait {
@@ -284,7 +299,7 @@ impl Runner {
             context: ctx,
             steps_done: done,
         };
-        if !self.db.commit_step(e.id, &self.owner, &[], change, now).await? {
+        if !self.db.commit_step(e.id, &self.owner, &rows, change, now).await? {
             return lost(e);
         }
         Ok(())

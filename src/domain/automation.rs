@@ -270,6 +270,12 @@ impl Step {
         }
     }
 
+    /// Whether running the step changes something outside the execution (a record, a request, a
+    /// message), so that running it twice is not the same as once.
+    pub fn acts_outside(&self) -> bool {
+        !matches!(self, Step::Transform { .. } | Step::Condition { .. })
+    }
+
     pub fn name(&self) -> Option<&str> {
         match self {
             Step::Transform { name, .. }

@@ -24,6 +24,15 @@ pub struct Automation {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What an inbound hook needs to know about its token.
+#[derive(Debug, Clone, FromRow)]
+pub struct HookTarget {
+    #[sqlx(flatten)]
+    pub automation: Automation,
+    /// The team's own requests per second, when it has one.
+    pub team_rate: Option<i32>,
+}
+
 const AUTOMATION_COLUMNS: &str =
     "id, team_id, name, enabled, trigger_type, definition, hook_token_hash, hook_secret, created_at, updated_at";
 
@@ -132,7 +141,11 @@ pub enum ExecChange {
         steps_done: i32,
     },
     /// A transient failure; try the step again at `due_ms`.
-    Retry { due_ms: i64 },
+    Retry {
+        due_ms: i64,
+        context: Value,
+        steps_done: i32,
+    },
     /// Completed, Failed or Dead Letter. A failure also queues `execution.failed` deliveries.
     Finish {
         status: &'static str,
@@ -235,8 +248,14 @@ impl Db {
         Ok(done == 1)
     }
 
-    pub async fn automation_by_token(&self, token_hash: &[u8]) -> Result<Option<Automation>> {
-        let sql = format!("SELECT {AUTOMATION_COLUMNS} FROM automations WHERE hook_token_hash = $1");
+    /// The automation a hook token opens, with its team's own request rate (one read per hook).
+    pub async fn hook_target(&self, token_hash: &[u8]) -> Result<Option<HookTarget>> {
+        let columns: Vec<String> = AUTOMATION_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect();
+        let sql = format!(
+            "SELECT {}, t.requests_per_second AS team_rate FROM automations a JOIN teams t ON t.id = a.team_id
+             WHERE a.hook_token_hash = $1",
+            columns.join(", ")
+        );
         Ok(read_pool!(self, p => sqlx::query_as(&sql).bind(token_hash).fetch_optional(p).await?))
     }
 
@@ -390,9 +409,10 @@ impl Db {
                        updated_at = $5, context = $6 {mine}"))
                     .bind(execution_id).bind(owner).bind(call_id).bind(steps_done).bind(at).bind(Json(context))
                     .execute(&mut *tx).await?,
-                ExecChange::Retry { due_ms } => sqlx::query(&format!(
-                    "UPDATE executions SET due_ms = $3, lease_owner = NULL, lease_until_ms = NULL, updated_at = $4 {mine}"))
-                    .bind(execution_id).bind(owner).bind(due_ms).bind(at)
+                ExecChange::Retry { due_ms, context, steps_done } => sqlx::query(&format!(
+                    "UPDATE executions SET due_ms = $3, lease_owner = NULL, lease_until_ms = NULL, updated_at = $4,
+                       context = $5, steps_done = $6 {mine}"))
+                    .bind(execution_id).bind(owner).bind(due_ms).bind(at).bind(Json(context)).bind(steps_done)
                     .execute(&mut *tx).await?,
                 ExecChange::Finish { status, error, context, steps_done, .. } => sqlx::query(&format!(
                     "UPDATE executions SET status = $3, error = $4, context = $5, steps_done = $6, finished_at = $7,
