@@ -272,19 +272,22 @@ impl Db {
     /// the execution that key made instead.
     pub async fn accept_hook(&self, e: &Execution, idem_key: Option<&str>, now_ms: i64) -> Result<HookOutcome> {
         const DAY_MS: i64 = 24 * 3600 * 1000;
+        let Some(key) = idem_key else {
+            // One statement needs no transaction around it.
+            write_pool!(self, p => bind_execution!(sqlx::query(INSERT_EXECUTION), e).execute(p).await?.rows_affected());
+            return Ok(HookOutcome::Created(e.id));
+        };
         transaction!(self, tx => {
-            if let Some(key) = idem_key {
-                sqlx::query("DELETE FROM hook_receipts WHERE automation_id = $1 AND idem_key = $2 AND received_ms < $3")
-                    .bind(e.automation_id).bind(key).bind(now_ms - DAY_MS).execute(&mut *tx).await?;
-                let seen: Option<Uuid> = sqlx::query_scalar(
-                    "SELECT execution_id FROM hook_receipts WHERE automation_id = $1 AND idem_key = $2")
-                    .bind(e.automation_id).bind(key).fetch_optional(&mut *tx).await?;
-                if let Some(id) = seen {
-                    return Ok(HookOutcome::Duplicate(id));
-                }
-                sqlx::query("INSERT INTO hook_receipts (automation_id, idem_key, execution_id, received_ms) VALUES ($1, $2, $3, $4)")
-                    .bind(e.automation_id).bind(key).bind(e.id).bind(now_ms).execute(&mut *tx).await.map_err(StoreError::from_write)?;
+            sqlx::query("DELETE FROM hook_receipts WHERE automation_id = $1 AND idem_key = $2 AND received_ms < $3")
+                .bind(e.automation_id).bind(key).bind(now_ms - DAY_MS).execute(&mut *tx).await?;
+            let seen: Option<Uuid> = sqlx::query_scalar(
+                "SELECT execution_id FROM hook_receipts WHERE automation_id = $1 AND idem_key = $2")
+                .bind(e.automation_id).bind(key).fetch_optional(&mut *tx).await?;
+            if let Some(id) = seen {
+                return Ok(HookOutcome::Duplicate(id));
             }
+            sqlx::query("INSERT INTO hook_receipts (automation_id, idem_key, execution_id, received_ms) VALUES ($1, $2, $3, $4)")
+                .bind(e.automation_id).bind(key).bind(e.id).bind(now_ms).execute(&mut *tx).await.map_err(StoreError::from_write)?;
             bind_execution!(sqlx::query(INSERT_EXECUTION), e).execute(&mut *tx).await?;
             Ok(HookOutcome::Created(e.id))
         })
