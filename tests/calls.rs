@@ -684,7 +684,158 @@ async fn caller_ids_are_paced(app: &TestApp) {
     );
 }
 
+/// Cancels race the dispatcher: a pass claims (and runs) while a client cancels every call, call by
+/// call, in the opposite order. Whatever wins, a cancelled call was never dialled, a refused cancel
+/// names a call that was dialled exactly once, and once the dispatcher is done every call is either
+/// cancelled or ended: none is lost between the two. The team's limit (3) keeps some calls queued
+/// while the race runs, so cancels meet both scheduled and queued calls.
+async fn cancel_racing_the_claim_never_dials_a_cancelled_call(app: &TestApp) {
+    let script_id = setup(app).await;
+    app.db.set_team_limits(app.team_id, None, Some(3)).await.unwrap();
+    for round in 0..4 {
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            ids.push(create(app, &call_body(&script_id, &format!("04290699{round}{i}"))).await);
+        }
+        let d = dispatcher(app, &clock(), "w1");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let passes = {
+            let (d, barrier) = (d.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                for _ in 0..4 {
+                    d.run_once().await.unwrap();
+                }
+            })
+        };
+        barrier.wait().await;
+        let mut outcomes = Vec::new();
+        for id in ids.iter().rev() {
+            let r = app.post(&format!("/api/v1/cancel-call/{id}"), &json!({})).await;
+            outcomes.push((id.clone(), r.status.as_u16(), r.body.clone()));
+        }
+        passes.await.unwrap();
+        // Bounded: whatever was left due is taken by a few more passes.
+        for _ in 0..10 {
+            if d.run_once().await.unwrap() == 0 {
+                break;
+            }
+        }
+        for (id, status, body) in outcomes {
+            let c = call(app, &id).await;
+            let dials = events(app, &id).await.iter().filter(|e| e.1 == "dialing").count();
+            match status {
+                200 => {
+                    assert_eq!(c["progress"], "cancelled", "{c}");
+                    assert_eq!(dials, 0, "a cancelled call was dialled: {:?}", events(app, &id).await);
+                }
+                400 => {
+                    assert!(
+                        body["message"].as_str().unwrap().contains("no longer be cancelled"),
+                        "{body}"
+                    );
+                    assert_eq!(c["progress"], "ended", "{c}");
+                    assert_eq!(dials, 1);
+                }
+                other => panic!("cancel answered {other}: {body}"),
+            }
+        }
+    }
+    let left = app.get("/api/v1/calls?progress=scheduled").await.ok(200)["calls"]
+        .as_array()
+        .unwrap()
+        .len()
+        + app.get("/api/v1/calls?progress=queued").await.ok(200)["calls"]
+            .as_array()
+            .unwrap()
+            .len();
+    assert_eq!(left, 0, "no call left behind");
+}
+
+/// Reschedules race the dispatcher the same way. A rescheduled call was not dialled before its
+/// new time and is dialled exactly once after it; a refused reschedule names a call that was
+/// dialled once; no call is lost or dialled twice.
+async fn reschedule_racing_the_claim_never_loses_a_call(app: &TestApp) {
+    let script_id = setup(app).await;
+    app.db.set_team_limits(app.team_id, None, Some(3)).await.unwrap();
+    let later = (Utc::now() + Duration::hours(1)).to_rfc3339();
+    for round in 0..4 {
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            ids.push(create(app, &call_body(&script_id, &format!("04290699{round}{i}"))).await);
+        }
+        let d = dispatcher(app, &clock(), "w1");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let passes = {
+            let (d, barrier) = (d.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                for _ in 0..4 {
+                    d.run_once().await.unwrap();
+                }
+            })
+        };
+        barrier.wait().await;
+        let mut outcomes = Vec::new();
+        for id in ids.iter().rev() {
+            let r = app
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/reschedule-call/{id}"),
+                    Some(&json!({"scheduled_time": later})),
+                    &[],
+                )
+                .await;
+            outcomes.push((id.clone(), r.status.as_u16(), r.body.clone()));
+        }
+        passes.await.unwrap();
+        for _ in 0..10 {
+            if d.run_once().await.unwrap() == 0 {
+                break;
+            }
+        }
+        for (id, status, body) in &outcomes {
+            let c = call(app, id).await;
+            let dials = events(app, id).await.iter().filter(|e| e.1 == "dialing").count();
+            match status {
+                200 => {
+                    assert_eq!(c["progress"], "scheduled", "{c}");
+                    assert_eq!(dials, 0, "dialled before its new time: {:?}", events(app, id).await);
+                }
+                400 => {
+                    assert!(
+                        body["message"].as_str().unwrap().contains("no longer be rescheduled"),
+                        "{body}"
+                    );
+                    assert_eq!(c["progress"], "ended", "{c}");
+                    assert_eq!(dials, 1);
+                }
+                other => panic!("reschedule answered {other}: {body}"),
+            }
+        }
+    }
+    // At the new time, every rescheduled call rings, once.
+    let then = Arc::new(ManualClock::new(Utc::now() + Duration::hours(1) + Duration::seconds(1)));
+    let d = dispatcher(app, &then, "w2");
+    for _ in 0..20 {
+        if d.run_once().await.unwrap() == 0 {
+            break;
+        }
+    }
+    let all = app.get("/api/v1/calls?limit=200").await.ok(200)["calls"].clone();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 32);
+    for c in all {
+        let id = c["id"].as_str().unwrap();
+        assert_eq!(c["progress"], "ended", "{c}");
+        let dials = events(app, id).await.iter().filter(|e| e.1 == "dialing").count();
+        assert_eq!(dials, 1, "{id} dialled {dials} times");
+    }
+}
+
 on_both_backends!(
+    cancel_racing_the_claim_never_dials_a_cancelled_call,
+    reschedule_racing_the_claim_never_loses_a_call,
     caller_ids_are_paced,
     web_calls_get_credentials_and_can_be_ended,
     the_contract_example_schedules_a_call,
