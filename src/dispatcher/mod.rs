@@ -241,8 +241,16 @@ impl Dispatcher {
                 "location": c.location, "timezone": c.timezone,
             })
         });
+        // The call's object, keyed by its type name as automations and scripts name objects.
+        let mut objects = serde_json::Map::new();
+        if let Some(id) = call.object_id {
+            if let Some(o) = self.db.get_object(call.team_id, id).await? {
+                objects.insert(o.type_name, o.data.0);
+            }
+        }
         let variables = json!({
             "contact": contact_vars,
+            "objects": objects,
             "call": {"id": call.id, "type": call.call_type, "from_number": call.from_number, "to_number": call.to_number, "attempt": call.attempts},
             "custom": call.variables.0,
         });

@@ -6,6 +6,7 @@ pub mod contact;
 pub mod json_path;
 pub mod object_schema;
 pub mod phone;
+pub mod timezone;
 pub mod web_call;
 
 use chrono::{DateTime, SubsecRound, Utc};
