@@ -360,33 +360,34 @@ impl Db {
         })
     }
 
-    /// Records a transition of a call held under lease by `owner`; false when the lease is gone
-    /// (the call was cancelled, or another worker took it over), in which case nothing is written.
-    #[allow(clippy::too_many_arguments)]
+    /// Records transitions of a call held under lease by `owner`, in order and in one write (a
+    /// carrier reports back-to-back steps together, e.g. ringing then answered at once), one event
+    /// each. False when the lease is gone (the call was cancelled, or another worker took it over),
+    /// in which case nothing is written.
     pub async fn record_progress(
         &self,
         call_id: Uuid,
         owner: &str,
-        progress: Progress,
-        status: Option<&str>,
-        end_reason: Option<&str>,
-        detail: Option<Value>,
+        steps: &[Progress],
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        let started = matches!(progress, Progress::InProgress);
-        let update =
-            "UPDATE calls SET progress = $3, status = COALESCE($4, status), end_reason = COALESCE($5, end_reason),
-               updated_at = $6, started_at = CASE WHEN $7 THEN COALESCE(started_at, $6) ELSE started_at END
+        let Some(last) = steps.last() else { return Ok(true) };
+        let started = steps.contains(&Progress::InProgress);
+        let update = "UPDATE calls SET progress = $3, updated_at = $4,
+               started_at = CASE WHEN $5 THEN COALESCE(started_at, $4) ELSE started_at END
              WHERE id = $1 AND lease_owner = $2 RETURNING attempts";
         transaction!(self, tx => {
             let attempt: Option<i32> = sqlx::query_scalar(update)
-                .bind(call_id).bind(owner).bind(progress.as_str()).bind(status).bind(end_reason).bind(at).bind(started)
+                .bind(call_id).bind(owner).bind(last.as_str()).bind(at).bind(started)
                 .fetch_optional(&mut *tx).await?;
             match attempt {
                 Some(attempt) => {
-                    sqlx::query(INSERT_EVENT)
-                        .bind(new_id()).bind(call_id).bind(at).bind(attempt).bind(progress.as_str()).bind(status).bind(detail.map(Json))
-                        .execute(&mut *tx).await?;
+                    for step in steps {
+                        sqlx::query(INSERT_EVENT)
+                            .bind(new_id()).bind(call_id).bind(at).bind(attempt).bind(step.as_str())
+                            .bind(Option::<String>::None).bind(Option::<Json<Value>>::None)
+                            .execute(&mut *tx).await?;
+                    }
                     Ok(true)
                 }
                 None => Ok(false),
@@ -570,15 +571,49 @@ impl Db {
         result: Value,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let select = format!("SELECT {COLUMNS} FROM calls WHERE id = $1 AND lease_owner = $2");
+        self.finish_processed_attempt(call_id, owner, None, status, end_reason, retry, result, now)
+            .await
+    }
+
+    /// [`Db::finish_attempt`], also recording `processing` (from `processing_at`) in the same
+    /// write: the dispatcher's short analyses need no write of their own for that step.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_processed_attempt(
+        &self,
+        call_id: Uuid,
+        owner: &str,
+        processing_at: Option<DateTime<Utc>>,
+        status: &str,
+        end_reason: &str,
+        retry: Option<DateTime<Utc>>,
+        result: Value,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (progress, due_ms, ended_at) = match retry {
+            Some(at) => ("scheduled", Some(at.timestamp_millis()), None),
+            None => ("ended", None, Some(now)),
+        };
+        // The lease check is the update's own condition: no read first.
+        let update = "UPDATE calls SET progress = $3, status = $4, end_reason = $5, due_ms = COALESCE($6, due_ms),
+               ended_at = $7, updated_at = $8, lease_owner = NULL, lease_until_ms = NULL, result = $9
+             WHERE id = $1 AND lease_owner = $2 RETURNING attempts";
+        let detail = Json(serde_json::json!({"end_reason": end_reason, "retry_at": retry}));
         transaction!(self, tx => {
-            match sqlx::query_as::<_, Call>(&select).bind(call_id).bind(owner).fetch_optional(&mut *tx).await? {
-                Some(call) => {
-                    settle!(tx, &call, status, end_reason, retry, Some(result), now);
-                    Ok(true)
-                }
-                None => Ok(false),
+            let attempt: Option<i32> = sqlx::query_scalar(update)
+                .bind(call_id).bind(owner).bind(progress).bind(status).bind(end_reason).bind(due_ms).bind(ended_at)
+                .bind(now).bind(Json(result))
+                .fetch_optional(&mut *tx).await?;
+            let Some(attempt) = attempt else { return Ok(false) };
+            if let Some(at) = processing_at {
+                sqlx::query(INSERT_EVENT)
+                    .bind(new_id()).bind(call_id).bind(at).bind(attempt).bind(Progress::Processing.as_str())
+                    .bind(Option::<String>::None).bind(Option::<Json<Value>>::None)
+                    .execute(&mut *tx).await?;
             }
+            sqlx::query(INSERT_EVENT)
+                .bind(new_id()).bind(call_id).bind(now).bind(attempt).bind(progress).bind(status).bind(Some(detail))
+                .execute(&mut *tx).await?;
+            Ok(true)
         })
     }
 }
