@@ -49,7 +49,8 @@ pub struct CreatePhoneCallRequest {
     pub latest_time: Option<DateTime<Utc>>,
     /// Default: one attempt.
     pub retry_policy: Option<RetryPolicy>,
-    /// Hours the call may ring, in the contact's time zone (else the team's). Default: any time.
+    /// Hours the call may ring, in the callee's time zone (see `timezone` on the call). Default: the
+    /// team's default window (`voxd team set-calling-window`), else any time.
     pub calling_window: Option<CallingWindow>,
     /// Free-form JSON kept with the call.
     pub metadata: Option<Map<String, Value>>,
@@ -106,13 +107,15 @@ pub struct CallView {
     pub contact_id: Option<String>,
     pub from_number: Option<String>,
     pub to_number: Option<String>,
-    /// The callee's time zone, used for the calling window.
+    /// The callee's time zone, used for the calling window: the contact's, else the zone of the
+    /// number's country when it has one zone, else the team's.
     pub timezone: String,
     pub scheduled_time: DateTime<Utc>,
     pub latest_time: Option<DateTime<Utc>>,
     /// Attempts made so far.
     pub attempts: i32,
     pub retry_policy: RetryPolicy,
+    /// The call's own window; null when it follows the team's default (or rings any time).
     pub calling_window: Option<CallingWindow>,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,

@@ -178,10 +178,10 @@ impl Dispatcher {
             // so that one pass refills all the lines freed since the last. (Measured: a pass after
             // every claim made many one-call passes under a burst, each a write transaction, once
             // the due query stopped sorting every waiting call.)
-            if claimed as i64 >= self.settings.batch {
-                continue;
-            }
+            let full = claimed as i64 >= self.settings.batch;
             tokio::select! {
+                // A stop is answered between full batches too.
+                biased;
                 _ = &mut stop => {
                     // Let short calls finish; what is still running after that is recovered by lease.
                     let _ = tokio::time::timeout(Duration::from_secs(10), async {
@@ -190,6 +190,7 @@ impl Dispatcher {
                     .await;
                     return;
                 }
+                _ = std::future::ready(()), if full => {}
                 _ = tokio::time::sleep(self.settings.poll) => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
