@@ -1110,6 +1110,20 @@ async fn object_data_is_validated_and_linked(app: &TestApp) {
         before,
         "only the listing call and objects were written since the refusals"
     );
+
+    // The script sees the call's object as {{objects.<type_name>.*}}.
+    let mut script = common::example_script("buyer-follow-up");
+    script["voicemail_message"] = json!("Calling about {{objects.property.address}}.");
+    let vm_script = app.post("/api/v1/scripts", &script).await.ok(201)["script_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut body = call_body(&vm_script, "0429069975"); // voicemail
+    body["object"] = json!({"type_name": "property", "data": {"id": "P9", "address": "9 Bay Rd", "bedrooms": 2}});
+    let id = create(app, &body).await;
+    dispatcher(app, &clock(), "w1").run_once().await.unwrap();
+    let r = app.get(&format!("/api/v1/get-call-result/{id}")).await;
+    assert_eq!(r.ok(200)["call"]["transcript"][0]["text"], "Calling about 9 Bay Rd.");
 }
 
 on_both_backends!(
