@@ -4,7 +4,13 @@
 //!   the team's limit (never above);
 //! - a steady 100 calls/s for 10 s: lateness p99 (target ≤ 250 ms).
 //!
-//! Run: `cargo bench --bench dispatch` (env `BENCH_CALLS`, default 10000; `BENCH_LIMIT`, 50).
+//! The calls go out from `BENCH_NUMBERS` caller ids (default 100), registered to the team as
+//! `voxd number add` would, round robin, under the default pacing of 10 calls/s per caller id: one
+//! caller id could not carry 500 calls/s (carriers police this), and a pass dials each number at most
+//! once.
+//!
+//! Run: `cargo bench --bench dispatch` (env `BENCH_CALLS`, default 10000; `BENCH_LIMIT`, 50;
+//! `BENCH_NUMBERS`, 100).
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,7 +20,12 @@ use voxd::{
     conversation::{brain::rules::RulesBrain, engine::SystemClock, script::Script, tools},
     dispatcher::{Dispatcher, DispatcherSettings},
     domain::{contact::ValidContact, new_id, now},
-    store::{calls::Call, contacts::Contact, teams::Team, Db, DbOptions},
+    store::{
+        calls::{Call, PhoneNumber},
+        contacts::Contact,
+        teams::Team,
+        Db, DbOptions,
+    },
 };
 
 fn env(name: &str, default: usize) -> usize {
@@ -26,6 +37,8 @@ struct Setup {
     team: uuid::Uuid,
     script: uuid::Uuid,
     contact: uuid::Uuid,
+    numbers: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 async fn setup(dir: &tempfile::TempDir, name: &str, limit: i32) -> Setup {
@@ -61,18 +74,35 @@ async fn setup(dir: &tempfile::TempDir, name: &str, limit: i32) -> Setup {
         now(),
     );
     db.insert_contact(&contact).await.unwrap();
+    let numbers: Vec<String> = (0..env("BENCH_NUMBERS", 100))
+        .map(|i| format!("+612912{:05}", 30000 + i))
+        .collect();
+    for number in &numbers {
+        let n = PhoneNumber {
+            id: new_id(),
+            team_id: team.id,
+            number: number.clone(),
+            inbound_script_id: None,
+            created_at: now(),
+        };
+        db.add_number(&n).await.unwrap();
+    }
     Setup {
         db,
         team: team.id,
         script: stored.id,
         contact: contact.id,
+        numbers,
+        next: Default::default(),
     }
 }
 
 async fn schedule(s: &Setup, due: DateTime<Utc>) {
     let call = Call {
         contact_id: Some(s.contact),
-        from_number: Some("+61291234567".into()),
+        from_number: Some(
+            s.numbers[s.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % s.numbers.len()].clone(),
+        ),
         to_number: Some("+61429069971".into()),
         scheduled_time: due,
         due_ms: due.timestamp_millis(),
@@ -195,7 +225,10 @@ async fn main() {
     running.await.unwrap();
     let (steady_late, steady_ended) = lateness(&steady).await;
 
-    println!("\ndispatch on SQLite, sim carrier with zero delays, rules brain, team limit {limit}\n");
+    println!(
+        "\ndispatch on SQLite, sim carrier with zero delays, rules brain, team limit {limit}, {} caller ids at 10 calls/s each\n",
+        env("BENCH_NUMBERS", 100)
+    );
     println!("| measure | value | target |");
     println!("|---|---:|---:|");
     println!(

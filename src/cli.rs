@@ -10,7 +10,11 @@ use uuid::Uuid;
 use crate::{
     api::{self, AppState},
     config::{GlobalArgs, LogFormat, ServeArgs, Settings},
-    domain::{api_key, new_id, now, phone},
+    domain::{
+        api_key,
+        call::{default_days, CallingWindow},
+        new_id, now, phone, timezone,
+    },
     store::{keys::ApiKey, redact_url, teams::Team, Db, StoreError},
 };
 
@@ -131,6 +135,29 @@ enum TeamCommand {
     },
     /// List teams.
     List,
+    /// Show a team's settings, its default calling window included.
+    Show {
+        /// Team name or id.
+        team: String,
+    },
+    /// Set the team's default calling window: the hours calls may ring, in each callee's time
+    /// zone, for calls created without a `calling_window` of their own.
+    SetCallingWindow {
+        /// Team name or id.
+        team: String,
+        /// Local opening time, HH:MM.
+        #[arg(long, required_unless_present = "none")]
+        start: Option<String>,
+        /// Local closing time, HH:MM (exclusive).
+        #[arg(long, required_unless_present = "none")]
+        end: Option<String>,
+        /// Days calls may ring, comma-separated (default mon,tue,wed,thu,fri,sat).
+        #[arg(long, value_delimiter = ',')]
+        days: Vec<String>,
+        /// Remove the default window: calls without their own ring at any hour.
+        #[arg(long, conflicts_with_all = ["start", "end", "days"])]
+        none: bool,
+    },
     /// Set a team's limits; an omitted limit returns to the server default.
     SetLimits {
         /// Team name or id.
@@ -399,6 +426,57 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        TeamCommand::Show { team } => {
+            let team = find_team(db, &team).await?;
+            let window = db.team_calling_window(team.id).await?;
+            let limit = |n: Option<i32>| n.map_or("server default".to_owned(), |n| n.to_string());
+            println!("id: {}", team.id);
+            println!("name: {}", team.name);
+            println!("region: {}", team.region);
+            println!("timezone: {}", team.timezone);
+            println!("requests_per_second: {}", limit(team.requests_per_second));
+            println!("max_concurrent_calls: {}", limit(team.max_concurrent_calls));
+            match window {
+                Some(w) => println!("calling_window: {} {}-{}", w.days.join(","), w.start, w.end),
+                None => println!("calling_window: none (any time)"),
+            }
+        }
+        TeamCommand::SetCallingWindow {
+            team,
+            start,
+            end,
+            days,
+            none,
+        } => {
+            let team = find_team(db, &team).await?;
+            let window = match (none, start, end) {
+                (true, _, _) => None,
+                (false, Some(start), Some(end)) => {
+                    let w = CallingWindow {
+                        start,
+                        end,
+                        days: match days.is_empty() {
+                            true => default_days(),
+                            false => days.iter().map(|d| d.trim().to_ascii_lowercase()).collect(),
+                        },
+                    };
+                    w.check().map_err(|e| anyhow::anyhow!("calling window: {e}"))?;
+                    Some(w)
+                }
+                _ => anyhow::bail!("give --start and --end, or --none"),
+            };
+            db.set_team_calling_window(team.id, window.as_ref()).await?;
+            match window {
+                Some(w) => println!(
+                    "default calling window of team {}: {} {}-{}",
+                    team.name,
+                    w.days.join(","),
+                    w.start,
+                    w.end
+                ),
+                None => println!("team {} has no default calling window", team.name),
+            }
+        }
         TeamCommand::SetLimits {
             team,
             requests_per_second,
@@ -564,7 +642,7 @@ async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, pe
     let owner = format!("simulate-{}", std::process::id());
     let mut metadata = serde_json::Map::new();
     metadata.insert("sim_persona".into(), persona.into());
-    let timezone = contact.timezone.clone().unwrap_or(team.timezone.clone());
+    let timezone = timezone::callee_zone(contact.timezone.as_deref(), &contact.phone_number, &team.timezone).0;
     let call = Call {
         progress: Progress::Dialing.as_str().into(),
         contact_id: Some(contact.id),

@@ -684,7 +684,454 @@ async fn caller_ids_are_paced(app: &TestApp) {
     );
 }
 
+/// Cancels race the dispatcher: a pass claims (and runs) while a client cancels every call, call by
+/// call, in the opposite order. Whatever wins, a cancelled call was never dialled, a refused cancel
+/// names a call that was dialled exactly once, and once the dispatcher is done every call is either
+/// cancelled or ended: none is lost between the two. The team's limit (3) keeps some calls queued
+/// while the race runs, so cancels meet both scheduled and queued calls.
+async fn cancel_racing_the_claim_never_dials_a_cancelled_call(app: &TestApp) {
+    let script_id = setup(app).await;
+    app.db.set_team_limits(app.team_id, None, Some(3)).await.unwrap();
+    for round in 0..4 {
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            ids.push(create(app, &call_body(&script_id, &format!("04290699{round}{i}"))).await);
+        }
+        let d = dispatcher(app, &clock(), "w1");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let passes = {
+            let (d, barrier) = (d.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                for _ in 0..4 {
+                    d.run_once().await.unwrap();
+                }
+            })
+        };
+        barrier.wait().await;
+        let mut outcomes = Vec::new();
+        for id in ids.iter().rev() {
+            let r = app.post(&format!("/api/v1/cancel-call/{id}"), &json!({})).await;
+            outcomes.push((id.clone(), r.status.as_u16(), r.body.clone()));
+        }
+        passes.await.unwrap();
+        // Bounded: whatever was left due is taken by a few more passes.
+        for _ in 0..10 {
+            if d.run_once().await.unwrap() == 0 {
+                break;
+            }
+        }
+        for (id, status, body) in outcomes {
+            let c = call(app, &id).await;
+            let dials = events(app, &id).await.iter().filter(|e| e.1 == "dialing").count();
+            match status {
+                200 => {
+                    assert_eq!(c["progress"], "cancelled", "{c}");
+                    assert_eq!(dials, 0, "a cancelled call was dialled: {:?}", events(app, &id).await);
+                }
+                400 => {
+                    assert!(
+                        body["message"].as_str().unwrap().contains("no longer be cancelled"),
+                        "{body}"
+                    );
+                    assert_eq!(c["progress"], "ended", "{c}");
+                    assert_eq!(dials, 1);
+                }
+                other => panic!("cancel answered {other}: {body}"),
+            }
+        }
+    }
+    let left = app.get("/api/v1/calls?progress=scheduled").await.ok(200)["calls"]
+        .as_array()
+        .unwrap()
+        .len()
+        + app.get("/api/v1/calls?progress=queued").await.ok(200)["calls"]
+            .as_array()
+            .unwrap()
+            .len();
+    assert_eq!(left, 0, "no call left behind");
+}
+
+/// Reschedules race the dispatcher the same way. A rescheduled call was not dialled before its
+/// new time and is dialled exactly once after it; a refused reschedule names a call that was
+/// dialled once; no call is lost or dialled twice.
+async fn reschedule_racing_the_claim_never_loses_a_call(app: &TestApp) {
+    let script_id = setup(app).await;
+    app.db.set_team_limits(app.team_id, None, Some(3)).await.unwrap();
+    let later = (Utc::now() + Duration::hours(1)).to_rfc3339();
+    for round in 0..4 {
+        let mut ids = Vec::new();
+        for i in 0..8 {
+            ids.push(create(app, &call_body(&script_id, &format!("04290699{round}{i}"))).await);
+        }
+        let d = dispatcher(app, &clock(), "w1");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let passes = {
+            let (d, barrier) = (d.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                for _ in 0..4 {
+                    d.run_once().await.unwrap();
+                }
+            })
+        };
+        barrier.wait().await;
+        let mut outcomes = Vec::new();
+        for id in ids.iter().rev() {
+            let r = app
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/reschedule-call/{id}"),
+                    Some(&json!({"scheduled_time": later})),
+                    &[],
+                )
+                .await;
+            outcomes.push((id.clone(), r.status.as_u16(), r.body.clone()));
+        }
+        passes.await.unwrap();
+        for _ in 0..10 {
+            if d.run_once().await.unwrap() == 0 {
+                break;
+            }
+        }
+        for (id, status, body) in &outcomes {
+            let c = call(app, id).await;
+            let dials = events(app, id).await.iter().filter(|e| e.1 == "dialing").count();
+            match status {
+                200 => {
+                    assert_eq!(c["progress"], "scheduled", "{c}");
+                    assert_eq!(dials, 0, "dialled before its new time: {:?}", events(app, id).await);
+                }
+                400 => {
+                    assert!(
+                        body["message"].as_str().unwrap().contains("no longer be rescheduled"),
+                        "{body}"
+                    );
+                    assert_eq!(c["progress"], "ended", "{c}");
+                    assert_eq!(dials, 1);
+                }
+                other => panic!("reschedule answered {other}: {body}"),
+            }
+        }
+    }
+    // At the new time, every rescheduled call rings, once.
+    let then = Arc::new(ManualClock::new(Utc::now() + Duration::hours(1) + Duration::seconds(1)));
+    let d = dispatcher(app, &then, "w2");
+    for _ in 0..20 {
+        if d.run_once().await.unwrap() == 0 {
+            break;
+        }
+    }
+    let all = app.get("/api/v1/calls?limit=200").await.ok(200)["calls"].clone();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 32);
+    for c in all {
+        let id = c["id"].as_str().unwrap();
+        assert_eq!(c["progress"], "ended", "{c}");
+        let dials = events(app, id).await.iter().filter(|e| e.1 == "dialing").count();
+        assert_eq!(dials, 1, "{id} dialled {dials} times");
+    }
+}
+
+/// Runs the `voxd` binary on the app's database.
+fn voxd(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_voxd"))
+        .args(args)
+        .env("VOXD_DATABASE_URL", &app.database_url)
+        .env_remove("VOXD_CONFIG")
+        .output()
+        .expect("run voxd")
+}
+
+/// An hour's window, every day, that closed an hour ago in `tz` (None when it would wrap midnight).
+fn closed_window(tz: chrono_tz::Tz) -> Option<(String, String)> {
+    let local = (Utc::now() - Duration::hours(2)).with_timezone(&tz);
+    let start = local.format("%H:00").to_string();
+    let end = (local + Duration::hours(1)).format("%H:00").to_string();
+    (start < end).then_some((start, end))
+}
+
+/// The team's default window (set with `voxd team set-calling-window`) holds calls that have no
+/// window of their own; a call's own window overrides it; `--none` removes it.
+async fn the_team_default_window_applies_to_calls_without_one(app: &TestApp) {
+    let script_id = setup(app).await;
+    let sydney: chrono_tz::Tz = "Australia/Sydney".parse().unwrap();
+    let Some((start, end)) = closed_window(sydney) else {
+        return;
+    };
+    let team = app.team_id.to_string();
+    let out = voxd(
+        app,
+        &[
+            "team",
+            "set-calling-window",
+            &team,
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--days",
+            "mon,tue,wed,thu,fri,sat,sun",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8(voxd(app, &["team", "show", &team]).stdout).unwrap();
+    assert!(
+        shown.contains(&format!("calling_window: mon,tue,wed,thu,fri,sat,sun {start}-{end}")),
+        "{shown}"
+    );
+    let waits = create(app, &call_body(&script_id, "0429069971")).await;
+    assert!(
+        call(app, &waits).await["calling_window"].is_null(),
+        "the call has no window of its own"
+    );
+    let mut own = call_body(&script_id, "0429069972");
+    own["calling_window"] =
+        json!({"start": "00:00", "end": "23:59", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
+    let rings = create(app, &own).await;
+    let d = dispatcher(app, &clock(), "w1");
+    assert_eq!(
+        d.run_once().await.unwrap(),
+        1,
+        "only the call with its own open window rings"
+    );
+    assert_eq!(call(app, &rings).await["progress"], "ended");
+    let c = call(app, &waits).await;
+    assert_eq!(c["progress"], "scheduled");
+    let window: voxd::domain::call::CallingWindow = serde_json::from_value(
+        json!({"start": start, "end": end, "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}),
+    )
+    .unwrap();
+    let opens = window.next_open(Utc::now() + Duration::seconds(1), sydney);
+    assert!(opens > Utc::now() + Duration::hours(20), "tomorrow's opening");
+    let tomorrow = Arc::new(ManualClock::new(opens + Duration::minutes(1)));
+    assert_eq!(
+        dispatcher(app, &tomorrow, "w1").run_once().await.unwrap(),
+        1,
+        "rings when the team window opens"
+    );
+
+    // Removed: a new call rings at once.
+    let out = voxd(app, &["team", "set-calling-window", &team, "--none"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8(voxd(app, &["team", "show", &team]).stdout).unwrap();
+    assert!(shown.contains("calling_window: none"), "{shown}");
+    create(app, &call_body(&script_id, "0429069973")).await;
+    assert_eq!(dispatcher(app, &clock(), "w1").run_once().await.unwrap(), 1);
+    // Bad windows are refused and change nothing.
+    for args in [
+        vec!["--start", "25:00", "--end", "10:00"],
+        vec!["--start", "10:00", "--end", "09:00"],
+        vec!["--start", "09:00", "--end", "10:00", "--days", "funday"],
+        vec!["--start", "09:00"],
+    ] {
+        let mut all = vec!["team", "set-calling-window", team.as_str()];
+        all.extend(args.iter());
+        assert!(!voxd(app, &all).status.success(), "{args:?}");
+    }
+    assert!(app.db.team_calling_window(app.team_id).await.unwrap().is_none());
+}
+
+/// The callee's zone: the contact's, else the number's country's (one zone), else the team's.
+async fn the_callee_time_zone_comes_from_contact_number_or_team(app: &TestApp) {
+    let script_id = setup(app).await;
+    let zone = |phone: &str, tz: Option<&str>| {
+        let mut b = call_body(&script_id, phone);
+        if let Some(tz) = tz {
+            b["contact"]["timezone"] = json!(tz);
+        }
+        b
+    };
+    for (body, expected) in [
+        (zone("+447400123456", None), "Europe/London"),
+        (zone("+33612345678", Some("America/Cayenne")), "America/Cayenne"),
+        (zone("0429069971", None), "Australia/Sydney"),
+        (zone("+14155552671", None), "Australia/Sydney"),
+    ] {
+        let c = app.post("/api/v1/create-phone-call", &body).await.ok(201)["call"].clone();
+        assert_eq!(c["timezone"], expected, "{body}");
+    }
+}
+
+/// Create-phone-call's `object`: checked against its type, upserted, linked to the contact and to
+/// the call, readable on the call; refused input writes nothing at all.
+async fn object_data_is_validated_and_linked(app: &TestApp) {
+    let script_id = setup(app).await;
+    let property = app
+        .post(
+            "/api/v1/object-types",
+            &json!({"type_name": "property", "display_name": "Property", "validation_mode": "strict",
+                    "schema": {"address": "string", "bedrooms": "number"}}),
+        )
+        .await
+        .ok(201)["object_type_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut body = call_body(&script_id, "0429069971");
+    body["object"] = json!({"type_name": "property", "data": {"id": "P1", "address": "1 Main St", "bedrooms": 3}});
+    let r = app.post("/api/v1/create-phone-call", &body).await;
+    let b = r.ok(201).clone();
+    let object_id = b["object"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(b["call"]["object_id"], object_id);
+    assert_eq!(b["object"]["type_name"], "property");
+    let got = app
+        .get(&format!("/api/v1/get-call/{}", b["call_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(got.ok(200)["object"]["data"]["address"], "1 Main St");
+    let object = app.get(&format!("/api/v1/objects/{object_id}")).await;
+    assert_eq!(
+        object.ok(200)["object"]["contacts"][0]["contact_id"],
+        b["call"]["contact_id"],
+        "linked to the call's contact"
+    );
+    // The same key again (by type id this time) updates the object rather than duplicating it.
+    body["object"] =
+        json!({"object_type_id": property, "data": {"id": "P1", "address": "1 Main Street", "bedrooms": 4}});
+    let again = app.post("/api/v1/create-phone-call", &body).await.ok(201).clone();
+    assert_eq!(again["object"]["id"], object_id);
+    assert_eq!(app.count("objects").await, 1);
+
+    // Refusals: nothing written (the contact would be new).
+    let (calls, contacts, objects, links) = (
+        app.count("calls").await,
+        app.count("contacts").await,
+        app.count("objects").await,
+        app.count("object_contacts").await,
+    );
+    let (_, other_key) = app.other_team("globex").await;
+    let foreign = app
+        .post_as(
+            &other_key,
+            "/api/v1/object-types",
+            &json!({"type_name": "deal", "display_name": "Deal", "schema": {"amount": "number"}}),
+        )
+        .await
+        .ok(201)["object_type_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fresh = |object: Value| {
+        let mut b = call_body(&script_id, "0429069972");
+        b["object"] = object;
+        b
+    };
+    for (object, status, word) in [
+        (json!({"data": {"address": "x"}}), 400, "object.type_name"),
+        (json!({"type_name": "property"}), 400, "data"),
+        (json!({"type_name": "nothing", "data": {}}), 404, "object type"),
+        (
+            json!({"object_type_id": foreign, "data": {"amount": 1}}),
+            404,
+            "object type",
+        ),
+        (json!({"type_name": "deal", "data": {"amount": 1}}), 404, "object type"),
+        (
+            json!({"type_name": "property", "data": {"address": 7, "bedrooms": "three"}}),
+            400,
+            "object.data",
+        ),
+        (json!({"type_name": "property", "data": "1 Main St"}), 400, "data"),
+        (
+            json!({"type_name": "property", "data": {}, "upsert_key": "$.nope"}),
+            400,
+            "object.upsert_key",
+        ),
+        (
+            json!({"type_name": "property", "data": {}, "colour": "red"}),
+            400,
+            "colour",
+        ),
+        (json!("P1"), 400, "object"),
+    ] {
+        let message = app
+            .post("/api/v1/create-phone-call", &fresh(object.clone()))
+            .await
+            .error(status);
+        assert!(message.contains(word), "{object} → {message}");
+    }
+    let strict = app
+        .post(
+            "/api/v1/create-phone-call",
+            &fresh(json!({"type_name": "property", "data": {"bedrooms": "three"}})),
+        )
+        .await;
+    assert!(
+        strict.body["errors"].as_array().is_some_and(|e| !e.is_empty()),
+        "{}",
+        strict.body
+    );
+
+    // A refusal found inside the write (a unique-by-contact type whose contact has another object)
+    // rolls back the contact's update too.
+    app.post(
+        "/api/v1/object-types",
+        &json!({"type_name": "listing", "display_name": "Listing", "unique_by_contact": true, "schema": {"id": "string"}}),
+    )
+    .await
+    .ok(201);
+    let mut first = call_body(&script_id, "0429069971");
+    first["object"] = json!({"type_name": "listing", "data": {"id": "L1"}});
+    app.post("/api/v1/create-phone-call", &first).await.ok(201);
+    app.post(
+        "/api/v1/upsert-object",
+        &json!({"type_name": "listing", "data": {"id": "L2"}}),
+    )
+    .await
+    .ok(201);
+    let before = (
+        app.count("calls").await,
+        app.count("contacts").await,
+        app.count("objects").await,
+        app.count("object_contacts").await,
+    );
+    let mut clash = call_body(&script_id, "0429069971");
+    clash["contact"]["first_name"] = json!("Renamed");
+    clash["object"] = json!({"type_name": "listing", "data": {"id": "L2"}});
+    app.post("/api/v1/create-phone-call", &clash).await.error(409);
+    assert_eq!(
+        (
+            app.count("calls").await,
+            app.count("contacts").await,
+            app.count("objects").await,
+            app.count("object_contacts").await,
+        ),
+        before
+    );
+    let contact_id = again["call"]["contact_id"].as_str().unwrap();
+    let contact = app.get(&format!("/api/v1/contacts/{contact_id}")).await;
+    assert_eq!(
+        contact.ok(200)["contact"]["first_name"],
+        "John",
+        "the contact's update was rolled back"
+    );
+    assert_eq!(
+        (calls + 1, contacts, objects + 2, links + 1),
+        before,
+        "only the listing call and objects were written since the refusals"
+    );
+
+    // The script sees the call's object as {{objects.<type_name>.*}}.
+    let mut script = common::example_script("buyer-follow-up");
+    script["voicemail_message"] = json!("Calling about {{objects.property.address}}.");
+    let vm_script = app.post("/api/v1/scripts", &script).await.ok(201)["script_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut body = call_body(&vm_script, "0429069975"); // voicemail
+    body["object"] = json!({"type_name": "property", "data": {"id": "P9", "address": "9 Bay Rd", "bedrooms": 2}});
+    let id = create(app, &body).await;
+    dispatcher(app, &clock(), "w1").run_once().await.unwrap();
+    let r = app.get(&format!("/api/v1/get-call-result/{id}")).await;
+    assert_eq!(r.ok(200)["call"]["transcript"][0]["text"], "Calling about 9 Bay Rd.");
+}
+
 on_both_backends!(
+    the_team_default_window_applies_to_calls_without_one,
+    the_callee_time_zone_comes_from_contact_number_or_team,
+    object_data_is_validated_and_linked,
+    cancel_racing_the_claim_never_dials_a_cancelled_call,
+    reschedule_racing_the_claim_never_loses_a_call,
     caller_ids_are_paced,
     web_calls_get_credentials_and_can_be_ended,
     the_contract_example_schedules_a_call,

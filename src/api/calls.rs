@@ -16,6 +16,7 @@ use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiOptionalJson, ApiQuery},
+    objects::{check_object, refusal},
     pagination::{Page, PageMeta},
     AppState,
 };
@@ -24,9 +25,12 @@ use crate::{
     domain::{
         call::{id_bound, CallStatus, CallingWindow, Progress, RetryPolicy},
         contact::ContactInput,
-        now, phone, FieldError,
+        now, phone, timezone, FieldError,
     },
-    store::calls::{Call, CallFilter, NotChanged},
+    store::{
+        calls::{Call, CallFilter, NotChanged},
+        objects::Upsert,
+    },
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -45,12 +49,46 @@ pub struct CreatePhoneCallRequest {
     pub latest_time: Option<DateTime<Utc>>,
     /// Default: one attempt.
     pub retry_policy: Option<RetryPolicy>,
-    /// Hours the call may ring, in the contact's time zone (else the team's). Default: any time.
+    /// Hours the call may ring, in the callee's time zone (see `timezone` on the call). Default: the
+    /// team's default window (`voxd team set-calling-window`), else any time.
     pub calling_window: Option<CallingWindow>,
     /// Free-form JSON kept with the call.
     pub metadata: Option<Map<String, Value>>,
     /// `{{custom.*}}` values for the script.
     pub variables: Option<Map<String, Value>>,
+    /// An object to keep with the call: upserted like `upsert-object` does (checked against its
+    /// type's schema by the type's `validation_mode`), linked to the contact and to the call, and
+    /// given to the script as `{{objects.<type_name>.*}}`. Nothing is written if it is refused.
+    pub object: Option<CallObjectInput>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallObjectInput {
+    /// The object's type by name (or give `object_type_id`).
+    pub type_name: Option<String>,
+    /// The object's type by id (or give `type_name`).
+    pub object_type_id: Option<String>,
+    /// The object's JSON (at most 256 KiB).
+    #[schema(value_type = Object)]
+    pub data: Map<String, Value>,
+    /// JSONPath into `data` of the value identifying the object (as in `upsert-object`); an object
+    /// with the same value is updated instead of duplicated.
+    pub upsert_key: Option<String>,
+}
+
+/// The object a call carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallObjectView {
+    pub id: String,
+    pub object_type_id: String,
+    pub type_name: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Schema violations of `data` when the type's mode is `warn` (create-phone-call only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub violations: Option<Vec<crate::domain::object_schema::Violation>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,13 +107,15 @@ pub struct CallView {
     pub contact_id: Option<String>,
     pub from_number: Option<String>,
     pub to_number: Option<String>,
-    /// The callee's time zone, used for the calling window.
+    /// The callee's time zone, used for the calling window: the contact's, else the zone of the
+    /// number's country when it has one zone, else the team's.
     pub timezone: String,
     pub scheduled_time: DateTime<Utc>,
     pub latest_time: Option<DateTime<Utc>>,
     /// Attempts made so far.
     pub attempts: i32,
     pub retry_policy: RetryPolicy,
+    /// The call's own window; null when it follows the team's default (or rings any time).
     pub calling_window: Option<CallingWindow>,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
@@ -85,6 +125,8 @@ pub struct CallView {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// The object the call was created with (see `object` on get-call).
+    pub object_id: Option<String>,
 }
 
 impl From<Call> for CallView {
@@ -111,6 +153,7 @@ impl From<Call> for CallView {
             updated_at: c.updated_at,
             started_at: c.started_at,
             ended_at: c.ended_at,
+            object_id: c.object_id.map(|i| i.to_string()),
         }
     }
 }
@@ -120,6 +163,22 @@ pub struct CallResponse {
     pub success: bool,
     pub call_id: String,
     pub call: CallView,
+    /// The call's object, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub object: Option<CallObjectView>,
+}
+
+/// The call's object as stored now (`None` when it has none, or it was deleted).
+async fn call_object(state: &AppState, call: &Call) -> ApiResult<Option<CallObjectView>> {
+    let Some(id) = call.object_id else { return Ok(None) };
+    Ok(state.db.get_object(call.team_id, id).await?.map(|o| CallObjectView {
+        id: o.id.to_string(),
+        object_type_id: o.object_type_id.to_string(),
+        type_name: o.type_name,
+        data: o.data.0,
+        violations: None,
+    }))
 }
 
 fn too_big(field: &str, value: &Map<String, Value>) -> Result<(), FieldError> {
@@ -179,12 +238,29 @@ pub async fn create_phone_call(
         )
         .into());
     }
-    let (contact, _) = state.db.upsert_contact_by_phone(team.team_id, contact, at).await?;
-    let timezone = contact.timezone.clone().unwrap_or_else(|| team.timezone.clone());
+    let object = match req.object {
+        Some(o) => Some(
+            check_object(
+                &state,
+                &team,
+                "object.",
+                o.type_name.as_deref(),
+                o.object_type_id.as_deref(),
+                o.data,
+                o.upsert_key.as_deref(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let upsert = object.as_ref().map(|o| Upsert {
+        object_type: &o.object_type,
+        key: o.key.clone(),
+        data: o.data.clone(),
+        contact_id: None,
+    });
     let call = Call {
-        contact_id: Some(contact.id),
         from_number: Some(from),
-        to_number: Some(contact.phone_number.clone()),
         scheduled_time: scheduled,
         latest_time: req.latest_time,
         due_ms: scheduled.timestamp_millis(),
@@ -193,16 +269,31 @@ pub async fn create_phone_call(
         retry_policy: DbJson(retry_policy),
         metadata: DbJson(metadata),
         variables: DbJson(variables),
-        ..Call::new(team.team_id, "outbound", script_id, timezone, at)
+        ..Call::new(team.team_id, "outbound", script_id, team.timezone.clone(), at)
     };
-    state.db.insert_call(&call).await?;
+    // The callee's zone: the contact's (as stored, after the upsert), else the number's country's, else the team's.
+    let call = state
+        .db
+        .create_phone_call(contact, upsert, call, |c| {
+            timezone::callee_zone(c.timezone.as_deref(), &c.phone_number, &team.timezone).0
+        })
+        .await?
+        .map_err(|r| refusal(r, object.as_ref().map_or("", |o| o.object_type.type_name.as_str())))?;
     tracing::info!(call_id = %call.id, scheduled = %call.scheduled_time, "call scheduled");
+    let object = match object {
+        Some(o) => call_object(&state, &call).await?.map(|view| CallObjectView {
+            violations: o.violations,
+            ..view
+        }),
+        None => None,
+    };
     Ok((
         StatusCode::CREATED,
         Json(CallResponse {
             success: true,
             call_id: call.id.to_string(),
             call: call.into(),
+            object,
         }),
     ))
 }
@@ -229,10 +320,12 @@ pub async fn get_call(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CallResponse>> {
     let call = find(&state, &team, &id).await?;
+    let object = call_object(&state, &call).await?;
     Ok(Json(CallResponse {
         success: true,
         call_id: call.id.to_string(),
         call: call.into(),
+        object,
     }))
 }
 
@@ -638,7 +731,7 @@ pub async fn create_web_call(
         .await?
         .ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
     let at = now();
-    let timezone = contact.timezone.clone().unwrap_or_else(|| team.timezone.clone());
+    let timezone = timezone::callee_zone(contact.timezone.as_deref(), &contact.phone_number, &team.timezone).0;
     let call = Call {
         // Waiting for the browser to join through the gateway.
         progress: Progress::Ringing.as_str().into(),

@@ -698,7 +698,12 @@ impl Runner {
                 team.id,
                 "outbound",
                 *script_id,
-                contact.timezone.clone().unwrap_or_else(|| team.timezone.clone()),
+                crate::domain::timezone::callee_zone(
+                    contact.timezone.as_deref(),
+                    &contact.phone_number,
+                    &team.timezone,
+                )
+                .0,
                 at,
             )
         };

@@ -35,7 +35,13 @@ pub struct Dial {
 #[async_trait]
 pub trait ProgressSink: Send + Sync {
     /// False when the call was taken away (lease lost): the carrier should hang up.
-    async fn progress(&self, progress: Progress) -> bool;
+    async fn progress(&self, progress: Progress) -> bool {
+        self.progress_steps(&[progress]).await
+    }
+
+    /// Transitions that happened back to back (ringing, then answered at once), in order: the
+    /// sink may record them in one write, each still its own event. False as for `progress`.
+    async fn progress_steps(&self, steps: &[Progress]) -> bool;
 }
 
 /// How an attempt ended.

@@ -118,23 +118,33 @@ impl Carrier for SimCarrier {
         if outcome == SimOutcome::Failure {
             return ended(CallStatus::Failed, "failed", Vec::new());
         }
-        if !sink.progress(Progress::Ringing).await {
-            return ended(CallStatus::Failed, "api_ended", Vec::new());
-        }
-        if !self.delays.ring.is_zero() {
-            tokio::time::sleep(self.delays.ring).await;
-        }
-        match outcome {
-            SimOutcome::NoAnswer => return ended(CallStatus::RangOut, "no answer", Vec::new()),
-            SimOutcome::Busy => return ended(CallStatus::UserUnavailable, "busy", Vec::new()),
-            SimOutcome::Rejected => return ended(CallStatus::UserRejected, "rejected", Vec::new()),
-            _ => {}
-        }
-        if !self.delays.answer.is_zero() {
-            tokio::time::sleep(self.delays.answer).await;
-        }
-        if !sink.progress(Progress::InProgress).await {
-            return ended(CallStatus::Failed, "api_ended", Vec::new());
+        // With no delays, an answered call rings and is answered in the same instant: one report.
+        let instant = self.delays.ring.is_zero()
+            && self.delays.answer.is_zero()
+            && matches!(outcome, SimOutcome::Answered | SimOutcome::Voicemail | SimOutcome::Drop);
+        if instant {
+            if !sink.progress_steps(&[Progress::Ringing, Progress::InProgress]).await {
+                return ended(CallStatus::Failed, "api_ended", Vec::new());
+            }
+        } else {
+            if !sink.progress(Progress::Ringing).await {
+                return ended(CallStatus::Failed, "api_ended", Vec::new());
+            }
+            if !self.delays.ring.is_zero() {
+                tokio::time::sleep(self.delays.ring).await;
+            }
+            match outcome {
+                SimOutcome::NoAnswer => return ended(CallStatus::RangOut, "no answer", Vec::new()),
+                SimOutcome::Busy => return ended(CallStatus::UserUnavailable, "busy", Vec::new()),
+                SimOutcome::Rejected => return ended(CallStatus::UserRejected, "rejected", Vec::new()),
+                _ => {}
+            }
+            if !self.delays.answer.is_zero() {
+                tokio::time::sleep(self.delays.answer).await;
+            }
+            if !sink.progress(Progress::InProgress).await {
+                return ended(CallStatus::Failed, "api_ended", Vec::new());
+            }
         }
         if outcome == SimOutcome::Voicemail {
             let message = dial

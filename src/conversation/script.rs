@@ -289,8 +289,9 @@ impl std::fmt::Display for ScriptError {
     }
 }
 
-/// Variable namespaces always available.
-pub const NAMESPACES: [&str; 3] = ["contact", "call", "custom"];
+/// Variable namespaces always available. `objects` holds a call's object by its type name
+/// (`{{objects.property.address}}`), empty when the call has none.
+pub const NAMESPACES: [&str; 4] = ["contact", "call", "custom", "objects"];
 
 impl Script {
     pub fn from_yaml_or_json(text: &str) -> Result<Self, String> {
@@ -472,7 +473,7 @@ fn check_vars(namespaces: &HashSet<String>, text: &str, at: &str, err: &mut impl
     for name in vars::references(text) {
         let ns = name.split('.').next().unwrap_or_default();
         if !namespaces.contains(ns) {
-            err(at.to_owned(), format!("variable `{{{{{name}}}}}` uses namespace `{ns}`, which is not defined (known: contact, call, custom)"));
+            err(at.to_owned(), format!("variable `{{{{{name}}}}}` uses namespace `{ns}`, which is not defined (known: {}, and the namespaces of step outputs)", NAMESPACES.join(", ")));
         }
     }
 }

@@ -168,7 +168,8 @@ pub struct CallingWindow {
     pub days: Vec<String>,
 }
 
-fn default_days() -> Vec<String> {
+/// Monday to Saturday.
+pub fn default_days() -> Vec<String> {
     ["mon", "tue", "wed", "thu", "fri", "sat"].map(String::from).to_vec()
 }
 

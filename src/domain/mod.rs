@@ -8,6 +8,7 @@ pub mod json_path;
 pub mod object_schema;
 pub mod phone;
 pub mod template;
+pub mod timezone;
 pub mod web_call;
 
 use chrono::{DateTime, SubsecRound, Utc};

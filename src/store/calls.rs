@@ -7,9 +7,14 @@ use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
+use super::{
+    contacts::{upsert_contact_in, Contact},
+    objects::{upsert_object_in, LinkRefusal, Upsert},
+    read_pool, transaction, write_pool, Db, Result, StoreError,
+};
 use crate::domain::{
     call::{CallingWindow, Progress, RetryPolicy},
+    contact::ValidContact,
     new_id,
 };
 
@@ -51,6 +56,8 @@ pub struct Call {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// The object the call was created with (also linked to its contact).
+    pub object_id: Option<Uuid>,
 }
 
 impl Call {
@@ -85,13 +92,14 @@ impl Call {
             updated_at: at,
             started_at: None,
             ended_at: None,
+            object_id: None,
         }
     }
 }
 
 pub(crate) const COLUMNS: &str = "id, team_id, call_type, progress, status, end_reason, script_id, contact_id, \
      from_number, to_number, timezone, scheduled_time, latest_time, due_ms, latest_ms, calling_window, retry_policy, attempts, \
-     lease_owner, lease_until_ms, metadata, variables, result, created_at, updated_at, started_at, ended_at";
+     lease_owner, lease_until_ms, metadata, variables, result, created_at, updated_at, started_at, ended_at, object_id";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct CallEvent {
@@ -169,6 +177,27 @@ macro_rules! mark {
     }};
 }
 
+/// Inserts a call and its first event inside a transaction.
+macro_rules! insert_call_in {
+    ($tx:expr, $c:expr) => {{
+        let c: &Call = $c;
+        let sql = format!(
+            "INSERT INTO calls ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+        );
+        sqlx::query(&sql)
+            .bind(c.id).bind(c.team_id).bind(&c.call_type).bind(&c.progress).bind(&c.status).bind(&c.end_reason)
+            .bind(c.script_id).bind(c.contact_id).bind(&c.from_number).bind(&c.to_number).bind(&c.timezone).bind(c.scheduled_time)
+            .bind(c.latest_time).bind(c.due_ms).bind(c.latest_ms).bind(&c.calling_window).bind(&c.retry_policy)
+            .bind(c.attempts).bind(&c.lease_owner).bind(c.lease_until_ms).bind(&c.metadata).bind(&c.variables)
+            .bind(&c.result).bind(c.created_at).bind(c.updated_at).bind(c.started_at).bind(c.ended_at).bind(c.object_id)
+            .execute(&mut *$tx).await?;
+        sqlx::query(INSERT_EVENT)
+            .bind(new_id()).bind(c.id).bind(c.created_at).bind(c.attempts).bind(&c.progress).bind(Option::<String>::None)
+            .bind(Some(Json(serde_json::json!({"scheduled_time": c.scheduled_time, "timezone": c.timezone}))))
+            .execute(&mut *$tx).await?;
+    }};
+}
+
 /// Why a cancel or reschedule was refused.
 #[derive(Debug, PartialEq)]
 pub enum NotChanged {
@@ -201,23 +230,38 @@ impl Db {
 
     /// Inserts a call with its first event (`scheduled`).
     pub async fn insert_call(&self, c: &Call) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO calls ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
-        );
-        transaction!(self, tx => {
-            sqlx::query(&sql)
-                .bind(c.id).bind(c.team_id).bind(&c.call_type).bind(&c.progress).bind(&c.status).bind(&c.end_reason)
-                .bind(c.script_id).bind(c.contact_id).bind(&c.from_number).bind(&c.to_number).bind(&c.timezone).bind(c.scheduled_time)
-                .bind(c.latest_time).bind(c.due_ms).bind(c.latest_ms).bind(&c.calling_window).bind(&c.retry_policy)
-                .bind(c.attempts).bind(&c.lease_owner).bind(c.lease_until_ms).bind(&c.metadata).bind(&c.variables)
-                .bind(&c.result).bind(c.created_at).bind(c.updated_at).bind(c.started_at).bind(c.ended_at)
-                .execute(&mut *tx).await?;
-            sqlx::query(INSERT_EVENT)
-                .bind(new_id()).bind(c.id).bind(c.created_at).bind(c.attempts).bind(&c.progress).bind(Option::<String>::None)
-                .bind(Some(Json(serde_json::json!({"scheduled_time": c.scheduled_time}))))
-                .execute(&mut *tx).await?;
-        });
+        transaction!(self, tx => insert_call_in!(tx, c));
         Ok(())
+    }
+
+    /// Create-phone-call's writes, in one transaction: the contact upserted by phone number, the
+    /// object (if any) upserted and linked to the contact, then the call linked to both, with its
+    /// time zone chosen by `zone` from the contact as stored. A refused object link rolls
+    /// everything back (no contact, object or call stays).
+    pub async fn create_phone_call(
+        &self,
+        contact: ValidContact,
+        object: Option<Upsert<'_>>,
+        mut call: Call,
+        zone: impl FnOnce(&Contact) -> String,
+    ) -> Result<std::result::Result<Call, LinkRefusal>> {
+        let at = call.created_at;
+        transaction!(self, tx => {
+            let (contact, _) = upsert_contact_in!(tx, call.team_id, contact, at);
+            call.contact_id = Some(contact.id);
+            call.to_number = Some(contact.phone_number.clone());
+            call.timezone = zone(&contact);
+            if let Some(mut u) = object {
+                u.contact_id = Some(contact.id);
+                match upsert_object_in!(tx, u, at) {
+                    Ok((id, _, _)) => call.object_id = Some(id),
+                    // Return before the commit: the transaction rolls back.
+                    Err(refusal) => return Ok(Err(refusal)),
+                }
+            }
+            insert_call_in!(tx, &call);
+            Ok(Ok(call))
+        })
     }
 
     pub async fn get_call(&self, team_id: Uuid, id: Uuid) -> Result<Option<Call>> {
@@ -316,33 +360,34 @@ impl Db {
         })
     }
 
-    /// Records a transition of a call held under lease by `owner`; false when the lease is gone
-    /// (the call was cancelled, or another worker took it over), in which case nothing is written.
-    #[allow(clippy::too_many_arguments)]
+    /// Records transitions of a call held under lease by `owner`, in order and in one write (a
+    /// carrier reports back-to-back steps together, e.g. ringing then answered at once), one event
+    /// each. False when the lease is gone (the call was cancelled, or another worker took it over),
+    /// in which case nothing is written.
     pub async fn record_progress(
         &self,
         call_id: Uuid,
         owner: &str,
-        progress: Progress,
-        status: Option<&str>,
-        end_reason: Option<&str>,
-        detail: Option<Value>,
+        steps: &[Progress],
         at: DateTime<Utc>,
     ) -> Result<bool> {
-        let started = matches!(progress, Progress::InProgress);
-        let update =
-            "UPDATE calls SET progress = $3, status = COALESCE($4, status), end_reason = COALESCE($5, end_reason),
-               updated_at = $6, started_at = CASE WHEN $7 THEN COALESCE(started_at, $6) ELSE started_at END
+        let Some(last) = steps.last() else { return Ok(true) };
+        let started = steps.contains(&Progress::InProgress);
+        let update = "UPDATE calls SET progress = $3, updated_at = $4,
+               started_at = CASE WHEN $5 THEN COALESCE(started_at, $4) ELSE started_at END
              WHERE id = $1 AND lease_owner = $2 RETURNING attempts";
         transaction!(self, tx => {
             let attempt: Option<i32> = sqlx::query_scalar(update)
-                .bind(call_id).bind(owner).bind(progress.as_str()).bind(status).bind(end_reason).bind(at).bind(started)
+                .bind(call_id).bind(owner).bind(last.as_str()).bind(at).bind(started)
                 .fetch_optional(&mut *tx).await?;
             match attempt {
                 Some(attempt) => {
-                    sqlx::query(INSERT_EVENT)
-                        .bind(new_id()).bind(call_id).bind(at).bind(attempt).bind(progress.as_str()).bind(status).bind(detail.map(Json))
-                        .execute(&mut *tx).await?;
+                    for step in steps {
+                        sqlx::query(INSERT_EVENT)
+                            .bind(new_id()).bind(call_id).bind(at).bind(attempt).bind(step.as_str())
+                            .bind(Option::<String>::None).bind(Option::<Json<Value>>::None)
+                            .execute(&mut *tx).await?;
+                    }
                     Ok(true)
                 }
                 None => Ok(false),
@@ -406,9 +451,13 @@ impl Db {
                AND lease_until_ms < $1 ORDER BY lease_until_ms LIMIT $2{lock}"
         );
         // Only what the checks need: full rows are read back for the calls actually claimed.
+        // A call without a window of its own follows its team's default window.
         let due = format!(
-            "SELECT id, team_id, progress, due_ms, latest_ms, calling_window, timezone, attempts, from_number FROM calls
-             WHERE progress IN ('scheduled', 'queued') AND due_ms <= $1 ORDER BY due_ms, id LIMIT $2{lock}"
+            "SELECT c.id, c.team_id, c.progress, c.due_ms, c.latest_ms, COALESCE(c.calling_window, t.calling_window) AS calling_window,
+               c.timezone, c.attempts, c.from_number
+             FROM calls c JOIN teams t ON t.id = c.team_id
+             WHERE c.progress IN ('scheduled', 'queued') AND c.due_ms <= $1 ORDER BY c.due_ms, c.id LIMIT $2{}",
+            if pg { " FOR UPDATE OF c SKIP LOCKED" } else { "" }
         );
         let team_limit = format!(
             "SELECT COALESCE(max_concurrent_calls, $2) FROM teams WHERE id = $1{}",
@@ -522,15 +571,49 @@ impl Db {
         result: Value,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let select = format!("SELECT {COLUMNS} FROM calls WHERE id = $1 AND lease_owner = $2");
+        self.finish_processed_attempt(call_id, owner, None, status, end_reason, retry, result, now)
+            .await
+    }
+
+    /// [`Db::finish_attempt`], also recording `processing` (from `processing_at`) in the same
+    /// write: the dispatcher's short analyses need no write of their own for that step.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_processed_attempt(
+        &self,
+        call_id: Uuid,
+        owner: &str,
+        processing_at: Option<DateTime<Utc>>,
+        status: &str,
+        end_reason: &str,
+        retry: Option<DateTime<Utc>>,
+        result: Value,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (progress, due_ms, ended_at) = match retry {
+            Some(at) => ("scheduled", Some(at.timestamp_millis()), None),
+            None => ("ended", None, Some(now)),
+        };
+        // The lease check is the update's own condition: no read first.
+        let update = "UPDATE calls SET progress = $3, status = $4, end_reason = $5, due_ms = COALESCE($6, due_ms),
+               ended_at = $7, updated_at = $8, lease_owner = NULL, lease_until_ms = NULL, result = $9
+             WHERE id = $1 AND lease_owner = $2 RETURNING attempts";
+        let detail = Json(serde_json::json!({"end_reason": end_reason, "retry_at": retry}));
         transaction!(self, tx => {
-            match sqlx::query_as::<_, Call>(&select).bind(call_id).bind(owner).fetch_optional(&mut *tx).await? {
-                Some(call) => {
-                    settle!(tx, &call, status, end_reason, retry, Some(result), now);
-                    Ok(true)
-                }
-                None => Ok(false),
+            let attempt: Option<i32> = sqlx::query_scalar(update)
+                .bind(call_id).bind(owner).bind(progress).bind(status).bind(end_reason).bind(due_ms).bind(ended_at)
+                .bind(now).bind(Json(result))
+                .fetch_optional(&mut *tx).await?;
+            let Some(attempt) = attempt else { return Ok(false) };
+            if let Some(at) = processing_at {
+                sqlx::query(INSERT_EVENT)
+                    .bind(new_id()).bind(call_id).bind(at).bind(attempt).bind(Progress::Processing.as_str())
+                    .bind(Option::<String>::None).bind(Option::<Json<Value>>::None)
+                    .execute(&mut *tx).await?;
             }
+            sqlx::query(INSERT_EVENT)
+                .bind(new_id()).bind(call_id).bind(now).bind(attempt).bind(progress).bind(status).bind(Some(detail))
+                .execute(&mut *tx).await?;
+            Ok(true)
         })
     }
 }

@@ -125,6 +125,61 @@ impl Db {
     }
 }
 
+/// Inside a transaction: the team's contact with this phone number, updated with the fields given
+/// (others kept, metadata merged), or a new contact; evaluates to `(Contact, created)`. (A macro so
+/// that the same code serves both backends' transactions, and other writes can share the transaction.)
+macro_rules! upsert_contact_in {
+    ($tx:expr, $team_id:expr, $c:expr, $at:expr) => {{
+        use $crate::store::contacts::{Contact, COLUMNS, INSERT};
+        let team_id: uuid::Uuid = $team_id;
+        let c: $crate::domain::contact::ValidContact = $c;
+        let at: chrono::DateTime<chrono::Utc> = $at;
+        let select = format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
+        let update = format!(
+            "UPDATE contacts SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name),
+               email = COALESCE($4, email), title = COALESCE($5, title), company = COALESCE($6, company),
+               address = COALESCE($7, address), location = COALESCE($8, location), timezone = COALESCE($9, timezone),
+               metadata = $10, updated_at = $11
+             WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        match sqlx::query_as::<_, Contact>(&select)
+            .bind(team_id)
+            .bind(&c.phone_number)
+            .fetch_optional(&mut *$tx)
+            .await?
+        {
+            Some(existing) => {
+                let mut metadata = existing.metadata.0.clone();
+                metadata.extend(c.metadata.clone());
+                let updated = sqlx::query_as::<_, Contact>(&update)
+                    .bind(existing.id)
+                    .bind(&c.first_name)
+                    .bind(&c.last_name)
+                    .bind(&c.email)
+                    .bind(&c.title)
+                    .bind(&c.company)
+                    .bind(&c.address)
+                    .bind(&c.location)
+                    .bind(&c.timezone)
+                    .bind(sqlx::types::Json(metadata))
+                    .bind(at)
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                (updated, false)
+            }
+            None => {
+                let contact = Contact::new(team_id, c, $crate::domain::new_id(), at);
+                $crate::store::contacts::bind_contact!(sqlx::query(INSERT), contact)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err($crate::store::StoreError::from_write)?;
+                (contact, true)
+            }
+        }
+    }};
+}
+pub(crate) use upsert_contact_in;
+
 impl Db {
     /// The team's contact with this phone number, updated with the fields given (others kept,
     /// metadata merged), or a new contact. Returns it and whether it was created.
@@ -134,31 +189,6 @@ impl Db {
         c: ValidContact,
         at: DateTime<Utc>,
     ) -> Result<(Contact, bool)> {
-        let select = format!("SELECT {COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
-        let update = format!(
-            "UPDATE contacts SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name),
-               email = COALESCE($4, email), title = COALESCE($5, title), company = COALESCE($6, company),
-               address = COALESCE($7, address), location = COALESCE($8, location), timezone = COALESCE($9, timezone),
-               metadata = $10, updated_at = $11
-             WHERE id = $1 RETURNING {COLUMNS}"
-        );
-        transaction!(self, tx => {
-            match sqlx::query_as::<_, Contact>(&select).bind(team_id).bind(&c.phone_number).fetch_optional(&mut *tx).await? {
-                Some(existing) => {
-                    let mut metadata = existing.metadata.0.clone();
-                    metadata.extend(c.metadata.clone());
-                    let updated = sqlx::query_as::<_, Contact>(&update)
-                        .bind(existing.id).bind(&c.first_name).bind(&c.last_name).bind(&c.email).bind(&c.title)
-                        .bind(&c.company).bind(&c.address).bind(&c.location).bind(&c.timezone).bind(Json(metadata)).bind(at)
-                        .fetch_one(&mut *tx).await?;
-                    Ok((updated, false))
-                }
-                None => {
-                    let contact = Contact::new(team_id, c, crate::domain::new_id(), at);
-                    bind_contact!(sqlx::query(INSERT), contact).execute(&mut *tx).await.map_err(StoreError::from_write)?;
-                    Ok((contact, true))
-                }
-            }
-        })
+        transaction!(self, tx => Ok(upsert_contact_in!(tx, team_id, c, at)))
     }
 }

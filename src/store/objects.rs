@@ -6,7 +6,6 @@ use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
 use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
-use crate::domain::new_id;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ObjectType {
@@ -55,7 +54,7 @@ pub struct Link {
     pub updated_at: DateTime<Utc>,
 }
 
-const LINK_COLUMNS: &str = "object_id, contact_id, metadata, created_at, updated_at";
+pub(crate) const LINK_COLUMNS: &str = "object_id, contact_id, metadata, created_at, updated_at";
 
 /// An upsert as the API asked for it, after validation.
 pub struct Upsert<'a> {
@@ -72,6 +71,77 @@ pub enum LinkRefusal {
     /// The type is `unique_by_contact` and the contact already has another object of it.
     ContactHasOther(Uuid),
 }
+
+/// Inside a transaction: creates or updates the object an [`Upsert`] identifies and links its
+/// contact; evaluates to `Ok((object id, created, link))` or a refusal (having written nothing
+/// itself; the caller rolls back whatever else it wrote).
+macro_rules! upsert_object_in {
+    ($tx:expr, $u:expr, $at:expr) => {{
+        use $crate::store::objects::{Link, LinkRefusal, Upsert, LINK_COLUMNS};
+        let u: Upsert<'_> = $u;
+        let at: chrono::DateTime<chrono::Utc> = $at;
+        let t = u.object_type;
+        let exclusive = t.unique_by_contact;
+        let by_key = "SELECT id FROM objects WHERE object_type_id = $1 AND upsert_key = $2 AND upsert_value = $3";
+        let by_contact =
+            "SELECT object_id FROM object_contacts WHERE contact_id = $1 AND object_type_id = $2 AND exclusive = $3";
+        let update = "UPDATE objects SET data = $2, upsert_key = $3, upsert_value = $4, updated_at = $5 WHERE id = $1";
+        let insert =
+            "INSERT INTO objects (id, team_id, object_type_id, data, upsert_key, upsert_value, created_at, updated_at)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
+        let (key_path, key_value) = u.key.clone().unzip();
+        let data = sqlx::types::Json(u.data);
+        'upsert: {
+            let keyed: Option<uuid::Uuid> = match &u.key {
+                Some((path, value)) => sqlx::query_scalar(by_key).bind(t.id).bind(path).bind(value).fetch_optional(&mut *$tx).await?,
+                None => None,
+            };
+            let contact_own: Option<uuid::Uuid> = match (exclusive, u.contact_id) {
+                (true, Some(c)) => sqlx::query_scalar(by_contact).bind(c).bind(t.id).bind(true).fetch_optional(&mut *$tx).await?,
+                _ => None,
+            };
+            if let (Some(k), Some(own)) = (keyed, contact_own) {
+                if k != own {
+                    break 'upsert Err(LinkRefusal::ContactHasOther(own));
+                }
+            }
+            let (id, created) = match keyed.or(contact_own) {
+                Some(id) => {
+                    sqlx::query(update).bind(id).bind(&data).bind(&key_path).bind(&key_value).bind(at)
+                        .execute(&mut *$tx).await.map_err($crate::store::StoreError::from_write)?;
+                    (id, false)
+                }
+                None => {
+                    let id = $crate::domain::new_id();
+                    sqlx::query(insert).bind(id).bind(t.team_id).bind(t.id).bind(&data).bind(&key_path).bind(&key_value).bind(at)
+                        .execute(&mut *$tx).await.map_err($crate::store::StoreError::from_write)?;
+                    (id, true)
+                }
+            };
+            let link = match u.contact_id {
+                Some(contact_id) => {
+                    let insert_link = format!(
+                        "INSERT INTO object_contacts (object_id, contact_id, object_type_id, exclusive, metadata, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $6)
+                         ON CONFLICT (object_id, contact_id) DO NOTHING
+                         RETURNING {LINK_COLUMNS}"
+                    );
+                    let inserted = sqlx::query_as::<_, Link>(&insert_link)
+                        .bind(id).bind(contact_id).bind(t.id).bind(exclusive).bind(sqlx::types::Json(serde_json::Map::new())).bind(at)
+                        .fetch_optional(&mut *$tx).await.map_err($crate::store::StoreError::from_write)?;
+                    match inserted {
+                        Some(l) => Some(l),
+                        None => Some(sqlx::query_as::<_, Link>(&format!("SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 AND contact_id = $2"))
+                            .bind(id).bind(contact_id).fetch_one(&mut *$tx).await?),
+                    }
+                }
+                None => None,
+            };
+            Ok((id, created, link))
+        }
+    }};
+}
+pub(crate) use upsert_object_in;
 
 impl Db {
     pub async fn create_object_type(&self, t: &ObjectType) -> Result<()> {
@@ -150,64 +220,12 @@ impl Db {
         u: Upsert<'_>,
         at: DateTime<Utc>,
     ) -> Result<std::result::Result<(Uuid, bool, Option<Link>), LinkRefusal>> {
-        let t = u.object_type;
-        let exclusive = t.unique_by_contact;
-        let by_key = "SELECT id FROM objects WHERE object_type_id = $1 AND upsert_key = $2 AND upsert_value = $3";
-        let by_contact =
-            "SELECT object_id FROM object_contacts WHERE contact_id = $1 AND object_type_id = $2 AND exclusive = $3";
-        let update = "UPDATE objects SET data = $2, upsert_key = $3, upsert_value = $4, updated_at = $5 WHERE id = $1";
-        let insert =
-            "INSERT INTO objects (id, team_id, object_type_id, data, upsert_key, upsert_value, created_at, updated_at)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
-        let (key_path, key_value) = u.key.clone().unzip();
-        let data = Json(u.data);
         transaction!(self, tx => {
-            let keyed: Option<Uuid> = match &u.key {
-                Some((path, value)) => sqlx::query_scalar(by_key).bind(t.id).bind(path).bind(value).fetch_optional(&mut *tx).await?,
-                None => None,
-            };
-            let contact_own: Option<Uuid> = match (exclusive, u.contact_id) {
-                (true, Some(c)) => sqlx::query_scalar(by_contact).bind(c).bind(t.id).bind(true).fetch_optional(&mut *tx).await?,
-                _ => None,
-            };
-            if let (Some(k), Some(own)) = (keyed, contact_own) {
-                if k != own {
-                    return Ok(Err(LinkRefusal::ContactHasOther(own)));
-                }
+            match upsert_object_in!(tx, u, at) {
+                Ok(done) => Ok(Ok(done)),
+                // Return before the commit: the transaction rolls back.
+                Err(refusal) => return Ok(Err(refusal)),
             }
-            let (id, created) = match keyed.or(contact_own) {
-                Some(id) => {
-                    sqlx::query(update).bind(id).bind(&data).bind(&key_path).bind(&key_value).bind(at)
-                        .execute(&mut *tx).await.map_err(StoreError::from_write)?;
-                    (id, false)
-                }
-                None => {
-                    let id = new_id();
-                    sqlx::query(insert).bind(id).bind(t.team_id).bind(t.id).bind(&data).bind(&key_path).bind(&key_value).bind(at)
-                        .execute(&mut *tx).await.map_err(StoreError::from_write)?;
-                    (id, true)
-                }
-            };
-            let link = match u.contact_id {
-                Some(contact_id) => {
-                    let insert_link = format!(
-                        "INSERT INTO object_contacts (object_id, contact_id, object_type_id, exclusive, metadata, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $6)
-                         ON CONFLICT (object_id, contact_id) DO NOTHING
-                         RETURNING {LINK_COLUMNS}"
-                    );
-                    let inserted = sqlx::query_as::<_, Link>(&insert_link)
-                        .bind(id).bind(contact_id).bind(t.id).bind(exclusive).bind(Json(Map::new())).bind(at)
-                        .fetch_optional(&mut *tx).await.map_err(StoreError::from_write)?;
-                    match inserted {
-                        Some(l) => Some(l),
-                        None => Some(sqlx::query_as::<_, Link>(&format!("SELECT {LINK_COLUMNS} FROM object_contacts WHERE object_id = $1 AND contact_id = $2"))
-                            .bind(id).bind(contact_id).fetch_one(&mut *tx).await?),
-                    }
-                }
-                None => None,
-            };
-            Ok(Ok((id, created, link)))
         })
     }
 

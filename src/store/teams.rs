@@ -1,10 +1,11 @@
 //! Teams: the tenant every other row belongs to.
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
+use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
 use super::{read_pool, write_pool, Db, Result, StoreError};
+use crate::domain::call::CallingWindow;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Team {
@@ -71,6 +72,30 @@ impl Db {
                 .bind(team_id)
                 .bind(requests_per_second)
                 .bind(max_concurrent_calls)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+}
+
+impl Db {
+    /// The team's default calling window (`None`: calls without a window of their own ring any time).
+    pub async fn team_calling_window(&self, team_id: Uuid) -> Result<Option<CallingWindow>> {
+        let w: Option<Option<Json<CallingWindow>>> = read_pool!(self, p => sqlx::query_scalar(
+            "SELECT calling_window FROM teams WHERE id = $1")
+            .bind(team_id).fetch_optional(p).await?);
+        Ok(w.flatten().map(|w| w.0))
+    }
+
+    /// Sets (or, with `None`, removes) the team's default calling window. Calls already scheduled
+    /// follow the new window too, unless they carry their own.
+    pub async fn set_team_calling_window(&self, team_id: Uuid, window: Option<&CallingWindow>) -> Result<bool> {
+        let done = write_pool!(self, pool => {
+            sqlx::query("UPDATE teams SET calling_window = $2 WHERE id = $1")
+                .bind(team_id)
+                .bind(window.map(Json))
                 .execute(pool)
                 .await?
                 .rows_affected()
