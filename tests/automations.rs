@@ -740,7 +740,9 @@ async fn call_completed_triggers_with_filters(app: &TestApp) {
     let mut ids = Vec::new();
     // Last digit 5: voicemail; 1: answered.
     for phone in ["0412345675", "0412345671"] {
-        let body = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": phone}});
+        // The call's own object is the one `objects.property` shows.
+        let body = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": phone},
+            "object": {"type_name": "property", "data": {"id": format!("p-{phone}"), "address": format!("{phone} Call St"), "bedrooms": 1}}});
         ids.push(
             app.post("/api/v1/create-phone-call", &body).await.ok(201)["call_id"]
                 .as_str()
@@ -755,7 +757,7 @@ async fn call_completed_triggers_with_filters(app: &TestApp) {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(
         got[0].body,
-        json!({"call": ids[0], "status": "voicemail", "phone": "+61412345675", "address": "1 Harbour St"})
+        json!({"call": ids[0], "status": "voicemail", "phone": "+61412345675", "address": "0412345675 Call St"})
     );
     let list = app.get("/api/v1/executions").await;
     let ex = &list.ok(200)["executions"][0];

@@ -102,10 +102,21 @@ impl Runner {
             Some(id) => self.db.get_contact(call.team_id, id).await?,
             None => None,
         };
-        let objects = match &contact {
+        let mut objects = match &contact {
             Some(c) => contact_objects_json(&self.db, c.id).await?,
             None => json!({}),
         };
+        // The call's own object (create-phone-call `object`) wins over others of its type.
+        if let Some(o) = match call.object_id {
+            Some(id) => self.db.get_object(call.team_id, id).await?,
+            None => None,
+        } {
+            let mut data = o.data.0;
+            if let Some(d) = data.as_object_mut() {
+                d.insert("id".into(), json!(o.id));
+            }
+            crate::domain::automation::set_path(&mut objects, &o.type_name, data);
+        }
         let placed_by = call
             .metadata
             .0
