@@ -1126,7 +1126,35 @@ async fn object_data_is_validated_and_linked(app: &TestApp) {
     assert_eq!(r.ok(200)["call"]["transcript"][0]["text"], "Calling about 9 Bay Rd.");
 }
 
+/// Calls to one new number created at the same moment all succeed and share one contact (on
+/// PostgreSQL the contact upserts run side by side; the insert that loses updates the winner's row).
+async fn concurrent_calls_to_a_new_number_share_one_contact(app: &TestApp) {
+    let script_id = setup(app).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let router = app.router.clone();
+        let key = app.key.clone();
+        let body = json!({"from_number": FROM, "script_id": script_id,
+            "contact": {"phone_number": "0412345001", "first_name": format!("Caller{i}")}});
+        tasks.spawn(async move {
+            use tower::ServiceExt;
+            let req = axum::http::Request::post("/api/v1/create-phone-call")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_string()))
+                .unwrap();
+            router.oneshot(req).await.unwrap().status().as_u16()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 201);
+    }
+    assert_eq!(app.count("contacts").await, 1);
+    assert_eq!(app.count("calls").await, 12);
+}
+
 on_both_backends!(
+    concurrent_calls_to_a_new_number_share_one_contact,
     the_team_default_window_applies_to_calls_without_one,
     the_callee_time_zone_comes_from_contact_number_or_team,
     object_data_is_validated_and_linked,

@@ -142,13 +142,40 @@ macro_rules! upsert_contact_in {
                metadata = $10, updated_at = $11
              WHERE id = $1 RETURNING {COLUMNS}"
         );
-        match sqlx::query_as::<_, Contact>(&select)
+        let mut found = sqlx::query_as::<_, Contact>(&select)
             .bind(team_id)
             .bind(&c.phone_number)
             .fetch_optional(&mut *$tx)
-            .await?
-        {
-            Some(existing) => {
+            .await?;
+        let mut created = None;
+        if found.is_none() {
+            // Two writers may both find no contact (PostgreSQL runs them side by side): the insert
+            // that loses skips, and then updates the contact the other one made.
+            let contact = Contact::new(team_id, c.clone(), $crate::domain::new_id(), at);
+            let inserted = $crate::store::contacts::bind_contact!(
+                sqlx::query(&format!("{INSERT} ON CONFLICT (team_id, phone_number) DO NOTHING")),
+                contact
+            )
+            .execute(&mut *$tx)
+            .await
+            .map_err($crate::store::StoreError::from_write)?
+            .rows_affected();
+            if inserted == 1 {
+                created = Some(contact);
+            } else {
+                found = Some(
+                    sqlx::query_as::<_, Contact>(&select)
+                        .bind(team_id)
+                        .bind(&c.phone_number)
+                        .fetch_one(&mut *$tx)
+                        .await?,
+                );
+            }
+        }
+        match (created, found) {
+            (Some(contact), _) => (contact, true),
+            (None, existing) => {
+                let existing = existing.expect("found above or after the skipped insert");
                 let mut metadata = existing.metadata.0.clone();
                 metadata.extend(c.metadata.clone());
                 let updated = sqlx::query_as::<_, Contact>(&update)
@@ -166,14 +193,6 @@ macro_rules! upsert_contact_in {
                     .fetch_one(&mut *$tx)
                     .await?;
                 (updated, false)
-            }
-            None => {
-                let contact = Contact::new(team_id, c, $crate::domain::new_id(), at);
-                $crate::store::contacts::bind_contact!(sqlx::query(INSERT), contact)
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err($crate::store::StoreError::from_write)?;
-                (contact, true)
             }
         }
     }};
