@@ -177,7 +177,33 @@ async fn members_page_in_order(app: &TestApp) {
     assert!(rest.body["meta"]["next_cursor"].is_null());
 }
 
+/// Lists filled at the same moment with one new number share one contact (the adds race on
+/// PostgreSQL; the losing insert reuses the winner's contact).
+async fn concurrent_adds_of_a_new_number_share_one_contact(app: &TestApp) {
+    let lists = [new_list(app).await, new_list(app).await, new_list(app).await];
+    let mut tasks = tokio::task::JoinSet::new();
+    for list in lists.iter().cycle().take(9) {
+        let (router, key) = (app.router.clone(), app.key.clone());
+        let path = format!("/api/v1/add-contacts-to-list/{list}");
+        tasks.spawn(async move {
+            use tower::ServiceExt;
+            let req = axum::http::Request::post(path)
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(r#"{"contact": {"phone_number": "0412345002"}}"#))
+                .unwrap();
+            router.oneshot(req).await.unwrap().status().as_u16()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    assert_eq!(app.count("contacts").await, 1);
+    assert_eq!(app.count("list_members").await, 3);
+}
+
 on_both_backends!(
+    concurrent_adds_of_a_new_number_share_one_contact,
     create_list_validates_the_name,
     batch_reports_each_item,
     singular_alias_adds_one,

@@ -85,6 +85,7 @@ impl Db {
         at: DateTime<Utc>,
     ) -> Result<Vec<MemberOutcome>> {
         let find = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE team_id = $1 AND phone_number = $2");
+        let insert_or_skip = format!("{INSERT_CONTACT} ON CONFLICT (team_id, phone_number) DO NOTHING");
         let add = "INSERT INTO list_members (list_id, contact_id, added_at) VALUES ($1, $2, $3)
                    ON CONFLICT (list_id, contact_id) DO NOTHING";
         let outcomes = transaction!(self, tx => {
@@ -106,11 +107,19 @@ impl Db {
                     Some(c) => (c.id, false),
                     None => {
                         let c = Contact::new(team_id, valid, new_id(), at);
-                        bind_contact!(sqlx::query(INSERT_CONTACT), c)
+                        let inserted = bind_contact!(sqlx::query(&insert_or_skip), c)
                             .execute(&mut *tx)
                             .await
-                            .map_err(StoreError::from_write)?;
-                        (c.id, true)
+                            .map_err(StoreError::from_write)?
+                            .rows_affected();
+                        if inserted == 1 {
+                            (c.id, true)
+                        } else {
+                            // Another writer created the contact meanwhile (PostgreSQL): use it.
+                            let id: Uuid = sqlx::query_scalar("SELECT id FROM contacts WHERE team_id = $1 AND phone_number = $2")
+                                .bind(team_id).bind(&c.phone_number).fetch_one(&mut *tx).await?;
+                            (id, false)
+                        }
                     }
                 };
                 let added = sqlx::query(add).bind(list_id).bind(contact_id).bind(at).execute(&mut *tx).await?;
