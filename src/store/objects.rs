@@ -88,7 +88,8 @@ macro_rules! upsert_object_in {
         let update = "UPDATE objects SET data = $2, upsert_key = $3, upsert_value = $4, updated_at = $5 WHERE id = $1";
         let insert =
             "INSERT INTO objects (id, team_id, object_type_id, data, upsert_key, upsert_value, created_at, updated_at)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT (object_type_id, upsert_key, upsert_value) WHERE upsert_value IS NOT NULL DO NOTHING";
         let (key_path, key_value) = u.key.clone().unzip();
         let data = sqlx::types::Json(u.data);
         'upsert: {
@@ -113,9 +114,19 @@ macro_rules! upsert_object_in {
                 }
                 None => {
                     let id = $crate::domain::new_id();
-                    sqlx::query(insert).bind(id).bind(t.team_id).bind(t.id).bind(&data).bind(&key_path).bind(&key_value).bind(at)
-                        .execute(&mut *$tx).await.map_err($crate::store::StoreError::from_write)?;
-                    (id, true)
+                    let inserted = sqlx::query(insert).bind(id).bind(t.team_id).bind(t.id).bind(&data).bind(&key_path).bind(&key_value).bind(at)
+                        .execute(&mut *$tx).await.map_err($crate::store::StoreError::from_write)?.rows_affected();
+                    if inserted == 1 {
+                        (id, true)
+                    } else {
+                        // Another writer created the object with this key meanwhile (PostgreSQL runs
+                        // upserts side by side): update that one, as if it had been found.
+                        let winner: uuid::Uuid = sqlx::query_scalar(by_key).bind(t.id).bind(&key_path).bind(&key_value)
+                            .fetch_one(&mut *$tx).await?;
+                        sqlx::query(update).bind(winner).bind(&data).bind(&key_path).bind(&key_value).bind(at)
+                            .execute(&mut *$tx).await.map_err($crate::store::StoreError::from_write)?;
+                        (winner, false)
+                    }
                 }
             };
             let link = match u.contact_id {
