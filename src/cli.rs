@@ -344,6 +344,11 @@ async fn expire_idempotency_keys(db: Db) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not expire idempotency keys"),
         }
+        match db.expire_hook_receipts(chrono::Utc::now().timestamp_millis()).await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "hook idempotency keys expired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not expire hook idempotency keys"),
+        }
     }
 }
 

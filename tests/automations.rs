@@ -231,6 +231,12 @@ async fn bad_hook_requests_are_refused_and_create_nothing(app: &TestApp) {
     assert_eq!(again.ok(200)["execution_id"], exec);
     assert_eq!(again.body["duplicate"], true);
     assert_eq!(app.count("executions").await, 1);
+    // A day later the key is forgotten (the server's hourly sweep), and it starts a new execution.
+    let tomorrow = (Utc::now() + chrono::Duration::hours(25)).timestamp_millis();
+    assert_eq!(app.db.expire_hook_receipts(tomorrow).await.unwrap(), 1);
+    let later = hook(app, &path, payload, Some(&good), Some("form-77")).await;
+    assert_ne!(later.ok(202)["execution_id"], exec);
+    assert_eq!(app.count("executions").await, 2);
 
     // Disabled: the token is unknown until enabled again.
     app.post(&format!("/api/v1/automations/{id}/disable"), &json!({}))
@@ -257,7 +263,7 @@ async fn bad_hook_requests_are_refused_and_create_nothing(app: &TestApp) {
     )
     .await
     .ok(202);
-    assert_eq!(app.count("executions").await, 3);
+    assert_eq!(app.count("executions").await, 4);
 }
 
 async fn hooks_are_rate_limited(app: &TestApp) {

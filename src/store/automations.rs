@@ -293,6 +293,15 @@ impl Db {
         })
     }
 
+    /// Forgets hook idempotency keys older than a day; returns how many.
+    pub async fn expire_hook_receipts(&self, now_ms: i64) -> Result<u64> {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        Ok(
+            write_pool!(self, p => sqlx::query("DELETE FROM hook_receipts WHERE received_ms < $1")
+            .bind(now_ms - DAY_MS).execute(p).await?.rows_affected()),
+        )
+    }
+
     pub async fn get_execution(&self, team_id: Uuid, id: Uuid) -> Result<Option<Execution>> {
         let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE team_id = $1 AND id = $2");
         Ok(read_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
