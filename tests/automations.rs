@@ -786,14 +786,17 @@ async fn call_completed_triggers_with_filters(app: &TestApp) {
     );
 }
 
-/// Runs the workers until each execution has ended (bounded: about 3 s).
+/// Runs the workers until each execution has ended or waits for a call (bounded: about 3 s).
 async fn settle(app: &TestApp, runner: &voxd::automations::Runner, ids: &[&str]) {
     for _ in 0..100 {
         runner.run_once().await.unwrap();
         let mut open = false;
         for id in ids {
             let e = app.get(&format!("/api/v1/executions/{id}")).await;
-            open |= matches!(e.body["execution"]["status"].as_str(), Some("Pending" | "Processing"));
+            let ex = &e.body["execution"];
+            // Waiting for a call counts as settled: only the dispatcher moves it on.
+            open |=
+                matches!(ex["status"].as_str(), Some("Pending" | "Processing")) && ex["waiting_for_call_id"].is_null();
         }
         if !open {
             return;
@@ -811,12 +814,14 @@ fn property_type() -> Value {
 /// Upsert-object steps write typed objects linked to the contact; data breaking a strict schema
 /// fails the execution at once (no retries), naming the schema.
 async fn upsert_object_steps_link_and_validate(app: &TestApp) {
+    let script_id = common::caller_id_and_script(app).await;
     app.post("/api/v1/object-types", &property_type()).await.ok(201);
     let def = json!({"name": "Listing enquiry", "trigger": {"type": "webhook"}, "steps": [
         {"type": "upsert_contact", "fields": {"phone_number": "trigger.phone"}},
         {"type": "upsert_object", "object_type": "property",
          "data": {"id": "trigger.property_id", "address": "trigger.address", "bedrooms": "trigger.beds"}},
-        {"type": "transform", "mappings": [{"source": "objects.property.address", "target": "where", "transform": "lowercase"}]}
+        {"type": "transform", "mappings": [{"source": "objects.property.address", "target": "where", "transform": "lowercase"}]},
+        {"type": "create_call", "script_id": script_id, "from_number": CALLER_ID, "object": "objects.property"}
     ]});
     let path = app.post("/api/v1/automations", &def).await.ok(201)["hook"]["path"]
         .as_str()
@@ -838,9 +843,18 @@ async fn upsert_object_steps_link_and_validate(app: &TestApp) {
     settle(app, &runner, &[&ok, &failed]).await;
 
     let ex = app.get(&format!("/api/v1/executions/{ok}")).await.ok(200)["execution"].clone();
-    assert_eq!(ex["status"], "Completed", "{ex}");
+    // The call carries the object the step upserted.
+    assert_eq!(ex["status"], "Processing", "{ex}");
+    let call = app
+        .get(&format!(
+            "/api/v1/get-call/{}",
+            ex["waiting_for_call_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(call.ok(200)["object"]["data"]["address"], "9 Bay Rd");
     assert_eq!(ex["context"]["mapped"]["where"], "9 bay rd");
     let object_id = ex["steps"][1]["output"]["object_id"].as_str().unwrap().to_owned();
+    assert_eq!(call.body["call"]["object_id"], object_id.as_str());
     let object = app.get(&format!("/api/v1/objects/{object_id}")).await;
     assert_eq!(object.ok(200)["object"]["data"]["bedrooms"], 4);
     assert_eq!(

@@ -593,6 +593,7 @@ impl Runner {
             variables,
             retry_policy,
             calling_window,
+            object,
             ..
         } = step
         else {
@@ -664,6 +665,27 @@ impl Runner {
             },
             _ => at,
         };
+        let object_id = match object {
+            None => None,
+            Some(path) => {
+                let id = get_path(ctx, &format!("{path}.id"))
+                    .and_then(Value::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok());
+                match id {
+                    None => return permanent(input, format!("{path} holds no object")),
+                    Some(id) => match self.db.get_object(team.id, id).await {
+                        Ok(Some(o)) => Some(o.id),
+                        Ok(None) => return permanent(input, format!("{path} is not an object of the team")),
+                        Err(err) => {
+                            return Outcome::Transient {
+                                input,
+                                error: err.to_string(),
+                            }
+                        }
+                    },
+                }
+            }
+        };
         let valid = ValidContact {
             phone_number: to_number,
             ..ValidContact::default()
@@ -694,6 +716,7 @@ impl Runner {
             retry_policy: sqlx::types::Json(retry_policy.clone().unwrap_or_default()),
             metadata: sqlx::types::Json(metadata.as_object().cloned().unwrap_or_default()),
             variables: sqlx::types::Json(vars),
+            object_id,
             ..Call::new(
                 team.id,
                 "outbound",

@@ -217,6 +217,10 @@ pub enum Step {
         retry_policy: Option<RetryPolicy>,
         #[serde(default)]
         calling_window: Option<CallingWindow>,
+        /// Path of an object in the context (e.g. `objects.property`) to link to the call; the
+        /// script then sees it as `{{objects.<type>.*}}`.
+        #[serde(default)]
+        object: Option<String>,
     },
     /// Sends an HTTP request built from the context (e.g. to a CRM); keeps the response.
     Destination {
@@ -514,6 +518,7 @@ fn check_step(step: &Step, at: &str, mut scope: Scope) -> Result<Scope, FieldErr
             variables,
             retry_policy,
             calling_window,
+            object,
             ..
         } => {
             if from_number.trim().is_empty() {
@@ -533,6 +538,15 @@ fn check_step(step: &Step, at: &str, mut scope: Scope) -> Result<Scope, FieldErr
             if let Some(w) = calling_window {
                 w.check()
                     .map_err(|e| FieldError::new(format!("{at}.calling_window"), e))?;
+            }
+            if let Some(o) = object {
+                if !o.starts_with("objects.") {
+                    return Err(FieldError::new(
+                        format!("{at}.object"),
+                        "must be a path such as `objects.property`",
+                    ));
+                }
+                check_path(o, &format!("{at}.object"), &scope)?;
             }
             scope.namespaces.insert("call");
             scope.namespaces.insert("contact");
