@@ -134,7 +134,7 @@ async fn round(n: usize, concurrency: usize) -> [f64; 4] {
     let (_, hook) = voxd::api::automations::create_automation(&db, team.id, def)
         .await
         .unwrap();
-    let hook_url = format!("{base}{}", hook.unwrap().path);
+    let hook_url = format!("{base}{}", hook.unwrap().path.unwrap());
     let hooks = post_loop(&hook_url, n, concurrency, 202).await;
 
     let before = hits.load(Ordering::Relaxed);

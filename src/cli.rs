@@ -564,7 +564,7 @@ async fn import_automation(db: &Db, team: &str, file: &std::path::Path) -> anyho
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", a.id);
     if let Some(h) = hook {
-        println!("hook: {}", h.path);
+        println!("hook: {}", h.path.unwrap_or_default());
         if let Some(secret) = h.secret {
             println!("secret: {secret}");
         }

@@ -64,9 +64,9 @@ impl From<Automation> for AutomationView {
 /// Where to send inbound webhooks. Shown once: voxd keeps only a hash of the token.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HookCredentials {
-    /// `/api/v1/hooks/{token}` on this server.
-    pub path: String,
-    pub token: String,
+    /// `/api/v1/hooks/{token}` on this server (absent when the token was kept).
+    pub path: Option<String>,
+    pub token: Option<String>,
     /// Key of `X-Webhook-Signature` (HMAC-SHA256 of the raw body, hex), when the trigger is signed.
     pub secret: Option<String>,
 }
@@ -114,10 +114,8 @@ fn credentials(a: &mut Automation, old: Option<&Automation>) -> Option<HookCrede
         a.hook_secret = None;
         return None;
     };
-    let kept_token = old.and_then(|o| o.hook_token_hash.clone());
-    let kept_secret = old.and_then(|o| o.hook_secret.clone());
-    let mut shown = None;
-    let token = match kept_token {
+    // A token or secret that already exists is kept (and not shown again); a missing one is made.
+    let token = match old.and_then(|o| o.hook_token_hash.clone()) {
         Some(hash) => {
             a.hook_token_hash = Some(hash);
             None
@@ -128,29 +126,19 @@ fn credentials(a: &mut Automation, old: Option<&Automation>) -> Option<HookCrede
             Some(t)
         }
     };
-    let new_secret = match (signed, kept_secret) {
-        (false, _) => {
-            a.hook_secret = None;
-            None
-        }
-        (true, Some(s)) => {
-            a.hook_secret = Some(s);
-            None
-        }
-        (true, None) => {
-            let s = random_token("hks_");
-            a.hook_secret = Some(s.clone());
-            Some(s)
-        }
+    a.hook_secret = signed.then(|| old.and_then(|o| o.hook_secret.clone())).flatten();
+    let secret = if signed && a.hook_secret.is_none() {
+        let s = random_token("hks_");
+        a.hook_secret = Some(s.clone());
+        Some(s)
+    } else {
+        None
     };
-    if token.is_some() || new_secret.is_some() {
-        shown = Some(HookCredentials {
-            path: token.as_ref().map(|t| format!("/api/v1/hooks/{t}")).unwrap_or_default(),
-            token: token.unwrap_or_default(),
-            secret: new_secret,
-        });
-    }
-    shown
+    (token.is_some() || secret.is_some()).then(|| HookCredentials {
+        path: token.as_ref().map(|t| format!("/api/v1/hooks/{t}")),
+        token,
+        secret,
+    })
 }
 
 fn respond(a: Automation, hook: Option<HookCredentials>) -> AutomationResponse {
