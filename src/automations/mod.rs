@@ -124,15 +124,26 @@ impl Runner {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tracing::info!(owner = %self.owner, "automation worker started");
         tokio::pin!(stop);
+        let mut failures = 0u32;
         loop {
-            let busy = match self.run_once().await {
-                Ok(n) => n > 0,
+            let pause = match self.run_once().await {
+                Ok(n) => {
+                    failures = 0;
+                    if n > 0 {
+                        Duration::ZERO
+                    } else {
+                        self.settings.poll
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "automation pass failed; retrying");
-                    false
+                    // The database is away: back off (up to 5 s) instead of failing five times a second.
+                    failures += 1;
+                    let pause =
+                        (self.settings.poll * 2u32.saturating_pow(failures.min(10))).min(Duration::from_secs(5));
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "automation pass failed");
+                    pause
                 }
             };
-            let pause = if busy { Duration::ZERO } else { self.settings.poll };
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tokio::time::sleep(pause) => {}
