@@ -939,7 +939,34 @@ async fn two_workers_never_run_an_execution_twice(app: &TestApp) {
     assert_eq!(seen, want, "each destination step ran exactly once");
 }
 
+/// Two call-completed automations that each call back on the other's calls stop after a chain of
+/// `MAX_CHAIN` automation-placed calls (one automation never restarts on its own calls).
+async fn call_triggered_chains_stop(app: &TestApp) {
+    let script_id = common::caller_id_and_script(app).await;
+    for name in ["A", "B"] {
+        let def = json!({"name": name, "trigger": {"type": "call_completed"}, "steps": [
+            {"type": "create_call", "script_id": script_id, "from_number": CALLER_ID}]});
+        app.post("/api/v1/automations", &def).await.ok(201);
+    }
+    let body = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0412345671"}});
+    app.post("/api/v1/create-phone-call", &body).await.ok(201);
+    let runner = common::test_runner(app, Arc::new(RecordingNotifier::default()));
+    // An hour ahead: calls the automations place during the test are due at once.
+    let dispatcher = common::sim_dispatcher(app, Arc::new(ManualClock::new(Utc::now() + chrono::Duration::hours(1))));
+    for _ in 0..30 {
+        let dialled = dispatcher.run_once().await.unwrap();
+        let worked = runner.run_until_idle(10).await.unwrap();
+        if dialled + worked == 0 {
+            break;
+        }
+    }
+    // The first call, then two calls (one per automation) at each depth 1 to MAX_CHAIN.
+    let max = voxd::automations::events::MAX_CHAIN as i64;
+    assert_eq!(app.count("calls").await, 1 + 2 * max);
+}
+
 on_both_backends!(
+    call_triggered_chains_stop,
     two_workers_never_run_an_execution_twice,
     upsert_object_steps_link_and_validate,
     private_addresses_are_refused_by_default,

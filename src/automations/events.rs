@@ -73,7 +73,44 @@ pub async fn deliveries_for(
         .collect())
 }
 
+/// How many automation-placed calls may follow one another through call triggers before the
+/// chain stops (two automations that call on each other's calls would otherwise never stop).
+pub const MAX_CHAIN: usize = 5;
+
+fn placed_by_execution(call: &Call) -> Option<Uuid> {
+    call.metadata
+        .0
+        .get("execution_id")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
 impl Runner {
+    /// How many calls, counting this one, were placed in a row by executions that calls started.
+    async fn chain_depth(&self, call: &Call) -> anyhow::Result<usize> {
+        let mut depth = 0;
+        let mut placed_by = placed_by_execution(call);
+        while let Some(execution_id) = placed_by.take() {
+            depth += 1;
+            if depth >= MAX_CHAIN {
+                break;
+            }
+            let Some(e) = self.db.get_execution(call.team_id, execution_id).await? else {
+                break;
+            };
+            if !e.trigger_kind.starts_with("call.") {
+                break;
+            }
+            let trigger_call = e.context.0.pointer("/trigger/call_id").and_then(Value::as_str);
+            if let Some(id) = trigger_call.and_then(|s| Uuid::parse_str(s).ok()) {
+                if let Some(c) = self.db.call_by_id(id).await? {
+                    placed_by = placed_by_execution(&c);
+                }
+            }
+        }
+        Ok(depth)
+    }
+
     /// Fans out one batch of outbox rows; returns how many it consumed.
     pub(crate) async fn fan_out(&self) -> anyhow::Result<usize> {
         let rows = self.db.outbox_batch(200).await?;
@@ -124,6 +161,7 @@ impl Runner {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let events = events_of(row, &call);
+        let depth = self.chain_depth(&call).await?;
         for (i, event) in events.iter().enumerate() {
             // Two events of one transition keep their order: seq × 2 + i.
             let payload = envelope(event, row.at, call_view.clone());
@@ -152,6 +190,11 @@ impl Runner {
             }) else {
                 continue;
             };
+            if depth >= MAX_CHAIN {
+                tracing::warn!(automation_id = %a.id, call_id = %call.id, depth,
+                    "not starting: the call ends a chain of calls placed by call-triggered automations");
+                continue;
+            }
             let context = json!({
                 "trigger": {"event": event, "call_id": call.id, "at": row.at},
                 "call": call_view,
