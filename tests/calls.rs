@@ -9,15 +9,7 @@ use axum::http::Method;
 use chrono::{Duration, Utc};
 use common::TestApp;
 use serde_json::{json, Value};
-use voxd::{
-    carrier::sim::{SimCarrier, SimDelays},
-    conversation::{
-        brain::rules::RulesBrain,
-        engine::ManualClock,
-        tools::{RecordingSms, Tools},
-    },
-    dispatcher::{Dispatcher, DispatcherSettings},
-};
+use voxd::{conversation::engine::ManualClock, dispatcher::Dispatcher};
 
 const FROM: &str = "+61291234567";
 
@@ -26,23 +18,10 @@ async fn setup(app: &TestApp) -> String {
     common::caller_id_and_script(app).await
 }
 
+/// The sim dispatcher of the harness, as worker `owner`. Pacing per caller id has its own test;
+/// elsewhere every call comes from one number, so the harness turns it off.
 fn dispatcher(app: &TestApp, clock: &Arc<ManualClock>, owner: &str) -> Dispatcher {
-    let tools = Tools::new(true, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU);
-    Dispatcher::new(
-        app.db.clone(),
-        clock.clone(),
-        Arc::new(SimCarrier {
-            delays: SimDelays::default(),
-        }),
-        Arc::new(RulesBrain),
-        Arc::new(tools),
-        DispatcherSettings {
-            owner: owner.into(),
-            // Pacing per caller id has its own test; here every call comes from one number.
-            calls_per_second_per_number: 0,
-            ..Default::default()
-        },
-    )
+    common::sim_dispatcher(app, clock.clone()).with_owner(owner)
 }
 
 fn clock() -> Arc<ManualClock> {
@@ -684,6 +663,23 @@ async fn caller_ids_are_paced(app: &TestApp) {
     );
 }
 
+/// Starts four dispatcher passes on another task and returns once both sides are at the start line,
+/// so what the caller does next races the passes' claims.
+async fn passes_racing_this_task(d: &Dispatcher) -> tokio::task::JoinHandle<()> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let passes = {
+        let (d, barrier) = (d.clone(), barrier.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            for _ in 0..4 {
+                d.run_once().await.unwrap();
+            }
+        })
+    };
+    barrier.wait().await;
+    passes
+}
+
 /// Cancels race the dispatcher: a pass claims (and runs) while a client cancels every call, call by
 /// call, in the opposite order. Whatever wins, a cancelled call was never dialled, a refused cancel
 /// names a call that was dialled exactly once, and once the dispatcher is done every call is either
@@ -698,17 +694,7 @@ async fn cancel_racing_the_claim_never_dials_a_cancelled_call(app: &TestApp) {
             ids.push(create(app, &call_body(&script_id, &format!("04290699{round}{i}"))).await);
         }
         let d = dispatcher(app, &clock(), "w1");
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let passes = {
-            let (d, barrier) = (d.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                for _ in 0..4 {
-                    d.run_once().await.unwrap();
-                }
-            })
-        };
-        barrier.wait().await;
+        let passes = passes_racing_this_task(&d).await;
         let mut outcomes = Vec::new();
         for id in ids.iter().rev() {
             let r = app.post(&format!("/api/v1/cancel-call/{id}"), &json!({})).await;
@@ -765,17 +751,7 @@ async fn reschedule_racing_the_claim_never_loses_a_call(app: &TestApp) {
             ids.push(create(app, &call_body(&script_id, &format!("04290699{round}{i}"))).await);
         }
         let d = dispatcher(app, &clock(), "w1");
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let passes = {
-            let (d, barrier) = (d.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                for _ in 0..4 {
-                    d.run_once().await.unwrap();
-                }
-            })
-        };
-        barrier.wait().await;
+        let passes = passes_racing_this_task(&d).await;
         let mut outcomes = Vec::new();
         for id in ids.iter().rev() {
             let r = app
@@ -1130,25 +1106,14 @@ async fn object_data_is_validated_and_linked(app: &TestApp) {
 /// PostgreSQL the contact upserts run side by side; the insert that loses updates the winner's row).
 async fn concurrent_calls_to_a_new_number_share_one_contact(app: &TestApp) {
     let script_id = setup(app).await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..12 {
-        let router = app.router.clone();
-        let key = app.key.clone();
-        let body = json!({"from_number": FROM, "script_id": script_id,
-            "contact": {"phone_number": "0412345001", "first_name": format!("Caller{i}")}});
-        tasks.spawn(async move {
-            use tower::ServiceExt;
-            let req = axum::http::Request::post("/api/v1/create-phone-call")
-                .header("authorization", format!("Bearer {key}"))
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(body.to_string()))
-                .unwrap();
-            router.oneshot(req).await.unwrap().status().as_u16()
-        });
-    }
-    while let Some(status) = tasks.join_next().await {
-        assert_eq!(status.unwrap(), 201);
-    }
+    let requests = (0..12)
+        .map(|i| {
+            let body = json!({"from_number": FROM, "script_id": script_id,
+                "contact": {"phone_number": "0412345001", "first_name": format!("Caller{i}")}});
+            ("/api/v1/create-phone-call".to_owned(), body)
+        })
+        .collect();
+    assert_eq!(common::post_all_at_once(app, requests).await, vec![201; 12]);
     assert_eq!(app.count("contacts").await, 1);
     assert_eq!(app.count("calls").await, 12);
 }

@@ -181,23 +181,14 @@ async fn members_page_in_order(app: &TestApp) {
 /// PostgreSQL; the losing insert reuses the winner's contact).
 async fn concurrent_adds_of_a_new_number_share_one_contact(app: &TestApp) {
     let lists = [new_list(app).await, new_list(app).await, new_list(app).await];
-    let mut tasks = tokio::task::JoinSet::new();
-    for list in lists.iter().cycle().take(9) {
-        let (router, key) = (app.router.clone(), app.key.clone());
-        let path = format!("/api/v1/add-contacts-to-list/{list}");
-        tasks.spawn(async move {
-            use tower::ServiceExt;
-            let req = axum::http::Request::post(path)
-                .header("authorization", format!("Bearer {key}"))
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(r#"{"contact": {"phone_number": "0412345002"}}"#))
-                .unwrap();
-            router.oneshot(req).await.unwrap().status().as_u16()
-        });
-    }
-    while let Some(status) = tasks.join_next().await {
-        assert_eq!(status.unwrap(), 200);
-    }
+    let body = json!({"contact": {"phone_number": "0412345002"}});
+    let requests = lists
+        .iter()
+        .cycle()
+        .take(9)
+        .map(|list| (format!("/api/v1/add-contacts-to-list/{list}"), body.clone()))
+        .collect();
+    assert_eq!(common::post_all_at_once(app, requests).await, vec![200; 9]);
     assert_eq!(app.count("contacts").await, 1);
     assert_eq!(app.count("list_members").await, 3);
 }

@@ -350,27 +350,15 @@ async fn unique_by_contact_is_enforced(app: &TestApp) {
 /// insert updates the winner's object).
 async fn concurrent_upserts_of_a_new_key_make_one_object(app: &TestApp) {
     app.post("/api/v1/object-types", &contract_example()).await.ok(201);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..10 {
-        let (router, key) = (app.router.clone(), app.key.clone());
-        let body =
-            json!({"type_name": "property", "data": {"id": "p-77", "address": format!("{i} Race St"), "bedrooms": i}});
-        tasks.spawn(async move {
-            use tower::ServiceExt;
-            let req = axum::http::Request::post("/api/v1/upsert-object")
-                .header("authorization", format!("Bearer {key}"))
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(body.to_string()))
-                .unwrap();
-            router.oneshot(req).await.unwrap().status().as_u16()
-        });
-    }
-    let mut created = 0;
-    while let Some(status) = tasks.join_next().await {
-        let status = status.unwrap();
-        assert!(status == 200 || status == 201, "{status}");
-        created += usize::from(status == 201);
-    }
+    let requests = (0..10)
+        .map(|i| {
+            let body = json!({"type_name": "property", "data": {"id": "p-77", "address": format!("{i} Race St"), "bedrooms": i}});
+            ("/api/v1/upsert-object".to_owned(), body)
+        })
+        .collect();
+    let statuses = common::post_all_at_once(app, requests).await;
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 201), "{statuses:?}");
+    let created = statuses.iter().filter(|s| **s == 201).count();
     assert_eq!(created, 1);
     assert_eq!(app.count("objects").await, 1);
 }

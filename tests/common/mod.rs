@@ -470,3 +470,24 @@ pub fn hook_signature(secret: &str, body: &[u8]) -> String {
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
+
+/// POSTs each (path, body) with the main key, all at once; the statuses, in completion order.
+pub async fn post_all_at_once(app: &TestApp, requests: Vec<(String, Value)>) -> Vec<u16> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (path, body) in requests {
+        let (router, key) = (app.router.clone(), app.key.clone());
+        tasks.spawn(async move {
+            let req = Request::post(path)
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            router.oneshot(req).await.unwrap().status().as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = tasks.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    statuses
+}
