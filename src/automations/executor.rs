@@ -66,6 +66,14 @@ enum Outcome {
     },
 }
 
+/// A failure worth retrying later (the database, a timeout).
+fn transient(input: Value, e: impl std::fmt::Display) -> Outcome {
+    Outcome::Transient {
+        input,
+        error: e.to_string(),
+    }
+}
+
 fn permanent(input: Value, e: impl std::fmt::Display) -> Outcome {
     Outcome::Permanent {
         input,
@@ -487,12 +495,7 @@ impl Runner {
             match self.db.contact_id_by_email(team.id, &email).await {
                 Ok(Some((_, phone))) => input_contact.phone_number = phone,
                 Ok(None) => {}
-                Err(e) => {
-                    return Outcome::Transient {
-                        input,
-                        error: e.to_string(),
-                    }
-                }
+                Err(e) => return transient(input, e),
             }
         }
         let valid: ValidContact = match input_contact.validate(region(team), "") {
@@ -508,10 +511,7 @@ impl Runner {
                     output: json!({"contact_id": contact.id, "created": created}),
                 }
             }
-            Err(e) => Outcome::Transient {
-                input,
-                error: e.to_string(),
-            },
+            Err(e) => transient(input, e),
         }
     }
 
@@ -530,12 +530,7 @@ impl Runner {
         let t = match self.db.object_type_by_name(team.id, type_name).await {
             Ok(Some(t)) => t,
             Ok(None) => return permanent(input, format!("object type `{type_name}` does not exist")),
-            Err(e) => {
-                return Outcome::Transient {
-                    input,
-                    error: e.to_string(),
-                }
-            }
+            Err(e) => return transient(input, e),
         };
         if ValidationMode::parse(&t.validation_mode) == ValidationMode::Strict {
             let v = object_schema::violations(&t.json_schema.0, &data);
@@ -570,10 +565,7 @@ impl Runner {
                 }
             }
             Ok(Err(refusal)) => permanent(input, format!("{refusal:?}")),
-            Err(e) => Outcome::Transient {
-                input,
-                error: e.to_string(),
-            },
+            Err(e) => transient(input, e),
         }
     }
 
@@ -617,12 +609,7 @@ impl Runner {
                 Ok(Some(_)) => return Outcome::Waiting { call_id },
                 // Committed but never placed (the worker died in between): place it now, same id.
                 Ok(None) => {}
-                Err(err) => {
-                    return Outcome::Transient {
-                        input,
-                        error: err.to_string(),
-                    }
-                }
+                Err(err) => return transient(input, err),
             }
         }
         let at = self.now();
@@ -641,22 +628,12 @@ impl Runner {
             Ok(Some(s)) if s.definition.0.script_type == ScriptType::Outbound => {}
             Ok(Some(_)) => return permanent(input, "the script is an inbound script; calls need an outbound one"),
             Ok(None) => return permanent(input, format!("script {script_id} does not exist")),
-            Err(err) => {
-                return Outcome::Transient {
-                    input,
-                    error: err.to_string(),
-                }
-            }
+            Err(err) => return transient(input, err),
         }
         match self.db.team_number(team.id, &from).await {
             Ok(Some(_)) => {}
             Ok(None) => return permanent(input, format!("{from} is not one of the team's numbers")),
-            Err(err) => {
-                return Outcome::Transient {
-                    input,
-                    error: err.to_string(),
-                }
-            }
+            Err(err) => return transient(input, err),
         }
         let scheduled = match scheduled_time.as_deref().map(|p| as_text(get_path(ctx, p))) {
             Some(t) if !t.is_empty() => match DateTime::parse_from_rfc3339(&t) {
@@ -676,12 +653,7 @@ impl Runner {
                     Some(id) => match self.db.get_object(team.id, id).await {
                         Ok(Some(o)) => Some(o.id),
                         Ok(None) => return permanent(input, format!("{path} is not an object of the team")),
-                        Err(err) => {
-                            return Outcome::Transient {
-                                input,
-                                error: err.to_string(),
-                            }
-                        }
+                        Err(err) => return transient(input, err),
                     },
                 }
             }
@@ -692,12 +664,7 @@ impl Runner {
         };
         let contact = match self.db.upsert_contact_by_phone(team.id, valid, at).await {
             Ok((c, _)) => c,
-            Err(err) => {
-                return Outcome::Transient {
-                    input,
-                    error: err.to_string(),
-                }
-            }
+            Err(err) => return transient(input, err),
         };
         set_path(ctx, "contact", contact_json(&contact));
         let vars: Map<String, Value> = variables
