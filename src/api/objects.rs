@@ -35,35 +35,7 @@ use crate::{
 /// Serialised size cap for an object's data.
 pub const DATA_MAX_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema, PartialEq)]
-#[serde(rename_all = "snake_case")]
-pub enum ValidationMode {
-    /// Store any data.
-    #[default]
-    Off,
-    /// Store the data and return its schema violations.
-    Warn,
-    /// Refuse data that breaks the schema (400 listing the violations).
-    Strict,
-}
-
-impl ValidationMode {
-    fn as_str(self) -> &'static str {
-        match self {
-            ValidationMode::Off => "off",
-            ValidationMode::Warn => "warn",
-            ValidationMode::Strict => "strict",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Self {
-        match s {
-            "warn" => ValidationMode::Warn,
-            "strict" => ValidationMode::Strict,
-            _ => ValidationMode::Off,
-        }
-    }
-}
+pub use crate::domain::object_schema::ValidationMode;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

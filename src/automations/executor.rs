@@ -18,12 +18,13 @@ use super::{
     Runner,
 };
 use crate::{
-    api::objects::ValidationMode,
     conversation::{script::ScriptType, tools::check_url},
     domain::{
         automation::{as_text, evaluate, get_path, render, render_value, set_path, MatchOn, Step, Transform},
         contact::ValidContact,
-        json_path, object_schema, phone, FieldError,
+        json_path,
+        object_schema::{self, ValidationMode},
+        phone, FieldError,
     },
     store::{
         automations::{ExecChange, Execution, ExecutionStep},

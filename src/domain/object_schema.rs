@@ -2,9 +2,40 @@
 //! (`{"address": "string", "bedrooms": "number"}`); a full JSON Schema is accepted too. Both become a
 //! JSON Schema that object data is checked against.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "snake_case")]
+/// What an object type does with data that breaks its schema.
+pub enum ValidationMode {
+    /// Store any data.
+    #[default]
+    Off,
+    /// Store the data and return its schema violations.
+    Warn,
+    /// Refuse data that breaks the schema (400 listing the violations).
+    Strict,
+}
+
+impl ValidationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationMode::Off => "off",
+            ValidationMode::Warn => "warn",
+            ValidationMode::Strict => "strict",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "warn" => ValidationMode::Warn,
+            "strict" => ValidationMode::Strict,
+            _ => ValidationMode::Off,
+        }
+    }
+}
 
 /// Type names of the shorthand form.
 pub const SHORTHAND_TYPES: [&str; 8] = [
