@@ -175,6 +175,18 @@ async fn signed_hook_places_a_call_and_syncs_the_result(app: &TestApp) {
     let none = app.get("/api/v1/executions?status=Failed").await;
     assert!(none.ok(200)["executions"].as_array().unwrap().is_empty());
     app.get("/api/v1/executions?status=Done").await.error(400);
+    app.get("/api/v1/executions?automation_id=nope").await.error(400);
+    app.get("/api/v1/executions?since=yesterday").await.error(400);
+    app.get("/api/v1/executions?limit=0").await.error(400);
+    let (_, other) = app.other_team("other").await;
+    app.get_as(&other, &format!("/api/v1/executions/{execution_id}"))
+        .await
+        .error(404);
+    app.post_as(&other, &format!("/api/v1/executions/{execution_id}/retry"), &json!({}))
+        .await
+        .error(404);
+    let theirs = app.get_as(&other, "/api/v1/executions").await;
+    assert!(theirs.ok(200)["executions"].as_array().unwrap().is_empty());
 }
 
 async fn bad_hook_requests_are_refused_and_create_nothing(app: &TestApp) {
@@ -359,6 +371,17 @@ async fn definitions_are_checked_and_scoped_to_the_team(app: &TestApp) {
         .error(400)
         .contains("inbound"));
     assert_eq!(app.count("automations").await, 0);
+    let on_calls = json!({"name": "c", "trigger": {"type": "call_completed"}, "steps": [t]});
+    let id = app.post("/api/v1/automations", &on_calls).await.ok(201)["automation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(&format!("/api/v1/automations/{id}/rotate-hook"), &json!({}))
+        .await
+        .error(409);
+    app.raw(Method::DELETE, &format!("/api/v1/automations/{id}"), Some(&app.key), "")
+        .await
+        .ok(200);
 
     let mut ids = Vec::new();
     for i in 0..3 {
@@ -551,6 +574,18 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
     assert_eq!(tries[0]["status_code"], 503);
     assert_eq!(tries.last().unwrap()["status_code"], 200);
 
+    let (_, other) = app.other_team("other").await;
+    let first_id = delivered_log[0]["id"].as_str().unwrap();
+    app.get_as(&other, &format!("/api/v1/webhook-deliveries/{first_id}"))
+        .await
+        .error(404);
+    app.post_as(
+        &other,
+        &format!("/api/v1/webhook-deliveries/{first_id}/redeliver"),
+        &json!({}),
+    )
+    .await
+    .error(404);
     // Redeliver: the same webhook-id again.
     let redo = app
         .post(
@@ -646,6 +681,23 @@ async fn endpoints_validate_and_stay_in_their_team(app: &TestApp) {
     )
     .await
     .error(404);
+    let path = format!("/api/v1/webhook-endpoints/{id}");
+    let bad = json!({"url": "https://crm.example.com/h", "events": ["call.nope"]});
+    app.raw(Method::PUT, &path, Some(&app.key), bad.to_string())
+        .await
+        .error(400);
+    let good = json!({"url": "https://crm.example.com/h", "events": ["call.ended"]});
+    app.raw(Method::PUT, &path, Some(&other), good.to_string())
+        .await
+        .error(404);
+    let kept = app.get(&path).await;
+    assert_eq!(kept.ok(200)["endpoint"]["events"], json!(["call.ended"]));
+    app.raw(Method::DELETE, &path, Some(&other), "").await.error(404);
+    assert_eq!(
+        app.raw(Method::DELETE, &path, Some(&app.key), "").await.ok(200)["deleted"],
+        true
+    );
+    assert_eq!(app.count("webhook_endpoints").await, 0);
 }
 
 /// A destination that keeps failing dead-letters the execution (and says so to subscribed
