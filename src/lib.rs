@@ -12,3 +12,13 @@ pub mod conversation;
 pub mod dispatcher;
 pub mod domain;
 pub mod store;
+
+/// The text a panic was raised with, when it has one (for the error recorded where a panic is
+/// caught: a step, a call attempt).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}

@@ -361,7 +361,11 @@ pub(crate) async fn check_object(
     let mode = ValidationMode::parse(&t.validation_mode);
     let violations = match mode {
         ValidationMode::Off => None,
-        _ => Some(object_schema::violations(&t.json_schema.0, &data)),
+        _ => Some(
+            object_schema::check(&t.json_schema.0, &data)
+                .await
+                .map_err(|e| FieldError::new(format!("{prefix}data"), e.0))?,
+        ),
     };
     if let (ValidationMode::Strict, Some(v)) = (mode, &violations) {
         if !v.is_empty() {

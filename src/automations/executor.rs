@@ -4,9 +4,10 @@
 //! place before placing it, and places it with that id: run again, it finds the call instead of
 //! placing a second one.
 
-use std::{collections::HashMap, time::Instant};
+use std::{collections::HashMap, panic::AssertUnwindSafe, time::Instant};
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use phonenumber::country;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -107,6 +108,17 @@ impl Runner {
     }
 
     async fn execute(&self, e: Execution) -> anyhow::Result<()> {
+        // Claimed again and again without a step committed: its worker keeps dying on it. Stop
+        // instead of taking the next worker down too.
+        if e.pickups > self.settings.max_pickups {
+            let error = format!(
+                "picked up {} times without finishing a step (its worker stopped each time); dead-lettered",
+                e.pickups - 1
+            );
+            let now = self.now();
+            let (ctx, done) = (e.context.0.clone(), e.steps_done);
+            return self.finish(&e, "Dead Letter", Some(error), ctx, done, Vec::new(), now).await;
+        }
         let team = self
             .db
             .find_team(&e.team_id.to_string())
@@ -163,7 +175,15 @@ impl Runner {
                 },
                 |r| r.position,
             );
-            let outcome = self.run_step(&e, &team, step, prev.as_ref(), &mut ctx).await;
+            // A panic in a step fails the step (recorded, retryable) instead of the worker.
+            let outcome = AssertUnwindSafe(self.run_step(&e, &team, step, prev.as_ref(), &mut ctx))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let error = format!("the step failed unexpectedly: {}", crate::panic_message(&*panic));
+                    tracing::error!(execution_id = %e.id, step = %key, %error, "step panicked");
+                    permanent(Value::Null, error)
+                });
             let now = self.now();
             let mut row = ExecutionStep {
                 execution_id: e.id,
@@ -534,7 +554,10 @@ impl Runner {
             Err(e) => return transient(input, e),
         };
         if ValidationMode::parse(&t.validation_mode) == ValidationMode::Strict {
-            let v = object_schema::violations(&t.json_schema.0, &data);
+            let v = match object_schema::check(&t.json_schema.0, &data).await {
+                Ok(v) => v,
+                Err(e) => return permanent(input, format!("data cannot be checked against the `{type_name}` schema: {e}")),
+            };
             if !v.is_empty() {
                 let list = serde_json::to_string(&v).unwrap_or_default();
                 return permanent(input, format!("data does not match the `{type_name}` schema: {list}"));

@@ -42,6 +42,9 @@ pub struct AutomationSettings {
     pub allow_private_network: bool,
     /// Executions and deliveries run at once by one process.
     pub concurrency: usize,
+    /// Claims of one execution in a row that end with no step committed (its worker died on it)
+    /// before it is dead-lettered rather than run again.
+    pub max_pickups: i32,
 }
 
 impl Default for AutomationSettings {
@@ -56,6 +59,7 @@ impl Default for AutomationSettings {
             http_timeout: Duration::from_secs(10),
             allow_private_network: false,
             concurrency: 32,
+            max_pickups: 5,
         }
     }
 }

@@ -3,9 +3,10 @@
 //! Several dispatchers (processes) can share one PostgreSQL: leases make sure no call is dialled
 //! twice at once, and a call whose worker died is recovered when its lease runs out.
 
-use std::{sync::Arc, time::Duration};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -151,8 +152,20 @@ impl Dispatcher {
             let me = self.clone();
             running.spawn(async move {
                 let id = call.id;
-                if let Err(e) = me.run_call(call).await {
-                    tracing::error!(call_id = %id, error = ?e, "call attempt failed");
+                // A panic while a call runs ends that attempt as failed (recorded) instead of
+                // leaving it to be recovered, and retried, when its lease runs out.
+                match AssertUnwindSafe(me.run_call(call)).catch_unwind().await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(call_id = %id, error = ?e, "call attempt failed"),
+                    Err(panic) => {
+                        let error = crate::panic_message(&*panic);
+                        tracing::error!(call_id = %id, %error, "call attempt panicked");
+                        let result = json!({"error": format!("the call failed unexpectedly: {error}")});
+                        let (owner, now) = (&me.settings.owner, me.clock.now());
+                        if let Err(e) = me.db.finish_attempt(id, owner, "failed", "worker error", None, result, now).await {
+                            tracing::warn!(call_id = %id, error = %e, "could not record the failed attempt");
+                        }
+                    }
                 }
             });
         }

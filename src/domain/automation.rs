@@ -691,7 +691,17 @@ impl Transform {
                 Ok(n) if n > 0 => Ok(Transform::Truncate(n)),
                 _ => Err(format!("`{s}`: truncate takes a positive length, e.g. truncate:100")),
             },
-            ("date", Some(f)) if !f.trim().is_empty() => Ok(Transform::Date(strftime(f.trim()))),
+            ("date", Some(f)) if !f.trim().is_empty() => {
+                let format = strftime(f.trim());
+                let bad = chrono::format::StrftimeItems::new(&format).any(|i| i == chrono::format::Item::Error);
+                if bad {
+                    return Err(format!(
+                        "`{s}`: `{}` is not a date format (chrono strftime, e.g. %d/%m/%Y, or YYYY-MM-DD HH:mm)",
+                        f.trim()
+                    ));
+                }
+                Ok(Transform::Date(format))
+            }
             _ => Err(format!(
                 "`{s}` is not a transform (uppercase, lowercase, truncate:N, date:FORMAT, to_string, to_number)"
             )),
@@ -725,16 +735,22 @@ impl Transform {
                 }
             },
             Transform::Date(fmt) => {
+                use std::fmt::Write;
                 let t = text.trim();
-                if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-                    Value::String(d.with_timezone(&Utc).format(fmt).to_string())
+                let mut out = String::new();
+                // chrono reports a specifier the value cannot fill (a time of day for a date-only
+                // value) as a formatting error; `to_string` would panic on it.
+                let written = if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+                    write!(out, "{}", d.with_timezone(&Utc).format(fmt))
                 } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-                    Value::String(d.format(fmt).to_string())
+                    write!(out, "{}", d.format(fmt))
                 } else if let Some(d) = v.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)) {
-                    Value::String(d.format(fmt).to_string())
+                    write!(out, "{}", d.format(fmt))
                 } else {
                     return Err(format!("`{text}` is not a date (ISO 8601 or unix seconds)"));
-                }
+                };
+                written.map_err(|_| format!("`{text}` cannot be written as `{fmt}` (a date has no time of day)"))?;
+                Value::String(out)
             }
         })
     }
@@ -909,6 +925,10 @@ mod tests {
         );
         assert_eq!(t("date:%d/%m/%Y", json!("2026-03-04")).unwrap(), json!("04/03/2026"));
         assert!(Transform::parse("truncate:0").is_err());
+        assert!(Transform::parse("date:%Q").is_err());
+        assert!(Transform::parse("date:%").is_err());
+        assert!(t("date:HH:mm", json!("2026-03-04")).is_err());
+        assert_eq!(t("date:HH:mm", json!("2026-03-04T10:05:00Z")).unwrap(), json!("10:05"));
         assert!(Transform::parse("reverse").is_err());
         assert_eq!(t("uppercase", Value::Null).unwrap(), Value::Null);
     }

@@ -6,6 +6,10 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// Attempts of one call that may end with the worker lost (crashed or killed mid-call) before the
+/// call is no longer retried: a call that takes every worker down stops instead of looping.
+pub const MAX_LOST_ATTEMPTS: i32 = 3;
+
 /// Where a call is in its life. Each transition is recorded once in the call's timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -56,10 +56,14 @@ pub struct Execution {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Claims since the last committed step: each claim that ends without a commit (the worker
+    /// died on it) adds one; past a limit the execution is dead-lettered instead of run again.
+    pub pickups: i32,
 }
 
 const EXECUTION_COLUMNS: &str = "id, team_id, automation_id, status, trigger_kind, steps, context, steps_total, \
-     steps_done, due_ms, lease_owner, lease_until_ms, waiting_call_id, error, created_at, updated_at, started_at, finished_at";
+     steps_done, due_ms, lease_owner, lease_until_ms, waiting_call_id, error, created_at, updated_at, started_at, finished_at, \
+     pickups";
 
 const INSERT_EXECUTION: &str = "INSERT INTO executions (id, team_id, automation_id, status, trigger_kind, steps, \
      context, steps_total, steps_done, due_ms, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $10)";
@@ -87,6 +91,7 @@ impl Execution {
             updated_at: at,
             started_at: None,
             finished_at: None,
+            pickups: 0,
         }
     }
 }
@@ -330,7 +335,7 @@ impl Db {
     pub async fn retry_execution(&self, team_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<Option<Execution>> {
         let sql = format!(
             "UPDATE executions SET status = 'Pending', error = NULL, finished_at = NULL, due_ms = $3, updated_at = $4,
-               lease_owner = NULL, lease_until_ms = NULL
+               lease_owner = NULL, lease_until_ms = NULL, pickups = 0
              WHERE team_id = $1 AND id = $2 AND status IN ('Failed', 'Dead Letter') RETURNING {EXECUTION_COLUMNS}"
         );
         transaction!(self, tx => {
@@ -367,7 +372,7 @@ impl Db {
         );
         let take = format!(
             "UPDATE executions SET status = 'Processing', lease_owner = $2, lease_until_ms = $3,
-               started_at = COALESCE(started_at, $4), updated_at = $4
+               started_at = COALESCE(started_at, $4), updated_at = $4, pickups = pickups + 1
              WHERE id = $1 RETURNING {EXECUTION_COLUMNS}"
         );
         let at = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
@@ -413,22 +418,22 @@ impl Db {
             let moved = match &change {
                 ExecChange::Continue { context, steps_done, lease_until_ms } => sqlx::query(&format!(
                     "UPDATE executions SET context = $3, steps_done = $4, updated_at = $5, lease_until_ms = $6,
-                       waiting_call_id = NULL {mine}"))
+                       waiting_call_id = NULL, pickups = 0 {mine}"))
                     .bind(execution_id).bind(owner).bind(Json(context)).bind(steps_done).bind(at).bind(lease_until_ms)
                     .execute(&mut *tx).await?,
                 ExecChange::Wait { call_id, context, steps_done } => sqlx::query(&format!(
                     "UPDATE executions SET waiting_call_id = $3, steps_done = $4, lease_owner = NULL, lease_until_ms = NULL,
-                       updated_at = $5, context = $6 {mine}"))
+                       updated_at = $5, context = $6, pickups = 0 {mine}"))
                     .bind(execution_id).bind(owner).bind(call_id).bind(steps_done).bind(at).bind(Json(context))
                     .execute(&mut *tx).await?,
                 ExecChange::Retry { due_ms, context, steps_done } => sqlx::query(&format!(
                     "UPDATE executions SET due_ms = $3, lease_owner = NULL, lease_until_ms = NULL, updated_at = $4,
-                       context = $5, steps_done = $6 {mine}"))
+                       context = $5, steps_done = $6, pickups = 0 {mine}"))
                     .bind(execution_id).bind(owner).bind(due_ms).bind(at).bind(Json(context)).bind(steps_done)
                     .execute(&mut *tx).await?,
                 ExecChange::Finish { status, error, context, steps_done, .. } => sqlx::query(&format!(
                     "UPDATE executions SET status = $3, error = $4, context = $5, steps_done = $6, finished_at = $7,
-                       updated_at = $7, lease_owner = NULL, lease_until_ms = NULL, waiting_call_id = NULL {mine}"))
+                       updated_at = $7, lease_owner = NULL, lease_until_ms = NULL, waiting_call_id = NULL, pickups = 0 {mine}"))
                     .bind(execution_id).bind(owner).bind(status).bind(error).bind(Json(context)).bind(steps_done).bind(at)
                     .execute(&mut *tx).await?,
             };

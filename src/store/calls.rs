@@ -474,8 +474,15 @@ impl Db {
         transaction!(self, tx => {
             for call in sqlx::query_as::<_, Call>(&lost).bind(now_ms).bind(batch).fetch_all(&mut *tx).await? {
                 let status = if matches!(call.progress.as_str(), "dialing" | "ringing") { "failed" } else { "dropout" };
+                // A call whose workers keep dying on it is not retried again (poison guard).
+                let lost: i32 = sqlx::query_scalar("UPDATE calls SET lost_attempts = lost_attempts + 1 WHERE id = $1 RETURNING lost_attempts")
+                    .bind(call.id).fetch_one(&mut *tx).await?;
                 let retry = crate::domain::call::CallStatus::parse(status)
+                    .filter(|_| lost < crate::domain::call::MAX_LOST_ATTEMPTS)
                     .and_then(|s| call.retry_policy.0.next_attempt(call.attempts as u32, s, now));
+                if lost >= crate::domain::call::MAX_LOST_ATTEMPTS {
+                    tracing::warn!(call_id = %call.id, lost, "call's worker was lost again; not retried");
+                }
                 settle!(tx, &call, status, "worker lost", retry, None, now);
                 out.recovered += 1;
             }

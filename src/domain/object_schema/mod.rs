@@ -1,6 +1,11 @@
 //! Object type schemas. The contract's own form is a map of field → type name
 //! (`{"address": "string", "bedrooms": "number"}`); a full JSON Schema is accepted too. Both become a
 //! JSON Schema that object data is checked against.
+//!
+//! Schemas are bounded when they are created and every validation has a budget (see [`bounds`]);
+//! validations run on the blocking pool, so the worst a team's schema can do is refuse its own data.
+
+pub mod bounds;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -115,6 +120,7 @@ fn shorthand(map: &Map<String, Value>) -> Result<Value, String> {
 }
 
 fn full_schema(schema: &Value) -> Result<Value, String> {
+    bounds::check_schema(schema)?;
     jsonschema::meta::validate(schema).map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
     match schema.get("type") {
         None => {}
@@ -128,6 +134,8 @@ fn full_schema(schema: &Value) -> Result<Value, String> {
 fn validator(schema: &Value) -> Result<jsonschema::Validator, String> {
     jsonschema::options()
         .should_validate_formats(true)
+        // Patterns are a team's own: cap their backtracking (the default allows a million steps).
+        .with_pattern_options(jsonschema::PatternOptions::fancy_regex().backtrack_limit(10_000))
         .build(schema)
         .map_err(|e| format!("cannot be used: {e}"))
 }
@@ -140,20 +148,60 @@ pub struct Violation {
     pub message: String,
 }
 
-/// Every violation of `schema` (as returned by [`compile`]) by `data`.
-pub fn violations(schema: &Value, data: &Value) -> Vec<Violation> {
-    match validator(schema) {
-        Ok(v) => v
-            .iter_errors(data)
-            .map(|e| Violation {
+/// Violations reported at most; the rest are counted in neither time nor memory.
+const MAX_VIOLATIONS: usize = 100;
+/// A violation's message quotes the offending value; a long one is cut.
+const MAX_MESSAGE_CHARS: usize = 300;
+/// Wall-clock bound of one validation, on top of its evaluation budget.
+const VALIDATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Why data could not be checked at all (a 400 for the request, a failed step for an automation).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unvalidatable(pub String);
+
+/// The violations of `schema` (as returned by [`compile`]) by `data`, at most [`MAX_VIOLATIONS`],
+/// or why the data cannot be validated within the budget. Synchronous: see [`check`].
+pub fn violations(schema: &Value, data: &Value) -> Result<Vec<Violation>, Unvalidatable> {
+    if bounds::evaluations(schema, data, bounds::VALIDATION_BUDGET).is_err() {
+        return Err(Unvalidatable(format!(
+            "data is too complex to validate against this schema (more than {} subschema checks)",
+            bounds::VALIDATION_BUDGET
+        )));
+    }
+    let v = validator(schema).map_err(Unvalidatable)?;
+    Ok(v.iter_errors(data)
+        .take(MAX_VIOLATIONS)
+        .map(|e| {
+            let mut message = e.to_string();
+            if message.chars().count() > MAX_MESSAGE_CHARS {
+                message = message.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…";
+            }
+            Violation {
                 path: e.instance_path.to_string(),
-                message: e.to_string(),
-            })
-            .collect(),
-        Err(message) => vec![Violation {
-            path: String::new(),
-            message,
-        }],
+                message,
+            }
+        })
+        .collect())
+}
+
+/// [`violations`] on the blocking pool, a few at a time, under a wall-clock bound: the async
+/// workers never run a validator.
+pub async fn check(schema: &Value, data: &Value) -> Result<Vec<Violation>, Unvalidatable> {
+    static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+    let _permit = RUNNING.acquire().await.expect("the semaphore is never closed");
+    let (schema, data) = (schema.clone(), data.clone());
+    let work = tokio::task::spawn_blocking(move || violations(&schema, &data));
+    match tokio::time::timeout(VALIDATION_TIMEOUT, work).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "schema validation panicked");
+            Err(Unvalidatable("data could not be validated against this schema".into()))
+        }
+        Err(_) => Err(Unvalidatable(format!(
+            "validating the data took longer than {} s",
+            VALIDATION_TIMEOUT.as_secs()
+        ))),
     }
 }
 
@@ -161,12 +209,16 @@ pub fn violations(schema: &Value, data: &Value) -> Vec<Violation> {
 mod tests {
     use super::*;
 
+    fn ok(schema: &Value, data: &Value) -> Vec<Violation> {
+        violations(schema, data).unwrap()
+    }
+
     #[test]
     fn contract_example_is_shorthand() {
         let (form, s) = compile(&json!({"address": "string", "bedrooms": "number"})).unwrap();
         assert_eq!(form, SchemaForm::Shorthand);
-        assert!(violations(&s, &json!({"address": "1 Main St", "bedrooms": 3})).is_empty());
-        let v = violations(&s, &json!({"address": 5, "bedrooms": "three"}));
+        assert!(ok(&s, &json!({"address": "1 Main St", "bedrooms": 3})).is_empty());
+        let v = ok(&s, &json!({"address": 5, "bedrooms": "three"}));
         assert_eq!(v.len(), 2);
         assert!(v.iter().any(|v| v.path == "/bedrooms"));
     }
@@ -174,8 +226,8 @@ mod tests {
     #[test]
     fn dates_are_checked() {
         let (_, s) = compile(&json!({"listed": "date", "seen": "datetime"})).unwrap();
-        assert!(violations(&s, &json!({"listed": "2026-02-25", "seen": "2026-02-25T09:00:00Z"})).is_empty());
-        assert_eq!(violations(&s, &json!({"listed": "25/02/2026"})).len(), 1);
+        assert!(ok(&s, &json!({"listed": "2026-02-25", "seen": "2026-02-25T09:00:00Z"})).is_empty());
+        assert_eq!(ok(&s, &json!({"listed": "25/02/2026"})).len(), 1);
     }
 
     #[test]
@@ -183,7 +235,7 @@ mod tests {
         let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
         let (form, s) = compile(&schema).unwrap();
         assert_eq!(form, SchemaForm::JsonSchema);
-        assert_eq!(violations(&s, &json!({})).len(), 1);
+        assert_eq!(ok(&s, &json!({})).len(), 1);
     }
 
     #[test]
