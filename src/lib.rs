@@ -11,6 +11,7 @@ pub mod config;
 pub mod conversation;
 pub mod dispatcher;
 pub mod domain;
+pub mod outbound;
 pub mod store;
 
 /// The text a panic was raised with, when it has one (for the error recorded where a panic is

@@ -12,6 +12,7 @@ use rand::RngCore;
 use sha2::Sha256;
 
 use super::Runner;
+use crate::outbound::{self, SendError};
 use crate::store::webhooks::{Outgoing, TryResult};
 
 /// A new endpoint secret: `whsec_` and 32 random bytes in base64.
@@ -76,20 +77,19 @@ impl Runner {
             }
         }
         let started = Instant::now();
-        let sent = match crate::conversation::tools::check_url(&d.url, self.settings.allow_private_network) {
-            Err(e) => Err(e),
-            Ok(url) => self
-                .http
-                .post(url)
-                .header("content-type", "application/json")
-                .header("webhook-id", &msg_id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signatures.join(" "))
-                .body(body)
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .map_err(|e| format!("request failed: {e}")),
+        let sent = match outbound::check_url(&d.url, self.settings.allow_private_network) {
+            Err(e) => Err(SendError::Refused(e)),
+            Ok(url) => outbound::send(
+                self.http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", &msg_id)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signatures.join(" "))
+                    .body(body),
+            )
+            .await
+            .map(|r| r.status().as_u16()),
         };
         let duration_ms = started.elapsed().as_millis() as i64;
         let attempts = d.attempts + 1;
@@ -104,10 +104,11 @@ impl Runner {
             Ok(code @ 200..=299) => (TryResult::Delivered, Some(code), None),
             Ok(code @ (408 | 429 | 500..=599)) => (retry(), Some(code), Some(format!("HTTP {code}"))),
             Ok(code) => (TryResult::Give("failed"), Some(code), Some(format!("HTTP {code}"))),
-            Err(e) if e.contains("not allowed") || e.contains("not an http") => {
+            Err(SendError::Refused(e)) => {
+                tracing::warn!(delivery_id = %d.id, url = %d.url, error = %e, "webhook target refused");
                 (TryResult::Give("failed"), None, Some(e))
             }
-            Err(e) => (retry(), None, Some(e)),
+            Err(SendError::Failed(e)) => (retry(), None, Some(e)),
         };
         match &result {
             TryResult::Delivered => tracing::debug!(delivery_id = %d.id, event = %d.event_type, "webhook delivered"),

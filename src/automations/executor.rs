@@ -19,7 +19,8 @@ use super::{
     Runner,
 };
 use crate::{
-    conversation::{script::ScriptType, tools::check_url},
+    conversation::script::ScriptType,
+    outbound,
     domain::{
         automation::{as_text, evaluate, get_path, render, render_value, set_path, MatchOn, Step, Transform},
         contact::ValidContact,
@@ -739,7 +740,8 @@ impl Runner {
         let url = render(url, ctx);
         let body = body.map(|b| render_value(b, ctx));
         let input = json!({"method": method, "url": url, "body": body});
-        let parsed = check_url(&url, self.settings.allow_private_network).map_err(|e| permanent(input.clone(), e))?;
+        let parsed = outbound::check_url(&url, self.settings.allow_private_network)
+            .map_err(|e| permanent(input.clone(), e))?;
         let method = method
             .parse::<reqwest::Method>()
             .map_err(|e| permanent(input.clone(), e))?;
@@ -750,14 +752,10 @@ impl Runner {
         if let Some(b) = &body {
             req = req.json(b);
         }
-        let resp = match req.send().await {
+        let resp = match outbound::send(req).await {
             Ok(r) => r,
-            Err(e) => {
-                return Err(Outcome::Transient {
-                    input,
-                    error: format!("request failed: {e}"),
-                })
-            }
+            Err(outbound::SendError::Refused(error)) => return Err(Outcome::Permanent { input, error }),
+            Err(outbound::SendError::Failed(error)) => return Err(Outcome::Transient { input, error }),
         };
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.unwrap_or_default();

@@ -85,7 +85,7 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(db: Db, clock: Arc<dyn Clock>, notifier: Arc<dyn Notifier>, settings: AutomationSettings) -> Self {
-        let http = crate::conversation::tools::outbound_client(settings.allow_private_network, settings.http_timeout);
+        let http = crate::outbound::client(settings.allow_private_network, settings.http_timeout);
         Runner {
             db,
             clock,
