@@ -281,9 +281,13 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
         None
     };
     let app = api::router(AppState::new(db, settings.api));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // The connection's address keys the limit on failed authentications.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     // Calls in flight finish their current pass; a call cut short is recovered by its lease.
     let _ = stop_tx.send(());
     let _ = auto_stop_tx.send(());

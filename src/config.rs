@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Default API requests per second per key (teams may override) [default: 50]
     #[arg(long, env = "VOXD_REQUESTS_PER_SECOND")]
     pub requests_per_second: Option<u32>,
+    /// Behind a proxy: the header holding the client's address (e.g. X-Forwarded-For; its last
+    /// entry is used). Unset: the connection's address.
+    #[arg(long, env = "VOXD_TRUSTED_PROXY_HEADER")]
+    pub trusted_proxy_header: Option<String>,
 }
 
 /// The config file. Every key is optional.
@@ -61,6 +65,8 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// Seconds a verified API key is trusted before it is looked up again (revocation delay).
     pub key_cache_seconds: Option<u64>,
+    pub unauthenticated_requests_per_second: Option<u32>,
+    pub trusted_proxy_header: Option<String>,
     /// Let tools reach private and loopback addresses.
     pub allow_private_network: Option<bool>,
     /// Simulated carrier: milliseconds of ringing, and before answer.
@@ -158,6 +164,16 @@ impl Settings {
                     .key_cache_seconds
                     .map(std::time::Duration::from_secs)
                     .unwrap_or(defaults.key_cache_ttl),
+                unauthenticated_per_second: file
+                    .unauthenticated_requests_per_second
+                    .unwrap_or(defaults.unauthenticated_per_second),
+                trusted_proxy_header: match serve.trusted_proxy_header.clone().or(file.trusted_proxy_header) {
+                    None => None,
+                    Some(h) => Some(
+                        axum::http::HeaderName::try_from(h.trim().to_ascii_lowercase())
+                            .map_err(|_| anyhow::anyhow!("trusted_proxy_header `{h}` is not a header name"))?,
+                    ),
+                },
                 web_calls: {
                     let d = crate::api::WebCallSettings::default();
                     crate::api::WebCallSettings {

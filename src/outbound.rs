@@ -268,17 +268,26 @@ mod tests {
             }
         }
         // A name found by resolving: this machine's own, when it resolves only to private addresses.
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_owned();
+        let host = std::fs::read_to_string("/etc/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         let resolved: Vec<IpAddr> = match tokio::net::lookup_host((host.as_str(), 0)).await {
             Ok(a) => a.map(|a| a.ip()).collect(),
             Err(_) => Vec::new(),
         };
         if !resolved.is_empty() && resolved.iter().all(|ip| is_private(*ip)) {
             let got = send(c.get(format!("http://{host}:9/x"))).await;
-            assert_eq!(got.unwrap_err(), SendError::Refused(format!("{host} resolves to a private address ({PRIVATE_HINT})")));
+            assert_eq!(
+                got.unwrap_err(),
+                SendError::Refused(format!("{host} resolves to a private address ({PRIVATE_HINT})"))
+            );
         }
         // Allowed, the same name is merely unreachable (nothing listens on port 9): a failure.
         let open = client(true, Duration::from_secs(2));
-        assert!(matches!(send(open.get("http://localhost:9/x")).await, Err(SendError::Failed(_))));
+        assert!(matches!(
+            send(open.get("http://localhost:9/x")).await,
+            Err(SendError::Failed(_))
+        ));
     }
 }

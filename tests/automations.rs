@@ -43,7 +43,7 @@ async fn hook(
 fn pipeline(script_id: &str, receiver: &str) -> Value {
     json!({
         "name": "Form lead to call to CRM",
-        "trigger": {"type": "webhook", "signed": true},
+        "trigger": {"type": "webhook", "signed": true, "signature": "body"},
         "steps": [
             {"type": "transform", "name": "Map form", "mappings": [
                 {"source": "trigger.phone", "target": "phone"},
@@ -190,7 +190,7 @@ async fn signed_hook_places_a_call_and_syncs_the_result(app: &TestApp) {
 }
 
 async fn bad_hook_requests_are_refused_and_create_nothing(app: &TestApp) {
-    let def = json!({"name": "Signed", "trigger": {"type": "webhook", "signed": true},
+    let def = json!({"name": "Signed", "trigger": {"type": "webhook", "signed": true, "signature": "body"},
         "steps": [{"type": "transform", "mappings": [{"source": "trigger.a", "target": "a"}]}]});
     let body = app.post("/api/v1/automations", &def).await.ok(201).clone();
     let path = body["hook"]["path"].as_str().unwrap().to_owned();
@@ -417,7 +417,7 @@ async fn definitions_are_checked_and_scoped_to_the_team(app: &TestApp) {
             &format!("/api/v1/automations/{}", ids[0]),
             Some(&app.key),
             serde_json::to_string(
-                &json!({"name": "renamed", "trigger": {"type": "webhook", "signed": true}, "steps": [t]}),
+                &json!({"name": "renamed", "trigger": {"type": "webhook", "signed": true, "signature": "body"}, "steps": [t]}),
             )
             .unwrap(),
         )
@@ -523,7 +523,7 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
         // Standard Webhooks signature over id.timestamp.body.
         let body = serde_json::to_vec(&r.body).unwrap();
         let ts: i64 = r.headers["webhook-timestamp"].parse().unwrap();
-        let expected = voxd::automations::delivery::sign(&secret, &r.headers["webhook-id"], ts, &body);
+        let expected = voxd::domain::signature::standard_sign(&secret, &r.headers["webhook-id"], ts, &body);
         assert!(r.headers["webhook-signature"].split(' ').any(|s| s == expected));
     }
     // Every try of one message carried the same body; 4 events × 2 calls, one id each.
@@ -629,10 +629,11 @@ async fn a_receiver_that_comes_back_gets_every_event_in_order(app: &TestApp) {
     let ts: i64 = last.headers["webhook-timestamp"].parse().unwrap();
     let sigs: Vec<&str> = last.headers["webhook-signature"].split(' ').collect();
     assert_eq!(sigs.len(), 2);
-    assert!(
-        sigs.contains(&voxd::automations::delivery::sign(&new_secret, &last.headers["webhook-id"], ts, &body).as_str())
-    );
-    assert!(sigs.contains(&voxd::automations::delivery::sign(&secret, &last.headers["webhook-id"], ts, &body).as_str()));
+    assert!(sigs.contains(
+        &voxd::domain::signature::standard_sign(&new_secret, &last.headers["webhook-id"], ts, &body).as_str()
+    ));
+    assert!(sigs
+        .contains(&voxd::domain::signature::standard_sign(&secret, &last.headers["webhook-id"], ts, &body).as_str()));
 }
 
 async fn endpoints_validate_and_stay_in_their_team(app: &TestApp) {

@@ -190,7 +190,7 @@ async fn automation_import_prints_the_hook_once(app: &TestApp) {
     let lines: Vec<&str> = out.lines().collect();
     let id = uuid::Uuid::parse_str(lines[0]).expect("the id first");
     assert!(lines[1].starts_with("hook: /api/v1/hooks/hk_"), "{out}");
-    assert!(lines[2].starts_with("secret: hks_"), "{out}");
+    assert!(lines[2].starts_with("secret: whsec_"), "{out}");
     let r = app.get(&format!("/api/v1/automations/{id}")).await;
     assert_eq!(r.ok(200)["automation"]["name"], "Web form lead");
     let out = stdout(&voxd(

@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::Mutex,
     time::{Duration as StdDuration, Instant},
 };
@@ -16,7 +17,11 @@ use chrono::Duration;
 use phonenumber::country;
 use uuid::Uuid;
 
-use super::{error::ApiError, rate_limit::Decision, AppState};
+use super::{
+    error::ApiError,
+    rate_limit::{client_key, Decision},
+    AppState,
+};
 use crate::{
     domain::{api_key, now, phone},
     store::keys::KeyOwner,
@@ -72,16 +77,46 @@ impl KeyCache {
 /// `last_used_at` is written at most this often per key, so reads stay reads.
 const TOUCH_EVERY: Duration = Duration::seconds(60);
 
+/// Refuses a client address that failed authentication too often lately, before any lookup: a
+/// flood of made-up keys or tokens costs no database work past the first second's worth.
+pub fn guard_unauthenticated(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
+    let d = state
+        .failures
+        .peek(client, state.settings.unauthenticated_per_second, Instant::now());
+    if d.allowed {
+        Ok(())
+    } else {
+        tracing::info!(%client, "client refused: too many failed authentications");
+        Err(ApiError::RateLimited {
+            retry_after_secs: d.retry_after_secs,
+        })
+    }
+}
+
+/// Counts a failed authentication against the client address; returns the error to answer.
+pub fn failed_authentication(state: &AppState, client: IpAddr, e: ApiError) -> ApiError {
+    state
+        .failures
+        .check(client, state.settings.unauthenticated_per_second, Instant::now());
+    e
+}
+
 pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let client = client_key(&req, state.settings.trusted_proxy_header.as_ref());
+    if let Err(e) = guard_unauthenticated(&state, client) {
+        return e.into_response();
+    }
     let owner = match authenticate(&state, req.headers()).await {
         Ok(owner) => owner,
+        Err(e @ ApiError::Unauthorized(_)) => return failed_authentication(&state, client, e).into_response(),
         Err(e) => return e.into_response(),
     };
     let limit = owner
         .requests_per_second
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(state.settings.requests_per_second);
-    let decision = state.limiter.check(owner.key_id, limit, Instant::now());
+    // One bucket per team: making more keys does not raise a team's limit.
+    let decision = state.limiter.check(owner.team_id, limit, Instant::now());
     let mut response = if decision.allowed {
         let region = phone::parse_region(&owner.region).unwrap_or(country::Id::AU);
         req.extensions_mut().insert(TeamCtx {
@@ -92,7 +127,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         });
         next.run(req).await
     } else {
-        tracing::info!(key_id = %owner.key_id, "rate limited");
+        tracing::info!(team_id = %owner.team_id, key_id = %owner.key_id, "rate limited");
         ApiError::RateLimited {
             retry_after_secs: decision.retry_after_secs,
         }
@@ -118,13 +153,11 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner,
     if let Some(owner) = state.keys.get(&hash, ttl, Instant::now()) {
         return Ok(owner);
     }
-    let mut owner = state
-        .db
-        .key_owner(&hash)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?;
+    // Unknown and revoked keys get one answer: a caller learns nothing of keys that once existed.
+    let invalid = || ApiError::Unauthorized("invalid API key".into());
+    let mut owner = state.db.key_owner(&hash).await?.ok_or_else(invalid)?;
     if owner.revoked_at.is_some() {
-        return Err(ApiError::Unauthorized("API key has been revoked".into()));
+        return Err(invalid());
     }
     let now = now();
     if owner.last_used_at.is_none_or(|t| now - t > TOUCH_EVERY) {

@@ -20,8 +20,9 @@ use super::{
 };
 use crate::{
     domain::{
-        automation::{self, AutomationDef, Trigger},
+        automation::{self, AutomationDef, HookSignature, Trigger},
         new_id, now,
+        signature::new_standard_secret,
     },
     store::automations::{Automation, Execution, ExecutionFilter, ExecutionStep},
 };
@@ -67,7 +68,8 @@ pub struct HookCredentials {
     /// `/api/v1/hooks/{token}` on this server (absent when the token was kept).
     pub path: Option<String>,
     pub token: Option<String>,
-    /// Key of `X-Webhook-Signature` (HMAC-SHA256 of the raw body, hex), when the trigger is signed.
+    /// The signing secret, when the trigger is signed: `whsec_…` for Standard Webhooks signatures
+    /// (`trigger.signature: standard`, the default), `hks_…` for the body-only `X-Webhook-Signature`.
     pub secret: Option<String>,
 }
 
@@ -109,7 +111,7 @@ fn definition(body: Value) -> ApiResult<AutomationDef> {
 /// Fills token and secret for the trigger, keeping those of `old` where they still apply; returns
 /// the credentials to show when something new was made.
 fn credentials(a: &mut Automation, old: Option<&Automation>) -> Option<HookCredentials> {
-    let Trigger::Webhook { signed } = a.definition.0.trigger else {
+    let Trigger::Webhook { signed, signature } = a.definition.0.trigger else {
         a.hook_token_hash = None;
         a.hook_secret = None;
         return None;
@@ -126,9 +128,17 @@ fn credentials(a: &mut Automation, old: Option<&Automation>) -> Option<HookCrede
             Some(t)
         }
     };
-    a.hook_secret = signed.then(|| old.and_then(|o| o.hook_secret.clone())).flatten();
+    // A secret is kept while the scheme stays: each scheme has its own form of secret.
+    let same_scheme =
+        |o: &&Automation| matches!(o.definition.0.trigger, Trigger::Webhook { signature: s, .. } if s == signature);
+    a.hook_secret = signed
+        .then(|| old.filter(same_scheme).and_then(|o| o.hook_secret.clone()))
+        .flatten();
     let secret = if signed && a.hook_secret.is_none() {
-        let s = random_token("hks_");
+        let s = match signature {
+            HookSignature::Standard => new_standard_secret(),
+            HookSignature::Body => random_token("hks_"),
+        };
         a.hook_secret = Some(s.clone());
         Some(s)
     } else {

@@ -33,6 +33,8 @@ pub enum ApiError {
     },
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -49,7 +51,7 @@ pub struct ErrorBody {
     /// What went wrong, in words; names the field for input errors.
     pub message: String,
     /// Stable machine-readable kind: bad_request, unauthorized, not_found, method_not_allowed,
-    /// conflict, payload_too_large, rate_limited, unavailable, internal.
+    /// conflict, payload_too_large, unsupported_media_type, rate_limited, unavailable, internal.
     pub code: String,
     /// Individual problems, when there are several (e.g. schema violations).
     #[schema(nullable = false)]
@@ -88,6 +90,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

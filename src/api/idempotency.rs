@@ -5,7 +5,7 @@
 use axum::{
     body::{to_bytes, Body},
     extract::{Request, State},
-    http::{header, HeaderValue, Method, StatusCode},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -24,20 +24,35 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     }
 }
 
-async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiError> {
-    let key = ["idempotency-key", "x-idempotency-key"]
+/// The request's idempotency key, from `Idempotency-Key` or `X-Idempotency-Key` (the API's and
+/// the hooks' rule alike): 1 to 255 printable ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = ["idempotency-key", "x-idempotency-key"]
         .iter()
-        .find_map(|h| req.headers().get(*h))
-        .map(|v| v.to_str().map(str::to_owned));
-    let (Method::POST, Some(key)) = (req.method().clone(), key) else {
+        .find_map(|h| headers.get(*h))
+    else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters"
+        ))
+        .with("field", "Idempotency-Key")
+    };
+    let key = value.to_str().map_err(|_| bad())?.trim();
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(bad());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiError> {
+    if req.method() != Method::POST {
+        return Ok(next.run(req).await);
+    }
+    let Some(key) = idempotency_key(req.headers())? else {
         return Ok(next.run(req).await);
     };
-    let key = key.map_err(|_| ApiError::bad_request("Idempotency-Key must be printable ASCII"))?;
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(ApiError::bad_request(format!(
-            "Idempotency-Key must be 1 to {MAX_KEY_LEN} characters"
-        )));
-    }
     let team = req
         .extensions()
         .get::<TeamCtx>()

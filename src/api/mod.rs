@@ -45,6 +45,12 @@ pub struct ApiSettings {
     /// How long a verified key is trusted without asking the database again (so how long a
     /// revocation may take to reach a running server). Zero: every request looks the key up.
     pub key_cache_ttl: Duration,
+    /// Requests per second a client address may make with a missing, unknown or revoked API key
+    /// (or hook token, or hook signature) before it is refused without a database lookup.
+    pub unauthenticated_per_second: u32,
+    /// With a proxy in front: the header it puts the client's address in (e.g. `X-Forwarded-For`).
+    /// Unset, the connection's address is the client's and such headers are ignored.
+    pub trusted_proxy_header: Option<HeaderName>,
     pub web_calls: WebCallSettings,
 }
 
@@ -90,6 +96,8 @@ impl Default for ApiSettings {
             requests_per_second: 50,
             max_body_bytes: 1024 * 1024,
             key_cache_ttl: Duration::from_secs(2),
+            unauthenticated_per_second: 10,
+            trusted_proxy_header: None,
             web_calls: WebCallSettings::default(),
         }
     }
@@ -100,6 +108,8 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<ApiSettings>,
     pub limiter: Arc<rate_limit::RateLimiter>,
+    /// Failed authentications per client address.
+    pub failures: Arc<rate_limit::RateLimiter<std::net::IpAddr>>,
     pub keys: Arc<auth::KeyCache>,
 }
 
@@ -109,6 +119,7 @@ impl AppState {
             db,
             settings: Arc::new(settings),
             limiter: Arc::default(),
+            failures: Arc::default(),
             keys: Arc::default(),
         }
     }
@@ -202,6 +213,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/hooks/{token}", post(hooks::receive))
         .merge(team_routes)
         .fallback(not_found)
+        .layer(middleware::from_fn(refuse_nul))
         .layer(middleware::from_fn(envelope_bare_errors))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(
@@ -265,6 +277,18 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
+}
+
+/// A NUL character cannot be stored in PostgreSQL text; refuse it in paths and queries as in
+/// bodies (see `extract`), on every backend alike.
+async fn refuse_nul(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let nul = |s: &str| s.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"%00"));
+    if nul(uri.path()) || uri.query().is_some_and(nul) {
+        return ApiError::bad_request("NUL characters (%00) are not accepted in paths or query parameters")
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// Responses made by the framework itself (wrong method) come with an empty body; give them the

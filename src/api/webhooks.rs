@@ -19,11 +19,8 @@ use super::{
     AppState,
 };
 use crate::{
-    automations::{
-        delivery::{message_id, new_secret},
-        events::EVENT_TYPES,
-    },
-    domain::{new_id, now, FieldError},
+    automations::{delivery::message_id, events::EVENT_TYPES},
+    domain::{new_id, now, signature::new_standard_secret as new_secret, FieldError},
     store::webhooks::{Attempt, Delivery, DeliveryFilter, Endpoint},
 };
 

@@ -6,39 +6,16 @@
 
 use std::time::Instant;
 
-use base64::{engine::general_purpose::STANDARD, Engine};
-use hmac::{Hmac, Mac};
-use rand::RngCore;
-use sha2::Sha256;
-
 use super::Runner;
-use crate::outbound::{self, SendError};
 use crate::store::webhooks::{Outgoing, TryResult};
-
-/// A new endpoint secret: `whsec_` and 32 random bytes in base64.
-pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("whsec_{}", STANDARD.encode(bytes))
-}
+use crate::{
+    domain::signature::standard_sign as sign,
+    outbound::{self, SendError},
+};
 
 /// The message id receivers dedupe on.
 pub fn message_id(delivery_id: uuid::Uuid) -> String {
     format!("msg_{}", delivery_id.simple())
-}
-
-/// `v1,<base64 signature>` of the message with one secret.
-pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
-        .unwrap_or_else(|_| secret.as_bytes().to_vec());
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
-    mac.update(msg_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 impl Runner {
@@ -128,19 +105,5 @@ impl Runner {
             )
             .await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_matches_the_standard_webhooks_example() {
-        // The example of the Standard Webhooks specification.
-        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        let body = br#"{"test": 2432232314}"#;
-        let sig = sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
-        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 }

@@ -20,7 +20,6 @@ use super::{
 };
 use crate::{
     conversation::script::ScriptType,
-    outbound,
     domain::{
         automation::{as_text, evaluate, get_path, render, render_value, set_path, MatchOn, Step, Transform},
         contact::ValidContact,
@@ -28,6 +27,7 @@ use crate::{
         object_schema::{self, ValidationMode},
         phone, FieldError,
     },
+    outbound,
     store::{
         automations::{ExecChange, Execution, ExecutionStep},
         calls::Call,
@@ -118,7 +118,9 @@ impl Runner {
             );
             let now = self.now();
             let (ctx, done) = (e.context.0.clone(), e.steps_done);
-            return self.finish(&e, "Dead Letter", Some(error), ctx, done, Vec::new(), now).await;
+            return self
+                .finish(&e, "Dead Letter", Some(error), ctx, done, Vec::new(), now)
+                .await;
         }
         let team = self
             .db
@@ -557,7 +559,12 @@ impl Runner {
         if ValidationMode::parse(&t.validation_mode) == ValidationMode::Strict {
             let v = match object_schema::check(&t.json_schema.0, &data).await {
                 Ok(v) => v,
-                Err(e) => return permanent(input, format!("data cannot be checked against the `{type_name}` schema: {e}")),
+                Err(e) => {
+                    return permanent(
+                        input,
+                        format!("data cannot be checked against the `{type_name}` schema: {e}"),
+                    )
+                }
             };
             if !v.is_empty() {
                 let list = serde_json::to_string(&v).unwrap_or_default();
@@ -740,8 +747,8 @@ impl Runner {
         let url = render(url, ctx);
         let body = body.map(|b| render_value(b, ctx));
         let input = json!({"method": method, "url": url, "body": body});
-        let parsed = outbound::check_url(&url, self.settings.allow_private_network)
-            .map_err(|e| permanent(input.clone(), e))?;
+        let parsed =
+            outbound::check_url(&url, self.settings.allow_private_network).map_err(|e| permanent(input.clone(), e))?;
         let method = method
             .parse::<reqwest::Method>()
             .map_err(|e| permanent(input.clone(), e))?;

@@ -162,7 +162,11 @@ impl Dispatcher {
                         tracing::error!(call_id = %id, %error, "call attempt panicked");
                         let result = json!({"error": format!("the call failed unexpectedly: {error}")});
                         let (owner, now) = (&me.settings.owner, me.clock.now());
-                        if let Err(e) = me.db.finish_attempt(id, owner, "failed", "worker error", None, result, now).await {
+                        if let Err(e) = me
+                            .db
+                            .finish_attempt(id, owner, "failed", "worker error", None, result, now)
+                            .await
+                        {
                             tracing::warn!(call_id = %id, error = %e, "could not record the failed attempt");
                         }
                     }

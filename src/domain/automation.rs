@@ -45,10 +45,13 @@ pub struct AutomationDef {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Trigger {
     /// `POST /api/v1/hooks/{token}`; the JSON body becomes `trigger.*`. With `signed`, voxd generates
-    /// a secret and requests must carry `X-Webhook-Signature`.
+    /// a secret and requests must be signed with it, by `signature`'s scheme.
     Webhook {
         #[serde(default)]
         signed: bool,
+        /// How signed requests are signed (only read when `signed`).
+        #[serde(default)]
+        signature: HookSignature,
     },
     /// A call ended. Empty filters match every script and status.
     CallCompleted {
@@ -62,6 +65,22 @@ pub enum Trigger {
         #[serde(default)]
         script_ids: Vec<Uuid>,
     },
+}
+
+/// How a signed hook's requests are signed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HookSignature {
+    /// Standard Webhooks (the default): `webhook-id`, `webhook-timestamp`, `webhook-signature`
+    /// over id, timestamp and body, with a `whsec_` secret. A request more than 5 minutes old is
+    /// refused and a `webhook-id` seen in the last 24 hours starts nothing, so a captured request
+    /// cannot be replayed.
+    #[default]
+    Standard,
+    /// Voxworks-style `X-Webhook-Signature`: hex HMAC-SHA256 of the body only. Compatible with
+    /// Voxworks senders, but a captured request stays valid: anyone who sees one can send it again
+    /// (use `X-Idempotency-Key` to make repeats harmless, or the standard scheme).
+    Body,
 }
 
 impl Trigger {

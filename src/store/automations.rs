@@ -191,8 +191,10 @@ pub struct FanOut {
 /// What an inbound hook did.
 pub enum HookOutcome {
     Created(Uuid),
-    /// The idempotency key was seen in the last 24 hours; nothing new was created.
+    /// The idempotency key was seen in the last 24 hours with this body; nothing new was created.
     Duplicate(Uuid),
+    /// The idempotency key was seen in the last 24 hours with another body.
+    Mismatch,
 }
 
 impl Db {
@@ -275,9 +277,11 @@ impl Db {
 
     /// Records an inbound hook's execution; with an idempotency key seen in the last 24 hours, returns
     /// the execution that key made instead.
-    pub async fn accept_hook(&self, e: &Execution, idem_key: Option<&str>, now_ms: i64) -> Result<HookOutcome> {
+    /// Queues an execution for a hook request, once per idempotency key (with the body's hash) in
+    /// 24 hours.
+    pub async fn accept_hook(&self, e: &Execution, idem: Option<(&str, &[u8])>, now_ms: i64) -> Result<HookOutcome> {
         const DAY_MS: i64 = 24 * 3600 * 1000;
-        let Some(key) = idem_key else {
+        let Some((key, body_hash)) = idem else {
             // One statement needs no transaction around it.
             write_pool!(self, p => bind_execution!(sqlx::query(INSERT_EXECUTION), e).execute(p).await?.rows_affected());
             return Ok(HookOutcome::Created(e.id));
@@ -285,14 +289,18 @@ impl Db {
         transaction!(self, tx => {
             sqlx::query("DELETE FROM hook_receipts WHERE automation_id = $1 AND idem_key = $2 AND received_ms < $3")
                 .bind(e.automation_id).bind(key).bind(now_ms - DAY_MS).execute(&mut *tx).await?;
-            let seen: Option<Uuid> = sqlx::query_scalar(
-                "SELECT execution_id FROM hook_receipts WHERE automation_id = $1 AND idem_key = $2")
+            let seen: Option<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(
+                "SELECT execution_id, body_hash FROM hook_receipts WHERE automation_id = $1 AND idem_key = $2")
                 .bind(e.automation_id).bind(key).fetch_optional(&mut *tx).await?;
-            if let Some(id) = seen {
-                return Ok(HookOutcome::Duplicate(id));
+            match seen {
+                // Receipts from before bodies were hashed match any body.
+                Some((id, hash)) if hash.as_deref().is_none_or(|h| h == body_hash) => return Ok(HookOutcome::Duplicate(id)),
+                Some(_) => return Ok(HookOutcome::Mismatch),
+                None => {}
             }
-            sqlx::query("INSERT INTO hook_receipts (automation_id, idem_key, execution_id, received_ms) VALUES ($1, $2, $3, $4)")
-                .bind(e.automation_id).bind(key).bind(e.id).bind(now_ms).execute(&mut *tx).await.map_err(StoreError::from_write)?;
+            sqlx::query("INSERT INTO hook_receipts (automation_id, idem_key, execution_id, received_ms, body_hash) VALUES ($1, $2, $3, $4, $5)")
+                .bind(e.automation_id).bind(key).bind(e.id).bind(now_ms).bind(body_hash)
+                .execute(&mut *tx).await.map_err(StoreError::from_write)?;
             bind_execution!(sqlx::query(INSERT_EXECUTION), e).execute(&mut *tx).await?;
             Ok(HookOutcome::Created(e.id))
         })

@@ -89,6 +89,8 @@ impl TestApp {
         let settings = ApiSettings {
             requests_per_second: 100_000,
             key_cache_ttl: std::time::Duration::ZERO,
+            // Tests refuse many bad keys on purpose; `hardening.rs` tests this limit itself.
+            unauthenticated_per_second: 100_000,
             web_calls: voxd::api::WebCallSettings {
                 secret: WEB_SECRET.to_vec(),
                 ice_servers: vec!["stun:stun.voxd.test:3478".into(), "turn:turn.voxd.test:3478".into()],

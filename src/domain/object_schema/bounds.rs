@@ -110,7 +110,9 @@ fn children(root: &Value, at: &str, schema: &Value) -> Result<Children, String> 
     let sub = |key: &str| format!("{at}/{}", escape(key));
     let schema_like = |v: &Value| v.is_object() || v.is_boolean();
     if let Some(r) = map.get("$ref") {
-        let r = r.as_str().ok_or_else(|| format!("`$ref` at `{}` must be a string", show(at)))?;
+        let r = r
+            .as_str()
+            .ok_or_else(|| format!("`$ref` at `{}` must be a string", show(at)))?;
         c.in_place.push(ref_target(root, r)?);
     }
     for key in IN_PLACE_LISTS {
@@ -144,7 +146,8 @@ fn children(root: &Value, at: &str, schema: &Value) -> Result<Children, String> 
         _ => {}
     }
     if let Some(Value::Array(items)) = map.get("prefixItems") {
-        c.data.extend((0..items.len()).map(|i| format!("{}/{i}", sub("prefixItems"))));
+        c.data
+            .extend((0..items.len()).map(|i| format!("{}/{i}", sub("prefixItems"))));
     }
     for key in DATA_MAPS {
         if let Some(Value::Object(m)) = map.get(key) {
@@ -321,7 +324,10 @@ pub fn evaluations(root: &Value, data: &Value, budget: u64) -> Result<u64, ()> {
                         w.add(fields.values().map(|v| (s, v)))?;
                     }
                 }
-                for s in ["additionalProperties", "unevaluatedProperties"].iter().filter_map(|k| get(k)) {
+                for s in ["additionalProperties", "unevaluatedProperties"]
+                    .iter()
+                    .filter_map(|k| get(k))
+                {
                     w.add(fields.values().map(|v| (s, v)))?;
                 }
                 if let Some(s) = get("propertyNames") {
@@ -338,7 +344,10 @@ pub fn evaluations(root: &Value, data: &Value, budget: u64) -> Result<u64, ()> {
                 if let Some(Value::Array(tuple)) = map.get("prefixItems") {
                     w.add(tuple.iter().zip(items))?;
                 }
-                for s in ["additionalItems", "unevaluatedItems", "contains"].iter().filter_map(|k| get(k)) {
+                for s in ["additionalItems", "unevaluatedItems", "contains"]
+                    .iter()
+                    .filter_map(|k| get(k))
+                {
                     w.add(items.iter().map(|v| (s, v)))?;
                 }
             }
@@ -370,7 +379,10 @@ mod tests {
         );
         refused(json!({"$ref": "#"}), cycle);
         refused(json!({"allOf": [{"$ref": "#"}]}), cycle);
-        refused(json!({"anyOf": [{"type": "object"}, {"oneOf": [{"$ref": "#"}]}]}), cycle);
+        refused(
+            json!({"anyOf": [{"type": "object"}, {"oneOf": [{"$ref": "#"}]}]}),
+            cycle,
+        );
         refused(json!({"if": {"$ref": "#"}}), cycle);
         refused(json!({"if": true, "then": {"not": {"$ref": "#"}}}), cycle);
         refused(json!({"dependentSchemas": {"a": {"$ref": "#"}}}), cycle);
@@ -383,9 +395,15 @@ mod tests {
         // Reached only through a definition nobody uses: still refused, it is stored.
         refused(json!({"$defs": {"lonely": {"$ref": "#/$defs/lonely"}}}), cycle);
         // Spelled with a %-escape, or pointing into `properties`.
-        refused(json!({"$defs": {"x": {"$ref": "#/%24defs/x"}}, "$ref": "#/$defs/x"}), cycle);
+        refused(
+            json!({"$defs": {"x": {"$ref": "#/%24defs/x"}}, "$ref": "#/$defs/x"}),
+            cycle,
+        );
         refused(json!({"properties": {"a": {"$ref": "#/properties/a"}}}), cycle);
-        refused(json!({"properties": {"a~b": {"allOf": [{"$ref": "#/properties/a~0b"}]}}}), cycle);
+        refused(
+            json!({"properties": {"a~b": {"allOf": [{"$ref": "#/properties/a~0b"}]}}}),
+            cycle,
+        );
     }
 
     #[test]
@@ -410,7 +428,10 @@ mod tests {
             defs.insert(format!("d{i}"), json!({"allOf": [{"$ref": next}, {"$ref": next}]}));
         }
         defs.insert("d20".into(), json!({"type": "object"}));
-        refused(json!({"$defs": defs, "$ref": "#/$defs/d0"}), "more than 1000 subschemas");
+        refused(
+            json!({"$defs": defs, "$ref": "#/$defs/d0"}),
+            "more than 1000 subschemas",
+        );
         // A long chain of single references.
         let mut defs = serde_json::Map::new();
         for i in 0..100 {
@@ -426,12 +447,18 @@ mod tests {
         refused(json!({"$ref": "other.json#/a"}), "refers outside");
         refused(json!({"$ref": "#anchor"}), "anchor");
         refused(json!({"$ref": "#/$defs/nope"}), "points at nothing");
-        refused(json!({"$defs": {"n": 3}, "$ref": "#/$defs/n"}), "does not point at a schema");
+        refused(
+            json!({"$defs": {"n": 3}, "$ref": "#/$defs/n"}),
+            "does not point at a schema",
+        );
         refused(json!({"$ref": "#/%zz"}), "%-escape");
         refused(json!({"$ref": 5}), "must be a string");
         refused(json!({"$dynamicRef": "#meta"}), "`$dynamicRef`");
         refused(json!({"$recursiveRef": "#"}), "`$recursiveRef`");
-        refused(json!({"properties": {"a": {"$id": "https://x.test/a", "$ref": "#"}}}), "`$id` is only supported");
+        refused(
+            json!({"properties": {"a": {"$id": "https://x.test/a", "$ref": "#"}}}),
+            "`$id` is only supported",
+        );
     }
 
     #[test]
@@ -469,9 +496,15 @@ mod tests {
         let looping = json!({"$defs": {"x": {"$ref": "#/$defs/y"}, "y": {"$ref": "#/$defs/x"}}, "$ref": "#/$defs/x"});
         assert!(evaluations(&looping, &json!({"a": 1}), VALIDATION_BUDGET).is_err());
         // Many keys against many patterns.
-        let patterns: serde_json::Map<String, Value> =
-            (0..500).map(|i| (format!("^k{i}"), json!({"type": "string"}))).collect();
+        let patterns: serde_json::Map<String, Value> = (0..500)
+            .map(|i| (format!("^k{i}"), json!({"type": "string"})))
+            .collect();
         let fields: serde_json::Map<String, Value> = (0..1000).map(|i| (format!("k{i}"), json!("v"))).collect();
-        assert!(evaluations(&json!({"patternProperties": patterns}), &Value::Object(fields), VALIDATION_BUDGET).is_err());
+        assert!(evaluations(
+            &json!({"patternProperties": patterns}),
+            &Value::Object(fields),
+            VALIDATION_BUDGET
+        )
+        .is_err());
     }
 }
