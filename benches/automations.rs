@@ -155,7 +155,7 @@ async fn round(n: usize, concurrency: usize) -> [f64; 4] {
         url: format!("{crm}/events"),
         description: None,
         events: sqlx::types::Json(vec!["call.scheduled".into()]),
-        secret: voxd::automations::delivery::new_secret(),
+        secret: voxd::domain::signature::new_standard_secret(),
         previous_secret: None,
         previous_secret_until: None,
         enabled: true,

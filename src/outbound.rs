@@ -101,7 +101,10 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, String>
             return Err(format!("{url} is a private address ({PRIVATE_HINT})"));
         }
         if parsed.host_str().is_some_and(is_loopback_name) {
-            return Err(format!("{url} is a loopback name ({PRIVATE_HINT})"));
+            return Err(format!(
+                "{} resolves to a private address ({PRIVATE_HINT})",
+                parsed.host_str().unwrap_or_default().trim_end_matches('.')
+            ));
         }
     }
     Ok(parsed)

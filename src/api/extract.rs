@@ -106,7 +106,8 @@ fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
                 .enumerate()
                 .find_map(|(i, x)| find(x, &format!("{at}[{i}]"))),
             serde_json::Value::Object(m) => m.iter().find_map(|(k, x)| {
-                let here = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                let shown = k.replace('\0', "\\u0000");
+                let here = if at.is_empty() { shown } else { format!("{at}.{shown}") };
                 if k.contains('\0') {
                     Some(here)
                 } else {

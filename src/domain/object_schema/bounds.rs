@@ -263,22 +263,26 @@ pub fn check_schema(root: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Validating would visit more (subschema, value) pairs than the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget;
+
 /// Counts the (subschema, value) pairs validating `data` could visit, stopping past `budget`
 /// (`Err` then). An over-estimate: every pattern and additional-properties schema is counted for
 /// every key. A work list, not recursion, so a stored schema that loops only exhausts the budget;
 /// pairs are counted as they are queued, so the list never outgrows the budget either.
-pub fn evaluations(root: &Value, data: &Value, budget: u64) -> Result<u64, ()> {
+pub fn evaluations(root: &Value, data: &Value, budget: u64) -> Result<u64, OverBudget> {
     struct Work<'a> {
         todo: Vec<(&'a Value, &'a Value)>,
         count: u64,
         budget: u64,
     }
     impl<'a> Work<'a> {
-        fn add(&mut self, pairs: impl IntoIterator<Item = (&'a Value, &'a Value)>) -> Result<(), ()> {
+        fn add(&mut self, pairs: impl IntoIterator<Item = (&'a Value, &'a Value)>) -> Result<(), OverBudget> {
             for pair in pairs {
                 self.count += 1;
                 if self.count > self.budget {
-                    return Err(());
+                    return Err(OverBudget);
                 }
                 self.todo.push(pair);
             }
