@@ -607,4 +607,145 @@ on_both_backends!(
     hook_idempotency_matches_the_api,
     private_targets_are_refused_in_every_form,
     content_types_and_nul_are_refused_alike,
+    another_teams_ids_are_404_everywhere,
 );
+
+/// Every operation of the served spec that takes an id (or name), called by another team with
+/// the first team's ids: a 404 each, and nothing of the first team changes. A new id-taking path
+/// fails this test until the sweep knows how to make its resource.
+async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
+    let id = |r: &common::TestResponse, field: &str| r.body[field].as_str().unwrap_or_default().to_owned();
+    // One of everything, in the first team.
+    let script_id = common::caller_id_and_script(app).await;
+    let contact = app
+        .post("/api/v1/create-contact", &json!({"phone_number": "0412345671", "first_name": "Ann"}))
+        .await;
+    let contact_id = id(&contact, "contact_id");
+    let list = app.post("/api/v1/create-list", &json!({"name": "Buyers"})).await;
+    let list_id = id(&list, "list_id");
+    app.post(&format!("/api/v1/add-contacts-to-list/{list_id}"), &json!({"contact": {"phone_number": "0412345671"}}))
+        .await
+        .ok(200);
+    app.post(
+        "/api/v1/object-types",
+        &json!({"type_name": "property", "display_name": "Property", "schema": {"address": "string"}}),
+    )
+    .await
+    .ok(201);
+    let object = app
+        .post("/api/v1/upsert-object", &json!({"type_name": "property", "data": {"id": "p1", "address": "1 Main St"}}))
+        .await;
+    let object_id = id(&object, "object_id");
+    app.post(
+        "/api/v1/webhook-endpoints",
+        &json!({"url": "https://crm.example.com/voxd", "events": ["call.scheduled"]}),
+    )
+    .await
+    .ok(201);
+    let call = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0412345672"},
+        "scheduled_time": (Utc::now() + chrono::Duration::days(1)).to_rfc3339()});
+    let call_id = id(&app.post("/api/v1/create-phone-call", &call).await, "call_id");
+    let def = json!({"name": "Hook", "trigger": {"type": "webhook"}, "steps": [
+        {"type": "transform", "mappings": [{"source": "trigger.a", "target": "a"}]}]});
+    let automation = app.post("/api/v1/automations", &def).await;
+    let automation_id = id(&automation, "automation_id");
+    let path = automation.body["hook"]["path"].as_str().unwrap().to_owned();
+    let execution_id = id(&post_hook(app, &path, b"{}", &[]).await, "execution_id");
+    // Fan the call's event out to a delivery (refused: a private network is not involved here,
+    // but the name does not resolve; either way the delivery row exists).
+    guarded_runner(app).run_until_idle(3).await.unwrap();
+    let endpoints = app.get("/api/v1/webhook-endpoints").await;
+    let endpoint_id = endpoints.body["endpoints"][0]["id"].as_str().unwrap().to_owned();
+    let deliveries = app.get(&format!("/api/v1/webhook-endpoints/{endpoint_id}/deliveries")).await;
+    let delivery_id = deliveries.body["deliveries"][0]["id"].as_str().unwrap().to_owned();
+    let ids: std::collections::HashMap<&str, String> = [
+        ("contact_id", contact_id.clone()),
+        ("list_id", list_id.clone()),
+        ("object_id", object_id.clone()),
+        ("type_name", "property".to_owned()),
+        ("call_id", call_id.clone()),
+        ("script_id", script_id.clone()),
+        ("automation_id", automation_id.clone()),
+        ("execution_id", execution_id.clone()),
+        ("endpoint_id", endpoint_id.clone()),
+        ("delivery_id", delivery_id.clone()),
+    ]
+    .into_iter()
+    .collect();
+    for (name, value) in &ids {
+        assert!(!value.is_empty(), "no {name} was made");
+    }
+
+    let (_, other) = app.other_team("intruders").await;
+    let their_contact = app
+        .post_as(&other, "/api/v1/create-contact", &json!({"phone_number": "0499999999"}))
+        .await;
+    let their_contact_id = id(&their_contact, "contact_id");
+    // Bodies valid enough to get past input checks to the lookup.
+    let body_for = |path: &str| -> Value {
+        match path {
+            p if p.contains("add-contact") => json!({"contact": {"phone_number": "0412345679"}}),
+            p if p.contains("link-") => json!({"contact_id": their_contact_id}),
+            p if p.contains("reschedule-call") => {
+                json!({"scheduled_time": (Utc::now() + chrono::Duration::days(2)).to_rfc3339()})
+            }
+            "/api/v1/scripts/{script_id}" => common::example_script("buyer-follow-up"),
+            "/api/v1/automations/{automation_id}" => def.clone(),
+            "/api/v1/webhook-endpoints/{endpoint_id}" => {
+                json!({"url": "https://evil.example.com/", "events": ["call.ended"]})
+            }
+            _ => json!({}),
+        }
+    };
+    let spec = app.get("/api/v1/openapi.json").await.body;
+    let mut swept = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !path.contains('{') || path.starts_with("/api/v1/hooks/") {
+            continue; // no id; or the hook token, which is its own credential
+        }
+        let concrete = path
+            .split('/')
+            .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(param) => ids
+                    .get(param)
+                    .unwrap_or_else(|| panic!("{path}: the sweep has no `{param}` of the first team; add one"))
+                    .clone(),
+                None => seg.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().unwrap().keys() {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else { continue };
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                continue;
+            }
+            let body = serde_json::to_vec(&body_for(path)).unwrap();
+            let r = app.raw(method.clone(), &concrete, Some(&other), body).await;
+            assert_eq!(r.status.as_u16(), 404, "{method} {path} as another team: {}", r.body);
+            assert_eq!(r.body["success"], false);
+            let text = String::from_utf8_lossy(&r.raw);
+            for secret in ["Ann", "1 Main St", "crm.example.com", "Buyers"] {
+                assert!(!text.contains(secret), "{method} {path} leaked `{secret}`: {text}");
+            }
+            swept.push(format!("{method} {path}"));
+        }
+    }
+    assert!(swept.len() >= 25, "only {} id-taking operations: {swept:?}", swept.len());
+    // The first team's things are all still there, unchanged.
+    for (path, field, expect) in [
+        (format!("/api/v1/contacts/{contact_id}"), "/contact/first_name", json!("Ann")),
+        (format!("/api/v1/lists/{list_id}"), "/list/name", json!("Buyers")),
+        (format!("/api/v1/objects/{object_id}"), "/object/data/address", json!("1 Main St")),
+        (format!("/api/v1/get-call/{call_id}"), "/call/progress", json!("scheduled")),
+        (format!("/api/v1/scripts/{script_id}"), "/success", json!(true)),
+        (format!("/api/v1/automations/{automation_id}"), "/automation/enabled", json!(true)),
+        (format!("/api/v1/webhook-endpoints/{endpoint_id}"), "/endpoint/url", json!("https://crm.example.com/voxd")),
+        (format!("/api/v1/executions/{execution_id}"), "/success", json!(true)),
+        (format!("/api/v1/webhook-deliveries/{delivery_id}"), "/success", json!(true)),
+    ] {
+        let r = app.get(&path).await;
+        assert_eq!(r.body.pointer(field), Some(&expect), "{path}: {}", r.body);
+    }
+    assert_eq!(app.count("list_members").await, 1);
+    assert_eq!(app.count("object_contacts").await, 0);
+}

@@ -252,6 +252,15 @@ async fn every_documented_operation_guards_its_door(app: &TestApp) {
                 app.raw(method.clone(), &concrete, Some(&app.key), "[]")
                     .await
                     .error(400);
+                // A body that says it is not JSON is refused as such.
+                let req = axum::http::Request::builder()
+                    .method(method.clone())
+                    .uri(&concrete)
+                    .header("authorization", format!("Bearer {}", app.key))
+                    .header("content-type", "text/plain")
+                    .body(axum::body::Body::from("{}"))
+                    .unwrap();
+                app.send(req).await.error(415);
                 let huge = format!("{{\"x\": \"{}\"}}", "y".repeat(1024 * 1024 + 1));
                 app.raw(method.clone(), &concrete, Some(&app.key), huge)
                     .await
