@@ -150,7 +150,10 @@ fn add_errors(op: &mut Operation, authenticated: bool) {
     };
     if authenticated {
         add("401", "Missing, invalid or revoked API key.");
-        add("429", "Rate limit exceeded; see Retry-After.");
+        add(
+            "429",
+            "The team's rate limit is exceeded, or this address failed authentication too often; see Retry-After.",
+        );
         add(
             "500",
             "Internal error (details are in the server log under the request id).",
@@ -165,6 +168,7 @@ fn add_errors(op: &mut Operation, authenticated: bool) {
             "Idempotency-Key reused with a different request, or still in progress.",
         );
         add("413", "Request body too large.");
+        add("415", "A Content-Type other than JSON (none at all is read as JSON).");
     }
     if has_path {
         add("404", "Not found (unknown or malformed id, or another team's).");
