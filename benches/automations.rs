@@ -21,7 +21,8 @@ use serde_json::json;
 use voxd::{
     api::{router, ApiSettings, AppState},
     automations::{notify::RecordingNotifier, AutomationSettings, Runner},
-    conversation::{engine::SystemClock, script::Script},
+    clock::SystemClock,
+    conversation::script::Script,
     domain::{new_id, now},
     store::{calls::Call, teams::Team, Db, DbOptions},
 };

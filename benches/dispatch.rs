@@ -17,7 +17,8 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use voxd::{
     carrier::sim::{SimCarrier, SimDelays},
-    conversation::{brain::rules::RulesBrain, engine::SystemClock, script::Script, tools},
+    clock::SystemClock,
+    conversation::{brain::rules::RulesBrain, script::Script, tools},
     dispatcher::{Dispatcher, DispatcherSettings},
     domain::{contact::ValidContact, new_id, now},
     store::{

@@ -12,9 +12,10 @@ use std::{
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
+use voxd::clock::ManualClock;
 use voxd::conversation::{
     brain::{rules::RulesBrain, Brain},
-    engine::{Conversation, ManualClock},
+    engine::Conversation,
     script::Script,
     tools::{RecordingSms, Tools},
 };

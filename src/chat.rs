@@ -7,12 +7,14 @@ use std::{io::IsTerminal, path::Path, sync::Arc, time::Duration};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::clock::SystemClock;
 use crate::conversation::{
     analysis::Analysis,
     brain,
-    engine::{Conversation, Role, SystemClock},
+    engine::Conversation,
     script::Script,
     tools::{RecordingSms, Tools},
+    transcript::Role,
 };
 
 /// `voxd chat` options.

@@ -304,7 +304,10 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
 
 /// The dispatcher of `serve`: the simulated carrier and the rules brain.
 fn dispatcher(db: Db, settings: &Settings) -> crate::dispatcher::Dispatcher {
-    use crate::conversation::{brain::rules::RulesBrain, engine::SystemClock, tools};
+    use crate::{
+        clock::SystemClock,
+        conversation::{brain::rules::RulesBrain, tools},
+    };
     let sms = Arc::new(tools::RecordingSms::default());
     let tools = tools::Tools::new(settings.allow_private_network, sms, phonenumber::country::Id::AU);
     crate::dispatcher::Dispatcher::new(
@@ -333,7 +336,7 @@ fn automation_runner(db: Db, settings: &Settings) -> anyhow::Result<crate::autom
     };
     Ok(crate::automations::Runner::new(
         db,
-        Arc::new(crate::conversation::engine::SystemClock),
+        Arc::new(crate::clock::SystemClock),
         Arc::new(Channels { smtp, sms: None }),
         settings.automations.clone(),
     ))

@@ -7,6 +7,7 @@ pub mod automations;
 pub mod carrier;
 pub mod chat;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod dispatcher;

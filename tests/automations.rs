@@ -11,7 +11,7 @@ use common::{hook_signature, Receiver, TestApp, CALLER_ID};
 use serde_json::{json, Value};
 use voxd::{
     automations::notify::RecordingNotifier,
-    conversation::engine::ManualClock,
+    clock::ManualClock,
     domain::automation::{Channel, MAX_STEPS},
 };
 
@@ -939,7 +939,7 @@ async fn private_addresses_are_refused_by_default(app: &TestApp) {
     app.post("/api/v1/create-phone-call", &body).await.ok(201);
     let guarded = voxd::automations::Runner::new(
         app.db.clone(),
-        Arc::new(voxd::conversation::engine::SystemClock),
+        Arc::new(voxd::clock::SystemClock),
         Arc::new(RecordingNotifier::default()),
         voxd::automations::AutomationSettings::default(),
     );

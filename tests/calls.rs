@@ -9,7 +9,7 @@ use axum::http::Method;
 use chrono::{Duration, Utc};
 use common::TestApp;
 use serde_json::{json, Value};
-use voxd::{conversation::engine::ManualClock, dispatcher::Dispatcher};
+use voxd::{clock::ManualClock, dispatcher::Dispatcher};
 
 const FROM: &str = "+61291234567";
 

@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
+use voxd::clock::ManualClock;
 use voxd::conversation::{
     analysis::{Analysis, SuccessEvaluation},
     brain::{rules::RulesBrain, Brain},
-    engine::{Conversation, EndReason, ManualClock, Role},
+    engine::{Conversation, EndReason},
     persona::{simulate, Persona, Rule},
     script::{Outcome, Script},
     tools::{RecordingSms, Tools},
+    transcript::Role,
 };
 
 pub fn example(name: &str) -> Arc<Script> {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use voxd::{
     automations::{notify::RecordingNotifier, AutomationSettings, Runner},
     carrier::{AttemptOutcome, Carrier, Dial, ProgressSink},
-    conversation::engine::{ManualClock, SystemClock},
+    clock::{ManualClock, SystemClock},
     domain::{new_id, now, signature::standard_sign},
     store::objects::ObjectType,
 };
@@ -618,14 +618,20 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
     // One of everything, in the first team.
     let script_id = common::caller_id_and_script(app).await;
     let contact = app
-        .post("/api/v1/create-contact", &json!({"phone_number": "0412345671", "first_name": "Ann"}))
+        .post(
+            "/api/v1/create-contact",
+            &json!({"phone_number": "0412345671", "first_name": "Ann"}),
+        )
         .await;
     let contact_id = id(&contact, "contact_id");
     let list = app.post("/api/v1/create-list", &json!({"name": "Buyers"})).await;
     let list_id = id(&list, "list_id");
-    app.post(&format!("/api/v1/add-contacts-to-list/{list_id}"), &json!({"contact": {"phone_number": "0412345671"}}))
-        .await
-        .ok(200);
+    app.post(
+        &format!("/api/v1/add-contacts-to-list/{list_id}"),
+        &json!({"contact": {"phone_number": "0412345671"}}),
+    )
+    .await
+    .ok(200);
     app.post(
         "/api/v1/object-types",
         &json!({"type_name": "property", "display_name": "Property", "schema": {"address": "string"}}),
@@ -633,7 +639,10 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
     .await
     .ok(201);
     let object = app
-        .post("/api/v1/upsert-object", &json!({"type_name": "property", "data": {"id": "p1", "address": "1 Main St"}}))
+        .post(
+            "/api/v1/upsert-object",
+            &json!({"type_name": "property", "data": {"id": "p1", "address": "1 Main St"}}),
+        )
         .await;
     let object_id = id(&object, "object_id");
     app.post(
@@ -656,7 +665,9 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
     guarded_runner(app).run_until_idle(3).await.unwrap();
     let endpoints = app.get("/api/v1/webhook-endpoints").await;
     let endpoint_id = endpoints.body["endpoints"][0]["id"].as_str().unwrap().to_owned();
-    let deliveries = app.get(&format!("/api/v1/webhook-endpoints/{endpoint_id}/deliveries")).await;
+    let deliveries = app
+        .get(&format!("/api/v1/webhook-endpoints/{endpoint_id}/deliveries"))
+        .await;
     let delivery_id = deliveries.body["deliveries"][0]["id"].as_str().unwrap().to_owned();
     let ids: std::collections::HashMap<&str, String> = [
         ("contact_id", contact_id.clone()),
@@ -715,7 +726,9 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
             .collect::<Vec<_>>()
             .join("/");
         for method in item.as_object().unwrap().keys() {
-            let Ok(method) = method.to_uppercase().parse::<Method>() else { continue };
+            let Ok(method) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
             if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
                 continue;
             }
@@ -730,18 +743,46 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
             swept.push(format!("{method} {path}"));
         }
     }
-    assert!(swept.len() >= 25, "only {} id-taking operations: {swept:?}", swept.len());
+    assert!(
+        swept.len() >= 25,
+        "only {} id-taking operations: {swept:?}",
+        swept.len()
+    );
     // The first team's things are all still there, unchanged.
     for (path, field, expect) in [
-        (format!("/api/v1/contacts/{contact_id}"), "/contact/first_name", json!("Ann")),
+        (
+            format!("/api/v1/contacts/{contact_id}"),
+            "/contact/first_name",
+            json!("Ann"),
+        ),
         (format!("/api/v1/lists/{list_id}"), "/list/name", json!("Buyers")),
-        (format!("/api/v1/objects/{object_id}"), "/object/data/address", json!("1 Main St")),
-        (format!("/api/v1/get-call/{call_id}"), "/call/progress", json!("scheduled")),
+        (
+            format!("/api/v1/objects/{object_id}"),
+            "/object/data/address",
+            json!("1 Main St"),
+        ),
+        (
+            format!("/api/v1/get-call/{call_id}"),
+            "/call/progress",
+            json!("scheduled"),
+        ),
         (format!("/api/v1/scripts/{script_id}"), "/success", json!(true)),
-        (format!("/api/v1/automations/{automation_id}"), "/automation/enabled", json!(true)),
-        (format!("/api/v1/webhook-endpoints/{endpoint_id}"), "/endpoint/url", json!("https://crm.example.com/voxd")),
+        (
+            format!("/api/v1/automations/{automation_id}"),
+            "/automation/enabled",
+            json!(true),
+        ),
+        (
+            format!("/api/v1/webhook-endpoints/{endpoint_id}"),
+            "/endpoint/url",
+            json!("https://crm.example.com/voxd"),
+        ),
         (format!("/api/v1/executions/{execution_id}"), "/success", json!(true)),
-        (format!("/api/v1/webhook-deliveries/{delivery_id}"), "/success", json!(true)),
+        (
+            format!("/api/v1/webhook-deliveries/{delivery_id}"),
+            "/success",
+            json!(true),
+        ),
     ] {
         let r = app.get(&path).await;
         assert_eq!(r.body.pointer(field), Some(&expect), "{path}: {}", r.body);

@@ -12,10 +12,11 @@ use std::{
 use axum::{extract::State, routing::post, Json, Router};
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
+use voxd::clock::ManualClock;
 use voxd::conversation::{
     analysis::{Analysis, SuccessEvaluation},
     brain::{hybrid::HybridBrain, openai::OpenAiBrain, rules, Brain, DecideRequest, Decision},
-    engine::{Conversation, EndReason, ManualClock},
+    engine::{Conversation, EndReason},
     persona::{simulate, Persona, Rule},
     script::{Condition, Script, Step},
     tools::{RecordingSms, Tools},

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::{
-    conversation::engine::Clock,
+    clock::Clock,
     store::{calls::Call, contacts::Contact, Db},
 };
 use notify::Notifier;

@@ -8,12 +8,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::{
-    conversation::{
-        brain::Brain,
-        engine::{Conversation, Turn},
-        script::Script,
-        tools::Tools,
-    },
+    conversation::{brain::Brain, engine::Conversation, script::Script, tools::Tools, transcript::Turn},
     domain::call::{CallStatus, Progress},
 };
 

@@ -26,9 +26,11 @@ use serde_json::Value;
 
 use super::{AttemptOutcome, Carrier, Dial, ProgressSink};
 use crate::{
+    clock::ManualClock,
     conversation::{
-        engine::{Conversation, EndReason, ManualClock, Role, Turn},
+        engine::{Conversation, EndReason},
         persona::{simulate, Persona},
+        transcript::{Role, Turn},
         vars,
     },
     domain::call::{CallStatus, Progress},

@@ -4,15 +4,11 @@
 //! holds → move. Function, tool and flow steps run without waiting for the callee. Time comes from
 //! an injected [`Clock`], so silence and duration limits are tested by moving time, not sleeping.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashMap, sync::Arc};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
-use utoipa::ToSchema;
 
 use super::{
     analysis::Analysis,
@@ -20,59 +16,10 @@ use super::{
     functions::{self, FunctionContext},
     script::{Condition, Outcome, Script, Step, StepType},
     tools::Tools,
+    transcript::{Role, Turn},
     vars,
 };
-
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that moves only when told to.
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    pub fn new(start: DateTime<Utc>) -> Self {
-        ManualClock(Mutex::new(start))
-    }
-
-    pub fn advance(&self, by: Duration) {
-        *self.0.lock().expect("clock lock") += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().expect("clock lock")
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Assistant,
-    User,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Turn {
-    pub role: Role,
-    pub text: String,
-    /// Milliseconds from the start of the conversation.
-    pub start_ms: i64,
-    /// The step the conversation was on.
-    pub step: Option<String>,
-    /// An assistant turn the callee talked over (only voice steps can be interrupted).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub interrupted: bool,
-}
+use crate::clock::Clock;
 
 /// Why a conversation ended. `as_str` gives the call's `end_reason`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

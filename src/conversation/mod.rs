@@ -8,4 +8,5 @@ pub mod functions;
 pub mod persona;
 pub mod script;
 pub mod tools;
+pub mod transcript;
 pub mod vars;

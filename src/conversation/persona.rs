@@ -7,7 +7,8 @@ use std::{collections::VecDeque, sync::Arc};
 use chrono::Duration;
 use serde::Deserialize;
 
-use super::engine::{Conversation, ManualClock, Role};
+use super::{engine::Conversation, transcript::Role};
+use crate::clock::ManualClock;
 
 /// A reply chosen when the assistant's last line contains any of `when` (case-insensitive).
 #[derive(Debug, Clone, Deserialize)]

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::{
     carrier::{Carrier, Dial, ProgressSink},
-    conversation::{brain::Brain, engine::Clock, script::Script, tools::Tools},
+    clock::Clock,
+    conversation::{brain::Brain, script::Script, tools::Tools},
     domain::call::Progress,
     store::{calls::Call, Db},
 };

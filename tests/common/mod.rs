@@ -345,10 +345,7 @@ pub async fn caller_id_and_script(app: &TestApp) -> String {
 }
 
 /// A dispatcher on the app's database with the `sim` carrier (no delays) and the rules brain.
-pub fn sim_dispatcher(
-    app: &TestApp,
-    clock: std::sync::Arc<voxd::conversation::engine::ManualClock>,
-) -> voxd::dispatcher::Dispatcher {
+pub fn sim_dispatcher(app: &TestApp, clock: std::sync::Arc<voxd::clock::ManualClock>) -> voxd::dispatcher::Dispatcher {
     use std::sync::Arc;
     use voxd::{
         carrier::sim::{SimCarrier, SimDelays},
@@ -452,7 +449,7 @@ pub fn test_runner(
 ) -> voxd::automations::Runner {
     voxd::automations::Runner::new(
         app.db.clone(),
-        std::sync::Arc::new(voxd::conversation::engine::SystemClock),
+        std::sync::Arc::new(voxd::clock::SystemClock),
         notifier,
         voxd::automations::AutomationSettings {
             allow_private_network: true,

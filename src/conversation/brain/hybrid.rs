@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use super::{openai::OpenAiBrain, rules, AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
-use crate::conversation::{analysis::Analysis, engine::Turn, script::Script};
+use crate::conversation::{analysis::Analysis, script::Script, transcript::Turn};
 
 pub struct HybridBrain {
     model: OpenAiBrain,

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::{
     analysis::Analysis,
-    engine::Turn,
     script::{Script, Step},
+    transcript::Turn,
 };
 
 /// What the callee's words mean at a voice step.

@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 use super::{AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
 use crate::conversation::{
     analysis::{typed_data, Analysis, ObjectiveResult, SuccessEvaluation},
-    engine::{Role, Turn},
     script::{FieldType, Script},
+    transcript::{Role, Turn},
 };
 
 pub struct OpenAiBrain {

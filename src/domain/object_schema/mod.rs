@@ -123,7 +123,11 @@ fn full_schema(schema: &Value) -> Result<Value, String> {
     bounds::check_schema(schema)?;
     jsonschema::meta::validate(schema).map_err(|e| {
         let at = e.instance_path.to_string();
-        let at = if at.is_empty() { String::new() } else { format!(" at `#{at}`") };
+        let at = if at.is_empty() {
+            String::new()
+        } else {
+            format!(" at `#{at}`")
+        };
         format!("is not a valid JSON Schema{at}: {e}")
     })?;
     match schema.get("type") {
