@@ -329,7 +329,7 @@ async fn signed_hooks_are_replay_safe(app: &TestApp) {
         .await
         .error(401)
         .contains("minutes"));
-    post_hook(app, &path, body, &signed("msg_3", ts + 301, body))
+    post_hook(app, &path, body, &signed("msg_3", ts + 400, body))
         .await
         .error(401);
     let mut tampered = signed("msg_4", ts, body);
