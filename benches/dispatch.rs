@@ -113,11 +113,7 @@ async fn schedule(s: &Setup, due: DateTime<Utc>) {
 }
 
 fn dispatcher(s: &Setup) -> Dispatcher {
-    let tools = tools::Tools::new(
-        false,
-        Arc::new(tools::RecordingSms::default()),
-        phonenumber::country::Id::AU,
-    );
+    let tools = tools::Tools::new(false, Arc::new(tools::RecordingSms::default()));
     Dispatcher::new(
         s.db.clone(),
         Arc::new(SystemClock),

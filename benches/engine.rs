@@ -43,11 +43,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let brain: Arc<dyn Brain> = Arc::new(RulesBrain);
-    let tools = Arc::new(Tools::new(
-        false,
-        Arc::new(RecordingSms::default()),
-        phonenumber::country::Id::AU,
-    ));
+    let tools = Arc::new(Tools::new(false, Arc::new(RecordingSms::default())));
     let scripts = [
         (
             script("buyer-follow-up"),
@@ -88,6 +84,7 @@ async fn main() {
             tools.clone(),
             clock.clone(),
             vars.clone(),
+            Default::default(),
         )
         .await;
         starts.push(t.elapsed());
@@ -112,7 +109,15 @@ async fn main() {
     for i in 0..1000 {
         let (script, lines) = &scripts[i % scripts.len()];
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()));
-        let mut c = Conversation::start(script.clone(), brain.clone(), tools.clone(), clock, vars.clone()).await;
+        let mut c = Conversation::start(
+            script.clone(),
+            brain.clone(),
+            tools.clone(),
+            clock,
+            vars.clone(),
+            Default::default(),
+        )
+        .await;
         c.hear(lines[0]).await;
         held.push(c);
     }

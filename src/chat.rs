@@ -11,6 +11,7 @@ use crate::clock::SystemClock;
 use crate::conversation::{
     analysis::Analysis,
     brain,
+    context::CallContext,
     engine::Conversation,
     script::Script,
     tools::{RecordingSms, Tools},
@@ -62,7 +63,12 @@ pub async fn run(opts: ChatArgs) -> anyhow::Result<()> {
     let script = Arc::new(load_script(&opts.script)?);
     let brain = brain::from_name(&opts.brain).map_err(anyhow::Error::msg)?;
     let sms = Arc::new(RecordingSms::default());
-    let tools = Arc::new(Tools::new(opts.allow_private_network, sms.clone(), region).with_timezone(timezone));
+    let tools = Arc::new(Tools::new(opts.allow_private_network, sms.clone()));
+    let context = CallContext {
+        region,
+        team_timezone: timezone,
+        callee_timezone: timezone,
+    };
     let vars = json!({
         "contact": {"first_name": opts.first_name, "phone_number": opts.phone, "email": opts.email},
         "call": {"type": "web", "simulated": true},
@@ -75,7 +81,7 @@ pub async fn run(opts: ChatArgs) -> anyhow::Result<()> {
             brain.name()
         );
     }
-    let mut conversation = Conversation::start(script, brain, tools, Arc::new(SystemClock), vars).await;
+    let mut conversation = Conversation::start(script, brain, tools, Arc::new(SystemClock), vars, context).await;
     let mut shown = 0;
     shown = show(&conversation, shown);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

@@ -309,7 +309,7 @@ fn dispatcher(db: Db, settings: &Settings) -> crate::dispatcher::Dispatcher {
         conversation::{brain::rules::RulesBrain, tools},
     };
     let sms = Arc::new(tools::RecordingSms::default());
-    let tools = tools::Tools::new(settings.allow_private_network, sms, phonenumber::country::Id::AU);
+    let tools = tools::Tools::new(settings.allow_private_network, sms);
     crate::dispatcher::Dispatcher::new(
         db,
         Arc::new(SystemClock),

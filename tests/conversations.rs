@@ -54,11 +54,9 @@ impl Run {
 pub async fn run_with(script: Arc<Script>, brain: Arc<dyn Brain>, mut persona: Persona) -> Run {
     // Thursday 26 November 2026, 10:00 in Sydney.
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 23, 0, 0).unwrap()));
-    let tools = Arc::new(
-        Tools::new(true, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU)
-            .with_timezone(chrono_tz::Australia::Sydney),
-    );
-    let mut conversation = Conversation::start(script, brain, tools, clock.clone(), contact()).await;
+    let tools = Arc::new(Tools::new(true, Arc::new(RecordingSms::default())));
+    let mut conversation =
+        Conversation::start(script, brain, tools, clock.clone(), contact(), Default::default()).await;
     simulate(&mut conversation, &mut persona, &clock, 40).await;
     let analysis = conversation.analyse().await;
     Run { conversation, analysis }
@@ -418,8 +416,16 @@ async fn tool_steps_call_webhooks_and_send_sms() {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()));
     let sms = Arc::new(RecordingSms::default());
     let script = Arc::new(script);
-    let allowed = Arc::new(Tools::new(true, sms.clone(), phonenumber::country::Id::AU));
-    let c = Conversation::start(script.clone(), Arc::new(RulesBrain), allowed, clock.clone(), contact()).await;
+    let allowed = Arc::new(Tools::new(true, sms.clone()));
+    let c = Conversation::start(
+        script.clone(),
+        Arc::new(RulesBrain),
+        allowed,
+        clock.clone(),
+        contact(),
+        Default::default(),
+    )
+    .await;
     let said: Vec<&str> = c.transcript().iter().map(|t| t.text.as_str()).collect();
     assert_eq!(
         said,
@@ -437,12 +443,16 @@ async fn tool_steps_call_webhooks_and_send_sms() {
     );
 
     // The same script on a server that does not allow private addresses cannot reach the CRM.
-    let guarded = Arc::new(Tools::new(
-        false,
-        Arc::new(RecordingSms::default()),
-        phonenumber::country::Id::AU,
-    ));
-    let c = Conversation::start(script, Arc::new(RulesBrain), guarded, clock, contact()).await;
+    let guarded = Arc::new(Tools::new(false, Arc::new(RecordingSms::default())));
+    let c = Conversation::start(
+        script,
+        Arc::new(RulesBrain),
+        guarded,
+        clock,
+        contact(),
+        Default::default(),
+    )
+    .await;
     assert_eq!(c.path(), ["lookup", "sorry"]);
 }
 

@@ -270,11 +270,8 @@ async fn a_panicking_call_attempt_is_recorded(app: &TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    let tools = voxd::conversation::tools::Tools::new(
-        true,
-        Arc::new(voxd::conversation::tools::RecordingSms::default()),
-        phonenumber::country::Id::AU,
-    );
+    let tools =
+        voxd::conversation::tools::Tools::new(true, Arc::new(voxd::conversation::tools::RecordingSms::default()));
     let clock = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::seconds(1)));
     let dispatcher = voxd::dispatcher::Dispatcher::new(
         app.db.clone(),

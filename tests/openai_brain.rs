@@ -170,13 +170,9 @@ async fn converse(brain: Arc<dyn Brain>, persona: Persona) -> (Conversation, Ana
 
 async fn converse_with(script: Arc<Script>, brain: Arc<dyn Brain>, mut persona: Persona) -> (Conversation, Analysis) {
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap()));
-    let tools = Arc::new(Tools::new(
-        false,
-        Arc::new(RecordingSms::default()),
-        phonenumber::country::Id::AU,
-    ));
+    let tools = Arc::new(Tools::new(false, Arc::new(RecordingSms::default())));
     let vars = json!({"contact": {"first_name": "John"}});
-    let mut c = Conversation::start(script, brain, tools, clock.clone(), vars).await;
+    let mut c = Conversation::start(script, brain, tools, clock.clone(), vars, Default::default()).await;
     simulate(&mut c, &mut persona, &clock, 30).await;
     let a = c.analyse().await;
     (c, a)

@@ -8,7 +8,9 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::{
-    conversation::{brain::Brain, engine::Conversation, script::Script, tools::Tools, transcript::Turn},
+    conversation::{
+        brain::Brain, context::CallContext, engine::Conversation, script::Script, tools::Tools, transcript::Turn,
+    },
     domain::call::{CallStatus, Progress},
 };
 
@@ -24,6 +26,10 @@ pub struct Dial {
     pub contact_metadata: serde_json::Map<String, Value>,
     pub brain: Arc<dyn Brain>,
     pub tools: Arc<Tools>,
+    /// Where the call happens: the team's region and zone, the callee's zone.
+    pub context: CallContext,
+    /// When the attempt started (the dispatcher's clock): a simulated call's time starts there.
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Where a carrier reports progress as the call moves (ringing, in progress).

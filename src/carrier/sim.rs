@@ -21,7 +21,6 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use chrono::Utc;
 use serde_json::Value;
 
 use super::{AttemptOutcome, Carrier, Dial, ProgressSink};
@@ -164,9 +163,16 @@ impl Carrier for SimCarrier {
             }];
             return ended(CallStatus::Voicemail, "voicemail", transcript);
         }
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        let mut conversation =
-            Conversation::start(dial.script, dial.brain, dial.tools, clock.clone(), dial.variables).await;
+        let clock = Arc::new(ManualClock::new(dial.started_at));
+        let mut conversation = Conversation::start(
+            dial.script,
+            dial.brain,
+            dial.tools,
+            clock.clone(),
+            dial.variables,
+            dial.context,
+        )
+        .await;
         let mut callee = persona(&dial.contact_metadata);
         let max_turns = if outcome == SimOutcome::Drop { 1 } else { 200 };
         simulate(&mut conversation, &mut callee, &clock, max_turns).await;

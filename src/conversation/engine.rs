@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::{
     analysis::Analysis,
     brain::{AnalyseRequest, Brain, BrainError, DecideRequest, Decision},
+    context::CallContext,
     functions::{self, FunctionContext},
     script::{Condition, Outcome, Script, Step, StepType},
     tools::Tools,
@@ -74,18 +75,20 @@ pub struct Conversation {
     /// Unclear answers in a row on the current step.
     unclear: u32,
     ended: Option<EndReason>,
-    region: phonenumber::country::Id,
+    context: CallContext,
 }
 
 impl Conversation {
     /// Starts the script's main flow and runs it to its first question (or its end). `vars` holds
     /// the `contact`, `call` and `custom` namespaces; the script's `custom` defaults fill the gaps.
+    /// `context` says where the call happens (region, time zones).
     pub async fn start(
         script: Arc<Script>,
         brain: Arc<dyn Brain>,
         tools: Arc<Tools>,
         clock: Arc<dyn Clock>,
         mut vars: Value,
+        context: CallContext,
     ) -> Self {
         for (k, v) in &script.custom {
             if vars::lookup(&vars, &format!("custom.{k}")).is_none() {
@@ -93,7 +96,6 @@ impl Conversation {
             }
         }
         let now = clock.now();
-        let region = tools.region;
         let mut c = Conversation {
             stack: vec![Frame {
                 flow: script.main_flow_id.clone(),
@@ -112,7 +114,7 @@ impl Conversation {
             prompted: false,
             unclear: 0,
             ended: None,
-            region,
+            context,
         };
         c.enter().await;
         c
@@ -147,7 +149,10 @@ impl Conversation {
 
     /// The date where the callee is.
     fn today(&self) -> chrono::NaiveDate {
-        self.clock.now().with_timezone(&self.tools.timezone).date_naive()
+        self.clock
+            .now()
+            .with_timezone(&self.context.callee_timezone)
+            .date_naive()
     }
 
     fn elapsed_ms(&self) -> i64 {
@@ -365,7 +370,7 @@ impl Conversation {
                 };
                 let ctx = FunctionContext {
                     today: self.today(),
-                    region: self.region,
+                    region: self.context.region,
                 };
                 let r = f(&inputs, &ctx);
                 (r.success, r.outputs)

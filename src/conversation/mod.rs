@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod brain;
+pub mod context;
 pub mod engine;
 pub mod functions;
 pub mod persona;

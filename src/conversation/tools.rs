@@ -36,31 +36,22 @@ impl SmsSender for RecordingSms {
     }
 }
 
+/// The tools service, shared by every call: what is particular to a call (region, time zones)
+/// comes with the conversation's [`super::context::CallContext`], not from here.
 pub struct Tools {
     http: reqwest::Client,
     allow_private: bool,
     pub sms: Arc<dyn SmsSender>,
-    /// Region for reading phone numbers (the team's).
-    pub region: phonenumber::country::Id,
-    /// Where "today" is for date functions (the contact's, else the team's).
-    pub timezone: chrono_tz::Tz,
 }
 
 impl Tools {
     /// `allow_private`: let requests reach private and loopback addresses (tests, on-premise CRMs).
-    pub fn new(allow_private: bool, sms: Arc<dyn SmsSender>, region: phonenumber::country::Id) -> Self {
+    pub fn new(allow_private: bool, sms: Arc<dyn SmsSender>) -> Self {
         Tools {
             http: outbound::client(allow_private, Duration::from_secs(10)),
             allow_private,
             sms,
-            region,
-            timezone: chrono_tz::UTC,
         }
-    }
-
-    pub fn with_timezone(mut self, timezone: chrono_tz::Tz) -> Self {
-        self.timezone = timezone;
-        self
     }
 
     pub async fn run(&self, tool: &ToolConfig, inputs: &BTreeMap<String, String>, vars: &Value) -> ToolResult {
@@ -168,7 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_is_refused_unless_allowed() {
-        let tools = Tools::new(false, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU);
+        let tools = Tools::new(false, Arc::new(RecordingSms::default()));
         let tool = ToolConfig::Webhook {
             url: "http://127.0.0.1:9/x".into(),
             method: "POST".into(),

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{
     carrier::{Carrier, Dial, ProgressSink},
     clock::Clock,
-    conversation::{brain::Brain, script::Script, tools::Tools},
+    conversation::{brain::Brain, context::CallContext, script::Script, tools::Tools},
     domain::call::Progress,
     store::{calls::Call, Db},
 };
@@ -254,6 +254,11 @@ impl Dispatcher {
                 return Err(e);
             }
         };
+        // The team's region and zone as they are now; the callee's zone was fixed at creation.
+        let team = self.db.find_team(&call.team_id.to_string()).await?;
+        let context = team.as_ref().map_or_else(CallContext::default, |t| {
+            CallContext::from_settings(&t.region, &t.timezone, &call.timezone)
+        });
         let contact = match call.contact_id {
             Some(id) => self.db.get_contact(call.team_id, id).await?,
             None => None,
@@ -288,6 +293,8 @@ impl Dispatcher {
             contact_metadata: sim_hints(&call, contact.map(|c| c.metadata.0).unwrap_or_default()),
             brain: self.brain.clone(),
             tools: self.tools.clone(),
+            context,
+            started_at: self.clock.now(),
         };
         let sink = LeaseSink {
             db: self.db.clone(),

@@ -355,7 +355,7 @@ pub fn sim_dispatcher(app: &TestApp, clock: std::sync::Arc<voxd::clock::ManualCl
         },
         dispatcher::{Dispatcher, DispatcherSettings},
     };
-    let tools = Tools::new(true, Arc::new(RecordingSms::default()), phonenumber::country::Id::AU);
+    let tools = Tools::new(true, Arc::new(RecordingSms::default()));
     Dispatcher::new(
         app.db.clone(),
         clock,
