@@ -13,7 +13,7 @@ use crate::{
     domain::{
         api_key,
         call::{default_days, CallingWindow},
-        new_id, now, phone, timezone,
+        new_id, now, phone,
     },
     store::{keys::ApiKey, redact_url, teams::Team, Db, StoreError},
 };
@@ -629,8 +629,7 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
 }
 
 async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, persona: &str) -> anyhow::Result<()> {
-    use crate::{domain::call::Progress, store::calls::Call};
-    use sqlx::types::Json;
+    use crate::calls;
     let to = phone::normalize("to", to, phonenumber::country::Id::AU).map_err(|e| anyhow::anyhow!("{e}"))?;
     let owners = db.numbers_by_value(&to).await?;
     let number = match owners.as_slice() {
@@ -642,31 +641,24 @@ async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, pe
         .inbound_script_id
         .ok_or_else(|| anyhow::anyhow!("{to} has no inbound script (voxd number add --inbound-script)"))?;
     let team = find_team(db, &number.team_id.to_string()).await?;
-    let region = phone::parse_region(&team.region).map_err(anyhow::Error::msg)?;
-    let caller = crate::domain::contact::ContactInput {
-        phone_number: from.to_owned(),
-        ..Default::default()
-    }
-    .validate(region, "")
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let at = now();
-    let (contact, _) = db.upsert_contact_by_phone(team.id, caller, at).await?;
     let owner = format!("simulate-{}", std::process::id());
-    let mut metadata = serde_json::Map::new();
-    metadata.insert("sim_persona".into(), persona.into());
-    let timezone = timezone::callee_zone(contact.timezone.as_deref(), &contact.phone_number, &team.timezone).0;
-    let call = Call {
-        progress: Progress::Dialing.as_str().into(),
-        contact_id: Some(contact.id),
-        from_number: Some(contact.phone_number.clone()),
-        to_number: Some(to.clone()),
-        attempts: 1,
-        lease_owner: Some(owner.clone()),
-        lease_until_ms: Some(at.timestamp_millis() + settings.dispatch_lease.as_millis() as i64),
-        metadata: Json(metadata),
-        ..Call::new(team.id, "inbound", script_id, timezone, at)
-    };
-    db.insert_call(&call).await?;
+    let mut new = calls::NewCall::new(
+        calls::Kind::Inbound {
+            to_number: to.clone(),
+            lease_owner: owner.clone(),
+            lease_until_ms: now().timestamp_millis() + settings.dispatch_lease.as_millis() as i64,
+        },
+        script_id,
+        calls::Callee::Upsert(Box::new(crate::domain::contact::ContactInput {
+            phone_number: from.to_owned(),
+            ..Default::default()
+        })),
+    );
+    new.metadata.insert("sim_persona".into(), persona.into());
+    let call = calls::create(db, &calls::TeamScope::from(&team), new, now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .call;
     println!("{}", call.id);
     let mut settings = settings.clone();
     settings.sim_delays = Default::default();

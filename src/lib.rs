@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod automations;
+pub mod calls;
 pub mod carrier;
 pub mod chat;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod conversation;
 pub mod dispatcher;
 pub mod domain;
+pub mod objects;
 pub mod outbound;
 pub mod store;
 

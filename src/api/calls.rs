@@ -9,28 +9,23 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::types::Json as DbJson;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiOptionalJson, ApiQuery},
-    objects::{check_object, refusal},
     pagination::{Page, PageMeta},
     AppState,
 };
 use crate::{
-    conversation::script::ScriptType,
+    calls::{self, CallObject, Callee, Kind, NewCall, TeamScope},
     domain::{
         call::{id_bound, CallStatus, CallingWindow, Progress, RetryPolicy},
         contact::ContactInput,
-        now, phone, timezone, FieldError,
+        now, FieldError,
     },
-    store::{
-        calls::{Call, CallFilter, NotChanged},
-        objects::Upsert,
-    },
+    store::calls::{Call, CallFilter, NotChanged},
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -181,13 +176,6 @@ async fn call_object(state: &AppState, call: &Call) -> ApiResult<Option<CallObje
     }))
 }
 
-fn too_big(field: &str, value: &Map<String, Value>) -> Result<(), FieldError> {
-    if serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX) > 16 * 1024 {
-        return Err(FieldError::new(field, "must be at most 16 KiB of JSON"));
-    }
-    Ok(())
-}
-
 /// Create phone call
 ///
 /// Schedules an outbound call. The contact is upserted by normalised phone number; a
@@ -204,85 +192,32 @@ pub async fn create_phone_call(
     team: TeamCtx,
     ApiJson(req): ApiJson<CreatePhoneCallRequest>,
 ) -> ApiResult<(StatusCode, Json<CallResponse>)> {
-    let from = phone::normalize("from_number", &req.from_number, team.region)?;
-    let contact = req.contact.validate(team.region, "contact.")?;
-    let retry_policy = req.retry_policy.unwrap_or_default();
-    retry_policy.check().map_err(|e| FieldError::new("retry_policy", e))?;
-    if let Some(w) = &req.calling_window {
-        w.check().map_err(|e| FieldError::new("calling_window", e))?;
-    }
-    let metadata = req.metadata.unwrap_or_default();
-    too_big("metadata", &metadata)?;
-    let variables = req.variables.unwrap_or_default();
-    too_big("variables", &variables)?;
-    let at = now();
-    let scheduled = req.scheduled_time.filter(|t| *t > at).unwrap_or(at);
-    if let Some(latest) = req.latest_time {
-        if latest <= scheduled {
-            return Err(FieldError::new("latest_time", "must be after scheduled_time (or now)").into());
-        }
-    }
     let script_id = parse_id(&req.script_id, "Script")?;
-    let script = state
-        .db
-        .get_script(team.team_id, script_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("Script not found".into()))?;
-    if script.definition.0.script_type != ScriptType::Outbound {
-        return Err(FieldError::new("script_id", "is an inbound script; phone calls need an outbound one").into());
-    }
-    if state.db.team_number(team.team_id, &from).await?.is_none() {
-        return Err(FieldError::new(
-            "from_number",
-            format!("{from} is not one of your team's numbers (add it with `voxd number add`)"),
-        )
-        .into());
-    }
-    let object = match req.object {
-        Some(o) => Some(
-            check_object(
-                &state,
-                &team,
-                "object.",
-                o.type_name.as_deref(),
-                o.object_type_id.as_deref(),
-                o.data,
-                o.upsert_key.as_deref(),
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let upsert = object.as_ref().map(|o| Upsert {
-        object_type: &o.object_type,
-        key: o.key.clone(),
-        data: o.data.clone(),
-        contact_id: None,
-    });
-    let call = Call {
-        from_number: Some(from),
-        scheduled_time: scheduled,
+    let new = NewCall {
+        object: req.object.map(|o| CallObject::Upsert {
+            type_name: o.type_name,
+            object_type_id: o.object_type_id,
+            data: o.data,
+            upsert_key: o.upsert_key,
+        }),
+        scheduled_time: req.scheduled_time,
         latest_time: req.latest_time,
-        due_ms: scheduled.timestamp_millis(),
-        latest_ms: req.latest_time.map(|t| t.timestamp_millis()),
-        calling_window: req.calling_window.map(DbJson),
-        retry_policy: DbJson(retry_policy),
-        metadata: DbJson(metadata),
-        variables: DbJson(variables),
-        ..Call::new(team.team_id, "outbound", script_id, team.timezone.clone(), at)
+        calling_window: req.calling_window,
+        retry_policy: req.retry_policy,
+        metadata: req.metadata.unwrap_or_default(),
+        variables: req.variables.unwrap_or_default(),
+        ..NewCall::new(
+            Kind::Outbound {
+                from_number: req.from_number,
+            },
+            script_id,
+            Callee::Upsert(Box::new(req.contact)),
+        )
     };
-    // The callee's zone: the contact's (as stored, after the upsert), else the number's country's, else the team's.
-    let call = state
-        .db
-        .create_phone_call(contact, upsert, call, |c| {
-            timezone::callee_zone(c.timezone.as_deref(), &c.phone_number, &team.timezone).0
-        })
-        .await?
-        .map_err(|r| refusal(r, object.as_ref().map_or("", |o| o.object_type.type_name.as_str())))?;
-    tracing::info!(call_id = %call.id, scheduled = %call.scheduled_time, "call scheduled");
-    let object = match object {
-        Some(o) => call_object(&state, &call).await?.map(|view| CallObjectView {
-            violations: o.violations,
+    let created = calls::create(&state.db, &TeamScope::from(&team), new, now()).await?;
+    let object = match call_object(&state, &created.call).await? {
+        Some(view) => Some(CallObjectView {
+            violations: created.violations,
             ..view
         }),
         None => None,
@@ -291,11 +226,21 @@ pub async fn create_phone_call(
         StatusCode::CREATED,
         Json(CallResponse {
             success: true,
-            call_id: call.id.to_string(),
-            call: call.into(),
+            call_id: created.call.id.to_string(),
+            call: created.call.into(),
             object,
         }),
     ))
+}
+
+impl From<&TeamCtx> for TeamScope {
+    fn from(t: &TeamCtx) -> Self {
+        TeamScope {
+            id: t.team_id,
+            region: t.region,
+            timezone: t.timezone.clone(),
+        }
+    }
 }
 
 async fn find(state: &AppState, team: &TeamCtx, raw: &str) -> ApiResult<Call> {
@@ -720,26 +665,10 @@ pub async fn create_web_call(
     }
     let script_id = parse_id(&req.script_id, "Script")?;
     let contact_id = parse_id(&req.contact_id, "Contact")?;
-    let script = state
-        .db
-        .get_script(team.team_id, script_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("Script not found".into()))?;
-    let contact = state
-        .db
-        .get_contact(team.team_id, contact_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
     let at = now();
-    let timezone = timezone::callee_zone(contact.timezone.as_deref(), &contact.phone_number, &team.timezone).0;
-    let call = Call {
-        // Waiting for the browser to join through the gateway.
-        progress: Progress::Ringing.as_str().into(),
-        contact_id: Some(contact.id),
-        attempts: 1,
-        ..Call::new(team.team_id, "web", script.id, timezone, at)
-    };
-    state.db.insert_call(&call).await?;
+    // Waiting for the browser to join through the gateway.
+    let new = NewCall::new(Kind::Web, script_id, Callee::Existing(contact_id));
+    let call = calls::create(&state.db, &TeamScope::from(&team), new, at).await?.call;
     let expires_at = at + chrono::Duration::from_std(web.credential_ttl).unwrap_or(chrono::Duration::minutes(5));
     let creds = crate::domain::web_call::credentials(&web.secret, &call.id.to_string(), expires_at);
     let ice_servers = web
@@ -763,7 +692,6 @@ pub async fn create_web_call(
         password: creds.password,
         expires_at,
     };
-    tracing::info!(call_id = %call.id, "web call created");
     Ok((
         StatusCode::CREATED,
         Json(CreateWebCallResponse {

@@ -104,6 +104,30 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::objects::ObjectError> for ApiError {
+    fn from(e: crate::objects::ObjectError) -> Self {
+        crate::calls::CreateCallError::from(e).into()
+    }
+}
+
+impl From<crate::calls::CreateCallError> for ApiError {
+    fn from(e: crate::calls::CreateCallError) -> Self {
+        use crate::calls::CreateCallError as E;
+        match e {
+            E::Invalid(f) => f.into(),
+            E::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            E::Violations { message, errors } => {
+                let errors = serde_json::to_value(errors).unwrap_or_default();
+                ApiError::bad_request(message).with("errors", errors)
+            }
+            e @ E::ContactHasOther { object_id, .. } => {
+                ApiError::conflict(e.to_string()).with("object_id", object_id.to_string())
+            }
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         ApiError::bad_request(e.to_string()).with("field", e.field)

@@ -22,10 +22,11 @@ use super::{
 };
 use crate::{
     domain::{
-        json_path, new_id, now,
+        new_id, now,
         object_schema::{self, Violation},
         optional_text, required_text, FieldError,
     },
+    objects::{self, CheckedObject, TypeRef},
     store::{
         objects::{Link, LinkRefusal, Object, ObjectType, Upsert},
         StoreError,
@@ -33,7 +34,7 @@ use crate::{
 };
 
 /// Serialised size cap for an object's data.
-pub const DATA_MAX_BYTES: usize = 256 * 1024;
+pub use crate::objects::DATA_MAX_BYTES;
 
 pub use crate::domain::object_schema::ValidationMode;
 
@@ -284,31 +285,12 @@ pub struct UpsertObjectResponse {
     pub violations: Option<Vec<Violation>>,
 }
 
-async fn find_type(
-    state: &AppState,
-    team: &TeamCtx,
-    prefix: &str,
-    name: Option<&str>,
-    id: Option<&str>,
-) -> ApiResult<ObjectType> {
-    let found = match (name, id) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(format!(
-                "give `{prefix}type_name` or `{prefix}object_type_id`, not both"
-            )))
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(format!(
-                "`{prefix}type_name` or `{prefix}object_type_id` is required"
-            )))
-        }
-        (Some(name), None) => state.db.object_type_by_name(team.team_id, name).await?,
-        (None, Some(id)) => match Uuid::parse_str(id) {
-            Ok(id) => state.db.object_type_by_id(team.team_id, id).await?,
-            Err(_) => None,
-        },
-    };
-    found.ok_or_else(|| ApiError::NotFound("object type not found".into()))
+async fn find_type(state: &AppState, team: &TeamCtx, name: &str) -> ApiResult<ObjectType> {
+    state
+        .db
+        .object_type_by_name(team.team_id, name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("object type not found".into()))
 }
 
 async fn require_contact(state: &AppState, team: &TeamCtx, raw: &str) -> ApiResult<Uuid> {
@@ -326,65 +308,6 @@ pub(crate) fn refusal(r: LinkRefusal, type_name: &str) -> ApiError {
         ))
         .with("object_id", other.to_string()),
     }
-}
-
-/// Object data checked against its type, ready to upsert.
-pub(crate) struct CheckedObject {
-    pub object_type: ObjectType,
-    /// (JSONPath, value) identifying the object, when the data has one.
-    pub key: Option<(String, String)>,
-    pub data: Value,
-    /// Schema violations, when the type's mode is `warn` (a `strict` type refuses them).
-    pub violations: Option<Vec<Violation>>,
-}
-
-/// Finds the type (by name or id, in the team) and checks `data` as upsert-object does: size, upsert
-/// key, and the schema according to the type's `validation_mode` (`strict`: 400 listing the
-/// violations; `warn`: kept to report; `off`: not checked). `prefix` names where the fields sit
-/// in the request (`"object."` in create-phone-call). Reads only; writes nothing.
-pub(crate) async fn check_object(
-    state: &AppState,
-    team: &TeamCtx,
-    prefix: &str,
-    type_name: Option<&str>,
-    type_id: Option<&str>,
-    data: Map<String, Value>,
-    upsert_key: Option<&str>,
-) -> ApiResult<CheckedObject> {
-    let data = Value::Object(data);
-    if serde_json::to_vec(&data).map(|v| v.len()).unwrap_or(usize::MAX) > DATA_MAX_BYTES {
-        return Err(FieldError::new(format!("{prefix}data"), "must be at most 256 KiB of JSON").into());
-    }
-    let key =
-        json_path::resolve(upsert_key, &data).map_err(|e| FieldError::new(format!("{prefix}{}", e.field), e.reason))?;
-    let t = find_type(state, team, prefix, type_name, type_id).await?;
-    let mode = ValidationMode::parse(&t.validation_mode);
-    let violations = match mode {
-        ValidationMode::Off => None,
-        _ => Some(
-            object_schema::check(&t.json_schema.0, &data)
-                .await
-                .map_err(|e| FieldError::new(format!("{prefix}data"), e.0))?,
-        ),
-    };
-    if let (ValidationMode::Strict, Some(v)) = (mode, &violations) {
-        if !v.is_empty() {
-            let errors = serde_json::to_value(v).unwrap_or_default();
-            return Err(ApiError::bad_request(format!(
-                "{prefix}data does not match the `{}` schema ({} violation{})",
-                t.type_name,
-                v.len(),
-                if v.len() == 1 { "" } else { "s" }
-            ))
-            .with("errors", errors));
-        }
-    }
-    Ok(CheckedObject {
-        object_type: t,
-        key,
-        data,
-        violations: violations.filter(|_| mode == ValidationMode::Warn),
-    })
 }
 
 /// Upsert object
@@ -405,12 +328,15 @@ pub async fn upsert(
     team: TeamCtx,
     ApiJson(req): ApiJson<UpsertObjectRequest>,
 ) -> ApiResult<(StatusCode, Json<UpsertObjectResponse>)> {
-    let checked = check_object(
-        &state,
-        &team,
+    let type_ref = TypeRef {
+        name: req.type_name.as_deref(),
+        id: req.object_type_id.as_deref(),
+    };
+    let checked = objects::check(
+        &state.db,
+        team.team_id,
         "",
-        req.type_name.as_deref(),
-        req.object_type_id.as_deref(),
+        type_ref,
         req.data,
         req.upsert_key.as_deref(),
     )
@@ -580,7 +506,7 @@ pub async fn list(
 ) -> ApiResult<Json<ListObjectsResponse>> {
     let page = Page::from_params(q.limit, q.cursor.as_deref())?;
     let type_id = match q.type_name.as_deref().filter(|t| !t.is_empty()) {
-        Some(name) => Some(find_type(&state, &team, "", Some(name), None).await?.id),
+        Some(name) => Some(find_type(&state, &team, name).await?.id),
         None => None,
     };
     let rows = state

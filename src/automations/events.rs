@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{call_json, contact_json, contact_objects_json, Runner};
+use super::Runner;
+use crate::calls::variables;
 use crate::store::{
     automations::{Execution, FanOut, OutboxRow},
     calls::Call,
@@ -134,26 +135,13 @@ impl Runner {
         let Some(call) = self.db.call_by_id(row.call_id).await? else {
             return Ok(out);
         };
-        let call_view = call_json(&call);
+        let call_view = variables::call(&call);
         let contact = match call.contact_id {
             Some(id) => self.db.get_contact(call.team_id, id).await?,
             None => None,
         };
-        let mut objects = match &contact {
-            Some(c) => contact_objects_json(&self.db, c.id).await?,
-            None => json!({}),
-        };
         // The call's own object (create-phone-call `object`) wins over others of its type.
-        if let Some(o) = match call.object_id {
-            Some(id) => self.db.get_object(call.team_id, id).await?,
-            None => None,
-        } {
-            let mut data = o.data.0;
-            if let Some(d) = data.as_object_mut() {
-                d.insert("id".into(), json!(o.id));
-            }
-            crate::domain::automation::set_path(&mut objects, &o.type_name, data);
-        }
+        let objects = variables::objects(&self.db, contact.as_ref().map(|c| c.id), Some(&call)).await?;
         let placed_by = call
             .metadata
             .0
@@ -198,7 +186,7 @@ impl Runner {
             let context = json!({
                 "trigger": {"event": event, "call_id": call.id, "at": row.at},
                 "call": call_view,
-                "contact": contact.as_ref().map(contact_json).unwrap_or_else(|| json!({})),
+                "contact": contact.as_ref().map(variables::contact).unwrap_or_else(|| json!({})),
                 "objects": objects,
             });
             out.executions.push(Execution::new(&a, event, context, self.now()));

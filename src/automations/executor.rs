@@ -13,24 +13,20 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{
-    call_json, contact_json,
     events::{deliveries_for, envelope},
     notify::{Notification, SendError},
     Runner,
 };
 use crate::{
-    conversation::script::ScriptType,
+    calls::{self, variables, CallObject, Callee, Kind, NewCall},
     domain::{
         automation::{as_text, evaluate, get_path, render, render_value, set_path, MatchOn, Step, Transform},
-        contact::ValidContact,
-        json_path,
-        object_schema::{self, ValidationMode},
-        phone, FieldError,
+        contact::{ContactInput, ValidContact},
+        phone,
     },
-    outbound,
+    objects, outbound,
     store::{
         automations::{ExecChange, Execution, ExecutionStep},
-        calls::Call,
         objects::Upsert,
         teams::Team,
     },
@@ -48,10 +44,10 @@ enum Outcome {
         output: Value,
         taken: bool,
     },
-    /// A create-call step built its call; it is placed once its id is committed.
+    /// A create-call step checked its call; it is written once its id is committed.
     Place {
         input: Value,
-        call: Box<Call>,
+        call: Box<calls::Prepared>,
     },
     /// The step's call has not ended yet.
     Waiting {
@@ -262,7 +258,8 @@ impl Runner {
                     row.finished_at = None;
                     row.duration_ms = None;
                     row.input = Some(sqlx::types::Json(input));
-                    row.output = Some(sqlx::types::Json(json!({"call_id": call.id})));
+                    row.output = Some(sqlx::types::Json(json!({"call_id": call.id()})));
+                    let mut failed = row.clone();
                     pending.push(row);
                     let rows = std::mem::take(&mut pending);
                     if !self
@@ -272,11 +269,27 @@ impl Runner {
                     {
                         return lost(&e);
                     }
-                    if self.db.call_by_id(call.id).await?.is_none() {
-                        self.db.insert_call(&call).await?;
-                        tracing::info!(execution_id = %e.id, call_id = %call.id, "automation placed a call");
+                    let call_id = call.id();
+                    if self.db.call_by_id(call_id).await?.is_none() {
+                        match calls::insert(&self.db, &calls::TeamScope::from(&team), *call).await {
+                            Ok(created) => {
+                                set_path(&mut ctx, "contact", variables::contact(&created.contact));
+                                tracing::info!(execution_id = %e.id, %call_id, "automation placed a call");
+                            }
+                            // The database is away: the execution resumes here when its lease runs out.
+                            Err(err) if err.is_transient() => return Err(err.into()),
+                            Err(err) => {
+                                failed.status = "Failed".into();
+                                failed.finished_at = Some(now);
+                                failed.error = Some(err.to_string());
+                                let error = format!("step {key} (create_call): {err}");
+                                return self
+                                    .finish(&e, "Failed", Some(error), ctx, done, vec![failed], now)
+                                    .await;
+                            }
+                        }
                     }
-                    return self.wait(&e, call.id, ctx, done, Vec::new(), now).await;
+                    return self.wait(&e, call_id, ctx, done, Vec::new(), now).await;
                 }
                 Outcome::Waiting { call_id } => return self.wait(&e, call_id, ctx, done, pending, now).await,
                 Outcome::Transient { input, error } => {
@@ -528,7 +541,7 @@ impl Runner {
         };
         match self.db.upsert_contact_by_phone(team.id, valid, self.now()).await {
             Ok((contact, created)) => {
-                let view = contact_json(&contact);
+                let view = variables::contact(&contact);
                 set_path(ctx, "contact", view.clone());
                 Outcome::Done {
                     input,
@@ -551,49 +564,48 @@ impl Runner {
             set_path(&mut data, field, get_path(ctx, path).cloned().unwrap_or(Value::Null));
         }
         let input = json!({"object_type": type_name, "data": data});
-        let t = match self.db.object_type_by_name(team.id, type_name).await {
-            Ok(Some(t)) => t,
-            Ok(None) => return permanent(input, format!("object type `{type_name}` does not exist")),
-            Err(e) => return transient(input, e),
+        let map = data.as_object().cloned().unwrap_or_default();
+        let type_ref = objects::TypeRef {
+            name: Some(type_name),
+            id: None,
         };
-        if ValidationMode::parse(&t.validation_mode) == ValidationMode::Strict {
-            let v = match object_schema::check(&t.json_schema.0, &data).await {
-                Ok(v) => v,
-                Err(e) => {
-                    return permanent(
-                        input,
-                        format!("data cannot be checked against the `{type_name}` schema: {e}"),
-                    )
-                }
-            };
-            if !v.is_empty() {
-                let list = serde_json::to_string(&v).unwrap_or_default();
+        // The same rule as upsert-object: size, key, schema by the type's mode.
+        let checked = match objects::check(&self.db, team.id, "", type_ref, map, None).await {
+            Ok(c) => c,
+            Err(objects::ObjectError::Store(err)) => return transient(input, err),
+            Err(objects::ObjectError::UnknownType) => {
+                return permanent(input, format!("object type `{type_name}` does not exist"))
+            }
+            Err(objects::ObjectError::Violations { errors, .. }) => {
+                let list = serde_json::to_string(&errors).unwrap_or_default();
                 return permanent(input, format!("data does not match the `{type_name}` schema: {list}"));
             }
-        }
-        let key = match json_path::resolve(None, &data) {
-            Ok(k) => k,
-            Err(e) => return permanent(input, e),
+            Err(err) => {
+                return permanent(
+                    input,
+                    format!("data cannot be checked against the `{type_name}` schema: {err}"),
+                )
+            }
         };
         let contact_id = get_path(ctx, "contact.id")
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s).ok());
         let upsert = Upsert {
-            object_type: &t,
-            key,
-            data: data.clone(),
+            object_type: &checked.object_type,
+            key: checked.key.clone(),
+            data: checked.data.clone(),
             contact_id,
         };
         match self.db.upsert_object(upsert, self.now()).await {
             Ok(Ok((id, created, _))) => {
-                let mut view = data;
-                if let Some(o) = view.as_object_mut() {
-                    o.insert("id".into(), json!(id));
-                }
-                set_path(ctx, &format!("objects.{type_name}"), view);
+                set_path(
+                    ctx,
+                    &format!("objects.{type_name}"),
+                    variables::object(id, checked.data),
+                );
                 Outcome::Done {
                     input,
-                    output: json!({"object_id": id, "created": created}),
+                    output: json!({"object_id": id, "created": created, "violations": checked.violations}),
                 }
             }
             Ok(Err(refusal)) => permanent(input, format!("{refusal:?}")),
@@ -614,7 +626,7 @@ impl Runner {
             from_number,
             to,
             scheduled_time,
-            variables,
+            variables: vars,
             retry_policy,
             calling_window,
             object,
@@ -632,7 +644,7 @@ impl Runner {
         if let Some(call_id) = committed {
             match self.db.call_by_id(call_id).await {
                 Ok(Some(call)) if matches!(call.progress.as_str(), "ended" | "cancelled") => {
-                    set_path(ctx, "call", call_json(&call));
+                    set_path(ctx, "call", variables::call(&call));
                     return Outcome::Done {
                         input,
                         output: json!({"call_id": call.id, "status": call.status, "progress": call.progress}),
@@ -644,37 +656,14 @@ impl Runner {
                 Err(err) => return transient(input, err),
             }
         }
-        let at = self.now();
-        let region = region(team);
-        let bad = |err: FieldError| permanent(input.clone(), err);
-        let from = match phone::normalize("from_number", from_number, region) {
-            Ok(f) => f,
-            Err(err) => return bad(err),
-        };
-        let to_raw = as_text(get_path(ctx, to));
-        let to_number = match phone::normalize(to, &to_raw, region) {
-            Ok(n) => n,
-            Err(err) => return bad(err),
-        };
-        match self.db.get_script(team.id, *script_id).await {
-            Ok(Some(s)) if s.definition.0.script_type == ScriptType::Outbound => {}
-            Ok(Some(_)) => return permanent(input, "the script is an inbound script; calls need an outbound one"),
-            Ok(None) => return permanent(input, format!("script {script_id} does not exist")),
-            Err(err) => return transient(input, err),
-        }
-        match self.db.team_number(team.id, &from).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return permanent(input, format!("{from} is not one of the team's numbers")),
-            Err(err) => return transient(input, err),
-        }
         let scheduled = match scheduled_time.as_deref().map(|p| as_text(get_path(ctx, p))) {
             Some(t) if !t.is_empty() => match DateTime::parse_from_rfc3339(&t) {
-                Ok(t) => t.with_timezone(&Utc).max(at),
+                Ok(t) => Some(t.with_timezone(&Utc)),
                 Err(_) => return permanent(input, format!("scheduled_time `{t}` is not an ISO 8601 time")),
             },
-            _ => at,
+            _ => None,
         };
-        let object_id = match object {
+        let object = match object {
             None => None,
             Some(path) => {
                 let id = get_path(ctx, &format!("{path}.id"))
@@ -682,56 +671,43 @@ impl Runner {
                     .and_then(|s| Uuid::parse_str(s).ok());
                 match id {
                     None => return permanent(input, format!("{path} holds no object")),
-                    Some(id) => match self.db.get_object(team.id, id).await {
-                        Ok(Some(o)) => Some(o.id),
-                        Ok(None) => return permanent(input, format!("{path} is not an object of the team")),
-                        Err(err) => return transient(input, err),
-                    },
+                    Some(id) => Some(CallObject::Existing(id)),
                 }
             }
         };
-        let valid = ValidContact {
-            phone_number: to_number,
-            ..ValidContact::default()
-        };
-        let contact = match self.db.upsert_contact_by_phone(team.id, valid, at).await {
-            Ok((c, _)) => c,
-            Err(err) => return transient(input, err),
-        };
-        set_path(ctx, "contact", contact_json(&contact));
-        let vars: Map<String, Value> = variables
-            .iter()
-            .map(|(k, p)| (k.clone(), get_path(ctx, p).cloned().unwrap_or(Value::Null)))
-            .collect();
-        let metadata = json!({"automation_id": e.automation_id, "execution_id": e.id});
-        let call = Call {
-            id: committed.unwrap_or_else(crate::domain::new_id),
-            contact_id: Some(contact.id),
-            from_number: Some(from),
-            to_number: Some(contact.phone_number.clone()),
+        let callee = Callee::Upsert(Box::new(ContactInput {
+            phone_number: as_text(get_path(ctx, to)),
+            ..Default::default()
+        }));
+        let new = NewCall {
+            id: Some(committed.unwrap_or_else(crate::domain::new_id)),
+            object,
             scheduled_time: scheduled,
-            due_ms: scheduled.timestamp_millis(),
-            calling_window: calling_window.clone().map(sqlx::types::Json),
-            retry_policy: sqlx::types::Json(retry_policy.clone().unwrap_or_default()),
-            metadata: sqlx::types::Json(metadata.as_object().cloned().unwrap_or_default()),
-            variables: sqlx::types::Json(vars),
-            object_id,
-            ..Call::new(
-                team.id,
-                "outbound",
+            calling_window: calling_window.clone(),
+            retry_policy: retry_policy.clone(),
+            metadata: json!({"automation_id": e.automation_id, "execution_id": e.id})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            variables: vars
+                .iter()
+                .map(|(k, p)| (k.clone(), get_path(ctx, p).cloned().unwrap_or(Value::Null)))
+                .collect(),
+            ..NewCall::new(
+                Kind::Outbound {
+                    from_number: from_number.clone(),
+                },
                 *script_id,
-                crate::domain::timezone::callee_zone(
-                    contact.timezone.as_deref(),
-                    &contact.phone_number,
-                    &team.timezone,
-                )
-                .0,
-                at,
+                callee,
             )
         };
-        Outcome::Place {
-            input,
-            call: Box::new(call),
+        match calls::prepare(&self.db, &calls::TeamScope::from(team), new, self.now()).await {
+            Ok(prepared) => Outcome::Place {
+                input,
+                call: Box::new(prepared),
+            },
+            Err(err) if err.is_transient() => transient(input, err),
+            Err(err) => permanent(input, err),
         }
     }
 

@@ -14,12 +14,8 @@ pub mod notify;
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
 
-use crate::{
-    clock::Clock,
-    store::{calls::Call, contacts::Contact, Db},
-};
+use crate::{clock::Clock, store::Db};
 use notify::Notifier;
 
 /// Tuning of the automation workers; the defaults suit a server, tests shorten them.
@@ -163,75 +159,4 @@ impl Runner {
     pub(crate) fn lease_ms(&self) -> i64 {
         self.settings.lease.as_millis() as i64
     }
-}
-
-/// A call as automations see it (`call.*`): the call's fields and its result flattened in, with the
-/// names the product uses (`call_summary`, `structured_data`, …).
-pub fn call_json(c: &Call) -> Value {
-    let mut m = json!({
-        "id": c.id,
-        "type": c.call_type,
-        "progress": c.progress,
-        "status": c.status,
-        "end_reason": c.end_reason,
-        "script_id": c.script_id,
-        "contact_id": c.contact_id,
-        "from_number": c.from_number,
-        "to_number": c.to_number,
-        "scheduled_time": c.scheduled_time,
-        "attempts": c.attempts,
-        "metadata": c.metadata.0,
-        "variables": c.variables.0,
-        "created_at": c.created_at,
-        "started_at": c.started_at,
-        "ended_at": c.ended_at,
-    });
-    if let (Some(result), Some(obj)) = (c.result.as_ref(), m.as_object_mut()) {
-        let r = &result.0;
-        let analysis = r.get("analysis").cloned().unwrap_or(Value::Null);
-        obj.insert(
-            "call_summary".into(),
-            analysis.get("summary").cloned().unwrap_or(Value::Null),
-        );
-        for key in ["structured_data", "objectives", "rating", "success_evaluation"] {
-            obj.insert(key.into(), analysis.get(key).cloned().unwrap_or(Value::Null));
-        }
-        for key in ["transcript", "duration_seconds", "recording_url", "simulated"] {
-            if let Some(v) = r.get(key) {
-                obj.insert(key.into(), v.clone());
-            }
-        }
-    }
-    m
-}
-
-/// A contact as automations see it (`contact.*`).
-pub fn contact_json(c: &Contact) -> Value {
-    json!({
-        "id": c.id,
-        "phone_number": c.phone_number,
-        "first_name": c.first_name,
-        "last_name": c.last_name,
-        "email": c.email,
-        "title": c.title,
-        "company": c.company,
-        "address": c.address,
-        "location": c.location,
-        "timezone": c.timezone,
-        "metadata": c.metadata.0,
-    })
-}
-
-/// `objects.<type>.*` for a contact: each linked object's data with its `id` (the latest of a type
-/// wins when there are several).
-pub async fn contact_objects_json(db: &Db, contact_id: uuid::Uuid) -> crate::store::Result<Value> {
-    let mut out = Map::new();
-    for (type_name, id, data) in db.contact_objects(contact_id).await? {
-        let mut v = data.0;
-        if let Some(o) = v.as_object_mut() {
-            o.insert("id".into(), json!(id));
-        }
-        out.insert(type_name, v);
-    }
-    Ok(Value::Object(out))
 }

@@ -263,27 +263,8 @@ impl Dispatcher {
             Some(id) => self.db.get_contact(call.team_id, id).await?,
             None => None,
         };
-        let contact_vars = contact.as_ref().map_or(Value::Null, |c| {
-            json!({
-                "id": c.id, "phone_number": c.phone_number, "first_name": c.first_name, "last_name": c.last_name,
-                "full_name": crate::domain::contact::full_name(c.first_name.as_deref(), c.last_name.as_deref()),
-                "email": c.email, "title": c.title, "company": c.company, "address": c.address,
-                "location": c.location, "timezone": c.timezone,
-            })
-        });
-        // The call's object, keyed by its type name as automations and scripts name objects.
-        let mut objects = serde_json::Map::new();
-        if let Some(id) = call.object_id {
-            if let Some(o) = self.db.get_object(call.team_id, id).await? {
-                objects.insert(o.type_name, o.data.0);
-            }
-        }
-        let variables = json!({
-            "contact": contact_vars,
-            "objects": objects,
-            "call": {"id": call.id, "type": call.call_type, "from_number": call.from_number, "to_number": call.to_number, "attempt": call.attempts},
-            "custom": call.variables.0,
-        });
+        // The same variables automations see (`contact.*`, `call.*`, `objects.<type>.*`, `custom.*`).
+        let variables = crate::calls::variables::for_script(&self.db, &call, contact.as_ref()).await?;
         let dial = Dial {
             call_id: call.id,
             to_number: call.to_number.clone().unwrap_or_default(),

@@ -198,6 +198,13 @@ macro_rules! insert_call_in {
     }};
 }
 
+/// A new call's contact: to upsert by phone number, or one the team has.
+#[derive(Debug, Clone)]
+pub enum CallContact {
+    Upsert(ValidContact),
+    Existing(Contact),
+}
+
 /// Why a cancel or reschedule was refused.
 #[derive(Debug, PartialEq)]
 pub enum NotChanged {
@@ -234,23 +241,25 @@ impl Db {
         Ok(())
     }
 
-    /// Create-phone-call's writes, in one transaction: the contact upserted by phone number, the
-    /// object (if any) upserted and linked to the contact, then the call linked to both, with its
-    /// time zone chosen by `zone` from the contact as stored. A refused object link rolls
-    /// everything back (no contact, object or call stays).
-    pub async fn create_phone_call(
+    /// A new call's writes, in one transaction: the contact upserted by phone number (or one the
+    /// team has), the object (if any) upserted and linked to the contact, then the call linked to
+    /// both; `fill` sets what depends on the contact as stored (its number, the callee's zone). A
+    /// refused object link rolls everything back (no contact, object or call stays).
+    pub async fn create_call(
         &self,
-        contact: ValidContact,
+        contact: CallContact,
         object: Option<Upsert<'_>>,
         mut call: Call,
-        zone: impl FnOnce(&Contact) -> String,
-    ) -> Result<std::result::Result<Call, LinkRefusal>> {
+        fill: impl FnOnce(&Contact, &mut Call),
+    ) -> Result<std::result::Result<(Call, Contact), LinkRefusal>> {
         let at = call.created_at;
         transaction!(self, tx => {
-            let (contact, _) = upsert_contact_in!(tx, call.team_id, contact, at);
+            let contact = match contact {
+                CallContact::Upsert(valid) => upsert_contact_in!(tx, call.team_id, valid, at).0,
+                CallContact::Existing(c) => c,
+            };
             call.contact_id = Some(contact.id);
-            call.to_number = Some(contact.phone_number.clone());
-            call.timezone = zone(&contact);
+            fill(&contact, &mut call);
             if let Some(mut u) = object {
                 u.contact_id = Some(contact.id);
                 match upsert_object_in!(tx, u, at) {
@@ -260,7 +269,7 @@ impl Db {
                 }
             }
             insert_call_in!(tx, &call);
-            Ok(Ok(call))
+            Ok(Ok((call, contact)))
         })
     }
 
