@@ -15,8 +15,8 @@ use serde_json::json;
 use voxd::clock::ManualClock;
 use voxd::conversation::{
     brain::{rules::RulesBrain, Brain},
-    engine::Conversation,
     script::Script,
+    text::Conversation,
     tools::{RecordingSms, Tools},
 };
 

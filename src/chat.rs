@@ -12,8 +12,8 @@ use crate::conversation::{
     analysis::Analysis,
     brain,
     context::CallContext,
-    engine::Conversation,
     script::Script,
+    text::Conversation,
     tools::{RecordingSms, Tools},
     transcript::Role,
 };
@@ -103,7 +103,7 @@ pub async fn run(opts: ChatArgs) -> anyhow::Result<()> {
                 }
                 None => conversation.hang_up(),
             },
-            _ = tick.tick() => conversation.tick(),
+            _ = tick.tick() => conversation.tick().await,
         }
         shown = show(&conversation, shown);
     }

@@ -15,6 +15,7 @@ pub mod dispatcher;
 pub mod domain;
 pub mod objects;
 pub mod outbound;
+pub mod session;
 pub mod store;
 
 /// The text a panic was raised with, when it has one (for the error recorded where a panic is

@@ -9,9 +9,10 @@ use voxd::clock::ManualClock;
 use voxd::conversation::{
     analysis::{Analysis, SuccessEvaluation},
     brain::{rules::RulesBrain, Brain},
-    engine::{Conversation, EndReason},
+    engine::EndReason,
     persona::{simulate, Persona, Rule},
     script::{Outcome, Script},
+    text::Conversation,
     tools::{RecordingSms, Tools},
     transcript::Role,
 };

@@ -13,7 +13,7 @@ use common::{Receiver, TestApp, CALLER_ID};
 use serde_json::{json, Value};
 use voxd::{
     automations::{notify::RecordingNotifier, AutomationSettings, Runner},
-    carrier::{AttemptOutcome, Carrier, Dial, ProgressSink},
+    carrier::{Carrier, Dial, Placed, ProgressSink},
     clock::{ManualClock, SystemClock},
     domain::{new_id, now, signature::standard_sign},
     store::objects::ObjectType,
@@ -257,7 +257,7 @@ impl Carrier for PanickingCarrier {
     fn name(&self) -> &'static str {
         "panicking"
     }
-    async fn place(&self, _: Dial, _: &dyn ProgressSink) -> AttemptOutcome {
+    async fn place(&self, _: Dial, _: &dyn ProgressSink) -> Placed {
         panic!("carrier exploded")
     }
 }

@@ -16,9 +16,10 @@ use voxd::clock::ManualClock;
 use voxd::conversation::{
     analysis::{Analysis, SuccessEvaluation},
     brain::{hybrid::HybridBrain, openai::OpenAiBrain, rules, Brain, DecideRequest, Decision},
-    engine::{Conversation, EndReason},
+    engine::EndReason,
     persona::{simulate, Persona, Rule},
     script::{Condition, Script, Step},
+    text::Conversation,
     tools::{RecordingSms, Tools},
 };
 

@@ -1,16 +1,17 @@
-//! Carriers place calls. `sim` (the default) simulates the telephone network offline and
-//! deterministically; real providers will implement the same trait.
+//! Carriers place calls and hand back a [`Leg`]: the connection to the callee. A carrier reports
+//! the call's progress (ringing, answered) through a [`ProgressSink`] and knows nothing of
+//! scripts or brains; the session (`crate::session`) runs the conversation over whatever leg it
+//! gets, the same code for every carrier. `sim` (the default) simulates the telephone network
+//! offline and deterministically: its far end is a persona speaking text.
 
 pub mod sim;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::sync::Arc;
 
 use crate::{
-    conversation::{
-        brain::Brain, context::CallContext, engine::Conversation, script::Script, tools::Tools, transcript::Turn,
-    },
+    conversation::engine::UtteranceId,
     domain::call::{CallStatus, Progress},
 };
 
@@ -19,20 +20,15 @@ pub struct Dial {
     pub call_id: uuid::Uuid,
     pub to_number: String,
     pub from_number: String,
-    pub script: Arc<Script>,
-    /// `contact`, `call` and `custom` variables for the script.
-    pub variables: Value,
-    /// Contact metadata (the sim carrier reads `sim_outcome` and `sim_persona` from it).
-    pub contact_metadata: serde_json::Map<String, Value>,
-    pub brain: Arc<dyn Brain>,
-    pub tools: Arc<Tools>,
-    /// Where the call happens: the team's region and zone, the callee's zone.
-    pub context: CallContext,
-    /// When the attempt started (the dispatcher's clock): a simulated call's time starts there.
-    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Hints for the carrier: the `sim` carrier reads `sim_outcome` and `sim_persona` (the call's
+    /// metadata over its contact's).
+    pub hints: serde_json::Map<String, Value>,
+    /// The call is inbound: the callee's side is already connected.
+    pub answered: bool,
+    /// When the attempt started (the dispatcher's clock).
+    pub started_at: DateTime<Utc>,
 }
 
-/// Where a carrier reports progress as the call moves (ringing, in progress).
 #[async_trait]
 pub trait ProgressSink: Send + Sync {
     /// False when the call was taken away (lease lost): the carrier should hang up.
@@ -45,21 +41,77 @@ pub trait ProgressSink: Send + Sync {
     async fn progress_steps(&self, steps: &[Progress]) -> bool;
 }
 
-/// How an attempt ended.
-pub struct AttemptOutcome {
-    pub status: CallStatus,
-    pub end_reason: String,
-    pub transcript: Vec<Turn>,
-    /// The conversation, when the call was answered: the dispatcher analyses it.
-    pub conversation: Option<Conversation>,
-    pub duration_seconds: i64,
-    pub recording_url: Option<String>,
-    /// True for the `sim` carrier: nothing rang anywhere.
-    pub simulated: bool,
+/// How placing a call came out.
+pub enum Placed {
+    /// A person answered (progress `in_progress` was reported): the conversation runs on the leg.
+    Answered(Box<dyn Leg>),
+    /// A machine answered: the session leaves the script's voicemail message on the leg.
+    Voicemail(Box<dyn Leg>),
+    /// Nobody answered, or the network failed.
+    NotConnected { status: CallStatus, end_reason: String },
+}
+
+/// What the far end of a leg did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LegEvent {
+    /// The callee's final words of an utterance (recognised speech, or text for `sim`).
+    Heard(String),
+    /// Words recognised so far of an utterance still going on.
+    Partial(String),
+    /// The callee started speaking while `utterance` played, `played_ms` into it.
+    BargeIn {
+        utterance: UtteranceId,
+        played_ms: u64,
+    },
+    /// An utterance finished playing.
+    Played(UtteranceId),
+    Dtmf(char),
+    /// The callee hung up.
+    HungUp,
+    /// The line dropped.
+    Dropped,
+    /// The deadline asked for passed with nothing else happening.
+    Deadline,
+}
+
+/// One live call: the callee's side comes in as events, the assistant's side goes out as speech.
+#[async_trait]
+pub trait Leg: Send {
+    /// The next thing that happens, or [`LegEvent::Deadline`] once `deadline` passes first.
+    async fn next_event(&mut self, deadline: Option<DateTime<Utc>>) -> LegEvent;
+
+    /// Speaks `text` (queued after what is already playing); reports `Played(id)` when done.
+    async fn say(&mut self, id: UtteranceId, text: &str, interruptible: bool);
+
+    /// Stops what is playing and drops what is queued.
+    async fn stop_speaking(&mut self);
+
+    /// Ends the call from this side, after what is queued has played.
+    async fn hang_up(&mut self);
+
+    /// The leg's clock: the moment events happen (virtual for `sim`).
+    fn now(&self) -> DateTime<Utc>;
+
+    /// True when time on this leg is simulated: the session then runs each job to its end before
+    /// asking for the next event (a simulated callee waits for the reply, and virtual time does
+    /// not pass while the brain thinks).
+    fn virtual_time(&self) -> bool {
+        false
+    }
+
+    /// Nothing rang anywhere (the `sim` carrier): results say so.
+    fn simulated(&self) -> bool {
+        false
+    }
+
+    /// Where the recording of this leg is served, once there is one.
+    fn recording_url(&self) -> Option<String> {
+        None
+    }
 }
 
 #[async_trait]
 pub trait Carrier: Send + Sync {
     fn name(&self) -> &'static str;
-    async fn place(&self, dial: Dial, sink: &dyn ProgressSink) -> AttemptOutcome;
+    async fn place(&self, dial: Dial, sink: &dyn ProgressSink) -> Placed;
 }

@@ -18,19 +18,17 @@
 //! The callee is `sim_persona` from the contact's metadata (`cooperative`, the default; `unsure`,
 //! `silent`, `hangs_up`, `interrupts`), or a JSON persona object.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, time::Duration};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{AttemptOutcome, Carrier, Dial, ProgressSink};
+use super::{Carrier, Dial, Leg, LegEvent, Placed, ProgressSink};
 use crate::{
-    clock::ManualClock,
     conversation::{
-        engine::{Conversation, EndReason},
-        persona::{simulate, Persona},
-        transcript::{Role, Turn},
-        vars,
+        engine::UtteranceId,
+        persona::{Action, Persona},
     },
     domain::call::{CallStatus, Progress},
 };
@@ -105,19 +103,21 @@ impl Carrier for SimCarrier {
         "sim"
     }
 
-    async fn place(&self, dial: Dial, sink: &dyn ProgressSink) -> AttemptOutcome {
-        let outcome = SimOutcome::for_call(&dial.to_number, &dial.contact_metadata);
-        let ended = |status: CallStatus, reason: &str, transcript: Vec<Turn>| AttemptOutcome {
-            status,
-            end_reason: reason.to_owned(),
-            duration_seconds: transcript.last().map_or(0, |t| t.start_ms / 1000),
-            transcript,
-            conversation: None,
-            recording_url: None,
-            simulated: true,
+    async fn place(&self, dial: Dial, sink: &dyn ProgressSink) -> Placed {
+        let outcome = if dial.answered {
+            SimOutcome::Answered
+        } else {
+            SimOutcome::for_call(&dial.to_number, &dial.hints)
+        };
+        let gone = || Placed::NotConnected {
+            status: CallStatus::Failed,
+            end_reason: "api_ended".into(),
         };
         if outcome == SimOutcome::Failure {
-            return ended(CallStatus::Failed, "failed", Vec::new());
+            return Placed::NotConnected {
+                status: CallStatus::Failed,
+                end_reason: "failed".into(),
+            };
         }
         // With no delays, an answered call rings and is answered in the same instant: one report.
         let instant = self.delays.ring.is_zero()
@@ -125,73 +125,173 @@ impl Carrier for SimCarrier {
             && matches!(outcome, SimOutcome::Answered | SimOutcome::Voicemail | SimOutcome::Drop);
         if instant {
             if !sink.progress_steps(&[Progress::Ringing, Progress::InProgress]).await {
-                return ended(CallStatus::Failed, "api_ended", Vec::new());
+                return gone();
             }
         } else {
             if !sink.progress(Progress::Ringing).await {
-                return ended(CallStatus::Failed, "api_ended", Vec::new());
+                return gone();
             }
             if !self.delays.ring.is_zero() {
                 tokio::time::sleep(self.delays.ring).await;
             }
+            let not = |status, reason: &str| Placed::NotConnected {
+                status,
+                end_reason: reason.into(),
+            };
             match outcome {
-                SimOutcome::NoAnswer => return ended(CallStatus::RangOut, "no answer", Vec::new()),
-                SimOutcome::Busy => return ended(CallStatus::UserUnavailable, "busy", Vec::new()),
-                SimOutcome::Rejected => return ended(CallStatus::UserRejected, "rejected", Vec::new()),
+                SimOutcome::NoAnswer => return not(CallStatus::RangOut, "no answer"),
+                SimOutcome::Busy => return not(CallStatus::UserUnavailable, "busy"),
+                SimOutcome::Rejected => return not(CallStatus::UserRejected, "rejected"),
                 _ => {}
             }
             if !self.delays.answer.is_zero() {
                 tokio::time::sleep(self.delays.answer).await;
             }
             if !sink.progress(Progress::InProgress).await {
-                return ended(CallStatus::Failed, "api_ended", Vec::new());
+                return gone();
             }
         }
-        if outcome == SimOutcome::Voicemail {
-            let message = dial
-                .script
-                .voicemail_message
-                .as_deref()
-                .map(|m| vars::render(m, &dial.variables))
-                .unwrap_or_default();
-            let transcript = vec![Turn {
-                role: Role::Assistant,
-                text: message,
-                start_ms: 0,
-                step: None,
-                interrupted: false,
-            }];
-            return ended(CallStatus::Voicemail, "voicemail", transcript);
+        let leg = SimLeg::new(dial.started_at, persona(&dial.hints), outcome == SimOutcome::Drop);
+        match outcome {
+            SimOutcome::Voicemail => Placed::Voicemail(Box::new(leg)),
+            _ => Placed::Answered(Box::new(leg)),
         }
-        let clock = Arc::new(ManualClock::new(dial.started_at));
-        let mut conversation = Conversation::start(
-            dial.script,
-            dial.brain,
-            dial.tools,
-            clock.clone(),
-            dial.variables,
-            dial.context,
-        )
-        .await;
-        let mut callee = persona(&dial.contact_metadata);
-        let max_turns = if outcome == SimOutcome::Drop { 1 } else { 200 };
-        simulate(&mut conversation, &mut callee, &clock, max_turns).await;
-        let (status, reason) = match (outcome, conversation.end_reason()) {
-            (SimOutcome::Drop, _) => (CallStatus::Dropout, "dropout".to_owned()),
-            (_, Some(EndReason::UserHangup)) => (CallStatus::HangUp, "user hangup".to_owned()),
-            (_, Some(EndReason::Failed(_))) => (CallStatus::Failed, "failed".to_owned()),
-            (_, Some(r)) => (CallStatus::Completed, r.as_str().to_owned()),
-            (_, None) => (CallStatus::Completed, "ai hangup".to_owned()),
+    }
+}
+
+/// Seconds the simulated callee takes to answer; one when it talks over the assistant.
+const ANSWER_SECS: i64 = 3;
+const INTERRUPT_SECS: i64 = 1;
+/// Callee turns after which a simulated call is over whatever the script does.
+const MAX_TURNS: usize = 200;
+
+/// A leg whose far end is a persona speaking text, in virtual time: playback takes no time, the
+/// callee answers the assistant's latest words a few seconds later (or talks over them, or stays
+/// silent until the engine's next deadline), and nothing waits on a real clock.
+pub struct SimLeg {
+    now: DateTime<Utc>,
+    persona: Persona,
+    /// Lines said since the callee last reacted: (id, text, interruptible).
+    fresh: Vec<(UtteranceId, String, bool)>,
+    /// What happens next, with when.
+    queue: VecDeque<(DateTime<Utc>, LegEvent)>,
+    turns: usize,
+    /// The line drops after the callee's first turn (`sim_outcome: drop`).
+    drops: bool,
+    ended: bool,
+}
+
+impl SimLeg {
+    pub fn new(now: DateTime<Utc>, persona: Persona, drops: bool) -> Self {
+        SimLeg {
+            now,
+            persona,
+            fresh: Vec::new(),
+            queue: VecDeque::new(),
+            turns: 0,
+            drops,
+            ended: false,
+        }
+    }
+
+    /// The callee reacts to the assistant's latest words.
+    fn react(&mut self) {
+        let fresh = std::mem::take(&mut self.fresh);
+        let Some((last_id, last, interruptible)) = fresh.last().cloned() else {
+            return;
         };
-        let transcript = conversation.transcript().to_vec();
-        AttemptOutcome {
-            status,
-            end_reason: reason,
-            duration_seconds: transcript.last().map_or(0, |t| t.start_ms / 1000),
-            transcript,
-            conversation: Some(conversation),
-            recording_url: None,
-            simulated: true,
+        let now = self.now;
+        let played = |queue: &mut VecDeque<_>, ids: &[(UtteranceId, String, bool)]| {
+            for (id, _, _) in ids {
+                queue.push_back((now, LegEvent::Played(*id)));
+            }
+        };
+        if self.turns >= MAX_TURNS {
+            played(&mut self.queue, &fresh);
+            self.queue.push_back((now, LegEvent::HungUp));
+            return;
         }
+        match self.persona.respond(&last) {
+            Action::Say(text) if self.persona.interrupts && interruptible => {
+                played(&mut self.queue, &fresh[..fresh.len() - 1]);
+                let at = now + chrono::Duration::seconds(INTERRUPT_SECS);
+                self.queue.push_back((
+                    at,
+                    LegEvent::BargeIn {
+                        utterance: last_id,
+                        played_ms: (INTERRUPT_SECS * 1000) as u64,
+                    },
+                ));
+                self.heard(at, text);
+            }
+            Action::Say(text) => {
+                played(&mut self.queue, &fresh);
+                self.heard(now + chrono::Duration::seconds(ANSWER_SECS), text);
+            }
+            Action::HangUp => {
+                played(&mut self.queue, &fresh);
+                self.queue.push_back((now, LegEvent::HungUp));
+            }
+            Action::Silence => played(&mut self.queue, &fresh),
+        }
+    }
+
+    fn heard(&mut self, at: DateTime<Utc>, text: String) {
+        self.turns += 1;
+        self.queue.push_back((at, LegEvent::Heard(text)));
+        if self.drops {
+            self.queue.push_back((at, LegEvent::Dropped));
+        }
+    }
+}
+
+#[async_trait]
+impl Leg for SimLeg {
+    async fn next_event(&mut self, deadline: Option<DateTime<Utc>>) -> LegEvent {
+        if self.queue.is_empty() {
+            self.react();
+        }
+        if let Some((at, event)) = self.queue.pop_front() {
+            // The engine's deadline comes first if it is earlier than the callee's answer.
+            if let Some(d) = deadline.filter(|d| *d < at) {
+                self.queue.push_front((at, event));
+                self.now = d.max(self.now);
+                return LegEvent::Deadline;
+            }
+            self.now = at.max(self.now);
+            return event;
+        }
+        match deadline {
+            Some(d) if !self.ended => {
+                self.now = d.max(self.now);
+                LegEvent::Deadline
+            }
+            // Nothing will ever happen again: the callee gives up.
+            _ => LegEvent::HungUp,
+        }
+    }
+
+    async fn say(&mut self, id: UtteranceId, text: &str, interruptible: bool) {
+        self.fresh.push((id, text.to_owned(), interruptible));
+    }
+
+    async fn stop_speaking(&mut self) {
+        self.fresh.clear();
+    }
+
+    async fn hang_up(&mut self) {
+        self.ended = true;
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    fn virtual_time(&self) -> bool {
+        true
+    }
+
+    fn simulated(&self) -> bool {
+        true
     }
 }

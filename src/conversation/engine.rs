@@ -1,12 +1,21 @@
-//! The conversation engine: a deterministic state machine over a Script's flows, with a flow stack.
+//! The conversation engine: a deterministic, event-driven state machine over a Script's flows,
+//! with a flow stack. It does no I/O and never waits: the caller (a session over a call leg, the
+//! text driver of `voxd chat` and tests) feeds it [`Event`]s with the time they happened and
+//! carries out the [`Action`]s it returns — say this, stop speaking, hang up, run this job (a brain
+//! decision, the wording of a line, a tool). A job's result comes back as an event; a job the
+//! callee made obsolete by speaking again is superseded, its result ignored when it arrives.
+//! [`Engine::next_deadline`] says when the engine wants a [`Event::Timer`].
 //!
 //! enter step → speak (variables filled in) → hear the callee → the brain says which condition
-//! holds → move. Function, tool and flow steps run without waiting for the callee. Time comes from
-//! an injected [`Clock`], so silence and duration limits are tested by moving time, not sleeping.
+//! holds → move. Function steps run at once; tool steps run as jobs and cannot be interrupted.
+//! Silence is counted from the end of playback, not from when a line was produced.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -15,12 +24,11 @@ use super::{
     brain::{AnalyseRequest, Brain, BrainError, DecideRequest, Decision},
     context::CallContext,
     functions::{self, FunctionContext},
-    script::{Condition, Outcome, Script, Step, StepType},
+    script::{Condition, Outcome, Script, Step, StepType, ToolConfig},
     tools::Tools,
     transcript::{Role, Turn},
     vars,
 };
-use crate::clock::Clock;
 
 /// Why a conversation ended. `as_str` gives the call's `end_reason`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,6 +40,8 @@ pub enum EndReason {
     UserHangup,
     MaxDuration,
     Silence,
+    /// The line dropped mid-call.
+    Dropped,
     /// The brain or a step failed; the conversation ended cleanly anyway.
     Failed(String),
 }
@@ -43,8 +53,141 @@ impl EndReason {
             EndReason::UserHangup => "user hangup",
             EndReason::MaxDuration => "max duration",
             EndReason::Silence => "silence timeout",
+            EndReason::Dropped => "dropout",
             EndReason::Failed(_) => "failed",
         }
+    }
+}
+
+/// Names one thing the assistant says (a line, or one sentence of a streamed reply).
+pub type UtteranceId = u64;
+/// Names one job; results of jobs no longer awaited are ignored.
+pub type JobId = u64;
+
+/// What happened on the call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The callee's final words for an utterance.
+    Heard(String),
+    /// Words recognised so far of an utterance still going on (not acted on; kept for display).
+    Partial(String),
+    /// The callee started speaking while `utterance` played, `played_ms` into it.
+    BargeIn { utterance: UtteranceId, played_ms: u64 },
+    /// An utterance finished playing.
+    Played(UtteranceId),
+    /// The deadline of [`Engine::next_deadline`] passed.
+    Timer,
+    /// A key pressed (RFC 4733 or SIP INFO), `0`–`9`, `*`, `#`.
+    Dtmf(char),
+    /// The callee hung up.
+    HangUp,
+    /// The line dropped.
+    Dropped,
+    /// A sentence of a job's reply, before the job is done.
+    Piece { job: JobId, text: String },
+    /// A job finished.
+    Done { job: JobId, result: JobResult },
+}
+
+/// What the engine asks of whoever drives it.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Speak this; report [`Event::Played`] (or [`Event::BargeIn`]) with its id.
+    Say {
+        id: UtteranceId,
+        text: String,
+        /// Voice steps can be talked over; lines of tool and function steps cannot.
+        interruptible: bool,
+    },
+    /// Stop what is playing and drop what is queued.
+    StopSpeaking,
+    /// End the call (after what was said has played).
+    HangUp,
+    /// Run this job and report its pieces and result.
+    Run(Job),
+}
+
+/// Work the engine needs done outside it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: JobId,
+    pub work: Work,
+}
+
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// What the callee's words mean at a voice step.
+    Decide {
+        script: Arc<Script>,
+        step: Box<Step>,
+        utterance: String,
+        transcript: Vec<Turn>,
+    },
+    /// The words for an instruction ("Ask whether …"); may arrive sentence by sentence.
+    Compose {
+        script: Arc<Script>,
+        instruction: String,
+        transcript: Vec<Turn>,
+    },
+    /// A tool step's request.
+    Tool {
+        tool: ToolConfig,
+        inputs: BTreeMap<String, String>,
+        vars: Value,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobResult {
+    Decided(Result<Decision, String>),
+    /// The whole text (pieces already reported are its beginning).
+    Composed(Result<String, String>),
+    Tool {
+        success: bool,
+        outputs: serde_json::Map<String, Value>,
+    },
+}
+
+impl Job {
+    /// Runs the job with `brain` and `tools`, handing each sentence of a composed reply to `piece`
+    /// as it is produced; the event that reports the result.
+    pub async fn run(self, brain: &dyn Brain, tools: &Tools, mut piece: impl FnMut(String) + Send) -> Event {
+        let result = match self.work {
+            Work::Decide {
+                script,
+                step,
+                utterance,
+                transcript,
+            } => {
+                let req = DecideRequest {
+                    script: &script,
+                    step: &step,
+                    utterance: &utterance,
+                    transcript: &transcript,
+                    only_if_sure: false,
+                };
+                JobResult::Decided(brain.decide(req).await.map_err(|e| e.to_string()))
+            }
+            Work::Compose {
+                script,
+                instruction,
+                transcript,
+            } => {
+                let composed = brain
+                    .compose_stream(&script, &instruction, &transcript, &mut piece)
+                    .await
+                    .map_err(|e: BrainError| e.to_string());
+                JobResult::Composed(composed)
+            }
+            Work::Tool { tool, inputs, vars } => {
+                let r = tools.run(&tool, &inputs, &vars).await;
+                JobResult::Tool {
+                    success: r.success,
+                    outputs: r.outputs,
+                }
+            }
+        };
+        Event::Done { job: self.id, result }
     }
 }
 
@@ -53,71 +196,96 @@ struct Frame {
     step: usize,
 }
 
+/// What a pending job's result is for.
+#[derive(Debug, Clone)]
+enum Awaiting {
+    /// The decision on what the callee said at this voice step.
+    Decision { step: String },
+    /// The line of the current voice step; `prefix` is said before it (a re-ask).
+    Line { prefix: Option<String>, streamed: String },
+    /// The current tool step's request.
+    Tool,
+}
+
 /// Unclear answers in a row after which the assistant stops asking and ends the call politely.
 const MAX_UNCLEAR: u32 = 3;
 
 /// Most automatic moves (function, tool, flow steps) in a row before the engine calls it a loop.
 const MAX_AUTOMATIC_MOVES: usize = 100;
 
-pub struct Conversation {
+pub struct Engine {
     script: Arc<Script>,
-    brain: Arc<dyn Brain>,
-    tools: Arc<Tools>,
-    clock: Arc<dyn Clock>,
+    context: CallContext,
     vars: Value,
     stack: Vec<Frame>,
     transcript: Vec<Turn>,
     path: Vec<String>,
     answers: HashMap<String, String>,
     started: DateTime<Utc>,
-    last_activity: DateTime<Utc>,
+    now: DateTime<Utc>,
+    /// The job whose result the engine waits for.
+    pending: Option<(JobId, Awaiting)>,
+    /// Said and not yet played, with whether each may be interrupted.
+    playing: Vec<(UtteranceId, bool)>,
+    /// Since when nothing has been said or played, while the engine waits for the callee.
+    quiet_since: Option<DateTime<Utc>>,
     prompted: bool,
     /// Unclear answers in a row on the current step.
     unclear: u32,
+    /// The assistant turn a streamed reply is being written into.
+    streaming_turn: Option<usize>,
     ended: Option<EndReason>,
-    context: CallContext,
+    hung_up: bool,
+    next_id: u64,
+    actions: Vec<Action>,
+    /// Callee's words not yet decided on, while a decision on earlier words is superseded.
+    unheard: Vec<String>,
 }
 
-impl Conversation {
-    /// Starts the script's main flow and runs it to its first question (or its end). `vars` holds
-    /// the `contact`, `call` and `custom` namespaces; the script's `custom` defaults fill the gaps.
-    /// `context` says where the call happens (region, time zones).
-    pub async fn start(
+impl Engine {
+    /// Starts the script's main flow at `now` and runs it to its first question (or its end).
+    /// `vars` holds the `contact`, `call`, `objects` and `custom` namespaces; the script's `custom`
+    /// defaults fill the gaps. `context` says where the call happens (region, time zones).
+    pub fn start(
         script: Arc<Script>,
-        brain: Arc<dyn Brain>,
-        tools: Arc<Tools>,
-        clock: Arc<dyn Clock>,
         mut vars: Value,
         context: CallContext,
-    ) -> Self {
+        now: DateTime<Utc>,
+    ) -> (Self, Vec<Action>) {
         for (k, v) in &script.custom {
             if vars::lookup(&vars, &format!("custom.{k}")).is_none() {
                 vars::set(&mut vars, &format!("custom.{k}"), v.clone());
             }
         }
-        let now = clock.now();
-        let mut c = Conversation {
+        let mut e = Engine {
             stack: vec![Frame {
                 flow: script.main_flow_id.clone(),
                 step: 0,
             }],
             script,
-            brain,
-            tools,
-            clock,
+            context,
             vars,
             transcript: Vec::new(),
             path: Vec::new(),
             answers: HashMap::new(),
             started: now,
-            last_activity: now,
+            now,
+            pending: None,
+            playing: Vec::new(),
+            quiet_since: None,
             prompted: false,
             unclear: 0,
+            streaming_turn: None,
             ended: None,
-            context,
+            hung_up: false,
+            next_id: 1,
+            actions: Vec::new(),
+            unheard: Vec::new(),
         };
-        c.enter().await;
-        c
+        e.enter();
+        e.settle();
+        let actions = std::mem::take(&mut e.actions);
+        (e, actions)
     }
 
     pub fn is_over(&self) -> bool {
@@ -141,22 +309,111 @@ impl Conversation {
         &self.vars
     }
 
-    /// The step the conversation waits on.
+    pub fn script(&self) -> &Arc<Script> {
+        &self.script
+    }
+
+    /// Whether a job's result is awaited.
+    pub fn is_waiting_for_job(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Whether something said has not finished playing.
+    pub fn is_speaking(&self) -> bool {
+        !self.playing.is_empty()
+    }
+
+    /// The step the conversation is on.
     pub fn current_step(&self) -> Option<&Step> {
         let frame = self.stack.last()?;
         self.script.flow(&frame.flow)?.steps.get(frame.step)
     }
 
-    /// The date where the callee is.
-    fn today(&self) -> chrono::NaiveDate {
-        self.clock
-            .now()
-            .with_timezone(&self.context.callee_timezone)
-            .date_naive()
+    /// When the engine next wants [`Event::Timer`]: the script's maximum duration, and while it
+    /// waits for the callee with nothing playing, the silence prompt or goodbye.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        if self.is_over() {
+            return None;
+        }
+        let limit = self.started + Duration::seconds(self.script.settings.max_duration_seconds as i64);
+        let silence = self.quiet_since.and_then(|since| {
+            let (prompt, shutdown) = self.current_step()?.silence_tolerance.timers()?;
+            let wait = if self.prompted { shutdown - prompt } else { prompt };
+            Some(since + Duration::seconds(wait as i64))
+        });
+        Some(silence.map_or(limit, |s| s.min(limit)))
+    }
+
+    /// Feeds one event that happened at `now`; the actions to carry out, in order.
+    pub fn handle(&mut self, now: DateTime<Utc>, event: Event) -> Vec<Action> {
+        // Time only moves forward; a playback report may carry an earlier time (when it ended).
+        let at = now;
+        self.now = now.max(self.now);
+        if self.is_over() {
+            // Playback reports still arrive while the goodbye plays out.
+            if let Event::Played(id) = event {
+                self.playing.retain(|(p, _)| *p != id);
+            }
+            return Vec::new();
+        }
+        match event {
+            Event::Heard(text) => self.heard(&text),
+            Event::Dtmf(digit) => self.heard(&digit.to_string()),
+            Event::Partial(_) => {}
+            Event::BargeIn { utterance, played_ms } => self.barge_in(utterance, played_ms),
+            Event::Played(id) => {
+                self.playing.retain(|(p, _)| *p != id);
+                // Silence counts from the end of playback.
+                if self.playing.is_empty() && self.pending.is_none() {
+                    self.quiet_since = Some(at);
+                }
+            }
+            Event::Timer => self.timer(),
+            Event::HangUp => {
+                self.hung_up = true;
+                self.end(EndReason::UserHangup);
+            }
+            Event::Dropped => {
+                self.hung_up = true;
+                self.end(EndReason::Dropped);
+            }
+            Event::Piece { job, text } => self.piece(job, text),
+            Event::Done { job, result } => self.done(job, result),
+        }
+        self.settle();
+        std::mem::take(&mut self.actions)
     }
 
     fn elapsed_ms(&self) -> i64 {
-        (self.clock.now() - self.started).num_milliseconds()
+        (self.now - self.started).num_milliseconds()
+    }
+
+    /// The date where the callee is.
+    fn today(&self) -> chrono::NaiveDate {
+        self.now.with_timezone(&self.context.callee_timezone).date_naive()
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Starts the silence count when the engine waits on the callee with nothing playing.
+    fn settle(&mut self) {
+        let waiting = !self.is_over() && self.pending.is_none() && self.playing.is_empty();
+        match (waiting, self.quiet_since) {
+            (true, None) => self.quiet_since = Some(self.now),
+            (false, _) => self.quiet_since = None,
+            _ => {}
+        }
+        if self.is_over() && !self.hung_up {
+            self.hung_up = true;
+            self.actions.push(Action::HangUp);
+        }
+    }
+
+    fn interruptible(&self) -> bool {
+        self.current_step().is_some_and(|s| s.step_type == StepType::Voice)
     }
 
     fn say(&mut self, text: String) {
@@ -166,42 +423,70 @@ impl Conversation {
         let step = self.current_step().map(|s| s.id.clone());
         self.transcript.push(Turn {
             role: Role::Assistant,
-            text,
+            text: text.clone(),
             start_ms: self.elapsed_ms(),
             step,
             interrupted: false,
         });
-        self.last_activity = self.clock.now();
+        self.speak(text);
+    }
+
+    /// Queues speech without a turn of its own (a streamed piece joins its reply's turn).
+    fn speak(&mut self, text: String) {
+        let id = self.id();
+        let interruptible = self.interruptible();
+        self.playing.push((id, interruptible));
+        self.actions.push(Action::Say {
+            id,
+            text,
+            interruptible,
+        });
+    }
+
+    fn run(&mut self, work: Work, awaiting: Awaiting) {
+        let id = self.id();
+        self.pending = Some((id, awaiting));
+        self.actions.push(Action::Run(Job { id, work }));
     }
 
     fn end(&mut self, reason: EndReason) {
         if self.ended.is_none() {
             tracing::debug!(reason = reason.as_str(), "conversation ended");
             self.ended = Some(reason);
+            self.pending = None;
         }
     }
 
-    /// The callee said something.
-    pub async fn hear(&mut self, text: &str) {
-        if self.is_over() {
-            return;
+    fn fail(&mut self, e: impl std::fmt::Display) {
+        tracing::warn!(error = %e, "conversation failed");
+        self.say("Sorry, I'm having technical trouble, so I'll have to end the call. Goodbye.".into());
+        self.end(EndReason::Failed(e.to_string()));
+    }
+
+    fn over_time(&mut self) -> bool {
+        let limit = self.script.settings.max_duration_seconds as i64;
+        if (self.now - self.started).num_seconds() >= limit {
+            self.say("I'm afraid we're out of time, so I'll let you go. Goodbye.".into());
+            self.end(EndReason::MaxDuration);
+            true
+        } else {
+            false
         }
+    }
+
+    fn heard(&mut self, text: &str) {
         let text = text.trim();
         if text.is_empty() {
-            return self.tick();
+            return;
         }
         let step = self.current_step().map(|s| s.id.clone());
-        if let Some(id) = &step {
-            self.answers.insert(id.clone(), text.to_owned());
-        }
         self.transcript.push(Turn {
             role: Role::User,
             text: text.to_owned(),
             start_ms: self.elapsed_ms(),
-            step,
+            step: step.clone(),
             interrupted: false,
         });
-        self.last_activity = self.clock.now();
         self.prompted = false;
         if self.over_time() {
             return;
@@ -209,22 +494,172 @@ impl Conversation {
         let Some(step) = self.current_step().cloned() else {
             return self.end(EndReason::Failed("no current step".into()));
         };
-        let decision = self
-            .brain
-            .decide(DecideRequest {
-                script: &self.script,
-                step: &step,
-                utterance: text,
-                transcript: &self.transcript,
-                only_if_sure: false,
-            })
-            .await;
+        if step.step_type != StepType::Voice {
+            // Tool steps run to their end whatever is said meanwhile.
+            return;
+        }
+        // Words said while an earlier decision (or the step's line) was on its way supersede it:
+        // the decision is taken on everything the callee said since the last one.
+        match self.pending.take() {
+            Some((_, Awaiting::Decision { .. })) => {}
+            Some((_, Awaiting::Line { .. })) => self.streaming_turn = None,
+            Some(other) => {
+                self.pending = Some(other);
+                return;
+            }
+            None => self.unheard.clear(),
+        }
+        self.unheard.push(text.to_owned());
+        let utterance = self.unheard.join(" ");
+        self.answers.insert(step.id.clone(), utterance.clone());
+        let work = Work::Decide {
+            script: self.script.clone(),
+            step: Box::new(step.clone()),
+            utterance,
+            transcript: self.transcript.clone(),
+        };
+        self.run(work, Awaiting::Decision { step: step.id });
+    }
+
+    fn barge_in(&mut self, utterance: UtteranceId, played_ms: u64) {
+        let Some(&(_, interruptible)) = self.playing.iter().find(|(id, _)| *id == utterance) else {
+            return;
+        };
+        if !interruptible {
+            return;
+        }
+        self.actions.push(Action::StopSpeaking);
+        self.playing.clear();
+        if let Some(last) = self.transcript.iter_mut().rev().find(|t| t.role == Role::Assistant) {
+            last.interrupted = true;
+        }
+        // A line still being worded will not be heard: the callee's words decide what comes next.
+        if matches!(self.pending, Some((_, Awaiting::Line { .. }))) {
+            self.pending = None;
+            self.streaming_turn = None;
+        }
+        tracing::debug!(utterance, played_ms, "callee barged in");
+    }
+
+    /// Time passed: prompts, then ends the call, per the step's silence tolerance (counted from the
+    /// end of playback); ends it at the script's maximum duration.
+    fn timer(&mut self) {
+        if self.over_time() {
+            return;
+        }
+        let Some(since) = self.quiet_since else { return };
+        let Some((prompt, shutdown)) = self.current_step().and_then(|s| s.silence_tolerance.timers()) else {
+            return;
+        };
+        let quiet = (self.now - since).num_seconds();
+        if self.prompted && quiet >= (shutdown - prompt) as i64 {
+            self.say(self.script.settings.silence_goodbye.clone());
+            self.end(EndReason::Silence);
+        } else if !self.prompted && quiet >= prompt as i64 {
+            self.say(self.script.settings.silence_prompt.clone());
+            self.prompted = true;
+        }
+    }
+
+    fn piece(&mut self, job: JobId, text: String) {
+        let Some((id, Awaiting::Line { prefix, streamed })) = &mut self.pending else {
+            return;
+        };
+        if *id != job || text.trim().is_empty() {
+            return;
+        }
+        let mut spoken = text.trim().to_owned();
+        if streamed.is_empty() {
+            if let Some(p) = prefix.take() {
+                spoken = format!("{p} {spoken}");
+            }
+        }
+        if !streamed.is_empty() {
+            streamed.push(' ');
+        }
+        streamed.push_str(text.trim());
+        match self.streaming_turn {
+            Some(i) => {
+                let turn = &mut self.transcript[i];
+                turn.text.push(' ');
+                turn.text.push_str(&spoken);
+                self.speak(spoken);
+            }
+            None => {
+                self.say(spoken);
+                self.streaming_turn = Some(self.transcript.len() - 1);
+            }
+        }
+    }
+
+    fn done(&mut self, job: JobId, result: JobResult) {
+        let Some((id, _)) = &self.pending else { return };
+        if *id != job {
+            return; // superseded
+        }
+        let (_, awaiting) = self.pending.take().expect("checked above");
+        match (awaiting, result) {
+            (Awaiting::Decision { step }, JobResult::Decided(decision)) => self.decided(&step, decision),
+            (Awaiting::Line { prefix, streamed }, JobResult::Composed(Ok(text))) => {
+                // Pieces already said are the reply's beginning; say only what is left.
+                let rest = if streamed.is_empty() {
+                    text.trim().to_owned()
+                } else {
+                    text.trim()
+                        .strip_prefix(streamed.as_str())
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned()
+                };
+                let rest = match (streamed.is_empty(), prefix) {
+                    (true, Some(p)) => format!("{p} {rest}"),
+                    _ => rest,
+                };
+                if !rest.is_empty() {
+                    match self.streaming_turn {
+                        Some(i) => {
+                            self.transcript[i].text.push(' ');
+                            self.transcript[i].text.push_str(&rest);
+                            self.speak(rest);
+                        }
+                        None => self.say(rest),
+                    }
+                }
+                self.streaming_turn = None;
+            }
+            (Awaiting::Line { .. }, JobResult::Composed(Err(e))) => {
+                self.streaming_turn = None;
+                self.fail(e)
+            }
+            (Awaiting::Tool, JobResult::Tool { success, outputs }) => {
+                let Some(step) = self.current_step().cloned() else {
+                    return self.end(EndReason::Failed("step not found".into()));
+                };
+                self.record_outputs(&step, success, &outputs);
+                let outcome = if success { Outcome::Success } else { Outcome::Fail };
+                if self.apply_outcome(&step, outcome) {
+                    self.enter();
+                }
+            }
+            (_, other) => self.fail(format!("a job answered with the wrong kind of result: {other:?}")),
+        }
+    }
+
+    fn decided(&mut self, step_id: &str, decision: Result<Decision, String>) {
+        self.unheard.clear();
+        let Some(step) = self.current_step().cloned().filter(|s| s.id == step_id) else {
+            return;
+        };
         if !matches!(decision, Ok(Decision::Unclear)) {
             self.unclear = 0;
         }
         match decision {
             Ok(Decision::Condition(i)) => match step.conditions.get(i) {
-                Some(c) => self.take(c.clone()).await,
+                Some(c) => {
+                    if self.take(c.clone()) {
+                        self.enter();
+                    }
+                }
                 None => self.end(EndReason::Failed(format!(
                     "brain chose condition {i}, which does not exist"
                 ))),
@@ -243,81 +678,41 @@ impl Conversation {
             }
             Ok(Decision::Unclear) => {
                 self.unclear += 1;
-                let again = self.speakable(&step).await;
-                match again {
-                    Ok(line) => self.say(format!("Sorry, I didn't quite catch that. {line}")),
-                    Err(e) => self.fail(e),
-                }
+                self.speak_step(&step, Some("Sorry, I didn't quite catch that.".into()));
             }
             Err(e) => self.fail(e),
         }
     }
 
-    /// The callee talked over the assistant. A voice step's last line is marked interrupted (the
-    /// brain reasons on the transcript, as it would on a call); tool and function steps cannot be
-    /// interrupted, so their lines stand. Then the words are heard as usual.
-    pub async fn interrupt(&mut self, text: &str) {
-        if self.current_step().is_some_and(|s| s.step_type == StepType::Voice) {
-            if let Some(last) = self.transcript.iter_mut().rev().find(|t| t.role == Role::Assistant) {
-                last.interrupted = true;
-            }
-        }
-        self.hear(text).await;
-    }
-
-    /// The callee hung up.
-    pub fn hang_up(&mut self) {
-        self.end(EndReason::UserHangup);
-    }
-
-    /// Time passed with nothing said: prompts, then ends the call, per the step's silence
-    /// tolerance; ends it at the script's maximum duration.
-    pub fn tick(&mut self) {
-        if self.is_over() || self.over_time() {
-            return;
-        }
-        let Some((prompt, shutdown)) = self.current_step().and_then(|s| s.silence_tolerance.timers()) else {
-            return;
-        };
-        let quiet = (self.clock.now() - self.last_activity).num_seconds();
-        if self.prompted && quiet >= (shutdown - prompt) as i64 {
-            self.say(self.script.settings.silence_goodbye.clone());
-            self.end(EndReason::Silence);
-        } else if !self.prompted && quiet >= prompt as i64 {
-            self.say(self.script.settings.silence_prompt.clone());
-            self.prompted = true;
-        }
-    }
-
-    fn over_time(&mut self) -> bool {
-        let limit = self.script.settings.max_duration_seconds as i64;
-        if (self.clock.now() - self.started).num_seconds() >= limit {
-            self.say("I'm afraid we're out of time, so I'll let you go. Goodbye.".into());
-            self.end(EndReason::MaxDuration);
-            true
-        } else {
-            false
-        }
-    }
-
-    fn fail(&mut self, e: BrainError) {
-        tracing::warn!(error = %e, "conversation failed");
-        self.say("Sorry, I'm having technical trouble, so I'll have to end the call. Goodbye.".into());
-        self.end(EndReason::Failed(e.to_string()));
-    }
-
-    /// What a voice step says: verbatim scripts as they are, instructions worded by the brain.
-    async fn speakable(&self, step: &Step) -> Result<String, BrainError> {
+    /// Says a voice step's line: a verbatim script as it is, an instruction worded by the brain.
+    fn speak_step(&mut self, step: &Step, prefix: Option<String>) {
         let script = step.script.as_deref().unwrap_or_default();
         let rendered = vars::render(script, &self.vars);
         match rendered.strip_prefix("Say:").or_else(|| rendered.strip_prefix("say:")) {
-            Some(verbatim) => Ok(verbatim.trim().to_owned()),
-            None => self.brain.compose(&self.script, &rendered, &self.transcript).await,
+            Some(verbatim) => {
+                let line = verbatim.trim();
+                self.say(prefix.map_or_else(|| line.to_owned(), |p| format!("{p} {line}")));
+            }
+            None => {
+                let work = Work::Compose {
+                    script: self.script.clone(),
+                    instruction: rendered,
+                    transcript: self.transcript.clone(),
+                };
+                self.run(
+                    work,
+                    Awaiting::Line {
+                        prefix,
+                        streamed: String::new(),
+                    },
+                );
+            }
         }
     }
 
-    /// Runs from the current step until a voice step has spoken (or the conversation ends).
-    async fn enter(&mut self) {
+    /// Runs from the current step until a voice step has spoken, a tool is running, or the
+    /// conversation ends.
+    fn enter(&mut self) {
         for _ in 0..MAX_AUTOMATIC_MOVES {
             if self.is_over() {
                 return;
@@ -327,13 +722,7 @@ impl Conversation {
             };
             self.path.push(step.id.clone());
             match step.step_type {
-                StepType::Voice => {
-                    match self.speakable(&step).await {
-                        Ok(line) => self.say(line),
-                        Err(e) => self.fail(e),
-                    }
-                    return;
-                }
+                StepType::Voice => return self.speak_step(&step, None),
                 StepType::Flow => {
                     let flow = step.flow.clone().unwrap_or_default();
                     self.stack.push(Frame { flow, step: 0 });
@@ -343,7 +732,38 @@ impl Conversation {
                         let line = vars::render(line.trim_start_matches("Say:").trim(), &self.vars);
                         self.say(line);
                     }
-                    let success = self.run_action(&step).await;
+                    let inputs: BTreeMap<String, String> = step
+                        .input
+                        .iter()
+                        .map(|(k, v)| (k.clone(), vars::render(v, &self.vars)))
+                        .collect();
+                    if step.step_type == StepType::Tool {
+                        let Some(tool) = step.tool.clone() else {
+                            self.record_outputs(&step, false, &Default::default());
+                            if self.apply_outcome(&step, Outcome::Fail) {
+                                continue;
+                            }
+                            return;
+                        };
+                        let work = Work::Tool {
+                            tool,
+                            inputs,
+                            vars: self.vars.clone(),
+                        };
+                        return self.run(work, Awaiting::Tool);
+                    }
+                    let (success, outputs) = match step.function.as_deref().and_then(functions::lookup) {
+                        Some(f) => {
+                            let ctx = FunctionContext {
+                                today: self.today(),
+                                region: self.context.region,
+                            };
+                            let r = f(&inputs, &ctx);
+                            (r.success, r.outputs)
+                        }
+                        None => (false, Default::default()),
+                    };
+                    self.record_outputs(&step, success, &outputs);
                     let outcome = if success { Outcome::Success } else { Outcome::Fail };
                     if !self.apply_outcome(&step, outcome) {
                         return;
@@ -356,39 +776,13 @@ impl Conversation {
         ));
     }
 
-    /// Runs a function or tool step; outputs go to the variables its `output` names.
-    async fn run_action(&mut self, step: &Step) -> bool {
-        let inputs = step
-            .input
-            .iter()
-            .map(|(k, v)| (k.clone(), vars::render(v, &self.vars)))
-            .collect();
-        let (success, outputs) = match step.step_type {
-            StepType::Function => {
-                let Some(f) = step.function.as_deref().and_then(functions::lookup) else {
-                    return false;
-                };
-                let ctx = FunctionContext {
-                    today: self.today(),
-                    region: self.context.region,
-                };
-                let r = f(&inputs, &ctx);
-                (r.success, r.outputs)
-            }
-            _ => match &step.tool {
-                Some(tool) => {
-                    let r = self.tools.run(tool, &inputs, &self.vars).await;
-                    (r.success, r.outputs)
-                }
-                None => (false, Default::default()),
-            },
-        };
+    /// A function or tool step's outputs go to the variables its `output` names.
+    fn record_outputs(&mut self, step: &Step, success: bool, outputs: &serde_json::Map<String, Value>) {
         for (name, target) in &step.output {
             let value = outputs.get(name).cloned().unwrap_or(Value::Null);
             vars::set(&mut self.vars, target, value);
         }
         vars::set(&mut self.vars, &format!("custom.{}_ok", step.id), json!(success));
-        success
     }
 
     /// Moves on from a non-voice step by its outcome. False when the conversation cannot go on.
@@ -400,7 +794,7 @@ impl Conversation {
             .or_else(|| step.conditions.iter().find(|c| c.otherwise))
             .cloned();
         match chosen {
-            Some(c) => self.take_sync(c),
+            Some(c) => self.take(c),
             None => {
                 self.end(EndReason::Failed(format!(
                     "step `{}` has no condition for {outcome:?}",
@@ -411,15 +805,8 @@ impl Conversation {
         }
     }
 
-    /// Takes a condition from a voice step, then runs on to the next question.
-    async fn take(&mut self, c: Condition) {
-        if self.take_sync(c) {
-            self.enter().await;
-        }
-    }
-
     /// Applies a condition's action. True when the conversation continues at a (new) current step.
-    fn take_sync(&mut self, c: Condition) -> bool {
+    fn take(&mut self, c: Condition) -> bool {
         if let Some(say) = &c.say {
             let line = vars::render(say, &self.vars);
             self.say(line);
@@ -456,9 +843,9 @@ impl Conversation {
         self.apply_outcome(&parent, outcome)
     }
 
-    /// The analysis of the finished conversation by the brain; a failing brain yields a minimal
+    /// The analysis of the finished conversation by `brain`; a failing brain yields a minimal
     /// analysis that says so rather than none.
-    pub async fn analyse(&self) -> Analysis {
+    pub async fn analyse(&self, brain: &dyn Brain) -> Analysis {
         let end_reason = self.ended.as_ref().map_or("in progress", EndReason::as_str);
         let req = AnalyseRequest {
             script: &self.script,
@@ -469,10 +856,10 @@ impl Conversation {
             flow_succeeded: self.flow_outcome().map(|o| o == Outcome::Success),
             today: self.today(),
         };
-        match self.brain.analyse(req).await {
+        match brain.analyse(req).await {
             Ok(a) => a,
             Err(e) => Analysis {
-                brain: self.brain.name().into(),
+                brain: brain.name().into(),
                 summary: format!("Analysis failed: {e}"),
                 objectives: Vec::new(),
                 structured_data: super::analysis::typed_data(&self.script, &Default::default()),

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod functions;
 pub mod persona;
 pub mod script;
+pub mod text;
 pub mod tools;
 pub mod transcript;
 pub mod vars;

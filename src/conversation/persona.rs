@@ -7,7 +7,7 @@ use std::{collections::VecDeque, sync::Arc};
 use chrono::Duration;
 use serde::Deserialize;
 
-use super::{engine::Conversation, transcript::Role};
+use super::{text::Conversation, transcript::Role};
 use crate::clock::ManualClock;
 
 /// A reply chosen when the assistant's last line contains any of `when` (case-insensitive).
@@ -152,7 +152,7 @@ pub async fn simulate(
                 // Wait a second at a time until the assistant speaks again or gives up.
                 for _ in 0..600 {
                     clock.advance(Duration::seconds(1));
-                    conversation.tick();
+                    conversation.tick().await;
                     let spoke = conversation
                         .transcript()
                         .iter()

@@ -7,14 +7,15 @@ use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use futures_util::FutureExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    carrier::{Carrier, Dial, ProgressSink},
+    carrier::{Carrier, Dial, Placed, ProgressSink},
     clock::Clock,
-    conversation::{brain::Brain, context::CallContext, script::Script, tools::Tools},
-    domain::call::Progress,
+    conversation::{brain::Brain, context::CallContext, engine::EndReason, script::Script, tools::Tools},
+    domain::call::{CallStatus, Progress},
+    session,
     store::{calls::Call, Db},
 };
 
@@ -265,16 +266,15 @@ impl Dispatcher {
         };
         // The same variables automations see (`contact.*`, `call.*`, `objects.<type>.*`, `custom.*`).
         let variables = crate::calls::variables::for_script(&self.db, &call, contact.as_ref()).await?;
+        // Hints for the carrier: the contact's metadata with the call's own on top.
+        let mut hints = contact.as_ref().map(|c| c.metadata.0.clone()).unwrap_or_default();
+        hints.extend(call.metadata.0.clone());
         let dial = Dial {
             call_id: call.id,
             to_number: call.to_number.clone().unwrap_or_default(),
             from_number: call.from_number.clone().unwrap_or_default(),
-            script,
-            variables,
-            contact_metadata: sim_hints(&call, contact.map(|c| c.metadata.0).unwrap_or_default()),
-            brain: self.brain.clone(),
-            tools: self.tools.clone(),
-            context,
+            hints,
+            answered: call.call_type == "inbound",
             started_at: self.clock.now(),
         };
         let sink = LeaseSink {
@@ -304,14 +304,60 @@ impl Dispatcher {
                 }
             })
         };
-        let outcome = self.carrier.place(dial, &sink).await;
+        // The carrier connects (or not); the session runs the conversation over the leg.
+        let attempt = match self.carrier.place(dial, &sink).await {
+            Placed::NotConnected { status, end_reason } => Attempt {
+                status,
+                end_reason,
+                transcript: Vec::new(),
+                engine: None,
+                simulated: self.carrier.name() == "sim",
+                recording_url: None,
+            },
+            Placed::Voicemail(mut leg) => {
+                let transcript = session::leave_voicemail(&mut *leg, &script, &variables).await;
+                Attempt {
+                    status: CallStatus::Voicemail,
+                    end_reason: "voicemail".into(),
+                    transcript,
+                    engine: None,
+                    simulated: leg.simulated(),
+                    recording_url: leg.recording_url(),
+                }
+            }
+            Placed::Answered(mut leg) => {
+                let setup = session::Setup {
+                    script: script.clone(),
+                    variables,
+                    context,
+                    brain: self.brain.clone(),
+                    tools: self.tools.clone(),
+                };
+                let engine = session::converse(&mut *leg, setup).await;
+                let (status, end_reason) = match engine.end_reason() {
+                    Some(EndReason::Dropped) => (CallStatus::Dropout, "dropout".to_owned()),
+                    Some(EndReason::UserHangup) => (CallStatus::HangUp, "user hangup".to_owned()),
+                    Some(EndReason::Failed(_)) => (CallStatus::Failed, "failed".to_owned()),
+                    Some(r) => (CallStatus::Completed, r.as_str().to_owned()),
+                    None => (CallStatus::Completed, "ai hangup".to_owned()),
+                };
+                Attempt {
+                    status,
+                    end_reason,
+                    transcript: engine.transcript().to_vec(),
+                    simulated: leg.simulated(),
+                    recording_url: leg.recording_url(),
+                    engine: Some(engine),
+                }
+            }
+        };
         heartbeat.abort();
         // An analysis that is done within the grace is recorded with the attempt's end, its
         // `processing` step included, in one write; a longer one shows `processing` while it runs.
-        let (analysis, processing_at) = match &outcome.conversation {
-            Some(conversation) => {
+        let (analysis, processing_at) = match &attempt.engine {
+            Some(engine) => {
                 let since = self.clock.now();
-                let analyse = conversation.analyse();
+                let analyse = engine.analyse(&*self.brain);
                 tokio::pin!(analyse);
                 match tokio::time::timeout(PROCESSING_GRACE, &mut analyse).await {
                     Ok(done) => (Some(done), Some(since)),
@@ -325,21 +371,22 @@ impl Dispatcher {
             }
             None => (None, None),
         };
+        let duration_seconds = attempt.transcript.last().map_or(0, |t| t.start_ms / 1000);
         let result = json!({
             "attempt": call.attempts,
             "carrier": self.carrier.name(),
-            "simulated": outcome.simulated,
-            "transcript": outcome.transcript,
-            "duration_seconds": outcome.duration_seconds,
-            "recording_url": outcome.recording_url,
+            "simulated": attempt.simulated,
+            "transcript": attempt.transcript,
+            "duration_seconds": duration_seconds,
+            "recording_url": attempt.recording_url,
             "analysis": analysis,
         });
         let now = self.clock.now();
         let retry = call
             .retry_policy
             .0
-            .next_attempt(call.attempts as u32, outcome.status, now);
-        let status = outcome.status.as_str();
+            .next_attempt(call.attempts as u32, attempt.status, now);
+        let status = attempt.status.as_str();
         if !self
             .db
             .finish_processed_attempt(
@@ -347,7 +394,7 @@ impl Dispatcher {
                 &owner,
                 processing_at,
                 status,
-                &outcome.end_reason,
+                &attempt.end_reason,
                 retry,
                 result,
                 now,
@@ -356,22 +403,19 @@ impl Dispatcher {
         {
             tracing::warn!(call_id = %call.id, "lease lost before the attempt was recorded");
         } else {
-            tracing::info!(call_id = %call.id, attempt = call.attempts, status, end_reason = %outcome.end_reason, retry = retry.is_some(), "call attempt ended");
+            tracing::info!(call_id = %call.id, attempt = call.attempts, status, end_reason = %attempt.end_reason, retry = retry.is_some(), "call attempt ended");
         }
         Ok(())
     }
 }
 
-/// What the simulated carrier reads: the contact's metadata, with the call's own `sim_persona` and
-/// `sim_outcome` on top; an inbound call has already been answered.
-fn sim_hints(call: &Call, mut metadata: serde_json::Map<String, Value>) -> serde_json::Map<String, Value> {
-    for key in ["sim_persona", "sim_outcome"] {
-        if let Some(v) = call.metadata.0.get(key) {
-            metadata.insert(key.into(), v.clone());
-        }
-    }
-    if call.call_type == "inbound" {
-        metadata.insert("sim_outcome".into(), Value::from("answered"));
-    }
-    metadata
+/// How one attempt went, whatever the carrier.
+struct Attempt {
+    status: CallStatus,
+    end_reason: String,
+    transcript: Vec<crate::conversation::transcript::Turn>,
+    /// The conversation, when someone answered: it is analysed.
+    engine: Option<crate::conversation::engine::Engine>,
+    simulated: bool,
+    recording_url: Option<String>,
 }

@@ -45,6 +45,16 @@ impl Brain for HybridBrain {
         self.model.compose(script, instruction, transcript).await
     }
 
+    async fn compose_stream(
+        &self,
+        script: &Script,
+        instruction: &str,
+        transcript: &[Turn],
+        piece: &mut (dyn FnMut(String) + Send),
+    ) -> Result<String, BrainError> {
+        self.model.compose_stream(script, instruction, transcript, piece).await
+    }
+
     async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError> {
         match self.model.analyse(AnalyseRequest { ..req }).await {
             Ok(mut a) => {

@@ -74,7 +74,75 @@ pub trait Brain: Send + Sync {
     /// scripts ("Say: …") never reach the brain.
     async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError>;
 
+    /// [`Brain::compose`], handing each sentence to `piece` as soon as it is known, so speech can
+    /// start before the reply is complete; returns the whole text. By default the reply is
+    /// composed whole, then given sentence by sentence.
+    async fn compose_stream(
+        &self,
+        script: &Script,
+        instruction: &str,
+        transcript: &[Turn],
+        piece: &mut (dyn FnMut(String) + Send),
+    ) -> Result<String, BrainError> {
+        let text = self.compose(script, instruction, transcript).await?;
+        for s in sentences(&text) {
+            piece(s);
+        }
+        Ok(text)
+    }
+
     async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError>;
+}
+
+/// Splits text after each `.`, `?` or `!` that ends a sentence (followed by a space or the end).
+pub fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        let ends = matches!(b, b'.' | b'?' | b'!') && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace());
+        if ends {
+            let s = text[start..=i].trim();
+            if !s.is_empty() {
+                out.push(s.to_owned());
+            }
+            start = i + 1;
+        }
+    }
+    let rest = text[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest.to_owned());
+    }
+    out
+}
+
+/// How much of a streamed text is complete sentences: the byte offset after the last one.
+pub fn complete_sentences_end(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut end = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(b, b'.' | b'?' | b'!') && bytes.get(i + 1).is_some_and(|n| n.is_ascii_whitespace()) {
+            end = i + 1;
+        }
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_split_where_they_end() {
+        assert_eq!(
+            sentences("Hi John. Is now a good time? Great!"),
+            ["Hi John.", "Is now a good time?", "Great!"]
+        );
+        assert_eq!(sentences("It costs $1.2m. Ok"), ["It costs $1.2m.", "Ok"]);
+        assert_eq!(sentences(""), Vec::<String>::new());
+        assert_eq!(complete_sentences_end("One. Two"), 4);
+        assert_eq!(complete_sentences_end("One. Two."), 4);
+    }
 }
 
 /// A brain by name, with the OpenAI-compatible settings from the environment when it needs them.

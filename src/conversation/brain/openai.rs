@@ -207,6 +207,106 @@ impl Brain for OpenAiBrain {
         }
     }
 
+    /// Streams the reply (`stream: true`, server-sent events) and hands over each sentence as it
+    /// completes. Retried like every request while nothing has been handed over; after that a
+    /// failure ends the reply (what was said cannot be unsaid).
+    async fn compose_stream(
+        &self,
+        script: &Script,
+        instruction: &str,
+        transcript: &[Turn],
+        piece: &mut (dyn FnMut(String) + Send),
+    ) -> Result<String, BrainError> {
+        let body = json!({
+            "model": self.model,
+            "temperature": 0,
+            "stream": true,
+            "messages": [
+                {"role": "system", "content": "You are the assistant on a phone call. Turn the instruction into one \
+                    or two short, natural spoken sentences. Reply with the words to say, nothing else."},
+                {"role": "user", "content": json!({"script": script.name, "instruction": instruction, "history": history(transcript)}).to_string()},
+            ],
+        });
+        let url = format!("{}/chat/completions", self.base_url);
+        let mut last = BrainError::Unavailable("no attempt".into());
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+            }
+            let mut req = self.client.post(&url).json(&body);
+            if let Some(key) = &self.api_key {
+                req = req.bearer_auth(key);
+            }
+            let mut response = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = BrainError::Unavailable(format!("{url}: {e}"));
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status.as_u16() == 429 || status.is_server_error() {
+                last = BrainError::Unavailable(format!("{url} answered {status}"));
+                continue;
+            }
+            if !status.is_success() {
+                return Err(BrainError::Unavailable(format!("{url} answered {status}")));
+            }
+            // `data: {json}` lines; `data: [DONE]` ends the stream.
+            let (mut lines, mut text, mut given) = (String::new(), String::new(), 0usize);
+            let mut cut = None;
+            loop {
+                let chunk = match response.chunk().await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) if given == 0 => {
+                        cut = Some(BrainError::Unavailable(format!("{url}: {e}")));
+                        break;
+                    }
+                    Err(e) => return Err(BrainError::Unavailable(format!("{url}: stream cut: {e}"))),
+                };
+                lines.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(nl) = lines.find('\n') {
+                    let line: String = lines.drain(..=nl).collect();
+                    let Some(data) = line.trim().strip_prefix("data:").map(str::trim) else {
+                        continue;
+                    };
+                    if data == "[DONE]" {
+                        continue;
+                    }
+                    let delta: Value = serde_json::from_str(data)
+                        .map_err(|e| BrainError::Malformed(format!("stream event is not JSON: {e}")))?;
+                    if let Some(t) = delta.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+                        text.push_str(t);
+                    }
+                }
+                let end = super::complete_sentences_end(&text);
+                if end > given {
+                    for s in super::sentences(&text[given..end]) {
+                        piece(s);
+                    }
+                    given = end;
+                }
+            }
+            if let Some(e) = cut {
+                last = e;
+                continue;
+            }
+            if text.trim().is_empty() {
+                if given == 0 {
+                    last = BrainError::Malformed("the streamed reply is empty".into());
+                    continue;
+                }
+                return Err(BrainError::Malformed("the streamed reply is empty".into()));
+            }
+            for s in super::sentences(&text[given..]) {
+                piece(s);
+            }
+            return Ok(text.trim().to_owned());
+        }
+        Err(last)
+    }
+
     async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError> {
         let fields: Map<String, Value> = req
             .script
