@@ -40,9 +40,23 @@ struct Fake {
 }
 
 /// Answers like a small model would, deciding with the rules brain on what the prompt carries.
-async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<Value> {
+async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> axum::response::Response {
+    use axum::response::IntoResponse;
     fake.requests.fetch_add(1, Ordering::SeqCst);
     let mode = *fake.mode.lock().unwrap();
+    if body["stream"] == true {
+        // Server-sent events, the instruction echoed in deltas that split words and sentences.
+        assert!(body.get("response_format").is_none(), "a streamed reply is plain text");
+        let user: Value = serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
+        let text = user["instruction"].as_str().unwrap().to_owned();
+        let mut sse = String::new();
+        for chunk in text.as_bytes().chunks(7) {
+            let delta = json!({"choices": [{"index": 0, "delta": {"content": String::from_utf8_lossy(chunk)}}]});
+            sse.push_str(&format!("data: {delta}\n\n"));
+        }
+        sse.push_str("data: [DONE]\n\n");
+        return ([("content-type", "text/event-stream")], sse).into_response();
+    }
     assert_eq!(
         body["response_format"]["type"], "json_schema",
         "structured output is requested"
@@ -52,7 +66,7 @@ async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     if mode == Mode::FailOnce && fake.failed_once.fetch_add(1, Ordering::SeqCst) == 0 {
-        return Json(json!({"error": "overloaded"})); // paired with a 200: content missing → malformed, retried
+        return Json(json!({"error": "overloaded"})).into_response(); // paired with a 200: content missing → malformed, retried
     }
     let user: Value = serde_json::from_str(body["messages"][1]["content"].as_str().unwrap()).unwrap();
     let content = match (mode, body["response_format"]["json_schema"]["name"].as_str().unwrap()) {
@@ -81,7 +95,7 @@ async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> Json<
         }
         (_, other) => panic!("unexpected request {other}"),
     };
-    Json(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}))
+    Json(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]})).into_response()
 }
 
 fn decide_like_a_model(user: &Value) -> Value {
@@ -307,4 +321,32 @@ async fn openai_brain_takes_the_same_paths_as_rules_everywhere() {
             assert_eq!(analysis.brain, "openai");
         }
     }
+}
+
+#[tokio::test]
+async fn composed_lines_stream_sentence_by_sentence() {
+    let (url, _) = fake(Mode::Normal).await;
+    let brain = openai(&url, 2000);
+    let mut pieces = Vec::new();
+    let text = brain
+        .compose_stream(
+            &example(),
+            "Thank them for coming. Ask what they thought of the property? Then wait!",
+            &[],
+            &mut |p| pieces.push(p),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pieces,
+        [
+            "Thank them for coming.",
+            "Ask what they thought of the property?",
+            "Then wait!"
+        ]
+    );
+    assert_eq!(
+        text,
+        "Thank them for coming. Ask what they thought of the property? Then wait!"
+    );
 }

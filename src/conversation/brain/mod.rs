@@ -128,6 +128,18 @@ pub fn complete_sentences_end(text: &str) -> usize {
     end
 }
 
+/// A brain by name, with the OpenAI-compatible settings from the environment when it needs them.
+pub fn from_name(name: &str) -> Result<std::sync::Arc<dyn Brain>, String> {
+    match name {
+        "rules" => Ok(std::sync::Arc::new(rules::RulesBrain)),
+        "openai" => Ok(std::sync::Arc::new(openai::OpenAiBrain::from_env()?)),
+        "hybrid" => Ok(std::sync::Arc::new(hybrid::HybridBrain::new(
+            openai::OpenAiBrain::from_env()?,
+        ))),
+        other => Err(format!("unknown brain `{other}` (rules, openai, hybrid)")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,17 +154,5 @@ mod tests {
         assert_eq!(sentences(""), Vec::<String>::new());
         assert_eq!(complete_sentences_end("One. Two"), 4);
         assert_eq!(complete_sentences_end("One. Two."), 4);
-    }
-}
-
-/// A brain by name, with the OpenAI-compatible settings from the environment when it needs them.
-pub fn from_name(name: &str) -> Result<std::sync::Arc<dyn Brain>, String> {
-    match name {
-        "rules" => Ok(std::sync::Arc::new(rules::RulesBrain)),
-        "openai" => Ok(std::sync::Arc::new(openai::OpenAiBrain::from_env()?)),
-        "hybrid" => Ok(std::sync::Arc::new(hybrid::HybridBrain::new(
-            openai::OpenAiBrain::from_env()?,
-        ))),
-        other => Err(format!("unknown brain `{other}` (rules, openai, hybrid)")),
     }
 }
