@@ -670,7 +670,7 @@ async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, pe
         .ok_or_else(|| anyhow::anyhow!("the call vanished"))?;
     println!(
         "inbound call ended: status {}, end reason {}",
-        done.status.as_deref().unwrap_or("-"),
+        done.status.map_or("-", |s| s.as_str()),
         done.end_reason.as_deref().unwrap_or("-")
     );
     if let Some(result) = done.result {

@@ -129,8 +129,8 @@ impl From<Call> for CallView {
         CallView {
             id: c.id.to_string(),
             call_type: c.call_type,
-            progress: c.progress,
-            status: c.status,
+            progress: c.progress.to_string(),
+            status: c.status.map(|s| s.to_string()),
             end_reason: c.end_reason,
             script_id: c.script_id.to_string(),
             contact_id: c.contact_id.map(|i| i.to_string()),
@@ -370,7 +370,7 @@ fn refused(n: NotChanged, action: &str) -> ApiError {
         NotChanged::AlreadyStarted(progress) => ApiError::bad_request(format!(
             "the call can no longer be {action}: its progress is `{progress}` (only scheduled or queued calls can be)"
         ))
-        .with("progress", progress),
+        .with("progress", progress.as_str()),
     }
 }
 
@@ -399,7 +399,7 @@ pub async fn cancel_call(
     Ok(Json(CallActionResponse {
         success: true,
         call_id: call.id.to_string(),
-        status: call.progress,
+        status: call.progress.to_string(),
     }))
 }
 
@@ -449,7 +449,7 @@ pub async fn reschedule_call(
     Ok(Json(RescheduleResponse {
         success: true,
         call_id: call.id.to_string(),
-        status: call.progress,
+        status: call.progress.to_string(),
         scheduled_time: call.scheduled_time,
     }))
 }
@@ -531,8 +531,8 @@ pub async fn get_call_result(
     let result = CallResult {
         call_id: call.id.to_string(),
         available: call.result.is_some(),
-        progress: call.progress,
-        status: call.status,
+        progress: call.progress.to_string(),
+        status: call.status.map(|s| s.to_string()),
         end_reason: call.end_reason,
         summary: text(&a["summary"]),
         transcript,
@@ -592,8 +592,8 @@ pub async fn call_events(
         .map(|e| CallEventView {
             at: e.at,
             attempt: e.attempt,
-            progress: e.progress,
-            status: e.status,
+            progress: e.progress.to_string(),
+            status: e.status.map(|s| s.to_string()),
             detail: e.detail.map(|d| d.0),
         })
         .collect();
@@ -756,7 +756,7 @@ pub async fn end_web_call(
             call_id: call.id.to_string(),
             status,
             end_reason,
-            progress: call.progress,
+            progress: call.progress.to_string(),
         })),
         Err(None) => Err(ApiError::NotFound("Call not found".into())),
         Err(Some(call)) if call.call_type != "web" => Err(ApiError::bad_request("this call is not a web call")),
@@ -764,6 +764,6 @@ pub async fn end_web_call(
             "this web call is no longer active (progress `{}`)",
             call.progress
         ))
-        .with("progress", call.progress)),
+        .with("progress", call.progress.as_str())),
     }
 }

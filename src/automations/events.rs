@@ -174,7 +174,7 @@ impl Runner {
                 a.definition
                     .0
                     .trigger
-                    .matches_call(e, call.script_id, call.status.as_deref())
+                    .matches_call(e, call.script_id, call.status.map(|s| s.as_str()))
             }) else {
                 continue;
             };

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     calls::{self, variables, CallObject, Callee, Kind, NewCall},
+    domain::call::Progress,
     domain::{
         automation::{as_text, evaluate, get_path, render, render_value, set_path, MatchOn, Step, Transform},
         contact::{ContactInput, ValidContact},
@@ -643,7 +644,7 @@ impl Runner {
         let input = json!({"script_id": script_id, "from_number": from_number, "to": get_path(ctx, to)});
         if let Some(call_id) = committed {
             match self.db.call_by_id(call_id).await {
-                Ok(Some(call)) if matches!(call.progress.as_str(), "ended" | "cancelled") => {
+                Ok(Some(call)) if matches!(call.progress, Progress::Ended | Progress::Cancelled) => {
                     set_path(ctx, "call", variables::call(&call));
                     return Outcome::Done {
                         input,

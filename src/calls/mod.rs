@@ -286,7 +286,7 @@ pub async fn prepare(db: &Db, team: &TeamScope, new: NewCall, at: DateTime<Utc>)
     };
     let call = Call {
         id: new.id.unwrap_or_else(crate::domain::new_id),
-        progress: progress.as_str().into(),
+        progress,
         attempts,
         lease_owner,
         lease_until_ms,

@@ -13,7 +13,7 @@ use super::{
     read_pool, transaction, write_pool, Db, Result, StoreError,
 };
 use crate::domain::{
-    call::{CallingWindow, Progress, RetryPolicy},
+    call::{CallStatus, CallingWindow, Progress, RetryPolicy},
     contact::ValidContact,
     new_id,
 };
@@ -32,8 +32,8 @@ pub struct Call {
     pub id: Uuid,
     pub team_id: Uuid,
     pub call_type: String,
-    pub progress: String,
-    pub status: Option<String>,
+    pub progress: Progress,
+    pub status: Option<CallStatus>,
     pub end_reason: Option<String>,
     pub script_id: Uuid,
     pub contact_id: Option<Uuid>,
@@ -68,7 +68,7 @@ impl Call {
             id: new_id(),
             team_id,
             call_type: call_type.into(),
-            progress: Progress::Scheduled.as_str().into(),
+            progress: Progress::Scheduled,
             status: None,
             end_reason: None,
             script_id,
@@ -107,8 +107,8 @@ pub struct CallEvent {
     pub call_id: Uuid,
     pub at: DateTime<Utc>,
     pub attempt: i32,
-    pub progress: String,
-    pub status: Option<String>,
+    pub progress: Progress,
+    pub status: Option<CallStatus>,
     pub detail: Option<Json<Value>>,
 }
 
@@ -210,7 +210,7 @@ pub enum CallContact {
 pub enum NotChanged {
     NotFound,
     /// The call has started (or ended); carries its progress.
-    AlreadyStarted(String),
+    AlreadyStarted(Progress),
 }
 
 impl Db {
@@ -410,7 +410,7 @@ impl Db {
 struct Candidate {
     id: Uuid,
     team_id: Uuid,
-    progress: String,
+    progress: Progress,
     due_ms: i64,
     latest_ms: Option<i64>,
     calling_window: Option<Json<CallingWindow>>,
@@ -482,7 +482,7 @@ impl Db {
         let mut out = Claim::default();
         transaction!(self, tx => {
             for call in sqlx::query_as::<_, Call>(&lost).bind(now_ms).bind(batch).fetch_all(&mut *tx).await? {
-                let status = if matches!(call.progress.as_str(), "dialing" | "ringing") { "failed" } else { "dropout" };
+                let status = if matches!(call.progress, Progress::Dialing | Progress::Ringing) { "failed" } else { "dropout" };
                 // A call whose workers keep dying on it is not retried again (poison guard).
                 let lost: i32 = sqlx::query_scalar("UPDATE calls SET lost_attempts = lost_attempts + 1 WHERE id = $1 RETURNING lost_attempts")
                     .bind(call.id).fetch_one(&mut *tx).await?;
@@ -519,7 +519,7 @@ impl Db {
                 }
                 let (limit, busy) = teams.get_mut(&call.team_id).expect("inserted above");
                 if *busy >= *limit {
-                    if call.progress == "scheduled" {
+                    if call.progress == Progress::Scheduled {
                         let detail = Some(Json(serde_json::json!({"waiting_for": "a free line", "limit": *limit})));
                         mark!(tx, &call, "queued", call.due_ms, detail, now);
                     }

@@ -225,3 +225,46 @@ mod tests {
         assert_eq!(redact_url("sqlite://./data/voxd.db"), "sqlite://./data/voxd.db");
     }
 }
+
+/// Stores a domain enum as the text it is known by (`Progress` as `in_progress`, `CallStatus` as
+/// `User unavailable`), on both backends, so rows read back as the enum and no literal is repeated.
+macro_rules! text_column {
+    ($ty:ty, $what:literal) => {
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $ty
+        where
+            str: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $ty
+        where
+            &'q str: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, DB>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $ty
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as sqlx::Database>::ValueRef<'r>,
+            ) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<'r, DB>>::decode(value)?;
+                <$ty>::parse(text).ok_or_else(|| format!("unknown {} `{text}`", $what).into())
+            }
+        }
+    };
+}
+
+text_column!(crate::domain::call::Progress, "call progress");
+text_column!(crate::domain::call::CallStatus, "call status");
