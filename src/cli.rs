@@ -15,7 +15,7 @@ use crate::{
         call::{default_days, CallingWindow},
         new_id, now, phone,
     },
-    store::{keys::ApiKey, redact_url, teams::Team, Db, StoreError},
+    store::{keys::ApiKey, redact_url, teams::Team, Db, OnUnique},
 };
 
 #[derive(Parser)]
@@ -417,12 +417,9 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
                 max_concurrent_calls: to_limit(max_concurrent_calls)?,
                 created_at: now(),
             };
-            match db.create_team(&team).await {
-                Err(StoreError::Conflict(_)) => {
-                    anyhow::bail!("a team named `{}` already exists", team.name)
-                }
-                other => other?,
-            }
+            db.create_team(&team)
+                .await
+                .on_unique(|| anyhow::anyhow!("a team named `{}` already exists", team.name))?;
             println!("{}", team.id);
         }
         TeamCommand::List => {
@@ -606,12 +603,9 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
                 inbound_script_id: inbound_script,
                 created_at: now(),
             };
-            match db.add_number(&n).await {
-                Err(StoreError::Conflict(_)) => {
-                    anyhow::bail!("team {} already has {e164}", team.name)
-                }
-                other => other?,
-            }
+            db.add_number(&n)
+                .await
+                .on_unique(|| anyhow::anyhow!("team {} already has {e164}", team.name))?;
             println!("{e164}");
         }
         NumberCommand::List { team } => {

@@ -20,7 +20,7 @@ use crate::{
     },
     store::{
         contacts::{Contact, ContactFilter},
-        StoreError,
+        OnUnique,
     },
 };
 use axum::extract::State;
@@ -91,20 +91,20 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<CreateContactResponse>)> {
     let valid = input.validate(team.region, "")?;
     let contact = Contact::new(team.team_id, valid, new_id(), now());
-    match state.db.insert_contact(&contact).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            let existing = state.db.contact_by_phone(team.team_id, &contact.phone_number).await?;
-            let mut err = ApiError::conflict(format!(
-                "Contact already exists with phone number {}",
-                contact.phone_number
-            ));
-            if let Some(c) = existing {
-                err = err.with("contact_id", c.id.to_string());
-            }
-            return Err(err);
-        }
-        Err(e) => return Err(e.into()),
+    let taken = ApiError::conflict(format!(
+        "Contact already exists with phone number {}",
+        contact.phone_number
+    ));
+    if let Err(err) = state.db.insert_contact(&contact).await.on_unique(|| taken) {
+        // The client is told which contact has the number.
+        let err = match (
+            &err,
+            state.db.contact_by_phone(team.team_id, &contact.phone_number).await?,
+        ) {
+            (ApiError::Conflict { .. }, Some(c)) => err.with("contact_id", c.id.to_string()),
+            _ => err,
+        };
+        return Err(err);
     }
     tracing::info!(contact_id = %contact.id, "contact created");
     let response = CreateContactResponse {

@@ -29,7 +29,7 @@ use crate::{
     objects::{self, CheckedObject, TypeRef},
     store::{
         objects::{Link, LinkRefusal, Object, ObjectType, Upsert},
-        StoreError,
+        OnUnique,
     },
 };
 
@@ -150,16 +150,11 @@ pub async fn create_type(
         created_at: at,
         updated_at: at,
     };
-    match state.db.create_object_type(&t).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::conflict(format!(
-                "an object type named `{}` already exists",
-                t.type_name
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    state
+        .db
+        .create_object_type(&t)
+        .await
+        .on_unique(|| ApiError::conflict(format!("an object type named `{}` already exists", t.type_name)))?;
     tracing::info!(object_type_id = %t.id, type_name = %t.type_name, "object type created");
     let response = CreateObjectTypeResponse {
         success: true,
@@ -361,8 +356,8 @@ pub async fn upsert(
     let (id, created, _) = state
         .db
         .upsert_object(upsert, now())
-        .await?
-        .map_err(|r| refusal(r, &t.type_name))?;
+        .await
+        .map_err(|e| e.refused_as(|r| refusal(r, &t.type_name)))?;
     let object = state
         .db
         .get_object(team.team_id, id)
@@ -429,8 +424,8 @@ pub async fn link(
     let (link, created) = state
         .db
         .link_contact(&object, contact_id, req.metadata, now())
-        .await?
-        .map_err(|r| refusal(r, &object.type_name))?;
+        .await
+        .map_err(|e| e.refused_as(|r| refusal(r, &object.type_name)))?;
     Ok(Json(LinkResponse {
         success: true,
         created,

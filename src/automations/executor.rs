@@ -30,6 +30,7 @@ use crate::{
         automations::{ExecChange, Execution, ExecutionStep},
         objects::Upsert,
         teams::Team,
+        WriteError,
     },
 };
 
@@ -598,7 +599,7 @@ impl Runner {
             contact_id,
         };
         match self.db.upsert_object(upsert, self.now()).await {
-            Ok(Ok((id, created, _))) => {
+            Ok((id, created, _)) => {
                 set_path(
                     ctx,
                     &format!("objects.{type_name}"),
@@ -609,8 +610,8 @@ impl Runner {
                     output: json!({"object_id": id, "created": created, "violations": checked.violations}),
                 }
             }
-            Ok(Err(refusal)) => permanent(input, format!("{refusal:?}")),
-            Err(e) => transient(input, e),
+            Err(WriteError::Refused(refusal)) => permanent(input, format!("{refusal:?}")),
+            Err(WriteError::Store(e)) => transient(input, e),
         }
     }
 

@@ -328,9 +328,9 @@ pub async fn insert(db: &Db, team: &TeamScope, p: Prepared) -> Result<Created, C
                 call.to_number = Some(c.phone_number.clone());
             }
         })
-        .await?;
-    let (call, contact) =
-        written.map_err(
+        .await;
+    let (call, contact) = written.map_err(|e| {
+        e.refused_as(
             |LinkRefusal::ContactHasOther(object_id)| CreateCallError::ContactHasOther {
                 type_name: object
                     .as_ref()
@@ -338,7 +338,8 @@ pub async fn insert(db: &Db, team: &TeamScope, p: Prepared) -> Result<Created, C
                     .unwrap_or_default(),
                 object_id,
             },
-        )?;
+        )
+    })?;
     tracing::info!(call_id = %call.id, call_type = %call.call_type, scheduled = %call.scheduled_time, "call created");
     Ok(Created {
         call,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{
     contacts::{upsert_contact_in, Contact},
     objects::{upsert_object_in, LinkRefusal, Upsert},
-    read_pool, transaction, write_pool, Db, Result, StoreError,
+    read_pool, transaction, write_pool, Db, Result, StoreError, WriteError,
 };
 use crate::domain::{
     call::{CallStatus, CallingWindow, Progress, RetryPolicy},
@@ -237,7 +237,10 @@ impl Db {
 
     /// Inserts a call with its first event (`scheduled`).
     pub async fn insert_call(&self, c: &Call) -> Result<()> {
-        transaction!(self, tx => insert_call_in!(tx, c));
+        transaction!(self, tx => {
+            insert_call_in!(tx, c);
+            Ok::<_, StoreError>(())
+        })?;
         Ok(())
     }
 
@@ -251,7 +254,7 @@ impl Db {
         object: Option<Upsert<'_>>,
         mut call: Call,
         fill: impl FnOnce(&Contact, &mut Call),
-    ) -> Result<std::result::Result<(Call, Contact), LinkRefusal>> {
+    ) -> std::result::Result<(Call, Contact), WriteError<LinkRefusal>> {
         let at = call.created_at;
         transaction!(self, tx => {
             let contact = match contact {
@@ -262,14 +265,11 @@ impl Db {
             fill(&contact, &mut call);
             if let Some(mut u) = object {
                 u.contact_id = Some(contact.id);
-                match upsert_object_in!(tx, u, at) {
-                    Ok((id, _, _)) => call.object_id = Some(id),
-                    // Return before the commit: the transaction rolls back.
-                    Err(refusal) => return Ok(Err(refusal)),
-                }
+                let (id, _, _) = upsert_object_in!(tx, u, at).map_err(WriteError::Refused)?;
+                call.object_id = Some(id);
             }
             insert_call_in!(tx, &call);
-            Ok(Ok((call, contact)))
+            Ok((call, contact))
         })
     }
 
@@ -357,7 +357,7 @@ impl Db {
                 Some(call) => {
                     let detail = scheduled.map(|s| Json(serde_json::json!({"scheduled_time": s})));
                     sqlx::query(INSERT_EVENT)
-                        .bind(new_id()).bind(call.id).bind(at).bind(call.attempts).bind(&call.progress).bind(&call.status).bind(detail)
+                        .bind(new_id()).bind(call.id).bind(at).bind(call.attempts).bind(call.progress).bind(call.status).bind(detail)
                         .execute(&mut *tx).await?;
                     Ok(Ok(call))
                 }
@@ -563,7 +563,8 @@ impl Db {
                     .execute(&mut *tx).await?;
                 out.claimed.push(claimed);
             }
-        });
+            Ok::<_, StoreError>(())
+        })?;
         Ok(out)
     }
 

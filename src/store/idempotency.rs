@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::{transaction, write_pool, Db, Result};
+use super::{transaction, write_pool, Db, Result, StoreError};
 
 /// How long a key is remembered.
 pub const RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
@@ -47,14 +47,14 @@ impl Db {
                 None => None,
             };
             match claim {
-                Some(c) => c,
+                Some(c) => Ok::<_, StoreError>(c),
                 None => {
                     sqlx::query(delete).bind(team_id).bind(key).execute(&mut *tx).await?;
                     sqlx::query(insert).bind(team_id).bind(key).bind(request_hash).bind(now_ms).execute(&mut *tx).await?;
-                    Claim::Proceed
+                    Ok(Claim::Proceed)
                 }
             }
-        });
+        })?;
         Ok(claim)
     }
 

@@ -130,8 +130,8 @@ impl Db {
                 });
             }
             sqlx::query("UPDATE lists SET updated_at = $2 WHERE id = $1").bind(list_id).bind(at).execute(&mut *tx).await?;
-            outcomes
-        });
+            Ok::<_, StoreError>(outcomes)
+        })?;
         Ok(outcomes)
     }
 }

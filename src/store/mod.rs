@@ -51,6 +51,45 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A write refused for a reason of the domain (nothing was written), or failed in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError<R: std::fmt::Debug> {
+    #[error("refused: {0:?}")]
+    Refused(R),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<R: std::fmt::Debug> From<sqlx::Error> for WriteError<R> {
+    fn from(e: sqlx::Error) -> Self {
+        WriteError::Store(e.into())
+    }
+}
+
+impl<R: std::fmt::Debug> WriteError<R> {
+    /// The refusal turned into the caller's error by `f`; store failures as they are.
+    pub fn refused_as<E: From<StoreError>>(self, f: impl FnOnce(R) -> E) -> E {
+        match self {
+            WriteError::Refused(r) => f(r),
+            WriteError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// A unique key turned into the caller's error where the insert is made; other failures as they are.
+pub trait OnUnique<T> {
+    fn on_unique<E: From<StoreError>>(self, f: impl FnOnce() -> E) -> std::result::Result<T, E>;
+}
+
+impl<T> OnUnique<T> for Result<T> {
+    fn on_unique<E: From<StoreError>>(self, f: impl FnOnce() -> E) -> std::result::Result<T, E> {
+        self.map_err(|e| match e {
+            StoreError::Conflict(_) => f(),
+            other => other.into(),
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Db {
     Sqlite { read: SqlitePool, write: SqlitePool },
@@ -83,19 +122,26 @@ macro_rules! write_pool {
 /// it returns early with `?`. On SQLite the transaction takes the write lock up front
 /// (`BEGIN IMMEDIATE`) on the single writer connection, so concurrent writers queue instead of
 /// failing with "database is locked".
+/// Runs `$body` (a `Result`) in a write transaction, committed only when the body is `Ok`: an
+/// error or refusal rolls back whatever the body wrote. (A macro so that the same code expands for
+/// each backend's transaction type.)
 macro_rules! transaction {
     ($db:expr, $tx:ident => $body:expr) => {
         match $db {
             $crate::store::Db::Sqlite { write, .. } => {
                 let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
+                let out: std::result::Result<_, _> = $body;
+                if out.is_ok() {
+                    $tx.commit().await?;
+                }
                 out
             }
             $crate::store::Db::Postgres(pool) => {
                 let mut $tx = pool.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
+                let out: std::result::Result<_, _> = $body;
+                if out.is_ok() {
+                    $tx.commit().await?;
+                }
                 out
             }
         }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
+use super::{read_pool, transaction, write_pool, Db, Result, StoreError, WriteError};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ObjectType {
@@ -230,14 +230,8 @@ impl Db {
         &self,
         u: Upsert<'_>,
         at: DateTime<Utc>,
-    ) -> Result<std::result::Result<(Uuid, bool, Option<Link>), LinkRefusal>> {
-        transaction!(self, tx => {
-            match upsert_object_in!(tx, u, at) {
-                Ok(done) => Ok(Ok(done)),
-                // Return before the commit: the transaction rolls back.
-                Err(refusal) => return Ok(Err(refusal)),
-            }
-        })
+    ) -> std::result::Result<(Uuid, bool, Option<Link>), WriteError<LinkRefusal>> {
+        transaction!(self, tx => upsert_object_in!(tx, u, at).map_err(WriteError::Refused))
     }
 
     /// Links a contact to an object; linking again keeps one link and replaces its metadata when
@@ -248,7 +242,7 @@ impl Db {
         contact_id: Uuid,
         metadata: Option<Map<String, Value>>,
         at: DateTime<Utc>,
-    ) -> Result<std::result::Result<(Link, bool), LinkRefusal>> {
+    ) -> std::result::Result<(Link, bool), WriteError<LinkRefusal>> {
         let on_conflict = if metadata.is_some() {
             "DO UPDATE SET metadata = excluded.metadata, updated_at = excluded.updated_at"
         } else {
@@ -266,7 +260,7 @@ impl Db {
                 let held: Option<Uuid> = sqlx::query_scalar(other).bind(contact_id).bind(object.object_type_id).bind(true).bind(object.id)
                     .fetch_optional(&mut *tx).await?;
                 if let Some(o) = held {
-                    return Ok(Err(LinkRefusal::ContactHasOther(o)));
+                    return Err(WriteError::Refused(LinkRefusal::ContactHasOther(o)));
                 }
             }
             let existed = sqlx::query_as::<_, Link>(&select).bind(object.id).bind(contact_id).fetch_optional(&mut *tx).await?.is_some();
@@ -275,7 +269,7 @@ impl Db {
                 .bind(Json(metadata.unwrap_or_default())).bind(at)
                 .execute(&mut *tx).await.map_err(StoreError::from_write)?;
             let link = sqlx::query_as::<_, Link>(&select).bind(object.id).bind(contact_id).fetch_one(&mut *tx).await?;
-            Ok(Ok((link, !existed)))
+            Ok((link, !existed))
         })
     }
 }
