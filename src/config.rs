@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// entry is used). Unset: the connection's address.
     #[arg(long, env = "VOXD_TRUSTED_PROXY_HEADER")]
     pub trusted_proxy_header: Option<String>,
+    /// Let webhooks, automation steps and tools reach private and loopback addresses (a CRM on the
+    /// same network, a receiver on this machine).
+    #[arg(long, env = "VOXD_ALLOW_PRIVATE_NETWORK")]
+    pub allow_private_network: bool,
 }
 
 /// The config file. Every key is optional.
@@ -138,12 +142,17 @@ impl Settings {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("./data"));
-        let url = global
-            .database_url
-            .clone()
-            .or(file.database_url)
-            .unwrap_or_else(|| default_sqlite_url(&data_dir));
+        let url = match global.database_url.clone().or(file.database_url) {
+            Some(url) => url,
+            None => {
+                // The default data dir is the one folder voxd makes itself.
+                std::fs::create_dir_all(&data_dir)
+                    .map_err(|e| anyhow::anyhow!("cannot create the data dir {}: {e}", data_dir.display()))?;
+                default_sqlite_url(&data_dir)
+            }
+        };
         let defaults = ApiSettings::default();
+        let allow_private_network = serve.allow_private_network || file.allow_private_network.unwrap_or(false);
         Ok(Settings {
             listen: serve
                 .listen
@@ -167,6 +176,7 @@ impl Settings {
                 unauthenticated_per_second: file
                     .unauthenticated_requests_per_second
                     .unwrap_or(defaults.unauthenticated_per_second),
+                allow_private_network,
                 trusted_proxy_header: match serve.trusted_proxy_header.clone().or(file.trusted_proxy_header) {
                     None => None,
                     Some(h) => Some(
@@ -193,7 +203,7 @@ impl Settings {
                 },
             },
             max_concurrent_calls: file.max_concurrent_calls.unwrap_or(10),
-            allow_private_network: file.allow_private_network.unwrap_or(false),
+            allow_private_network,
             dispatch_lease: std::time::Duration::from_secs(file.dispatch_lease_seconds.unwrap_or(120).max(1)),
             dispatcher_enabled: !file.dispatcher_disabled.unwrap_or(false),
             calls_per_second_per_number: file.calls_per_second_per_number.unwrap_or(10),
@@ -214,7 +224,7 @@ impl Settings {
                         .retry_cap_seconds
                         .map(std::time::Duration::from_secs)
                         .unwrap_or(d.retry_cap),
-                    allow_private_network: file.allow_private_network.unwrap_or(false),
+                    allow_private_network,
                     ..d
                 }
             },

@@ -116,6 +116,19 @@ fn is_loopback_name(host: &str) -> bool {
     host == "localhost" || host.ends_with(".localhost")
 }
 
+/// Checks a URL a team saves (an endpoint, a step) before it is ever used: a private literal or
+/// loopback name is refused at once, naming the setting. A URL whose host is a `{{template}}` is
+/// checked when it is used.
+pub fn check_saved_url(url: &str, allow_private: bool) -> Result<(), String> {
+    let authority = url.split("://").nth(1).unwrap_or(url);
+    let host = authority.split(['/', '?', '#']).next().unwrap_or("");
+    if host.contains("{{") {
+        return Ok(());
+    }
+    let concrete = url.split("{{").next().unwrap_or(url);
+    check_url(concrete, allow_private).map(|_| ())
+}
+
 /// Why a request did not get an answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendError {

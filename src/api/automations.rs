@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     domain::{
-        automation::{self, AutomationDef, HookSignature, Trigger},
+        automation::{self, AutomationDef, HookSignature, Step, Trigger},
         new_id, now,
         signature::new_standard_secret,
     },
@@ -97,15 +97,24 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 }
 
 /// Reads a definition, with errors naming the step and field.
-fn definition(body: Value) -> ApiResult<AutomationDef> {
-    automation::parse(body).map_err(|e| {
+fn definition(body: Value, allow_private: bool) -> ApiResult<AutomationDef> {
+    let def = automation::parse(body).map_err(|e| {
         let message = if e.field.is_empty() {
             format!("invalid automation: {}", e.reason)
         } else {
             format!("invalid automation: {}: {}", e.field, e.reason)
         };
         ApiError::bad_request(message).with("field", e.field)
-    })
+    })?;
+    // A step that would call a private address is refused now, not on its first run.
+    for (at, step) in automation::walk(&def.steps, "steps") {
+        if let Step::Destination { url, .. } | Step::Source { url, .. } = step {
+            crate::outbound::check_saved_url(url, allow_private).map_err(|e| {
+                ApiError::bad_request(format!("invalid automation: {at}.url: {e}")).with("field", format!("{at}.url"))
+            })?;
+        }
+    }
+    Ok(def)
 }
 
 /// Fills token and secret for the trigger, keeping those of `old` where they still apply; returns
@@ -235,7 +244,7 @@ pub async fn create(
     team: TeamCtx,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<AutomationResponse>)> {
-    let def = definition(body)?;
+    let def = definition(body, state.settings.allow_private_network)?;
     let (a, hook) = create_automation(&state.db, team.team_id, def).await?;
     Ok((StatusCode::CREATED, Json(respond(a, hook))))
 }
@@ -276,7 +285,7 @@ pub async fn replace(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Json<AutomationResponse>> {
     let old = find(&state, &team, &id).await?;
-    let def = definition(body)?;
+    let def = definition(body, state.settings.allow_private_network)?;
     check_references(&state.db, team.team_id, &def).await?;
     let mut a = Automation {
         name: def.name.trim().to_owned(),

@@ -51,6 +51,9 @@ pub struct ApiSettings {
     /// With a proxy in front: the header it puts the client's address in (e.g. `X-Forwarded-For`).
     /// Unset, the connection's address is the client's and such headers are ignored.
     pub trusted_proxy_header: Option<HeaderName>,
+    /// Whether webhook endpoints and automation steps may target private addresses; off, such a
+    /// URL is refused when it is saved (and again when it is used).
+    pub allow_private_network: bool,
     pub web_calls: WebCallSettings,
 }
 
@@ -98,6 +101,7 @@ impl Default for ApiSettings {
             key_cache_ttl: Duration::from_secs(2),
             unauthenticated_per_second: 10,
             trusted_proxy_header: None,
+            allow_private_network: false,
             web_calls: WebCallSettings::default(),
         }
     }
@@ -209,6 +213,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/openapi.json", get(openapi::spec))
         .route("/docs", get(openapi::docs))
+        // No dashboard yet: the reference is the front page.
+        .route("/", get(|| async { axum::response::Redirect::temporary("/docs") }))
         // The token in the path is the credential: no API key, so outside the team routes.
         .route("/api/v1/hooks/{token}", post(hooks::receive))
         .merge(team_routes)

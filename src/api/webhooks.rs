@@ -75,12 +75,16 @@ pub struct EndpointResponse {
     pub secret: Option<String>,
 }
 
-fn checked(req: EndpointRequest) -> Result<(String, Vec<String>, Option<String>, bool), FieldError> {
+fn checked(
+    req: EndpointRequest,
+    allow_private: bool,
+) -> Result<(String, Vec<String>, Option<String>, bool), FieldError> {
     let url = req.url.trim().to_owned();
     match reqwest::Url::parse(&url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
         _ => return Err(FieldError::new("url", "must be an http(s) URL")),
     }
+    crate::outbound::check_saved_url(&url, allow_private).map_err(|e| FieldError::new("url", e))?;
     if url.len() > 2000 {
         return Err(FieldError::new("url", "must be at most 2000 characters"));
     }
@@ -125,7 +129,7 @@ pub async fn create(
     team: TeamCtx,
     ApiJson(req): ApiJson<EndpointRequest>,
 ) -> ApiResult<(StatusCode, Json<EndpointResponse>)> {
-    let (url, events, description, enabled) = checked(req)?;
+    let (url, events, description, enabled) = checked(req, state.settings.allow_private_network)?;
     let at = now();
     let secret = new_secret();
     let e = Endpoint {
@@ -181,7 +185,7 @@ pub async fn replace(
     ApiJson(req): ApiJson<EndpointRequest>,
 ) -> ApiResult<Json<EndpointResponse>> {
     let old = find(&state, &team, &id).await?;
-    let (url, events, description, enabled) = checked(req)?;
+    let (url, events, description, enabled) = checked(req, state.settings.allow_private_network)?;
     let e = Endpoint {
         url,
         events: sqlx::types::Json(events),

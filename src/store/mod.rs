@@ -31,6 +31,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database settings name something that cannot be opened.
+    #[error("{0}")]
+    Settings(String),
 }
 
 impl StoreError {
@@ -187,9 +190,17 @@ pub fn default_sqlite_url(data_dir: &Path) -> String {
 
 impl Db {
     /// Opens the database named by the URL (`sqlite://…` or `postgres://…`), creating a SQLite file
-    /// (and its directory) if needed. Does not migrate.
+    /// if needed, in a folder that must exist (only the default data dir is made, by the settings).
+    /// Any other scheme is refused. Does not migrate.
     pub async fn connect(opts: &DbOptions) -> Result<Self> {
-        if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
+        let scheme = opts.url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            return Err(StoreError::Settings(format!(
+                "`{}` is not a database URL voxd supports: use sqlite://PATH or postgres://USER@HOST/DB",
+                redact_url(&opts.url)
+            )));
+        }
+        if scheme != "sqlite" {
             let connect = PgConnectOptions::from_str(&opts.url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
@@ -207,8 +218,11 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         if let Some(dir) = Path::new(connect.get_filename()).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+            if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                return Err(StoreError::Settings(format!(
+                    "the folder {} of the SQLite database does not exist (create it, or use the default data dir)",
+                    dir.display()
+                )));
             }
         }
         // One writer: SQLite allows one at a time anyway, and queueing in the pool is fairer and

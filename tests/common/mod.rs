@@ -91,6 +91,8 @@ impl TestApp {
             key_cache_ttl: std::time::Duration::ZERO,
             // Tests refuse many bad keys on purpose; `hardening.rs` tests this limit itself.
             unauthenticated_per_second: 100_000,
+            // Receivers run on loopback; `hardening.rs` tests the refusal with its own settings.
+            allow_private_network: true,
             web_calls: voxd::api::WebCallSettings {
                 secret: WEB_SECRET.to_vec(),
                 ice_servers: vec!["stun:stun.voxd.test:3478".into(), "turn:turn.voxd.test:3478".into()],

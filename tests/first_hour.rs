@@ -1,0 +1,121 @@
+//! What a new user hits first: private targets refused when saved (naming the setting), the front
+//! page pointing at the reference, database settings that fail loudly.
+
+mod common;
+
+use std::process::Command;
+
+use axum::http::{Method, Request};
+use common::TestApp;
+use serde_json::json;
+
+/// With `allow_private_network` off (the default), a webhook endpoint or an automation step whose
+/// URL is private is a 400 naming the setting, and nothing is saved; templated hosts wait for use.
+async fn private_targets_are_refused_when_saved(backend: common::Backend) {
+    let Some(app) = TestApp::start_with(backend, voxd::api::ApiSettings::default()).await else {
+        return;
+    };
+    for url in [
+        "http://127.0.0.1:9000/hook",
+        "http://localhost/x",
+        "http://[::ffff:10.0.0.1]/",
+    ] {
+        let r = app
+            .post(
+                "/api/v1/webhook-endpoints",
+                &json!({"url": url, "events": ["call.ended"]}),
+            )
+            .await;
+        assert!(
+            r.error(400).contains("set allow_private_network to allow it"),
+            "{url}: {}",
+            r.body
+        );
+        assert_eq!(r.body["field"], "url");
+    }
+    let def = |url: &str| {
+        json!({"name": "Out", "trigger": {"type": "webhook"}, "steps": [
+        {"type": "condition", "field": "trigger.a", "operator": "is_not_empty", "then": [
+            {"type": "destination", "url": url}
+        ]}]})
+    };
+    let r = app.post("/api/v1/automations", &def("http://192.168.1.5/crm")).await;
+    assert!(r.error(400).contains("allow_private_network"), "{}", r.body);
+    assert_eq!(r.body["field"], "steps[0].then[0].url");
+    app.post("/api/v1/automations", &def("https://{{trigger.host}}/crm"))
+        .await
+        .ok(201);
+    app.post("/api/v1/automations", &def("https://crm.example.com/{{trigger.id}}"))
+        .await
+        .ok(201);
+    assert_eq!(app.count("webhook_endpoints").await, 0);
+    assert_eq!(app.count("automations").await, 2);
+    app.cleanup().await;
+}
+
+async fn the_front_page_points_at_the_reference(app: &TestApp) {
+    let r = app
+        .send(
+            Request::builder()
+                .method(Method::GET)
+                .uri("/")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 307);
+    assert_eq!(r.header("location"), Some("/docs"));
+}
+
+fn voxd(args: &[&str], url: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_voxd"))
+        .args(args)
+        .env("VOXD_DATABASE_URL", url)
+        .env_remove("VOXD_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// A database URL of another kind, or a SQLite file in a folder that does not exist, is an error
+/// that says so (it used to become a file path, or a new folder).
+#[test]
+fn database_settings_fail_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = voxd(&["migrate"], "mysql://localhost/voxd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sqlite://PATH or postgres://"), "{err}");
+    let missing = dir.path().join("no/such/dir/x.db");
+    let out = voxd(&["migrate"], &format!("sqlite://{}", missing.display()));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!dir.path().join("no").exists(), "no folder was made");
+    // The default data dir is still made.
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_voxd"))
+        .args(["migrate", "--data-dir", data.to_str().unwrap()])
+        .env_remove("VOXD_DATABASE_URL")
+        .env_remove("VOXD_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(data.join("voxd.db").exists());
+}
+
+mod limits {
+    mod sqlite {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn private_targets_are_refused_when_saved() {
+            super::super::private_targets_are_refused_when_saved(crate::common::Backend::Sqlite).await;
+        }
+    }
+    mod postgres {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn private_targets_are_refused_when_saved() {
+            super::super::private_targets_are_refused_when_saved(crate::common::Backend::Postgres).await;
+        }
+    }
+}
+
+on_both_backends!(the_front_page_points_at_the_reference);
