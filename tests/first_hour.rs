@@ -118,4 +118,63 @@ mod limits {
     }
 }
 
-on_both_backends!(the_front_page_points_at_the_reference);
+/// A call not dialled yet says when it will ring and why it waits: its time, its window, a retry.
+async fn a_waiting_call_says_when_it_will_ring(app: &TestApp) {
+    use chrono::{Duration, Utc};
+    let script_id = common::caller_id_and_script(app).await;
+    let tz: chrono_tz::Tz = "Australia/Sydney".parse().unwrap();
+    let local = (Utc::now() - Duration::hours(2)).with_timezone(&tz);
+    let (start, end) = (
+        local.format("%H:00").to_string(),
+        (local + Duration::hours(1)).format("%H:00").to_string(),
+    );
+    let clock = || std::sync::Arc::new(voxd::clock::ManualClock::new(Utc::now() + Duration::seconds(1)));
+    if start < end {
+        let window = json!({"start": start, "end": end, "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
+        let body = json!({"from_number": common::CALLER_ID, "script_id": script_id,
+            "contact": {"phone_number": "0412345671"}, "calling_window": window});
+        let created = app.post("/api/v1/create-phone-call", &body).await;
+        let call = created.ok(201)["call"].clone();
+        assert_eq!(call["waiting_for"], "scheduled_time");
+        assert_eq!(call["next_attempt_at"], call["scheduled_time"]);
+        common::sim_dispatcher(app, clock()).run_once().await.unwrap();
+        let id = call["id"].as_str().unwrap();
+        let call = app.get(&format!("/api/v1/get-call/{id}")).await.ok(200)["call"].clone();
+        assert_eq!(call["waiting_for"], "calling_window", "{call}");
+        let w: voxd::domain::call::CallingWindow = serde_json::from_value(window).unwrap();
+        let opens = w.next_open(Utc::now() + Duration::seconds(1), tz);
+        let at: chrono::DateTime<Utc> = serde_json::from_value(call["next_attempt_at"].clone()).unwrap();
+        assert_eq!(at, opens);
+    }
+    // Nobody answers (a number ending in 6): the retry waits its back-off.
+    let body = json!({"from_number": common::CALLER_ID, "script_id": script_id,
+        "contact": {"phone_number": "0412345676"}, "retry_policy": {"max_attempts": 2, "backoff_seconds": 60}});
+    let id = app.post("/api/v1/create-phone-call", &body).await.ok(201)["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    common::sim_dispatcher(app, clock()).run_once().await.unwrap();
+    let call = app.get(&format!("/api/v1/get-call/{id}")).await.ok(200)["call"].clone();
+    assert_eq!(call["progress"], "scheduled", "{call}");
+    assert_eq!(call["waiting_for"], "retry_backoff");
+    let at: chrono::DateTime<Utc> = serde_json::from_value(call["next_attempt_at"].clone()).unwrap();
+    assert!(at > Utc::now() + Duration::seconds(50), "{at}");
+    // Ended calls wait for nothing.
+    let ended =
+        json!({"from_number": common::CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0412345672"}});
+    let id = app.post("/api/v1/create-phone-call", &ended).await.ok(201)["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    common::sim_dispatcher(app, clock()).run_once().await.unwrap();
+    let call = app.get(&format!("/api/v1/get-call/{id}")).await.ok(200)["call"].clone();
+    assert!(
+        call["next_attempt_at"].is_null() && call["waiting_for"].is_null(),
+        "{call}"
+    );
+}
+
+on_both_backends!(
+    the_front_page_points_at_the_reference,
+    a_waiting_call_says_when_it_will_ring
+);

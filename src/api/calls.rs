@@ -122,11 +122,40 @@ pub struct CallView {
     pub ended_at: Option<DateTime<Utc>>,
     /// The object the call was created with (see `object` on get-call).
     pub object_id: Option<String>,
+    /// For a call not dialled yet (scheduled or queued): when the dispatcher will next try it.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Why it waits until then: `scheduled_time`, `calling_window` (held until its window opens),
+    /// `free_line` (the team's concurrent-call limit) or `retry_backoff` (after a failed attempt).
+    pub waiting_for: Option<String>,
 }
 
 impl From<Call> for CallView {
     fn from(c: Call) -> Self {
+        let waiting = c.progress.not_started();
+        // `due_ms` keeps milliseconds; when it is the scheduled time, say that time exactly.
+        let due = match c.due_ms == c.scheduled_time.timestamp_millis() {
+            true => Some(c.scheduled_time),
+            false => DateTime::from_timestamp_millis(c.due_ms),
+        };
+        let next_attempt_at = due.filter(|_| waiting);
+        // What moved the due time: a retry's back-off, a window (held past its scheduled time), or
+        // nothing yet; a queued call waits for a line.
+        let waiting_for = waiting.then(|| {
+            match (
+                c.progress,
+                c.attempts > 0,
+                c.due_ms > c.scheduled_time.timestamp_millis(),
+            ) {
+                (Progress::Queued, _, _) => "free_line",
+                (_, true, _) => "retry_backoff",
+                (_, false, true) => "calling_window",
+                _ => "scheduled_time",
+            }
+            .to_owned()
+        });
         CallView {
+            next_attempt_at,
+            waiting_for,
             id: c.id.to_string(),
             call_type: c.call_type,
             progress: c.progress.to_string(),

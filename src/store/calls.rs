@@ -506,6 +506,8 @@ impl Db {
                     let tz: chrono_tz::Tz = call.timezone.parse().unwrap_or(chrono_tz::UTC);
                     let open = window.0.next_open(now, tz);
                     if open > now {
+                        // Logged once: the call is not looked at again before its window opens.
+                        tracing::info!(call_id = %call.id, opens = %open, "call held for its calling window");
                         let detail = Some(Json(serde_json::json!({"waiting_for_calling_window": open})));
                         mark!(tx, &call, "scheduled", open.timestamp_millis(), detail, now);
                         out.deferred += 1;
