@@ -178,3 +178,19 @@ on_both_backends!(
     the_front_page_points_at_the_reference,
     a_waiting_call_says_when_it_will_ring
 );
+
+/// Logs written to a file (not a terminal) carry no ANSI colour codes.
+#[test]
+fn logs_to_a_file_are_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_voxd"))
+        .args(["team", "show", "nobody"])
+        .env("VOXD_DATABASE_URL", format!("sqlite://{}", dir.path().join("v.db").display()))
+        .env("RUST_LOG", "debug")
+        .env_remove("VOXD_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.is_empty());
+    assert!(!err.contains('\u{1b}'), "{err}");
+}
