@@ -174,9 +174,46 @@ async fn a_waiting_call_says_when_it_will_ring(app: &TestApp) {
     );
 }
 
+/// A redelivered delivery counts every try in `attempts` (it used to start again at 0), and still
+/// gets a full retry budget.
+async fn redelivery_keeps_counting_tries(app: &TestApp) {
+    let receiver = common::Receiver::start().await;
+    app.post(
+        "/api/v1/webhook-endpoints",
+        &json!({"url": format!("{}/e", receiver.url), "events": ["call.scheduled"]}),
+    )
+    .await
+    .ok(201);
+    let script_id = common::caller_id_and_script(app).await;
+    let call =
+        json!({"from_number": common::CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0412345671"}});
+    app.post("/api/v1/create-phone-call", &call).await.ok(201);
+    let runner = common::test_runner(
+        app,
+        std::sync::Arc::new(voxd::automations::notify::RecordingNotifier::default()),
+    );
+    runner.run_until_idle(5).await.unwrap();
+    let endpoints = app.get("/api/v1/webhook-endpoints").await;
+    let endpoint = endpoints.body["endpoints"][0]["id"].as_str().unwrap().to_owned();
+    let log = app
+        .get(&format!("/api/v1/webhook-endpoints/{endpoint}/deliveries"))
+        .await;
+    let id = log.body["deliveries"][0]["id"].as_str().unwrap().to_owned();
+    app.post(&format!("/api/v1/webhook-deliveries/{id}/redeliver"), &json!({}))
+        .await
+        .ok(200);
+    runner.run_until_idle(5).await.unwrap();
+    let d = app.get(&format!("/api/v1/webhook-deliveries/{id}")).await;
+    let d = d.ok(200)["delivery"].clone();
+    assert_eq!(d["status"], "delivered", "{d}");
+    assert_eq!(d["attempts"], 2, "{d}");
+    assert_eq!(receiver.received().len(), 2);
+}
+
 on_both_backends!(
     the_front_page_points_at_the_reference,
-    a_waiting_call_says_when_it_will_ring
+    a_waiting_call_says_when_it_will_ring,
+    redelivery_keeps_counting_tries
 );
 
 /// Logs written to a file (not a terminal) carry no ANSI colour codes.
@@ -185,7 +222,10 @@ fn logs_to_a_file_are_plain_text() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_voxd"))
         .args(["team", "show", "nobody"])
-        .env("VOXD_DATABASE_URL", format!("sqlite://{}", dir.path().join("v.db").display()))
+        .env(
+            "VOXD_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("v.db").display()),
+        )
         .env("RUST_LOG", "debug")
         .env_remove("VOXD_CONFIG")
         .output()

@@ -98,6 +98,7 @@ pub struct Outgoing {
     pub id: Uuid,
     pub event_type: String,
     pub payload: Json<Value>,
+    /// Tries since it was last redelivered (the retry budget counts these).
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
     pub url: String,
@@ -201,7 +202,7 @@ impl Db {
     /// Sends a delivery again (same `webhook-id`): back to pending, due now, with a fresh budget.
     pub async fn redeliver(&self, team_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<Option<Delivery>> {
         let sql = format!(
-            "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_ms = $3, lease_owner = NULL,
+            "UPDATE webhook_deliveries SET status = 'pending', tries_before_redeliver = attempts, next_attempt_ms = $3, lease_owner = NULL,
                lease_until_ms = NULL, delivered_at = NULL
              WHERE team_id = $1 AND id = $2 AND status <> 'pending' RETURNING {DELIVERY_COLUMNS}"
         );
@@ -226,7 +227,8 @@ impl Db {
              ORDER BY d.next_attempt_ms, d.seq LIMIT $2{lock}"
         );
         let take = "UPDATE webhook_deliveries SET lease_owner = $2, lease_until_ms = $3 WHERE id = $1";
-        let read = "SELECT d.id, d.event_type, d.payload, d.attempts, d.created_at, e.url, e.secret, e.previous_secret,
+        // `attempts` here is the tries since the last redelivery: the retry budget's count.
+        let read = "SELECT d.id, d.event_type, d.payload, d.attempts - d.tries_before_redeliver AS attempts, d.created_at, e.url, e.secret, e.previous_secret,
                       e.previous_secret_until
                     FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1";
         // Most passes find nothing: ask a reader first instead of taking SQLite's write lock.
