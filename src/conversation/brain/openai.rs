@@ -67,6 +67,30 @@ impl OpenAiBrain {
         ))
     }
 
+    /// One try of a chat-completions request (after a back-off when it is not the first): the
+    /// response when it succeeded, or whether another try may help (network, 429, 5xx).
+    async fn send(&self, url: &str, body: &Value, attempt: u32) -> Result<reqwest::Response, Try> {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+        }
+        let mut req = self.client.post(url).json(body);
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        let response = req
+            .send()
+            .await
+            .map_err(|e| Try::Again(BrainError::Unavailable(format!("{url}: {e}"))))?;
+        let status = response.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(Try::Again(BrainError::Unavailable(format!("{url} answered {status}"))));
+        }
+        if !status.is_success() {
+            return Err(Try::Stop(BrainError::Unavailable(format!("{url} answered {status}"))));
+        }
+        Ok(response)
+    }
+
     /// One chat completion whose reply must be JSON matching `schema`.
     async fn ask(&self, name: &str, system: String, user: Value, schema: Value) -> Result<Value, BrainError> {
         let body = json!({
@@ -81,28 +105,14 @@ impl OpenAiBrain {
         let url = format!("{}/chat/completions", self.base_url);
         let mut last = BrainError::Unavailable("no attempt".into());
         for attempt in 0..=self.retries {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
-            }
-            let mut req = self.client.post(&url).json(&body);
-            if let Some(key) = &self.api_key {
-                req = req.bearer_auth(key);
-            }
-            let response = match req.send().await {
+            let response = match self.send(&url, &body, attempt).await {
                 Ok(r) => r,
-                Err(e) => {
-                    last = BrainError::Unavailable(format!("{url}: {e}"));
+                Err(Try::Again(e)) => {
+                    last = e;
                     continue;
                 }
+                Err(Try::Stop(e)) => return Err(e),
             };
-            let status = response.status();
-            if status.as_u16() == 429 || status.is_server_error() {
-                last = BrainError::Unavailable(format!("{url} answered {status}"));
-                continue;
-            }
-            if !status.is_success() {
-                return Err(BrainError::Unavailable(format!("{url} answered {status}")));
-            }
             let reply: Value = match response.json().await {
                 Ok(v) => v,
                 Err(e) => {
@@ -121,6 +131,14 @@ impl OpenAiBrain {
         }
         Err(last)
     }
+}
+
+/// Why a request try failed.
+enum Try {
+    /// Worth another try (network, 429, 5xx).
+    Again(BrainError),
+    /// Another try would fail the same way.
+    Stop(BrainError),
 }
 
 fn history(transcript: &[Turn]) -> Vec<Value> {
@@ -230,28 +248,14 @@ impl Brain for OpenAiBrain {
         let url = format!("{}/chat/completions", self.base_url);
         let mut last = BrainError::Unavailable("no attempt".into());
         for attempt in 0..=self.retries {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
-            }
-            let mut req = self.client.post(&url).json(&body);
-            if let Some(key) = &self.api_key {
-                req = req.bearer_auth(key);
-            }
-            let mut response = match req.send().await {
+            let mut response = match self.send(&url, &body, attempt).await {
                 Ok(r) => r,
-                Err(e) => {
-                    last = BrainError::Unavailable(format!("{url}: {e}"));
+                Err(Try::Again(e)) => {
+                    last = e;
                     continue;
                 }
+                Err(Try::Stop(e)) => return Err(e),
             };
-            let status = response.status();
-            if status.as_u16() == 429 || status.is_server_error() {
-                last = BrainError::Unavailable(format!("{url} answered {status}"));
-                continue;
-            }
-            if !status.is_success() {
-                return Err(BrainError::Unavailable(format!("{url} answered {status}")));
-            }
             // `data: {json}` lines; `data: [DONE]` ends the stream.
             let (mut lines, mut text, mut given) = (String::new(), String::new(), 0usize);
             let mut cut = None;
