@@ -1,6 +1,7 @@
 //! The simulated carrier. Nothing rings: the outcome of each attempt follows a documented rule, and
-//! answered calls run the script through the conversation engine against a simulated callee, in
-//! virtual time (a five-minute call takes milliseconds). Results say they were simulated.
+//! an answered call is a [`SimLeg`] whose far end is a simulated callee, over which the session
+//! runs the script in virtual time (a five-minute call takes milliseconds). Results say they were
+//! simulated.
 //!
 //! Outcome rule: the contact's metadata `sim_outcome` if set (`answered`, `voicemail`,
 //! `no_answer`, `busy`, `rejected`, `failure`, `drop`), else the last digit of the number dialled:
@@ -28,7 +29,7 @@ use super::{Carrier, Dial, Leg, LegEvent, Placed, ProgressSink};
 use crate::{
     conversation::{
         engine::UtteranceId,
-        persona::{Action, Persona},
+        persona::{Action, Persona, ANSWER_SECS, INTERRUPT_SECS},
     },
     domain::call::{CallStatus, Progress},
 };
@@ -159,9 +160,6 @@ impl Carrier for SimCarrier {
     }
 }
 
-/// Seconds the simulated callee takes to answer; one when it talks over the assistant.
-const ANSWER_SECS: i64 = 3;
-const INTERRUPT_SECS: i64 = 1;
 /// Callee turns after which a simulated call is over whatever the script does.
 const MAX_TURNS: usize = 200;
 

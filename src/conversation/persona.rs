@@ -113,8 +113,10 @@ impl Persona {
     }
 }
 
-/// Seconds the callee takes to answer, and the step of the silence loop.
-const ANSWER_SECS: i64 = 3;
+/// Seconds a simulated callee takes to answer (here and on the `sim` carrier's leg).
+pub const ANSWER_SECS: i64 = 3;
+/// Seconds into the assistant's line at which an interrupting callee talks over it.
+pub const INTERRUPT_SECS: i64 = 1;
 
 /// Runs the conversation against the persona until it ends or `max_turns` callee turns have passed.
 pub async fn simulate(
@@ -138,7 +140,7 @@ pub async fn simulate(
         let action = if fresh { persona.respond(&last) } else { Action::Silence };
         match action {
             Action::Say(text) if persona.interrupts => {
-                clock.advance(Duration::seconds(1));
+                clock.advance(Duration::seconds(INTERRUPT_SECS));
                 conversation.interrupt(&text).await;
                 turns += 1;
             }
