@@ -309,18 +309,9 @@ impl Engine {
         &self.vars
     }
 
-    pub fn script(&self) -> &Arc<Script> {
-        &self.script
-    }
-
     /// Whether a job's result is awaited.
     pub fn is_waiting_for_job(&self) -> bool {
         self.pending.is_some()
-    }
-
-    /// Whether something said has not finished playing.
-    pub fn is_speaking(&self) -> bool {
-        !self.playing.is_empty()
     }
 
     /// The step the conversation is on.

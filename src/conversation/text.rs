@@ -154,9 +154,4 @@ impl Conversation {
     pub async fn analyse(&self) -> Analysis {
         self.engine.analyse(&*self.brain).await
     }
-
-    /// The engine under the conversation.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
 }
