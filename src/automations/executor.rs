@@ -122,7 +122,7 @@ impl Runner {
         }
         let team = self
             .db
-            .find_team(&e.team_id.to_string())
+            .get_team(e.team_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("team of execution {} is gone", e.id))?;
         let mut rows: HashMap<String, ExecutionStep> = self

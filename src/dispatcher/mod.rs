@@ -256,7 +256,7 @@ impl Dispatcher {
             }
         };
         // The team's region and zone as they are now; the callee's zone was fixed at creation.
-        let team = self.db.find_team(&call.team_id.to_string()).await?;
+        let team = self.db.get_team(call.team_id).await?;
         let context = team.as_ref().map_or_else(CallContext::default, |t| {
             CallContext::from_settings(&t.region, &t.timezone, &call.timezone)
         });

@@ -41,11 +41,15 @@ impl Db {
         Ok(())
     }
 
+    pub async fn get_team(&self, id: Uuid) -> Result<Option<Team>> {
+        let sql = format!("SELECT {COLUMNS} FROM teams WHERE id = $1");
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Team>(&sql).bind(id).fetch_optional(p).await?))
+    }
+
     /// A team by id or, failing that, by its unique name.
     pub async fn find_team(&self, name_or_id: &str) -> Result<Option<Team>> {
         if let Ok(id) = Uuid::parse_str(name_or_id) {
-            let sql = format!("SELECT {COLUMNS} FROM teams WHERE id = $1");
-            let found = read_pool!(self, p => sqlx::query_as::<_, Team>(&sql).bind(id).fetch_optional(p).await?);
+            let found = self.get_team(id).await?;
             if found.is_some() {
                 return Ok(found);
             }
