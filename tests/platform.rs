@@ -43,9 +43,14 @@ async fn openapi_and_docs_describe_the_routes(app: &TestApp) {
     for code in ["201", "400", "401", "409", "413", "429"] {
         assert!(create.get(code).is_some(), "create-contact lacks {code}");
     }
+    // The page is the embedded renderer over this document (tests/browser.rs renders it).
     let docs = app.raw(Method::GET, "/docs", None, "").await;
     let html = String::from_utf8(docs.raw).unwrap();
-    assert!(html.contains("/api/v1/create-contact") && html.contains("<html"));
+    assert!(html.contains("/docs/scalar.js") && html.contains("/api/v1/openapi.json"));
+    let script = app.raw(Method::GET, "/docs/scalar.js", None, "").await;
+    assert_eq!(script.status.as_u16(), 200);
+    assert!(script.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(script.raw.len() > 1_000_000, "the renderer is embedded whole");
 }
 
 async fn unknown_routes_and_methods_get_the_envelope(app: &TestApp) {

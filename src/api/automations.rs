@@ -15,7 +15,7 @@ use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiQuery},
-    pagination::{Page, PageMeta, PageParams},
+    pagination::{Page, PageMeta, PageParams, SortOrder, TimeBound},
     AppState,
 };
 use crate::{
@@ -403,17 +403,14 @@ pub struct ListAutomationsResponse {
 /// List automations (extension)
 #[utoipa::path(get, path = "/api/v1/automations", tag = "Automations", operation_id = "listAutomations",
     params(PageParams),
-    responses((status = 200, description = "A page of automations, oldest first.", body = ListAutomationsResponse)))]
+    responses((status = 200, description = "A page of automations, oldest first (order=desc: newest first).", body = ListAutomationsResponse)))]
 pub async fn list(
     State(state): State<AppState>,
     team: TeamCtx,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ListAutomationsResponse>> {
-    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
-    let rows = state
-        .db
-        .list_automations(team.team_id, page.after, page.fetch())
-        .await?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
+    let rows = state.db.list_automations(team.team_id, page.seek()).await?;
     let (rows, meta) = page.finish(rows, |a| a.id);
     Ok(Json(ListAutomationsResponse {
         success: true,
@@ -528,23 +525,27 @@ pub struct ListExecutionsParams {
     pub automation_id: Option<String>,
     /// Pending, Processing, Completed, Failed or Dead Letter.
     pub status: Option<String>,
-    /// Created at or after this time.
-    pub since: Option<DateTime<Utc>>,
-    /// Created before this time.
-    pub until: Option<DateTime<Utc>>,
+    /// Created at or after this time: RFC 3339, or a date (its start, UTC).
+    #[param(value_type = Option<String>, example = "2026-12-01")]
+    pub since: Option<TimeBound>,
+    /// Created before this time: RFC 3339, or a date (its start, UTC).
+    #[param(value_type = Option<String>, example = "2026-12-01T09:00:00Z")]
+    pub until: Option<TimeBound>,
     /// Items per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `meta.next_cursor` of the previous page.
     #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
+    /// `asc` (default): oldest first; `desc`: newest first.
+    pub order: Option<SortOrder>,
 }
 
 const EXECUTION_STATUSES: [&str; 5] = ["Pending", "Processing", "Completed", "Failed", "Dead Letter"];
 
 /// List executions (extension)
 ///
-/// The execution log, oldest first, filtered by automation, status and creation time.
+/// The execution log, oldest first (`order=desc`: newest first), filtered by automation, status and creation time.
 #[utoipa::path(get, path = "/api/v1/executions", tag = "Automations", operation_id = "listExecutions",
     params(ListExecutionsParams),
     responses((status = 200, description = "A page of executions.", body = ListExecutionsResponse)))]
@@ -553,7 +554,7 @@ pub async fn list_executions(
     team: TeamCtx,
     ApiQuery(q): ApiQuery<ListExecutionsParams>,
 ) -> ApiResult<Json<ListExecutionsResponse>> {
-    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
     if let Some(s) = &q.status {
         if !EXECUTION_STATUSES.contains(&s.as_str()) {
             return Err(
@@ -572,10 +573,9 @@ pub async fn list_executions(
     let filter = ExecutionFilter {
         automation_id,
         status: q.status,
-        since: q.since,
-        until: q.until,
-        after: page.after,
-        limit: page.fetch(),
+        since: q.since.map(|t| t.0),
+        until: q.until.map(|t| t.0),
+        page: page.seek(),
     };
     let rows = state.db.list_executions(team.team_id, &filter).await?;
     let (rows, meta) = page.finish(rows, |e| e.id);

@@ -15,7 +15,7 @@ use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiOptionalJson, ApiQuery},
-    pagination::{Page, PageMeta},
+    pagination::{Page, PageMeta, SortOrder, TimeBound},
     AppState,
 };
 use crate::{
@@ -315,14 +315,20 @@ pub struct ListCallsParams {
     pub progress: Option<String>,
     pub contact_id: Option<String>,
     pub script_id: Option<String>,
-    pub created_after: Option<DateTime<Utc>>,
-    pub created_before: Option<DateTime<Utc>>,
+    /// Created at or after this time: RFC 3339, or a date (its start, UTC).
+    #[param(value_type = Option<String>, example = "2026-12-01")]
+    pub created_after: Option<TimeBound>,
+    /// Created before this time: RFC 3339, or a date (its start, UTC).
+    #[param(value_type = Option<String>, example = "2026-12-01T09:00:00Z")]
+    pub created_before: Option<TimeBound>,
     /// Items per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `meta.next_cursor` of the previous page.
     #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
+    /// `asc` (default): oldest first; `desc`: newest first.
+    pub order: Option<SortOrder>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -343,7 +349,7 @@ fn optional_id(field: &str, raw: Option<&str>) -> ApiResult<Option<uuid::Uuid>> 
 
 /// List calls
 ///
-/// Calls oldest first with every documented filter; `meta.next_cursor` pages through them.
+/// Calls oldest first (`order=desc`: newest first) with every documented filter; `meta.next_cursor` pages through them.
 /// Calls created while paging appear after the cursor, never inside pages already read.
 #[utoipa::path(get, path = "/api/v1/calls", tag = "Calls", operation_id = "listCalls",
     params(ListCallsParams),
@@ -353,7 +359,7 @@ pub async fn list_calls(
     team: TeamCtx,
     ApiQuery(q): ApiQuery<ListCallsParams>,
 ) -> ApiResult<Json<ListCallsResponse>> {
-    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
     if let Some(s) = q.status.as_deref().filter(|s| !s.is_empty()) {
         CallStatus::parse(s).ok_or_else(|| FieldError::new("status", format!("`{s}` is not a call status")))?;
     }
@@ -371,10 +377,9 @@ pub async fn list_calls(
         progress: q.progress.filter(|s| !s.is_empty()),
         contact_id: optional_id("contact_id", q.contact_id.as_deref())?,
         script_id: optional_id("script_id", q.script_id.as_deref())?,
-        created_after: q.created_after.map(id_bound),
-        created_before: q.created_before.map(id_bound),
-        after: page.after,
-        limit: page.fetch(),
+        created_after: q.created_after.map(|t| id_bound(t.0)),
+        created_before: q.created_before.map(|t| id_bound(t.0)),
+        page: page.seek(),
     };
     let rows = state.db.list_calls(team.team_id, &filter).await?;
     let (rows, meta) = page.finish(rows, |c| c.id);

@@ -10,7 +10,7 @@ use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiQuery},
-    pagination::{Page, PageMeta},
+    pagination::{Page, PageMeta, SortOrder},
     AppState,
 };
 use crate::{
@@ -158,6 +158,8 @@ pub struct ListContactsParams {
     /// `meta.next_cursor` of the previous page.
     #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
+    /// `asc` (default): oldest first; `desc`: newest first.
+    pub order: Option<SortOrder>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -169,7 +171,7 @@ pub struct ListContactsResponse {
 
 /// List contacts (extension)
 ///
-/// Contacts oldest first, filtered by phone number or email, with cursor pagination.
+/// Contacts oldest first (`order=desc`: newest first), filtered by phone number or email, with cursor pagination.
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "Contacts", operation_id = "listContacts",
     params(ListContactsParams),
     responses((status = 200, description = "A page of contacts.", body = ListContactsResponse)))]
@@ -178,7 +180,7 @@ pub async fn list(
     team: TeamCtx,
     ApiQuery(q): ApiQuery<ListContactsParams>,
 ) -> ApiResult<Json<ListContactsResponse>> {
-    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
     let phone_number = match q.phone_number.as_deref().filter(|p| !p.is_empty()) {
         Some(p) => Some(phone::normalize("phone_number", p, team.region)?),
         None => None,
@@ -186,8 +188,7 @@ pub async fn list(
     let filter = ContactFilter {
         phone_number,
         email: q.email.filter(|e| !e.is_empty()),
-        after: page.after,
-        limit: page.fetch(),
+        page: page.seek(),
     };
     let rows = state.db.list_contacts(team.team_id, &filter).await?;
     let (rows, meta) = page.finish(rows, |c| c.id);

@@ -57,6 +57,23 @@ pub struct ErrorBody {
     #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<Value>>,
+    /// 400: the request field at fault (a JSON path such as `contact.phone_number`, or a query
+    /// parameter).
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// 409 of create-contact: the contact that already has the phone number.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    /// 409 when a contact already has another object of the type: that object.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// 409 of cancel/reschedule/end: the call's progress, which does not allow it.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
 }
 
 impl ApiError {

@@ -256,13 +256,13 @@ pub async fn get(
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<GetListResponse>> {
     let list_id = parse_id(&list_id, "List")?;
-    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
     let list = state
         .db
         .get_list(team.team_id, list_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("List not found".into()))?;
-    let rows = state.db.list_members(list_id, page.after, page.fetch()).await?;
+    let rows = state.db.list_members(list_id, page.seek()).await?;
     let (rows, meta) = page.finish(rows, |c| c.id);
     Ok(Json(GetListResponse {
         success: true,

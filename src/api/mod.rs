@@ -213,6 +213,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/openapi.json", get(openapi::spec))
         .route("/docs", get(openapi::docs))
+        .route("/docs/scalar.js", get(openapi::docs_script))
         // No dashboard yet: the reference is the front page.
         .route("/", get(|| async { axum::response::Redirect::temporary("/docs") }))
         // The token in the path is the credential: no API key, so outside the team routes.

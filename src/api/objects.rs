@@ -17,7 +17,7 @@ use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiQuery},
-    pagination::{Page, PageMeta},
+    pagination::{Page, PageMeta, SortOrder},
     AppState,
 };
 use crate::{
@@ -475,6 +475,8 @@ pub struct ListObjectsParams {
     /// `meta.next_cursor` of the previous page.
     #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
+    /// `asc` (default): oldest first; `desc`: newest first.
+    pub order: Option<SortOrder>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -486,7 +488,7 @@ pub struct ListObjectsResponse {
 
 /// List objects (extension)
 ///
-/// Objects oldest first, optionally of one type, with cursor pagination. Listed objects carry no
+/// Objects oldest first (`order=desc`: newest first), optionally of one type, with cursor pagination. Listed objects carry no
 /// `contacts` (get the object for its links).
 #[utoipa::path(get, path = "/api/v1/objects", tag = "Objects", operation_id = "listObjects",
     params(ListObjectsParams),
@@ -499,15 +501,12 @@ pub async fn list(
     team: TeamCtx,
     ApiQuery(q): ApiQuery<ListObjectsParams>,
 ) -> ApiResult<Json<ListObjectsResponse>> {
-    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
     let type_id = match q.type_name.as_deref().filter(|t| !t.is_empty()) {
         Some(name) => Some(find_type(&state, &team, name).await?.id),
         None => None,
     };
-    let rows = state
-        .db
-        .list_objects(team.team_id, type_id, page.after, page.fetch())
-        .await?;
+    let rows = state.db.list_objects(team.team_id, type_id, page.seek()).await?;
     let (rows, meta) = page.finish(rows, |o| o.id);
     let objects = rows.into_iter().map(|o| ObjectView::new(o, Vec::new())).collect();
     Ok(Json(ListObjectsResponse {

@@ -13,7 +13,7 @@ use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiQuery},
-    pagination::{Page, PageMeta},
+    pagination::{Page, PageMeta, SortOrder},
     AppState,
 };
 use crate::{
@@ -191,6 +191,8 @@ pub struct ListScriptsParams {
     /// `meta.next_cursor` of the previous page.
     #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
+    /// `asc` (default): oldest first; `desc`: newest first.
+    pub order: Option<SortOrder>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -203,21 +205,18 @@ pub struct ListScriptsResponse {
 /// List scripts (extension)
 #[utoipa::path(get, path = "/api/v1/scripts", tag = "Scripts", operation_id = "listScripts",
     params(ListScriptsParams),
-    responses((status = 200, description = "A page of scripts, oldest first.", body = ListScriptsResponse)))]
+    responses((status = 200, description = "A page of scripts, oldest first (order=desc: newest first).", body = ListScriptsResponse)))]
 pub async fn list(
     State(state): State<AppState>,
     team: TeamCtx,
     ApiQuery(q): ApiQuery<ListScriptsParams>,
 ) -> ApiResult<Json<ListScriptsResponse>> {
-    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
     let script_type = q.script_type.map(|t| match t {
         ScriptType::Inbound => "inbound",
         ScriptType::Outbound => "outbound",
     });
-    let rows = state
-        .db
-        .list_scripts(team.team_id, script_type, page.after, page.fetch())
-        .await?;
+    let rows = state.db.list_scripts(team.team_id, script_type, page.seek()).await?;
     let (rows, meta) = page.finish(rows, |s| s.id);
     Ok(Json(ListScriptsResponse {
         success: true,

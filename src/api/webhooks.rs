@@ -15,7 +15,7 @@ use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{parse_id, ApiJson, ApiOptionalJson, ApiQuery},
-    pagination::{Page, PageMeta, PageParams},
+    pagination::{Page, PageMeta, PageParams, SortOrder},
     AppState,
 };
 use crate::{
@@ -276,14 +276,14 @@ pub struct ListEndpointsResponse {
 /// List webhook endpoints (extension)
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints", tag = "Webhooks", operation_id = "listWebhookEndpoints",
     params(PageParams),
-    responses((status = 200, description = "A page of endpoints, oldest first.", body = ListEndpointsResponse)))]
+    responses((status = 200, description = "A page of endpoints, oldest first (order=desc: newest first).", body = ListEndpointsResponse)))]
 pub async fn list(
     State(state): State<AppState>,
     team: TeamCtx,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> ApiResult<Json<ListEndpointsResponse>> {
-    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
-    let rows = state.db.list_endpoints(team.team_id, page.after, page.fetch()).await?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
+    let rows = state.db.list_endpoints(team.team_id, page.seek()).await?;
     let (rows, meta) = page.finish(rows, |e| e.id);
     Ok(Json(ListEndpointsResponse {
         success: true,
@@ -382,11 +382,13 @@ pub struct ListDeliveriesParams {
     /// `meta.next_cursor` of the previous page.
     #[param(value_type = Option<uuid::Uuid>)]
     pub cursor: Option<String>,
+    /// `asc` (default): oldest first; `desc`: newest first.
+    pub order: Option<SortOrder>,
 }
 
 /// List deliveries (extension)
 ///
-/// An endpoint's delivery log, oldest first.
+/// An endpoint's delivery log, oldest first (`order=desc`: newest first).
 #[utoipa::path(get, path = "/api/v1/webhook-endpoints/{endpoint_id}/deliveries", tag = "Webhooks", operation_id = "listWebhookDeliveries",
     params(("endpoint_id" = String, Path, description = "Endpoint id"), ListDeliveriesParams),
     responses((status = 200, description = "A page of deliveries.", body = ListDeliveriesResponse)))]
@@ -396,7 +398,7 @@ pub async fn list_deliveries(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ListDeliveriesParams>,
 ) -> ApiResult<Json<ListDeliveriesResponse>> {
-    let page = Page::from_params(q.limit, q.cursor.as_deref())?;
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
     if let Some(s) = &q.status {
         if !["pending", "delivered", "failed", "dead_letter"].contains(&s.as_str()) {
             return Err(FieldError::new("status", "must be pending, delivered, failed or dead_letter").into());
@@ -406,8 +408,7 @@ pub async fn list_deliveries(
     let filter = DeliveryFilter {
         status: q.status,
         event_type: q.event_type,
-        after: page.after,
-        limit: page.fetch(),
+        page: page.seek(),
     };
     let rows = state.db.list_deliveries(endpoint.id, &filter).await?;
     let (rows, meta) = page.finish(rows, |d| d.id);

@@ -1,5 +1,7 @@
 //! Call events: the outbox rows a database trigger writes with each listened-to call transition
-//! become executions of call-triggered automations and deliveries to subscribed endpoints.
+//! (with a snapshot of the call as it was then) become executions of call-triggered automations
+//! and deliveries to subscribed endpoints. The contact and objects are read when the row is
+//! fanned out.
 
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -132,9 +134,11 @@ impl Runner {
             deliveries: Vec::new(),
         };
         // A call deleted since (its team was) leaves nothing to tell.
-        let Some(call) = self.db.call_by_id(row.call_id).await? else {
+        let Some(now) = self.db.call_by_id(row.call_id).await? else {
             return Ok(out);
         };
+        // The event tells of the call as it was then, not as it is when the worker gets to it.
+        let call = self.db.call_snapshot(row.seq).await?.unwrap_or(now);
         let call_view = variables::call(&call);
         let contact = match call.contact_id {
             Some(id) => self.db.get_contact(call.team_id, id).await?,

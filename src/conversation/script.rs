@@ -184,27 +184,59 @@ pub enum Outcome {
     Fail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum ToolConfig {
     /// An HTTP request; the JSON answer is mapped into variables by `response_map`.
-    Webhook {
-        url: String,
-        #[serde(default = "default_method")]
-        method: String,
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        /// A JSON body template; strings may hold `{{variables}}`.
-        #[serde(default)]
-        #[schema(value_type = Option<Object>)]
-        body: Option<serde_json::Value>,
-        /// Output name → JSON pointer into the JSON response (`/data/id`); the step's `output`
-        /// puts outputs into variables. `status` and `response` are always outputs.
-        #[serde(default)]
-        response_map: BTreeMap<String, String>,
-    },
+    Webhook(WebhookTool),
     /// Sends an SMS to the contact: input `message`.
     SmsSend,
+}
+
+/// In the OpenAPI document a tool is one flat object (`kind` plus the request's fields), not a
+/// tagged union: code generators handle the flat form, and the server checks what each kind needs.
+impl utoipa::PartialSchema for ToolConfig {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        let kind = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["webhook", "sms_send"]))
+            .description(Some(
+                "`webhook`: an HTTP request (needs `url`); its JSON answer is mapped into variables by \
+                 `response_map`. `sms_send`: sends an SMS to the contact (input `message`; no other field).",
+            ));
+        let mut tool = ObjectBuilder::new()
+            .description(Some("A tool step's tool and its settings."))
+            .property("kind", kind)
+            .required("kind")
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+            .build();
+        if let utoipa::openapi::RefOr::T(Schema::Object(request)) = <WebhookTool as utoipa::PartialSchema>::schema() {
+            tool.properties.extend(request.properties);
+        }
+        Schema::Object(tool).into()
+    }
+}
+
+impl ToSchema for ToolConfig {}
+
+/// A tool step's HTTP request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTool {
+    pub url: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON body template (any JSON value); strings may hold `{{variables}}`. Absent: no body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = serde_json::Value)]
+    pub body: Option<serde_json::Value>,
+    /// Output name → JSON pointer into the JSON response (`/data/id`); the step's `output`
+    /// puts outputs into variables. `status` and `response` are always outputs.
+    #[serde(default)]
+    pub response_map: BTreeMap<String, String>,
 }
 
 fn default_method() -> String {

@@ -56,14 +56,8 @@ impl Tools {
 
     pub async fn run(&self, tool: &ToolConfig, inputs: &BTreeMap<String, String>, vars: &Value) -> ToolResult {
         match tool {
-            ToolConfig::Webhook {
-                url,
-                method,
-                headers,
-                body,
-                response_map,
-            } => {
-                self.webhook(url, method, headers, body.as_ref(), response_map, vars)
+            ToolConfig::Webhook(w) => {
+                self.webhook(&w.url, &w.method, &w.headers, w.body.as_ref(), &w.response_map, vars)
                     .await
             }
             ToolConfig::SmsSend => {
@@ -156,27 +150,28 @@ fn render_json(template: &Value, vars: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conversation::script::WebhookTool;
 
     #[tokio::test]
     async fn loopback_is_refused_unless_allowed() {
         let tools = Tools::new(false, Arc::new(RecordingSms::default()));
-        let tool = ToolConfig::Webhook {
+        let tool = ToolConfig::Webhook(WebhookTool {
             url: "http://127.0.0.1:9/x".into(),
             method: "POST".into(),
             headers: Default::default(),
             body: None,
             response_map: Default::default(),
-        };
+        });
         let r = tools.run(&tool, &Default::default(), &json!({})).await;
         assert!(!r.success);
         assert!(r.outputs["error"].as_str().unwrap().contains("private"));
-        let named = ToolConfig::Webhook {
+        let named = ToolConfig::Webhook(WebhookTool {
             url: "http://localhost:9/x".into(),
             method: "GET".into(),
             headers: Default::default(),
             body: None,
             response_map: Default::default(),
-        };
+        });
         let r = tools.run(&named, &Default::default(), &json!({})).await;
         assert!(!r.success, "a name resolving to loopback is refused too");
     }

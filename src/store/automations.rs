@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, transaction, webhooks::NewDelivery, write_pool, Db, Result, StoreError};
+use super::{read_pool, transaction, webhooks::NewDelivery, write_pool, Db, Result, Seek, StoreError};
 use crate::domain::automation::{AutomationDef, Step};
 
 #[derive(Debug, Clone, FromRow)]
@@ -168,8 +168,7 @@ pub struct ExecutionFilter {
     pub status: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
-    pub after: Option<Uuid>,
-    pub limit: i64,
+    pub page: Seek,
 }
 
 /// A call transition waiting to become events.
@@ -215,11 +214,15 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
-    pub async fn list_automations(&self, team_id: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<Automation>> {
+    pub async fn list_automations(&self, team_id: Uuid, page: Seek) -> Result<Vec<Automation>> {
         let sql = format!(
-            "SELECT {AUTOMATION_COLUMNS} FROM automations WHERE team_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            "SELECT {AUTOMATION_COLUMNS} FROM automations WHERE team_id = $1 AND {} {} LIMIT $3",
+            page.beyond("id", 2),
+            page.order_by("id")
         );
-        Ok(read_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(after).bind(limit).fetch_all(p).await?))
+        Ok(
+            read_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(page.after).bind(page.limit).fetch_all(p).await?),
+        )
     }
 
     /// Replaces name, trigger and steps; the token and secret are as given (kept or new).
@@ -324,11 +327,13 @@ impl Db {
         let sql = format!(
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE team_id = $1
                AND ($2 IS NULL OR automation_id = $2) AND ($3 IS NULL OR status = $3)
-               AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) AND ($6 IS NULL OR id > $6)
-             ORDER BY id LIMIT $7"
+               AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) AND {}
+             {} LIMIT $7",
+            f.page.beyond("id", 6),
+            f.page.order_by("id")
         );
         Ok(read_pool!(self, p => sqlx::query_as(&sql)
-            .bind(team_id).bind(f.automation_id).bind(&f.status).bind(f.since).bind(f.until).bind(f.after).bind(f.limit)
+            .bind(team_id).bind(f.automation_id).bind(&f.status).bind(f.since).bind(f.until).bind(f.page.after).bind(f.page.limit)
             .fetch_all(p).await?))
     }
 
@@ -476,6 +481,7 @@ impl Db {
         transaction!(self, tx => {
             let mut n = 0;
             for f in fanned {
+                sqlx::query("DELETE FROM call_snapshots WHERE seq = $1").bind(f.seq).execute(&mut *tx).await?;
                 let gone = sqlx::query("DELETE FROM event_outbox WHERE seq = $1").bind(f.seq).execute(&mut *tx).await?;
                 if gone.rows_affected() == 0 {
                     continue;
@@ -504,6 +510,13 @@ impl Db {
     pub async fn contact_id_by_email(&self, team_id: Uuid, email: &str) -> Result<Option<(Uuid, String)>> {
         let sql = "SELECT id, phone_number FROM contacts WHERE team_id = $1 AND email = $2 ORDER BY id LIMIT 1";
         Ok(read_pool!(self, p => sqlx::query_as(sql).bind(team_id).bind(email).fetch_optional(p).await?))
+    }
+
+    /// The call as it was when the outbox row's event happened (copied by the outbox trigger in the
+    /// transition's transaction); none for rows written before snapshots existed.
+    pub async fn call_snapshot(&self, seq: i64) -> Result<Option<super::calls::Call>> {
+        let sql = format!("SELECT {} FROM call_snapshots WHERE seq = $1", super::calls::COLUMNS);
+        Ok(read_pool!(self, p => sqlx::query_as(&sql).bind(seq).fetch_optional(p).await?))
     }
 
     /// A call by id, whatever its team (workers act for every team).

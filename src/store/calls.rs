@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{
     contacts::{upsert_contact_in, Contact},
     objects::{upsert_object_in, LinkRefusal, Upsert},
-    read_pool, transaction, write_pool, Db, Result, StoreError, WriteError,
+    read_pool, transaction, write_pool, Db, Result, Seek, StoreError, WriteError,
 };
 use crate::domain::{
     call::{CallStatus, CallingWindow, Progress, RetryPolicy},
@@ -122,8 +122,7 @@ pub struct CallFilter {
     pub script_id: Option<Uuid>,
     pub created_after: Option<Uuid>,
     pub created_before: Option<Uuid>,
-    pub after: Option<Uuid>,
-    pub limit: i64,
+    pub page: Seek,
 }
 
 const INSERT_EVENT: &str =
@@ -278,19 +277,21 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as::<_, Call>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
-    /// Calls oldest first, like every listing, after the cursor. `created_after`/`created_before`
-    /// are id bounds (ids are time-ordered; see `domain::call::id_bound`).
+    /// A page of the team's calls. `created_after`/`created_before` are id bounds (ids are
+    /// time-ordered; see `domain::call::id_bound`).
     pub async fn list_calls(&self, team_id: Uuid, f: &CallFilter) -> Result<Vec<Call>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM calls WHERE team_id = $1
                AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR call_type = $3) AND ($4 IS NULL OR progress = $4)
                AND ($5 IS NULL OR contact_id = $5) AND ($6 IS NULL OR script_id = $6)
-               AND ($7 IS NULL OR id >= $7) AND ($8 IS NULL OR id < $8) AND ($9 IS NULL OR id > $9)
-             ORDER BY id LIMIT $10"
+               AND ($7 IS NULL OR id >= $7) AND ($8 IS NULL OR id < $8) AND {}
+             {} LIMIT $10",
+            f.page.beyond("id", 9),
+            f.page.order_by("id")
         );
         Ok(read_pool!(self, p => sqlx::query_as::<_, Call>(&sql)
             .bind(team_id).bind(&f.status).bind(&f.call_type).bind(&f.progress).bind(f.contact_id).bind(f.script_id)
-            .bind(f.created_after).bind(f.created_before).bind(f.after).bind(f.limit)
+            .bind(f.created_after).bind(f.created_before).bind(f.page.after).bind(f.page.limit)
             .fetch_all(p).await?))
     }
 

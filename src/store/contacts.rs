@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
+use super::{read_pool, transaction, write_pool, Db, Result, Seek, StoreError};
 use crate::domain::contact::ValidContact;
 
 #[derive(Debug, Clone, FromRow)]
@@ -80,9 +80,7 @@ pub(crate) use bind_contact;
 pub struct ContactFilter {
     pub phone_number: Option<String>,
     pub email: Option<String>,
-    /// Only contacts created after this one (cursor).
-    pub after: Option<Uuid>,
-    pub limit: i64,
+    pub page: Seek,
 }
 
 impl Db {
@@ -104,22 +102,24 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql).bind(team_id).bind(phone).fetch_optional(p).await?))
     }
 
-    /// Contacts oldest first, `limit` at most, after the cursor.
+    /// A page of the team's contacts.
     pub async fn list_contacts(&self, team_id: Uuid, f: &ContactFilter) -> Result<Vec<Contact>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM contacts
              WHERE team_id = $1
                AND ($2 IS NULL OR phone_number = $2)
                AND ($3 IS NULL OR email = $3)
-               AND ($4 IS NULL OR id > $4)
-             ORDER BY id LIMIT $5"
+               AND {}
+             {} LIMIT $5",
+            f.page.beyond("id", 4),
+            f.page.order_by("id")
         );
         Ok(read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql)
             .bind(team_id)
             .bind(&f.phone_number)
             .bind(&f.email)
-            .bind(f.after)
-            .bind(f.limit)
+            .bind(f.page.after)
+            .bind(f.page.limit)
             .fetch_all(p)
             .await?))
     }

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::contacts::{bind_contact, Contact, COLUMNS as CONTACT_COLUMNS, INSERT as INSERT_CONTACT};
-use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
+use super::{read_pool, transaction, write_pool, Db, Result, Seek, StoreError};
 use crate::domain::{contact::ValidContact, new_id, FieldError};
 
 #[derive(Debug, Clone, FromRow)]
@@ -61,17 +61,17 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as::<_, List>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
-    /// Members in the order they were created, after the cursor (a contact id).
-    pub async fn list_members(&self, list_id: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<Contact>> {
+    /// A page of members, in the order the contacts were created (the cursor is a contact id).
+    pub async fn list_members(&self, list_id: Uuid, page: Seek) -> Result<Vec<Contact>> {
         let columns = CONTACT_COLUMNS.replace(", ", ", c.");
         let sql = format!(
             "SELECT c.{columns} FROM list_members m JOIN contacts c ON c.id = m.contact_id
-             WHERE m.list_id = $1 AND ($2 IS NULL OR c.id > $2)
-             ORDER BY c.id LIMIT $3"
+             WHERE m.list_id = $1 AND {} {} LIMIT $3",
+            page.beyond("c.id", 2),
+            page.order_by("c.id")
         );
-        Ok(
-            read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql).bind(list_id).bind(after).bind(limit).fetch_all(p).await?),
-        )
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Contact>(&sql)
+            .bind(list_id).bind(page.after).bind(page.limit).fetch_all(p).await?))
     }
 
     /// Adds each valid item to the list, creating contacts that do not exist yet. Invalid items are

@@ -22,6 +22,38 @@ use sqlx::{
     PgPool, SqlitePool,
 };
 
+/// Where a listing's page starts, which way it runs and how many rows it fetches. Listings are by
+/// id, and ids are time-ordered, so oldest first is creation order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seek {
+    /// The cursor: rows strictly beyond this id, in the listing's direction.
+    pub after: Option<uuid::Uuid>,
+    pub newest_first: bool,
+    pub limit: i64,
+}
+
+impl Seek {
+    pub fn oldest_first(limit: i64) -> Self {
+        Seek {
+            after: None,
+            newest_first: false,
+            limit,
+        }
+    }
+
+    /// The cursor condition on `column`, its bound at placeholder `$n` (null: no cursor).
+    pub fn beyond(&self, column: &str, n: u8) -> String {
+        let op = if self.newest_first { "<" } else { ">" };
+        format!("(${n} IS NULL OR {column} {op} ${n})")
+    }
+
+    /// The ORDER BY of this direction.
+    pub fn order_by(&self, column: &str) -> String {
+        let dir = if self.newest_first { "DESC" } else { "ASC" };
+        format!("ORDER BY {column} {dir}")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint refused the write; carries the constraint's (or column's) name.

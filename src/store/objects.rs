@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, transaction, write_pool, Db, Result, StoreError, WriteError};
+use super::{read_pool, transaction, write_pool, Db, Result, Seek, StoreError, WriteError};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ObjectType {
@@ -200,21 +200,17 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as::<_, Object>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
-    /// Objects oldest first, optionally of one type, after the cursor (an object id).
-    pub async fn list_objects(
-        &self,
-        team_id: Uuid,
-        type_id: Option<Uuid>,
-        after: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<Object>> {
+    /// A page of objects, optionally of one type (the cursor is an object id).
+    pub async fn list_objects(&self, team_id: Uuid, type_id: Option<Uuid>, page: Seek) -> Result<Vec<Object>> {
         let sql = format!(
             "SELECT {OBJECT_COLUMNS} FROM objects o JOIN object_types t ON t.id = o.object_type_id
-             WHERE o.team_id = $1 AND ($2 IS NULL OR o.object_type_id = $2) AND ($3 IS NULL OR o.id > $3)
-             ORDER BY o.id LIMIT $4"
+             WHERE o.team_id = $1 AND ($2 IS NULL OR o.object_type_id = $2) AND {}
+             {} LIMIT $4",
+            page.beyond("o.id", 3),
+            page.order_by("o.id")
         );
         Ok(read_pool!(self, p => sqlx::query_as::<_, Object>(&sql)
-            .bind(team_id).bind(type_id).bind(after).bind(limit).fetch_all(p).await?))
+            .bind(team_id).bind(type_id).bind(page.after).bind(page.limit).fetch_all(p).await?))
     }
 
     pub async fn object_links(&self, object_id: Uuid) -> Result<Vec<Link>> {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, write_pool, Db, Result};
+use super::{read_pool, write_pool, Db, Result, Seek};
 use crate::conversation::script::Script;
 
 #[derive(Debug, Clone, FromRow)]
@@ -63,15 +63,16 @@ impl Db {
         &self,
         team_id: Uuid,
         script_type: Option<&str>,
-        after: Option<Uuid>,
-        limit: i64,
+        page: Seek,
     ) -> Result<Vec<StoredScript>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM scripts WHERE team_id = $1 AND ($2 IS NULL OR script_type = $2)
-             AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+             AND {} {} LIMIT $4",
+            page.beyond("id", 3),
+            page.order_by("id")
         );
         Ok(read_pool!(self, p => sqlx::query_as::<_, StoredScript>(&sql)
-            .bind(team_id).bind(script_type).bind(after).bind(limit).fetch_all(p).await?))
+            .bind(team_id).bind(script_type).bind(page.after).bind(page.limit).fetch_all(p).await?))
     }
 
     /// Replaces a script's definition; `None` when the team has no such script.

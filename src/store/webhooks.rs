@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, transaction, write_pool, Db, Result, StoreError};
+use super::{read_pool, transaction, write_pool, Db, Result, Seek, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Endpoint {
@@ -121,8 +121,7 @@ pub enum TryResult {
 pub struct DeliveryFilter {
     pub status: Option<String>,
     pub event_type: Option<String>,
-    pub after: Option<Uuid>,
-    pub limit: i64,
+    pub page: Seek,
 }
 
 impl Db {
@@ -144,11 +143,15 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
-    pub async fn list_endpoints(&self, team_id: Uuid, after: Option<Uuid>, limit: i64) -> Result<Vec<Endpoint>> {
+    pub async fn list_endpoints(&self, team_id: Uuid, page: Seek) -> Result<Vec<Endpoint>> {
         let sql = format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE team_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE team_id = $1 AND {} {} LIMIT $3",
+            page.beyond("id", 2),
+            page.order_by("id")
         );
-        Ok(read_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(after).bind(limit).fetch_all(p).await?))
+        Ok(
+            read_pool!(self, p => sqlx::query_as(&sql).bind(team_id).bind(page.after).bind(page.limit).fetch_all(p).await?),
+        )
     }
 
     /// The team's enabled endpoints subscribed to the event.
@@ -182,10 +185,12 @@ impl Db {
     pub async fn list_deliveries(&self, endpoint_id: Uuid, f: &DeliveryFilter) -> Result<Vec<Delivery>> {
         let sql = format!(
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = $1 AND ($2 IS NULL OR status = $2)
-               AND ($3 IS NULL OR event_type = $3) AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5"
+               AND ($3 IS NULL OR event_type = $3) AND {} {} LIMIT $5",
+            f.page.beyond("id", 4),
+            f.page.order_by("id")
         );
         Ok(read_pool!(self, p => sqlx::query_as(&sql)
-            .bind(endpoint_id).bind(&f.status).bind(&f.event_type).bind(f.after).bind(f.limit).fetch_all(p).await?))
+            .bind(endpoint_id).bind(&f.status).bind(&f.event_type).bind(f.page.after).bind(f.page.limit).fetch_all(p).await?))
     }
 
     pub async fn get_delivery(&self, team_id: Uuid, id: Uuid) -> Result<Option<Delivery>> {

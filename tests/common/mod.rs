@@ -492,3 +492,72 @@ pub async fn post_all_at_once(app: &TestApp, requests: Vec<(String, Value)>) -> 
     }
     statuses
 }
+
+/// The app's router served in-process on a free loopback port, for real clients (a browser, a
+/// generated client); the server stops with the test's runtime.
+pub async fn serve_in_process(app: &TestApp) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app.router.clone();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+/// Whether a tool the browser tests need is here; without it they skip and say so, unless
+/// `VOXD_REQUIRE_BROWSER` is set (CI sets it, so a missing install fails there).
+pub fn browser_available() -> bool {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing: Vec<&str> = [
+        (!std::path::Path::new(&chromium).exists()).then_some("chromium (apt install chromium)"),
+        (!dir.join("node_modules/playwright-core").exists()).then_some("playwright-core (npm ci in tests/browser)"),
+        std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_err()
+            .then_some("node"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("VOXD_REQUIRE_BROWSER").is_none(),
+        "VOXD_REQUIRE_BROWSER is set but these are missing: {missing:?}"
+    );
+    eprintln!("browser test skipped: missing {}", missing.join(", "));
+    false
+}
+
+/// Runs a script of `tests/browser` with node; returns its one JSON line and whether it exited 0.
+pub async fn run_browser_script(script: &str, args: &[&str]) -> (Value, bool) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(&dir)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), out)
+        .await
+        .expect("the browser script finished within 2 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    let report = serde_json::from_str(line).unwrap_or_else(|_| {
+        panic!(
+            "browser script printed no JSON report: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (report, out.status.success())
+}
