@@ -21,12 +21,7 @@ use voxd::{
     conversation::{brain::rules::RulesBrain, script::Script, tools},
     dispatcher::{Dispatcher, DispatcherSettings},
     domain::{contact::ValidContact, new_id, now},
-    store::{
-        calls::{Call, PhoneNumber},
-        contacts::Contact,
-        teams::Team,
-        Db, DbOptions,
-    },
+    store::{calls::Call, contacts::Contact, numbers::PhoneNumber, teams::Team, Db, DbOptions},
 };
 
 fn env(name: &str, default: usize) -> usize {

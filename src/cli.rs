@@ -599,7 +599,7 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
                     "script {id} is not an inbound script"
                 );
             }
-            let n = crate::store::calls::PhoneNumber {
+            let n = crate::store::numbers::PhoneNumber {
                 id: new_id(),
                 team_id: team.id,
                 number: e164.clone(),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod conversation;
 pub mod dispatcher;
 pub mod domain;
+pub mod numbers;
 pub mod objects;
 pub mod outbound;
 pub mod session;

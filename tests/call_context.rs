@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use voxd::{
     clock::ManualClock,
     domain::{api_key, new_id, now},
-    store::{calls::PhoneNumber, keys::ApiKey, teams::Team},
+    store::{keys::ApiKey, numbers::PhoneNumber, teams::Team},
 };
 
 /// Asks when suits, after working out the next business day and reading a number the callee's

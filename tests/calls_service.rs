@@ -207,7 +207,7 @@ async fn scripts_and_automations_see_the_same_variables(app: &TestApp) {
     script["flows"][0]["steps"][0]["script"] =
         json!("Say: Hi {{contact.full_name}} of tier {{contact.metadata.tier}}, about {{objects.property.address}} ({{objects.property.id}}).");
     app.db
-        .add_number(&voxd::store::calls::PhoneNumber {
+        .add_number(&voxd::store::numbers::PhoneNumber {
             id: voxd::domain::new_id(),
             team_id: app.team_id,
             number: CALLER_ID.into(),
@@ -278,7 +278,7 @@ async fn simulate_inbound_obeys_the_same_rules(app: &TestApp) {
         .unwrap()
         .to_owned();
     app.db
-        .add_number(&voxd::store::calls::PhoneNumber {
+        .add_number(&voxd::store::numbers::PhoneNumber {
             id: voxd::domain::new_id(),
             team_id: app.team_id,
             number: "+61291234567".into(),

@@ -1,4 +1,4 @@
-//! Contacts: create (contract), get and list (extensions).
+//! Contacts: create (contract); get, list, update and delete (extensions).
 
 use axum::{extract::Path, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
@@ -15,11 +15,11 @@ use super::{
 };
 use crate::{
     domain::{
-        contact::{full_name, ContactInput},
+        contact::{full_name, ContactInput, ContactPatch},
         new_id, now, phone,
     },
     store::{
-        contacts::{Contact, ContactFilter},
+        contacts::{Contact, ContactFilter, ContactInUse},
         OnUnique,
     },
 };
@@ -196,5 +196,122 @@ pub async fn list(
         success: true,
         contacts: rows.into_iter().map(Into::into).collect(),
         meta,
+    }))
+}
+
+impl From<Contact> for ContactInput {
+    fn from(c: Contact) -> Self {
+        ContactInput {
+            phone_number: c.phone_number,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            email: c.email,
+            title: c.title,
+            company: c.company,
+            address: c.address,
+            location: c.location,
+            timezone: c.timezone,
+            metadata: Some(c.metadata.0),
+        }
+    }
+}
+
+/// Update contact (extension)
+///
+/// Changes the fields given: a field left out stays, one set to null is cleared, `metadata` is
+/// merged key by key (null removes a key). The result is validated like a new contact; a phone
+/// number another contact has is a 409 naming that `contact_id`.
+#[utoipa::path(patch, path = "/api/v1/contacts/{contact_id}", tag = "Contacts", operation_id = "updateContact",
+    params(("contact_id" = String, Path, description = "Contact id")),
+    request_body = ContactPatch,
+    responses(
+        (status = 200, description = "Contact updated.", body = GetContactResponse),
+        (status = 409, description = "Another contact has this phone number.", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<ContactPatch>,
+) -> ApiResult<Json<GetContactResponse>> {
+    let id = parse_id(&id, "Contact")?;
+    if patch.is_empty() {
+        return Err(ApiError::bad_request(
+            "the request changes nothing: give at least one field",
+        ));
+    }
+    let current = state
+        .db
+        .get_contact(team.team_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
+    let valid = patch.apply(current.into()).validate(team.region, "")?;
+    let taken = || {
+        ApiError::conflict(format!(
+            "Contact already exists with phone number {}",
+            valid.phone_number
+        ))
+    };
+    let updated = match state
+        .db
+        .update_contact(team.team_id, id, &valid, now())
+        .await
+        .on_unique(taken)
+    {
+        Ok(c) => c.ok_or_else(|| ApiError::NotFound("Contact not found".into()))?,
+        Err(err) => {
+            let other = state.db.contact_by_phone(team.team_id, &valid.phone_number).await?;
+            return Err(match other {
+                Some(c) => err.with("contact_id", c.id.to_string()),
+                None => err,
+            });
+        }
+    };
+    tracing::info!(contact_id = %id, "contact updated");
+    Ok(Json(GetContactResponse {
+        success: true,
+        contact: updated.into(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeleteContactResponse {
+    pub success: bool,
+    pub contact_id: String,
+    pub deleted: bool,
+}
+
+/// Delete contact (extension)
+///
+/// Deletes the contact, its list memberships and its object links (the objects stay). Its past
+/// calls stay with their results, detached (`contact_id` null). Refused with a 409 while calls to
+/// the contact are scheduled or under way: cancel them first.
+#[utoipa::path(delete, path = "/api/v1/contacts/{contact_id}", tag = "Contacts", operation_id = "deleteContact",
+    params(("contact_id" = String, Path, description = "Contact id")),
+    responses(
+        (status = 200, description = "Contact deleted.", body = DeleteContactResponse),
+        (status = 409, description = "Calls to the contact are scheduled or under way.", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeleteContactResponse>> {
+    let id = parse_id(&id, "Contact")?;
+    let deleted = state.db.delete_contact(team.team_id, id).await.map_err(|e| {
+        e.refused_as(|ContactInUse::ActiveCalls(n)| {
+            ApiError::conflict(format!(
+                "{n} calls to this contact are scheduled or under way; cancel them (or let them end) first"
+            ))
+        })
+    })?;
+    if !deleted {
+        return Err(ApiError::NotFound("Contact not found".into()));
+    }
+    tracing::info!(contact_id = %id, "contact deleted");
+    Ok(Json(DeleteContactResponse {
+        success: true,
+        contact_id: id.to_string(),
+        deleted: true,
     }))
 }

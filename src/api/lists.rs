@@ -1,4 +1,5 @@
-//! Lists: create, add contacts (contract), get with members (extension).
+//! Lists: create, add contacts (contract); list, get with members, rename, delete and remove a
+//! member (extensions).
 
 use axum::{
     extract::{Path, State},
@@ -269,5 +270,133 @@ pub async fn get(
         list: list.into(),
         contacts: rows.into_iter().map(Into::into).collect(),
         meta,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListListsResponse {
+    pub success: bool,
+    pub lists: Vec<ListView>,
+    pub meta: PageMeta,
+}
+
+/// List lists (extension)
+#[utoipa::path(get, path = "/api/v1/lists", tag = "Lists", operation_id = "listLists",
+    params(PageParams),
+    responses((status = 200, description = "A page of lists, oldest first (order=desc: newest first).", body = ListListsResponse)))]
+pub async fn list(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> ApiResult<Json<ListListsResponse>> {
+    let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
+    let rows = state.db.list_lists(team.team_id, page.seek()).await?;
+    let (rows, meta) = page.finish(rows, |l| l.id);
+    Ok(Json(ListListsResponse {
+        success: true,
+        lists: rows.into_iter().map(Into::into).collect(),
+        meta,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameListRequest {
+    #[schema(min_length = 1, max_length = 255)]
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListResponse {
+    pub success: bool,
+    pub list: ListView,
+}
+
+/// Rename list (extension)
+#[utoipa::path(patch, path = "/api/v1/lists/{list_id}", tag = "Lists", operation_id = "updateList",
+    params(("list_id" = String, Path, description = "List id")),
+    request_body = RenameListRequest,
+    responses((status = 200, description = "List renamed.", body = ListResponse)))]
+pub async fn rename(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(list_id): Path<String>,
+    ApiJson(req): ApiJson<RenameListRequest>,
+) -> ApiResult<Json<ListResponse>> {
+    let list_id = parse_id(&list_id, "List")?;
+    let name = required_text("name", &req.name, 255)?;
+    let list = state
+        .db
+        .rename_list(team.team_id, list_id, &name, now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound("List not found".into()))?;
+    Ok(Json(ListResponse {
+        success: true,
+        list: list.into(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeleteListResponse {
+    pub success: bool,
+    pub list_id: String,
+    pub deleted: bool,
+}
+
+/// Delete list (extension)
+///
+/// Deletes the list and its memberships; the contacts stay.
+#[utoipa::path(delete, path = "/api/v1/lists/{list_id}", tag = "Lists", operation_id = "deleteList",
+    params(("list_id" = String, Path, description = "List id")),
+    responses((status = 200, description = "List deleted.", body = DeleteListResponse)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(list_id): Path<String>,
+) -> ApiResult<Json<DeleteListResponse>> {
+    let list_id = parse_id(&list_id, "List")?;
+    if !state.db.delete_list(team.team_id, list_id).await? {
+        return Err(ApiError::NotFound("List not found".into()));
+    }
+    tracing::info!(%list_id, "list deleted");
+    Ok(Json(DeleteListResponse {
+        success: true,
+        list_id: list_id.to_string(),
+        deleted: true,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RemoveMemberResponse {
+    pub success: bool,
+    pub list_id: String,
+    pub contact_id: String,
+    pub removed: bool,
+}
+
+/// Remove contact from list (extension)
+///
+/// Takes the contact out of the list; the contact stays. 404 when it is not in the list.
+#[utoipa::path(delete, path = "/api/v1/lists/{list_id}/contacts/{contact_id}", tag = "Lists", operation_id = "removeContactFromList",
+    params(("list_id" = String, Path, description = "List id"), ("contact_id" = String, Path, description = "Contact id")),
+    responses((status = 200, description = "Contact removed from the list.", body = RemoveMemberResponse)))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path((list_id, contact_id)): Path<(String, String)>,
+) -> ApiResult<Json<RemoveMemberResponse>> {
+    let list_id = parse_id(&list_id, "List")?;
+    let contact_id = parse_id(&contact_id, "Contact in the list")?;
+    if state.db.get_list(team.team_id, list_id).await?.is_none() {
+        return Err(ApiError::NotFound("List not found".into()));
+    }
+    if !state.db.remove_member(team.team_id, list_id, contact_id, now()).await? {
+        return Err(ApiError::NotFound("Contact in the list not found".into()));
+    }
+    Ok(Json(RemoveMemberResponse {
+        success: true,
+        list_id: list_id.to_string(),
+        contact_id: contact_id.to_string(),
+        removed: true,
     }))
 }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod hooks;
 pub mod idempotency;
 pub mod lists;
+pub mod numbers;
 pub mod objects;
 pub mod openapi;
 pub mod pagination;
@@ -135,9 +136,20 @@ pub fn router(state: AppState) -> Router {
     let team_routes = Router::new()
         .route("/api/v1/create-contact", post(contacts::create))
         .route("/api/v1/contacts", get(contacts::list))
-        .route("/api/v1/contacts/{contact_id}", get(contacts::get))
+        .route(
+            "/api/v1/contacts/{contact_id}",
+            get(contacts::get).patch(contacts::update).delete(contacts::delete),
+        )
         .route("/api/v1/create-list", post(lists::create))
-        .route("/api/v1/lists/{list_id}", get(lists::get))
+        .route("/api/v1/lists", get(lists::list))
+        .route(
+            "/api/v1/lists/{list_id}",
+            get(lists::get).patch(lists::rename).delete(lists::delete),
+        )
+        .route(
+            "/api/v1/lists/{list_id}/contacts/{contact_id}",
+            axum::routing::delete(lists::remove_member),
+        )
         .route("/api/v1/add-contacts-to-list/{list_id}", post(lists::add_contacts))
         .route("/api/v1/add-contact-to-list/{list_id}", post(lists::add_contacts))
         .route("/api/v1/object-types", post(objects::create_type))
@@ -186,6 +198,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/executions/{execution_id}/retry",
             post(automations::retry_execution),
+        )
+        .route("/api/v1/phone-numbers", post(numbers::create).get(numbers::list))
+        .route(
+            "/api/v1/phone-numbers/{number_id}",
+            get(numbers::get).patch(numbers::update).delete(numbers::delete),
         )
         .route("/api/v1/webhook-endpoints", post(webhooks::create).get(webhooks::list))
         .route(

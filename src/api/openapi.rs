@@ -15,7 +15,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, objects, scripts, webhooks};
+use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, numbers, objects, scripts, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,8 +33,8 @@ use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, object
     ),
     paths(
         super::health,
-        contacts::create, contacts::get, contacts::list,
-        lists::create, lists::add_contacts, lists::get,
+        contacts::create, contacts::get, contacts::list, contacts::update, contacts::delete,
+        lists::create, lists::add_contacts, lists::list, lists::get, lists::rename, lists::delete, lists::remove_member,
         objects::create_type, objects::type_by_name, objects::upsert, objects::link, objects::get, objects::list,
         scripts::create, scripts::list, scripts::get, scripts::replace, scripts::delete,
         calls::create_phone_call, calls::get_call, calls::list_calls, calls::cancel_call, calls::reschedule_call,
@@ -42,6 +42,7 @@ use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, object
         automations::create, automations::list, automations::get, automations::replace, automations::delete,
         automations::enable, automations::disable, automations::rotate_hook,
         automations::list_executions, automations::get_execution, automations::retry_execution,
+        numbers::create, numbers::list, numbers::get, numbers::update, numbers::delete,
         hooks::receive,
         webhooks::create, webhooks::list, webhooks::get, webhooks::replace, webhooks::delete, webhooks::rotate_secret,
         webhooks::list_deliveries, webhooks::get_delivery, webhooks::redeliver,
@@ -49,8 +50,8 @@ use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, object
     components(schemas(ErrorBody, super::pagination::SortOrder)),
     modifiers(&Conventions),
     tags(
-        (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"), (name = "Calls"), (name = "Scripts"), (name = "Automations"),
-        (name = "Webhooks"),
+        (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"), (name = "Calls"), (name = "Scripts"),
+        (name = "Phone numbers"), (name = "Automations"), (name = "Webhooks"),
     ),
 )]
 pub struct ApiDoc;

@@ -43,6 +43,86 @@ pub struct ContactInput {
     pub metadata: Option<Map<String, Value>>,
 }
 
+/// A change to a contact (PATCH): a field left out stays as it is, one set to null is cleared, and
+/// `metadata` is merged key by key (a key set to null is removed). The phone number can be changed
+/// but not cleared.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPatch {
+    /// Any common format; normalised like on create.
+    #[schema(example = "0429069971", max_length = 32)]
+    pub phone_number: Option<String>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, max_length = 255, format = "email")]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub company: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
+    pub address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub location: Option<Option<String>>,
+    /// IANA time zone; null to clear it.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>, max_length = 64)]
+    pub timezone: Option<Option<String>>,
+    /// Keys to set (a null value removes the key); keys not named are kept.
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl ContactPatch {
+    /// The contact as it becomes: `current` with the patch applied, to validate like a new one.
+    pub fn apply(self, current: ContactInput) -> ContactInput {
+        fn pick(change: Option<Option<String>>, old: Option<String>) -> Option<String> {
+            change.unwrap_or(old)
+        }
+        let mut metadata = current.metadata.unwrap_or_default();
+        for (k, v) in self.metadata.unwrap_or_default() {
+            if v.is_null() {
+                metadata.remove(&k);
+            } else {
+                metadata.insert(k, v);
+            }
+        }
+        ContactInput {
+            phone_number: self.phone_number.unwrap_or(current.phone_number),
+            first_name: pick(self.first_name, current.first_name),
+            last_name: pick(self.last_name, current.last_name),
+            email: pick(self.email, current.email),
+            title: pick(self.title, current.title),
+            company: pick(self.company, current.company),
+            address: pick(self.address, current.address),
+            location: pick(self.location, current.location),
+            timezone: pick(self.timezone, current.timezone),
+            metadata: Some(metadata),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.phone_number.is_none()
+            && self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.email.is_none()
+            && self.title.is_none()
+            && self.company.is_none()
+            && self.address.is_none()
+            && self.location.is_none()
+            && self.timezone.is_none()
+            && self.metadata.is_none()
+    }
+}
+
 /// A contact that passed validation, phone in E.164.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ValidContact {
@@ -111,6 +191,30 @@ mod tests {
 
     fn input(phone: &str) -> ContactInput {
         serde_json::from_value(serde_json::json!({ "phone_number": phone })).unwrap()
+    }
+
+    #[test]
+    fn a_patch_keeps_what_it_does_not_name_and_clears_nulls() {
+        let mut current = input("+61429069971");
+        current.first_name = Some("Ada".into());
+        current.email = Some("ada@example.com".into());
+        current.metadata = Some(serde_json::json!({"a": 1, "b": 2}).as_object().unwrap().clone());
+        let patch: ContactPatch = serde_json::from_value(serde_json::json!({
+            "email": null, "company": "Acme", "metadata": {"a": null, "c": 3}
+        }))
+        .unwrap();
+        assert!(!patch.is_empty());
+        let next = patch.apply(current);
+        assert_eq!(next.phone_number, "+61429069971");
+        assert_eq!(next.first_name.as_deref(), Some("Ada"));
+        assert_eq!(next.email, None);
+        assert_eq!(next.company.as_deref(), Some("Acme"));
+        assert_eq!(
+            serde_json::Value::Object(next.metadata.unwrap()),
+            serde_json::json!({"b": 2, "c": 3})
+        );
+        let empty: ContactPatch = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert!(empty.is_empty());
     }
 
     #[test]

@@ -63,3 +63,13 @@ pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<O
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     optional_text(field, Some(value.to_owned()), max)?.ok_or_else(|| FieldError::new(field, "must not be empty"))
 }
+
+/// For PATCH bodies: tells a field left out (`None`) from one set to null (`Some(None)`). Use with
+/// `#[serde(default, deserialize_with = "crate::domain::present")]`.
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

@@ -19,15 +19,6 @@ use crate::domain::{
 };
 
 #[derive(Debug, Clone, FromRow)]
-pub struct PhoneNumber {
-    pub id: Uuid,
-    pub team_id: Uuid,
-    pub number: String,
-    pub inbound_script_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, FromRow)]
 pub struct Call {
     pub id: Uuid,
     pub team_id: Uuid,
@@ -213,27 +204,6 @@ pub enum NotChanged {
 }
 
 impl Db {
-    pub async fn add_number(&self, n: &PhoneNumber) -> Result<()> {
-        write_pool!(self, pool => {
-            sqlx::query("INSERT INTO phone_numbers (id, team_id, number, inbound_script_id, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(n.id).bind(n.team_id).bind(&n.number).bind(n.inbound_script_id).bind(n.created_at)
-                .execute(pool).await.map_err(StoreError::from_write)?;
-        });
-        Ok(())
-    }
-
-    pub async fn list_numbers(&self, team_id: Uuid) -> Result<Vec<PhoneNumber>> {
-        Ok(read_pool!(self, p => sqlx::query_as::<_, PhoneNumber>(
-            "SELECT id, team_id, number, inbound_script_id, created_at FROM phone_numbers WHERE team_id = $1 ORDER BY number")
-            .bind(team_id).fetch_all(p).await?))
-    }
-
-    pub async fn team_number(&self, team_id: Uuid, number: &str) -> Result<Option<PhoneNumber>> {
-        Ok(read_pool!(self, p => sqlx::query_as::<_, PhoneNumber>(
-            "SELECT id, team_id, number, inbound_script_id, created_at FROM phone_numbers WHERE team_id = $1 AND number = $2")
-            .bind(team_id).bind(number).fetch_optional(p).await?))
-    }
-
     /// Inserts a call with its first event (`scheduled`).
     pub async fn insert_call(&self, c: &Call) -> Result<()> {
         transaction!(self, tx => {
@@ -669,14 +639,5 @@ impl Db {
                 None => Ok(Err(sqlx::query_as::<_, Call>(&select).bind(team_id).bind(id).fetch_optional(&mut *tx).await?)),
             }
         })
-    }
-}
-
-impl Db {
-    /// The numbers with this E.164 value, whichever team has them.
-    pub async fn numbers_by_value(&self, number: &str) -> Result<Vec<PhoneNumber>> {
-        Ok(read_pool!(self, p => sqlx::query_as::<_, PhoneNumber>(
-            "SELECT id, team_id, number, inbound_script_id, created_at FROM phone_numbers WHERE number = $1")
-            .bind(number).fetch_all(p).await?))
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, transaction, write_pool, Db, Result, Seek, StoreError};
+use super::{read_pool, transaction, write_pool, Db, Result, Seek, StoreError, WriteError};
 use crate::domain::contact::ValidContact;
 
 #[derive(Debug, Clone, FromRow)]
@@ -122,6 +122,53 @@ impl Db {
             .bind(f.page.limit)
             .fetch_all(p)
             .await?))
+    }
+}
+
+/// Why a contact was not deleted.
+#[derive(Debug, PartialEq)]
+pub enum ContactInUse {
+    /// Calls to the contact are scheduled or under way.
+    ActiveCalls(i64),
+}
+
+impl Db {
+    /// Replaces every field of the team's contact with `c` (validated, phone in E.164); `None` when
+    /// there is no such contact, `Conflict` when another contact has the phone number.
+    pub async fn update_contact(
+        &self,
+        team_id: Uuid,
+        id: Uuid,
+        c: &ValidContact,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Contact>> {
+        let sql = format!(
+            "UPDATE contacts SET phone_number = $3, first_name = $4, last_name = $5, email = $6, title = $7,
+               company = $8, address = $9, location = $10, timezone = $11, metadata = $12, updated_at = $13
+             WHERE team_id = $1 AND id = $2 RETURNING {COLUMNS}"
+        );
+        Ok(write_pool!(self, p => sqlx::query_as::<_, Contact>(&sql)
+            .bind(team_id).bind(id).bind(&c.phone_number).bind(&c.first_name).bind(&c.last_name).bind(&c.email)
+            .bind(&c.title).bind(&c.company).bind(&c.address).bind(&c.location).bind(&c.timezone)
+            .bind(Json(&c.metadata)).bind(at)
+            .fetch_optional(p).await.map_err(StoreError::from_write)?))
+    }
+
+    /// Deletes a contact no scheduled or running call is for (checked in the same transaction).
+    /// Its list memberships and object links go with it; its past calls stay, detached
+    /// (`contact_id` null). `false` when the team has no such contact.
+    pub async fn delete_contact(&self, team_id: Uuid, id: Uuid) -> std::result::Result<bool, WriteError<ContactInUse>> {
+        transaction!(self, tx => {
+            let active: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM calls WHERE team_id = $1 AND contact_id = $2 AND progress NOT IN ('ended', 'cancelled')")
+                .bind(team_id).bind(id).fetch_one(&mut *tx).await?;
+            if active > 0 {
+                return Err(WriteError::Refused(ContactInUse::ActiveCalls(active)));
+            }
+            let gone = sqlx::query("DELETE FROM contacts WHERE team_id = $1 AND id = $2")
+                .bind(team_id).bind(id).execute(&mut *tx).await?.rows_affected();
+            Ok(gone == 1)
+        })
     }
 }
 

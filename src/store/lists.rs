@@ -61,6 +61,54 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as::<_, List>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
+    /// A page of the team's lists.
+    pub async fn list_lists(&self, team_id: Uuid, page: Seek) -> Result<Vec<List>> {
+        let sql = format!(
+            "SELECT {LIST_COLUMNS} FROM lists l WHERE l.team_id = $1 AND {} {} LIMIT $3",
+            page.beyond("l.id", 2),
+            page.order_by("l.id")
+        );
+        Ok(read_pool!(self, p => sqlx::query_as::<_, List>(&sql)
+            .bind(team_id).bind(page.after).bind(page.limit).fetch_all(p).await?))
+    }
+
+    /// Renames a list; `None` when the team has no such list.
+    pub async fn rename_list(&self, team_id: Uuid, id: Uuid, name: &str, at: DateTime<Utc>) -> Result<Option<List>> {
+        let renamed = write_pool!(self, p => sqlx::query("UPDATE lists SET name = $3, updated_at = $4 WHERE team_id = $1 AND id = $2")
+            .bind(team_id).bind(id).bind(name).bind(at).execute(p).await?.rows_affected());
+        if renamed == 0 {
+            return Ok(None);
+        }
+        self.get_list(team_id, id).await
+    }
+
+    /// Deletes a list and its memberships (the contacts stay); `false` when there is no such list.
+    pub async fn delete_list(&self, team_id: Uuid, id: Uuid) -> Result<bool> {
+        let gone = write_pool!(self, p => sqlx::query("DELETE FROM lists WHERE team_id = $1 AND id = $2")
+            .bind(team_id).bind(id).execute(p).await?.rows_affected());
+        Ok(gone == 1)
+    }
+
+    /// Takes a contact out of one of the team's lists; `false` when it was not a member.
+    pub async fn remove_member(
+        &self,
+        team_id: Uuid,
+        list_id: Uuid,
+        contact_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        transaction!(self, tx => {
+            let gone = sqlx::query(
+                "DELETE FROM list_members WHERE list_id = $1 AND contact_id = $2
+                   AND EXISTS (SELECT 1 FROM lists WHERE id = $1 AND team_id = $3)")
+                .bind(list_id).bind(contact_id).bind(team_id).execute(&mut *tx).await?.rows_affected();
+            if gone == 1 {
+                sqlx::query("UPDATE lists SET updated_at = $2 WHERE id = $1").bind(list_id).bind(at).execute(&mut *tx).await?;
+            }
+            Ok::<_, StoreError>(gone == 1)
+        })
+    }
+
     /// A page of members, in the order the contacts were created (the cursor is a contact id).
     pub async fn list_members(&self, list_id: Uuid, page: Seek) -> Result<Vec<Contact>> {
         let columns = CONTACT_COLUMNS.replace(", ", ", c.");

@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod idempotency;
 pub mod keys;
 pub mod lists;
+pub mod numbers;
 pub mod objects;
 pub mod scripts;
 pub mod teams;

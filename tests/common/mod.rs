@@ -334,7 +334,7 @@ pub fn example_script(name: &str) -> Value {
 
 /// Gives the main team the caller id and the buyer follow-up script; returns the script's id.
 pub async fn caller_id_and_script(app: &TestApp) -> String {
-    let n = voxd::store::calls::PhoneNumber {
+    let n = voxd::store::numbers::PhoneNumber {
         id: new_id(),
         team_id: app.team_id,
         number: CALLER_ID.into(),
