@@ -1,4 +1,5 @@
-//! The `voxd` command line: `serve`, `migrate`, `team`, `key`.
+//! The `voxd` command line: `serve`, `migrate`, and the operator's commands for teams, keys,
+//! scripts, automations and numbers.
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -64,7 +65,8 @@ enum SimulateCommand {
     /// Ring one of a team's numbers from a caller: its inbound script answers, a simulated caller
     /// talks, and the call is recorded as an `inbound` call. Prints the call id, then the result.
     Inbound {
-        /// The team number called (it needs an inbound script: `voxd number add --inbound-script`).
+        /// The team number called (it needs an inbound script: `voxd number add --inbound-script`
+        /// or `voxd number update --inbound-script`).
         #[arg(long)]
         to: String,
         /// The caller's number.
@@ -76,21 +78,69 @@ enum SimulateCommand {
     },
 }
 
+/// A team limit as given on the command line: a number, or back to the server's default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Limit {
+    ServerDefault,
+    Value(i32),
+}
+
+fn parse_limit(raw: &str) -> Result<Limit, String> {
+    if raw.eq_ignore_ascii_case("default") {
+        return Ok(Limit::ServerDefault);
+    }
+    match raw.parse::<u32>().ok().and_then(|n| i32::try_from(n).ok()) {
+        Some(n) if n > 0 => Ok(Limit::Value(n)),
+        _ => Err(format!("`{raw}` is not a positive whole number or `default`")),
+    }
+}
+
+/// A team, key, script or number that is not there. The message gets the database's name, so an
+/// operator who ran the command against the wrong database sees which one it was.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Missing(String);
+
 #[derive(Subcommand)]
 enum NumberCommand {
     /// Add a caller id to a team (any format; stored in E.164).
     Add {
+        /// Team name or id.
         #[arg(long)]
         team: String,
+        /// The number, in any common format (read in the team's region).
         number: String,
-        /// The script that answers calls to this number.
+        /// The inbound script that answers calls to this number (its id).
         #[arg(long)]
         inbound_script: Option<Uuid>,
     },
-    /// List a team's numbers.
+    /// List a team's numbers with the script answering each.
     List {
+        /// Team name or id.
         #[arg(long)]
         team: String,
+    },
+    /// Change the inbound script that answers a number, or stop answering it.
+    Update {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The number, in any common format.
+        number: String,
+        /// The inbound script that answers calls to this number from now on (its id).
+        #[arg(long, required_unless_present = "no_inbound_script")]
+        inbound_script: Option<Uuid>,
+        /// Answer calls to this number with no script (they are not answered).
+        #[arg(long, conflicts_with = "inbound_script")]
+        no_inbound_script: bool,
+    },
+    /// Remove a number (refused while scheduled or running calls ring from it).
+    Remove {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The number, in any common format.
+        number: String,
     },
 }
 
@@ -98,9 +148,33 @@ enum NumberCommand {
 enum ScriptCommand {
     /// Validate a script file (YAML or JSON), store it for a team and print its id.
     Import {
+        /// Team name or id.
         #[arg(long)]
         team: String,
+        /// The script file, YAML or JSON.
         file: std::path::PathBuf,
+    },
+    /// List a team's scripts.
+    List {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+    },
+    /// Print a script as YAML (the form `import` reads).
+    Show {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The script's id.
+        id: Uuid,
+    },
+    /// Delete a script (refused once calls were made with it).
+    Delete {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The script's id.
+        id: Uuid,
     },
 }
 
@@ -109,9 +183,25 @@ enum AutomationCommand {
     /// Validate an automation file (YAML or JSON), store it for a team and print its id, and for a
     /// webhook trigger its hook path (and secret, when signed): they are shown only now.
     Import {
+        /// Team name or id.
         #[arg(long)]
         team: String,
+        /// The automation file, YAML or JSON.
         file: std::path::PathBuf,
+    },
+    /// List a team's automations.
+    List {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+    },
+    /// Print an automation's definition as YAML, with whether it is enabled.
+    Show {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The automation's id.
+        id: Uuid,
     },
 }
 
@@ -119,6 +209,7 @@ enum AutomationCommand {
 enum TeamCommand {
     /// Create a team and print its id.
     Create {
+        /// The team's name (unique; commands take it or the id).
         name: String,
         /// Default region for reading phone numbers (ISO 3166 code).
         #[arg(long, default_value = "AU")]
@@ -158,14 +249,16 @@ enum TeamCommand {
         #[arg(long, conflicts_with_all = ["start", "end", "days"])]
         none: bool,
     },
-    /// Set a team's limits; an omitted limit returns to the server default.
+    /// Set a team's limits; a limit not given stays as it is.
     SetLimits {
         /// Team name or id.
         team: String,
-        #[arg(long)]
-        requests_per_second: Option<u32>,
-        #[arg(long)]
-        max_concurrent_calls: Option<u32>,
+        /// API requests per second shared by the team's keys, or `default` for the server's.
+        #[arg(long, value_parser = parse_limit)]
+        requests_per_second: Option<Limit>,
+        /// Calls the team may have under way at once, or `default` for the server's.
+        #[arg(long, value_parser = parse_limit)]
+        max_concurrent_calls: Option<Limit>,
     },
 }
 
@@ -182,11 +275,15 @@ enum KeyCommand {
     },
     /// List a team's keys (never the keys themselves).
     List {
+        /// Team name or id.
         #[arg(long)]
         team: String,
     },
     /// Revoke a key by id; requests with it get 401 from then on.
-    Revoke { id: Uuid },
+    Revoke {
+        /// The key's id (from `voxd key list`).
+        id: Uuid,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -222,6 +319,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", redact_url(&settings.db.url)))?;
     db.migrate().await?;
+    let database = redact_url(&settings.db.url);
     let result = match cli.command {
         Command::Serve(_) => serve(db.clone(), settings).await,
         Command::Migrate => {
@@ -230,8 +328,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Team(cmd) => team(&db, cmd).await,
         Command::Key(cmd) => key(&db, cmd).await,
-        Command::Script(ScriptCommand::Import { team, file }) => import_script(&db, &team, &file).await,
-        Command::Automation(AutomationCommand::Import { team, file }) => import_automation(&db, &team, &file).await,
+        Command::Script(cmd) => script(&db, cmd).await,
+        Command::Automation(cmd) => automation(&db, cmd).await,
         Command::Number(cmd) => number(&db, cmd).await,
         Command::Simulate(SimulateCommand::Inbound { to, from, persona }) => {
             simulate_inbound(&db, &settings, &to, &from, &persona).await
@@ -239,7 +337,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(_) => unreachable!("handled before opening the database"),
     };
     db.close().await;
-    result
+    result.map_err(|e| match e.downcast_ref::<Missing>() {
+        Some(m) => anyhow::anyhow!("{m} in the database {database}"),
+        None => e,
+    })
 }
 
 fn init_logging(format: LogFormat, serving: bool) {
@@ -389,7 +490,7 @@ fn to_limit(n: Option<u32>) -> anyhow::Result<Option<i32>> {
 async fn find_team(db: &Db, name_or_id: &str) -> anyhow::Result<Team> {
     db.find_team(name_or_id)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("no team named or with id `{name_or_id}`"))
+        .ok_or_else(|| Missing(format!("no team named or with id `{name_or_id}`")).into())
 }
 
 async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
@@ -494,10 +595,26 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
             requests_per_second,
             max_concurrent_calls,
         } => {
+            anyhow::ensure!(
+                requests_per_second.is_some() || max_concurrent_calls.is_some(),
+                "give --requests-per-second and/or --max-concurrent-calls (a number, or `default`)"
+            );
             let team = find_team(db, &team).await?;
-            db.set_team_limits(team.id, to_limit(requests_per_second)?, to_limit(max_concurrent_calls)?)
-                .await?;
-            println!("limits of team {} updated", team.name);
+            let pick = |given: Option<Limit>, now: Option<i32>| match given {
+                None => now,
+                Some(Limit::ServerDefault) => None,
+                Some(Limit::Value(n)) => Some(n),
+            };
+            let rps = pick(requests_per_second, team.requests_per_second);
+            let calls = pick(max_concurrent_calls, team.max_concurrent_calls);
+            db.set_team_limits(team.id, rps, calls).await?;
+            let shown = |n: Option<i32>| n.map_or("server default".to_owned(), |n| n.to_string());
+            println!(
+                "limits of team {}: requests_per_second {}, max_concurrent_calls {}",
+                team.name,
+                shown(rps),
+                shown(calls)
+            );
         }
     }
     Ok(())
@@ -544,42 +661,131 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
             }
         }
         KeyCommand::Revoke { id } => {
-            anyhow::ensure!(db.revoke_key(id, now()).await?, "no active key with id {id}");
+            if !db.revoke_key(id, now()).await? {
+                return Err(Missing(format!("no active key with id {id}")).into());
+            }
             println!("key {id} revoked");
         }
     }
     Ok(())
 }
 
-async fn import_script(db: &Db, team: &str, file: &std::path::Path) -> anyhow::Result<()> {
-    let team = find_team(db, team).await?;
-    let script = crate::chat::load_script(file)?;
-    let stored = db.insert_script(team.id, new_id(), &script, now()).await?;
-    println!("{}", stored.id);
+async fn script(db: &Db, cmd: ScriptCommand) -> anyhow::Result<()> {
+    match cmd {
+        ScriptCommand::Import { team, file } => {
+            let team = find_team(db, &team).await?;
+            let script = crate::chat::load_script(&file)?;
+            let stored = db.insert_script(team.id, new_id(), &script, now()).await?;
+            println!("{}", stored.id);
+        }
+        ScriptCommand::List { team } => {
+            let team = find_team(db, &team).await?;
+            println!("{:<36}  {:<8}  {:<20}  NAME", "ID", "TYPE", "UPDATED");
+            let mut page = crate::store::Seek::oldest_first(200);
+            loop {
+                let rows = db.list_scripts(team.id, None, page).await?;
+                for s in &rows {
+                    println!(
+                        "{:<36}  {:<8}  {:<20}  {}",
+                        s.id,
+                        serde_json::to_value(s.definition.0.script_type)?
+                            .as_str()
+                            .unwrap_or("?"),
+                        s.updated_at.format("%Y-%m-%d %H:%M:%SZ"),
+                        s.name
+                    );
+                }
+                match rows.last() {
+                    Some(last) if rows.len() as i64 == page.limit => page.after = Some(last.id),
+                    _ => break,
+                }
+            }
+        }
+        ScriptCommand::Show { team, id } => {
+            let team = find_team(db, &team).await?;
+            let script = db
+                .get_script(team.id, id)
+                .await?
+                .ok_or_else(|| Missing(format!("team {} has no script {id}", team.name)))?;
+            print!("{}", serde_yaml_ng::to_string(&script.definition.0)?);
+        }
+        ScriptCommand::Delete { team, id } => {
+            let team = find_team(db, &team).await?;
+            let deleted = db.delete_script(team.id, id).await.map_err(|e| {
+                e.refused_as(|crate::store::scripts::ScriptInUse::Calls(n)| {
+                    anyhow::anyhow!("{n} calls were made with script {id}; it is kept for their results")
+                })
+            })?;
+            if !deleted {
+                return Err(Missing(format!("team {} has no script {id}", team.name)).into());
+            }
+            println!("script {id} deleted");
+        }
+    }
     Ok(())
 }
 
-async fn import_automation(db: &Db, team: &str, file: &std::path::Path) -> anyhow::Result<()> {
-    let team = find_team(db, team).await?;
-    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    // YAML is a superset of JSON, so one parser reads both.
-    let value: serde_json::Value =
-        serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let def = crate::domain::automation::parse(value).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let (a, hook) = crate::api::automations::create_automation(db, team.id, def)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("{}", a.id);
-    if let Some(h) = hook {
-        println!("hook: {}", h.path.unwrap_or_default());
-        if let Some(secret) = h.secret {
-            println!("secret: {secret}");
+async fn automation(db: &Db, cmd: AutomationCommand) -> anyhow::Result<()> {
+    match cmd {
+        AutomationCommand::Import { team, file } => {
+            let team = find_team(db, &team).await?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            // YAML is a superset of JSON, so one parser reads both.
+            let value: serde_json::Value =
+                serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let def =
+                crate::domain::automation::parse(value).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let (a, hook) = crate::api::automations::create_automation(db, team.id, def)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", a.id);
+            if let Some(h) = hook {
+                println!("hook: {}", h.path.unwrap_or_default());
+                if let Some(secret) = h.secret {
+                    println!("secret: {secret}");
+                }
+            }
+        }
+        AutomationCommand::List { team } => {
+            let team = find_team(db, &team).await?;
+            println!("{:<36}  {:<8}  {:<16}  NAME", "ID", "ENABLED", "TRIGGER");
+            let mut page = crate::store::Seek::oldest_first(200);
+            loop {
+                let rows = db.list_automations(team.id, page).await?;
+                for a in &rows {
+                    let enabled = if a.enabled { "yes" } else { "no" };
+                    println!("{:<36}  {:<8}  {:<16}  {}", a.id, enabled, a.trigger_type, a.name);
+                }
+                match rows.last() {
+                    Some(last) if rows.len() as i64 == page.limit => page.after = Some(last.id),
+                    _ => break,
+                }
+            }
+        }
+        AutomationCommand::Show { team, id } => {
+            let team = find_team(db, &team).await?;
+            let a = db
+                .get_automation(team.id, id)
+                .await?
+                .ok_or_else(|| Missing(format!("team {} has no automation {id}", team.name)))?;
+            println!("# {} ({})", a.name, if a.enabled { "enabled" } else { "disabled" });
+            print!("{}", serde_yaml_ng::to_string(&a.definition.0)?);
         }
     }
     Ok(())
 }
 
 async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
+    use crate::numbers::{self, NumberError};
+    // The service's refusals, with the team named; a missing number names the database too.
+    let fail = |team: &Team, e: NumberError| -> anyhow::Error {
+        match e {
+            NumberError::NotFound => Missing(format!("team {} has no such number", team.name)).into(),
+            NumberError::NoSuchScript(id) => Missing(format!("team {} has no script {id}", team.name)).into(),
+            other => anyhow::anyhow!("{other}"),
+        }
+    };
     match cmd {
         NumberCommand::Add {
             team,
@@ -587,39 +793,49 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
             inbound_script,
         } => {
             let team = find_team(db, &team).await?;
-            let region = phone::parse_region(&team.region).map_err(anyhow::Error::msg)?;
-            let e164 = phone::normalize("number", &number, region).map_err(|e| anyhow::anyhow!("{e}"))?;
-            if let Some(id) = inbound_script {
-                let script = db
-                    .get_script(team.id, id)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("team {} has no script {id}", team.name))?;
-                anyhow::ensure!(
-                    script.definition.0.script_type == crate::conversation::script::ScriptType::Inbound,
-                    "script {id} is not an inbound script"
-                );
-            }
-            let n = crate::store::numbers::PhoneNumber {
-                id: new_id(),
-                team_id: team.id,
-                number: e164.clone(),
-                inbound_script_id: inbound_script,
-                created_at: now(),
-            };
-            db.add_number(&n)
+            let n = numbers::add(db, &(&team).into(), &number, inbound_script)
                 .await
-                .on_unique(|| anyhow::anyhow!("team {} already has {e164}", team.name))?;
-            println!("{e164}");
+                .map_err(|e| fail(&team, e))?;
+            println!("{}", n.number);
         }
         NumberCommand::List { team } => {
             let team = find_team(db, &team).await?;
+            println!("{:<16}  INBOUND SCRIPT", "NUMBER");
             for n in db.list_numbers(team.id).await? {
                 println!(
-                    "{}  {}",
+                    "{:<16}  {}",
                     n.number,
                     n.inbound_script_id.map_or("-".to_owned(), |i| i.to_string())
                 );
             }
+        }
+        NumberCommand::Update {
+            team,
+            number,
+            inbound_script,
+            no_inbound_script: _,
+        } => {
+            let team = find_team(db, &team).await?;
+            let found = numbers::find(db, &(&team).into(), &number)
+                .await
+                .map_err(|e| fail(&team, e))?;
+            let n = numbers::set_inbound_script(db, team.id, found.id, inbound_script)
+                .await
+                .map_err(|e| fail(&team, e))?;
+            match n.inbound_script_id {
+                Some(s) => println!("{} is answered by script {s}", n.number),
+                None => println!("{} is not answered (no inbound script)", n.number),
+            }
+        }
+        NumberCommand::Remove { team, number } => {
+            let team = find_team(db, &team).await?;
+            let found = numbers::find(db, &(&team).into(), &number)
+                .await
+                .map_err(|e| fail(&team, e))?;
+            numbers::remove(db, team.id, found.id)
+                .await
+                .map_err(|e| fail(&team, e))?;
+            println!("{} removed from team {}", found.number, team.name);
         }
     }
     Ok(())
@@ -631,12 +847,12 @@ async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, pe
     let owners = db.numbers_by_value(&to).await?;
     let number = match owners.as_slice() {
         [one] => one.clone(),
-        [] => anyhow::bail!("no team has the number {to} (voxd number add)"),
+        [] => return Err(Missing(format!("no team has the number {to} (voxd number add)")).into()),
         _ => anyhow::bail!("{to} belongs to several teams"),
     };
-    let script_id = number
-        .inbound_script_id
-        .ok_or_else(|| anyhow::anyhow!("{to} has no inbound script (voxd number add --inbound-script)"))?;
+    let script_id = number.inbound_script_id.ok_or_else(|| {
+        anyhow::anyhow!("{to} has no inbound script (voxd number update --team TEAM {to} --inbound-script ID)")
+    })?;
     let team = find_team(db, &number.team_id.to_string()).await?;
     let owner = format!("simulate-{}", std::process::id());
     let mut new = calls::NewCall::new(

@@ -20,7 +20,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Options every subcommand shares.
+/// Options every subcommand shares (`chat`, which opens no database, reads only `--log-format`).
 #[derive(Debug, Args, Default)]
 pub struct GlobalArgs {
     /// TOML config file (keys as in `voxd.example.toml`).
@@ -39,8 +39,9 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
-    /// Address to serve HTTP on [default: 127.0.0.1:8080]
-    #[arg(long, env = "VOXD_LISTEN")]
+    /// Address to serve HTTP on, HOST:PORT (127.0.0.1:8080, localhost:8080, [::]:8080)
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, env = "VOXD_LISTEN", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Default API requests per second per key (teams may override) [default: 50]
     #[arg(long, env = "VOXD_REQUESTS_PER_SECOND")]
@@ -55,11 +56,30 @@ pub struct ServeArgs {
     pub allow_private_network: bool,
 }
 
+/// A listen address: an IP and port, or a host name and port (resolved; the first address wins).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let example = "give HOST:PORT, e.g. 127.0.0.1:8080, localhost:8080 or [::]:8080";
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !text.contains(':') {
+        return Err(format!("`{text}` has no port: {example}"));
+    }
+    let mut found = text
+        .to_socket_addrs()
+        .map_err(|e| format!("`{text}` cannot be resolved ({e}): {example}"))?;
+    found
+        .next()
+        .ok_or_else(|| format!("`{text}` resolves to no address: {example}"))
+}
+
 /// The config file. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    pub listen: Option<SocketAddr>,
+    /// HOST:PORT; a host name is resolved.
+    pub listen: Option<String>,
     pub database_url: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
@@ -154,10 +174,11 @@ impl Settings {
         let defaults = ApiSettings::default();
         let allow_private_network = serve.allow_private_network || file.allow_private_network.unwrap_or(false);
         Ok(Settings {
-            listen: serve
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen: match (serve.listen, &file.listen) {
+                (Some(a), _) => a,
+                (None, Some(text)) => parse_listen(text).map_err(|e| anyhow::anyhow!("config `listen`: {e}"))?,
+                (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            },
             db: DbOptions {
                 url,
                 max_connections: file.database_max_connections.unwrap_or(8),
@@ -236,5 +257,21 @@ impl Settings {
                 answer: std::time::Duration::from_millis(file.sim_answer_ms.unwrap_or(1000)),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_listen;
+
+    #[test]
+    fn listen_addresses_take_host_names() {
+        assert_eq!(parse_listen("127.0.0.1:8080").unwrap().port(), 8080);
+        assert!(parse_listen("localhost:9090").unwrap().ip().is_loopback());
+        assert_eq!(parse_listen("[::1]:80").unwrap().port(), 80);
+        assert!(parse_listen("localhost").unwrap_err().contains("no port"));
+        assert!(parse_listen("localhost:http-ish")
+            .unwrap_err()
+            .contains("e.g. 127.0.0.1:8080"));
     }
 }

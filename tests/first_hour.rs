@@ -210,10 +210,64 @@ async fn redelivery_keeps_counting_tries(app: &TestApp) {
     assert_eq!(receiver.received().len(), 2);
 }
 
+/// Each event tells of the call as it was when the event happened, even when the worker fans the
+/// events out only after the call has ended.
+async fn event_payloads_are_snapshots_of_their_moment(app: &TestApp) {
+    let receiver = common::Receiver::start().await;
+    app.post(
+        "/api/v1/webhook-endpoints",
+        &json!({"url": format!("{}/e", receiver.url), "events": ["call.scheduled", "call.started", "call.ended"]}),
+    )
+    .await
+    .ok(201);
+    let script_id = common::caller_id_and_script(app).await;
+    let call =
+        json!({"from_number": common::CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0412345671"}});
+    app.post("/api/v1/create-phone-call", &call).await.ok(201);
+    // The whole call runs before any event is fanned out.
+    let clock = std::sync::Arc::new(voxd::clock::ManualClock::new(
+        chrono::Utc::now() + chrono::Duration::seconds(1),
+    ));
+    assert_eq!(common::sim_dispatcher(app, clock).run_once().await.unwrap(), 1);
+    let runner = common::test_runner(
+        app,
+        std::sync::Arc::new(voxd::automations::notify::RecordingNotifier::default()),
+    );
+    runner.run_until_idle(10).await.unwrap();
+    let got = receiver.received();
+    let by_type = |t: &str| {
+        got.iter()
+            .find(|r| r.body["type"] == t)
+            .unwrap_or_else(|| panic!("no {t} among {got:?}"))
+            .body
+            .clone()
+    };
+    let (scheduled, started, ended) = (
+        by_type("call.scheduled"),
+        by_type("call.started"),
+        by_type("call.ended"),
+    );
+    assert_eq!(scheduled["data"]["progress"], "scheduled", "{scheduled}");
+    assert_eq!(started["data"]["progress"], "in_progress", "{started}");
+    assert!(started["data"]["status"].is_null(), "{started}");
+    assert!(started["data"]["summary"].is_null(), "{started}");
+    assert_eq!(ended["data"]["progress"], "ended");
+    assert_eq!(ended["data"]["status"], "completed");
+    // Each says when it happened, in order.
+    let at = |e: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).unwrap();
+    assert!(at(&scheduled) <= at(&started) && at(&started) <= at(&ended));
+    assert_eq!(
+        app.count("call_snapshots").await,
+        0,
+        "snapshots go with their outbox rows"
+    );
+}
+
 on_both_backends!(
     the_front_page_points_at_the_reference,
     a_waiting_call_says_when_it_will_ring,
-    redelivery_keeps_counting_tries
+    redelivery_keeps_counting_tries,
+    event_payloads_are_snapshots_of_their_moment,
 );
 
 /// Logs written to a file (not a terminal) carry no ANSI colour codes.

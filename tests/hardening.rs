@@ -666,7 +666,10 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
         .get(&format!("/api/v1/webhook-endpoints/{endpoint_id}/deliveries"))
         .await;
     let delivery_id = deliveries.body["deliveries"][0]["id"].as_str().unwrap().to_owned();
+    let numbers = app.get("/api/v1/phone-numbers").await;
+    let number_id = numbers.body["phone_numbers"][0]["id"].as_str().unwrap().to_owned();
     let ids: std::collections::HashMap<&str, String> = [
+        ("number_id", number_id.clone()),
         ("contact_id", contact_id.clone()),
         ("list_id", list_id.clone()),
         ("object_id", object_id.clone()),
@@ -698,6 +701,9 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
                 json!({"scheduled_time": (Utc::now() + chrono::Duration::days(2)).to_rfc3339()})
             }
             "/api/v1/scripts/{script_id}" => common::example_script("buyer-follow-up"),
+            "/api/v1/contacts/{contact_id}" => json!({"first_name": "Mallory"}),
+            "/api/v1/lists/{list_id}" => json!({"name": "Taken over"}),
+            "/api/v1/phone-numbers/{number_id}" => json!({"inbound_script_id": null}),
             "/api/v1/automations/{automation_id}" => def.clone(),
             "/api/v1/webhook-endpoints/{endpoint_id}" => {
                 json!({"url": "https://evil.example.com/", "events": ["call.ended"]})

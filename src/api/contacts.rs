@@ -235,16 +235,16 @@ pub async fn update(
     ApiJson(patch): ApiJson<ContactPatch>,
 ) -> ApiResult<Json<GetContactResponse>> {
     let id = parse_id(&id, "Contact")?;
-    if patch.is_empty() {
-        return Err(ApiError::bad_request(
-            "the request changes nothing: give at least one field",
-        ));
-    }
     let current = state
         .db
         .get_contact(team.team_id, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
+    if patch.is_empty() {
+        return Err(ApiError::bad_request(
+            "the request changes nothing: give at least one field",
+        ));
+    }
     let valid = patch.apply(current.into()).validate(team.region, "")?;
     let taken = || {
         ApiError::conflict(format!(

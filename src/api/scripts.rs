@@ -156,11 +156,14 @@ pub struct DeleteScriptResponse {
 }
 
 /// Delete script (extension)
+///
+/// Refused with a 409 once calls were made with the script: they keep it for their results.
 #[utoipa::path(delete, path = "/api/v1/scripts/{script_id}", tag = "Scripts", operation_id = "deleteScript",
     params(("script_id" = String, Path, description = "Script id")),
     responses(
         (status = 200, description = "Script deleted.", body = DeleteScriptResponse),
         (status = 404, description = "No such script in your team.", body = ErrorBody),
+        (status = 409, description = "Calls were made with the script.", body = ErrorBody),
     ))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -168,7 +171,14 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeleteScriptResponse>> {
     let id = parse_id(&id, "Script")?;
-    if !state.db.delete_script(team.team_id, id).await? {
+    let deleted = state.db.delete_script(team.team_id, id).await.map_err(|e| {
+        e.refused_as(|crate::store::scripts::ScriptInUse::Calls(n)| {
+            ApiError::conflict(format!(
+                "{n} calls were made with this script; it is kept for their results"
+            ))
+        })
+    })?;
+    if !deleted {
         return Err(ApiError::NotFound("Script not found".into()));
     }
     Ok(Json(DeleteScriptResponse {

@@ -4,7 +4,14 @@ use chrono::{DateTime, Utc};
 use sqlx::{types::Json, FromRow};
 use uuid::Uuid;
 
-use super::{read_pool, write_pool, Db, Result, Seek};
+use super::{read_pool, transaction, write_pool, Db, Result, Seek, WriteError};
+
+/// Why a script was not deleted.
+#[derive(Debug, PartialEq)]
+pub enum ScriptInUse {
+    /// Calls were made with it (they keep it for their transcripts and analysis).
+    Calls(i64),
+}
 use crate::conversation::script::Script;
 
 #[derive(Debug, Clone, FromRow)]
@@ -93,9 +100,18 @@ impl Db {
             .fetch_optional(pool).await?))
     }
 
-    pub async fn delete_script(&self, team_id: Uuid, id: Uuid) -> Result<bool> {
-        let n = write_pool!(self, pool => sqlx::query("DELETE FROM scripts WHERE team_id = $1 AND id = $2")
-            .bind(team_id).bind(id).execute(pool).await?.rows_affected());
-        Ok(n == 1)
+    /// Deletes a script no call was made with (calls keep their script for their results; checked
+    /// in the same transaction). `false` when the team has no such script.
+    pub async fn delete_script(&self, team_id: Uuid, id: Uuid) -> std::result::Result<bool, WriteError<ScriptInUse>> {
+        transaction!(self, tx => {
+            let calls: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE team_id = $1 AND script_id = $2")
+                .bind(team_id).bind(id).fetch_one(&mut *tx).await?;
+            if calls > 0 {
+                return Err(WriteError::Refused(ScriptInUse::Calls(calls)));
+            }
+            let n = sqlx::query("DELETE FROM scripts WHERE team_id = $1 AND id = $2")
+                .bind(team_id).bind(id).execute(&mut *tx).await?.rows_affected();
+            Ok(n == 1)
+        })
     }
 }

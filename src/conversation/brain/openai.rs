@@ -18,6 +18,8 @@ use crate::conversation::{
     transcript::{Role, Turn},
 };
 
+const OPENAI_URL: &str = "https://api.openai.com/v1";
+
 pub struct OpenAiBrain {
     client: reqwest::Client,
     base_url: String,
@@ -51,6 +53,7 @@ impl OpenAiBrain {
         }
     }
 
+    /// Settings from `VOXD_OPENAI_*`; an error when they cannot work (OpenAI without a key).
     pub fn from_env() -> Result<Self, String> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let timeout = match var("VOXD_OPENAI_TIMEOUT_SECS") {
@@ -59,10 +62,20 @@ impl OpenAiBrain {
                 .map_err(|_| format!("VOXD_OPENAI_TIMEOUT_SECS `{s}` is not a number"))?,
             None => 20,
         };
+        let base_url = var("VOXD_OPENAI_BASE_URL").unwrap_or_else(|| OPENAI_URL.into());
+        let key = var("VOXD_OPENAI_API_KEY").or_else(|| var("OPENAI_API_KEY"));
+        // OpenAI itself refuses every request without a key: say so now, not on the first turn.
+        // (A local server at another base URL may need none.)
+        if key.is_none() && base_url.trim_end_matches('/') == OPENAI_URL {
+            return Err(format!(
+                "the openai brain needs VOXD_OPENAI_API_KEY (or OPENAI_API_KEY) for {OPENAI_URL}; \
+                 for a local model server that needs no key, set VOXD_OPENAI_BASE_URL"
+            ));
+        }
         Ok(Self::new(
-            &var("VOXD_OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+            &base_url,
             &var("VOXD_OPENAI_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
-            var("VOXD_OPENAI_API_KEY").or_else(|| var("OPENAI_API_KEY")),
+            key,
             Duration::from_secs(timeout),
         ))
     }
