@@ -288,7 +288,134 @@ async fn simulate_inbound_answers_with_the_numbers_script(app: &TestApp) {
         .starts_with("Inbound call"));
 }
 
+fn stderr(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "voxd should have failed: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Scripts, automations and numbers are listed, shown, changed and removed from the command line;
+/// what is missing is named with the database looked in.
+async fn operators_manage_scripts_automations_and_numbers(app: &TestApp) {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let inbound = stdout(&voxd(
+        app,
+        &[
+            "script",
+            "import",
+            "--team",
+            "acme",
+            &format!("{dir}/examples/scripts/receptionist.yaml"),
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let outbound = stdout(&voxd(
+        app,
+        &[
+            "script",
+            "import",
+            "--team",
+            "acme",
+            &format!("{dir}/examples/scripts/buyer-follow-up.yaml"),
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let listed = stdout(&voxd(app, &["script", "list", "--team", "acme"]));
+    assert!(listed.contains(&inbound) && listed.contains(&outbound), "{listed}");
+    assert!(listed.contains("inbound") && listed.contains("outbound"), "{listed}");
+    let shown = stdout(&voxd(app, &["script", "show", "--team", "acme", &outbound]));
+    assert!(shown.contains("main_flow_id:"), "{shown}");
+    // What `show` prints, `import` reads back.
+    let copy = std::env::temp_dir().join(format!("voxd-script-{}.yaml", uuid::Uuid::now_v7()));
+    std::fs::write(&copy, &shown).unwrap();
+    let copied = stdout(&voxd(
+        app,
+        &["script", "import", "--team", "acme", copy.to_str().unwrap()],
+    ));
+    std::fs::remove_file(&copy).unwrap();
+    stdout(&voxd(app, &["script", "delete", "--team", "acme", copied.trim()]));
+    let gone = stderr(&voxd(app, &["script", "show", "--team", "acme", copied.trim()]));
+    assert!(
+        gone.contains("has no script") && gone.contains("in the database"),
+        "{gone}"
+    );
+
+    // Numbers: add, point at another script, stop answering, remove.
+    stdout(&voxd(app, &["number", "add", "--team", "acme", "0291234567"]));
+    let r = stderr(&voxd(
+        app,
+        &[
+            "number",
+            "update",
+            "--team",
+            "acme",
+            "0291234567",
+            "--inbound-script",
+            &outbound,
+        ],
+    ));
+    assert!(r.contains("outbound script"), "{r}");
+    let r = stdout(&voxd(
+        app,
+        &[
+            "number",
+            "update",
+            "--team",
+            "acme",
+            "+61 2 9123 4567",
+            "--inbound-script",
+            &inbound,
+        ],
+    ));
+    assert!(r.contains(&inbound), "{r}");
+    assert!(stdout(&voxd(app, &["number", "list", "--team", "acme"])).contains(&inbound));
+    let r = stdout(&voxd(
+        app,
+        &[
+            "number",
+            "update",
+            "--team",
+            "acme",
+            "0291234567",
+            "--no-inbound-script",
+        ],
+    ));
+    assert!(r.contains("not answered"), "{r}");
+    stderr(&voxd(app, &["number", "update", "--team", "acme", "0291234567"]));
+    let r = stderr(&voxd(app, &["number", "remove", "--team", "acme", "0299999999"]));
+    assert!(r.contains("no such number") && r.contains("in the database"), "{r}");
+    stdout(&voxd(app, &["number", "remove", "--team", "acme", "0291234567"]));
+    assert!(!stdout(&voxd(app, &["number", "list", "--team", "acme"])).contains("+61291234567"));
+
+    // Automations: list and show.
+    let automation = stdout(&voxd(
+        app,
+        &[
+            "automation",
+            "import",
+            "--team",
+            "acme",
+            &format!("{dir}/examples/automations/web-form-lead.yaml"),
+        ],
+    ));
+    let id = automation.lines().next().unwrap().trim().to_owned();
+    let listed = stdout(&voxd(app, &["automation", "list", "--team", "acme"]));
+    assert!(listed.contains(&id) && listed.contains("webhook"), "{listed}");
+    let shown = stdout(&voxd(app, &["automation", "show", "--team", "acme", &id]));
+    assert!(shown.contains("enabled") && shown.contains("steps:"), "{shown}");
+
+    // Missing teams name the database.
+    let r = stderr(&voxd(app, &["script", "list", "--team", "nobody"]));
+    assert!(r.contains("no team named or with id `nobody` in the database"), "{r}");
+}
+
 on_both_backends!(
+    operators_manage_scripts_automations_and_numbers,
     simulate_inbound_answers_with_the_numbers_script,
     teams_and_keys_from_the_command_line,
     serve_runs_and_stops_gracefully,
@@ -366,4 +493,67 @@ fn config_file_is_read_and_checked() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("config file"));
+}
+
+/// `team set-limits` changes only the limits it is given; `default` returns one to the server's.
+#[test]
+fn set_limits_changes_only_what_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_voxd"))
+            .args(args)
+            .env(
+                "VOXD_DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("v.db").display()),
+            )
+            .env_remove("VOXD_CONFIG")
+            .output()
+            .unwrap()
+    };
+    stdout(&run(&[
+        "team",
+        "create",
+        "t",
+        "--requests-per-second",
+        "5",
+        "--max-concurrent-calls",
+        "3",
+    ]));
+    stdout(&run(&["team", "set-limits", "t", "--max-concurrent-calls", "9"]));
+    let shown = stdout(&run(&["team", "show", "t"]));
+    assert!(
+        shown.contains("requests_per_second: 5") && shown.contains("max_concurrent_calls: 9"),
+        "{shown}"
+    );
+    stdout(&run(&["team", "set-limits", "t", "--requests-per-second", "default"]));
+    let shown = stdout(&run(&["team", "show", "t"]));
+    assert!(
+        shown.contains("requests_per_second: server default") && shown.contains("max_concurrent_calls: 9"),
+        "{shown}"
+    );
+    assert!(stderr(&run(&["team", "set-limits", "t"])).contains("give --requests-per-second"));
+    assert!(stderr(&run(&["team", "set-limits", "t", "--max-concurrent-calls", "lots"])).contains("`default`"));
+}
+
+/// A brain that cannot work says so at start and exits non-zero; a listen address without a port
+/// is refused with an example.
+#[test]
+fn settings_that_cannot_work_fail_at_start() {
+    let script = format!("{}/examples/scripts/appraisal-booking.yaml", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_voxd"))
+        .args(["chat", "--script", &script, "--brain", "openai"])
+        .env_remove("VOXD_OPENAI_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("VOXD_OPENAI_BASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("VOXD_OPENAI_API_KEY"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_voxd"))
+        .args(["serve", "--listen", "localhost"])
+        .env_remove("VOXD_CONFIG")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("localhost:8080"));
 }
