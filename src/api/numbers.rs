@@ -103,12 +103,7 @@ pub async fn create(
     ApiJson(req): ApiJson<AddNumberRequest>,
 ) -> ApiResult<(StatusCode, Json<PhoneNumberResponse>)> {
     let script = req.inbound_script_id.as_deref().map(script_id).transpose()?;
-    let scope = TeamScope {
-        id: team.team_id,
-        region: team.region,
-        timezone: team.timezone.clone(),
-    };
-    let n = numbers::add(&state.db, &scope, &req.phone_number, script)
+    let n = numbers::add(&state.db, &TeamScope::from(&team), &req.phone_number, script)
         .await
         .map_err(number_error)?;
     tracing::info!(number_id = %n.id, "phone number added");
