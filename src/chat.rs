@@ -30,12 +30,16 @@ pub struct ChatArgs {
     /// The callee's first name, for {{contact.first_name}}.
     #[arg(long)]
     pub first_name: Option<String>,
+    /// The callee's phone number, for {{contact.phone_number}}.
     #[arg(long)]
     pub phone: Option<String>,
+    /// The callee's email, for {{contact.email}}.
     #[arg(long)]
     pub email: Option<String>,
+    /// The team's and callee's IANA time zone ("tomorrow" is read in it).
     #[arg(long, default_value = "Australia/Sydney")]
     pub timezone: String,
+    /// The team's region: numbers without a country code are read in it (ISO 3166 code).
     #[arg(long, default_value = "AU")]
     pub region: String,
     /// Let webhook tools reach private and loopback addresses.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     api::{self, AppState},
-    config::{GlobalArgs, LogFormat, ServeArgs, Settings},
+    config::{DbArgs, LogFormat, ServeArgs, Settings},
     domain::{
         api_key,
         call::{default_days, CallingWindow},
@@ -26,38 +26,89 @@ use crate::{
     about = "Self-hostable AI voice-calling platform (Voxworks-compatible API)"
 )]
 struct Cli {
-    #[command(flatten)]
-    global: GlobalArgs,
+    /// Log output [default: human]
+    #[arg(long, env = "VOXD_LOG_FORMAT", global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
 
+// Every command but `chat` opens the database, so each carries the database options (`DbArgs`,
+// global below it); `chat` shows only what it uses.
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (migrates the database first).
-    Serve(ServeArgs),
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
     /// Apply database migrations and exit.
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Manage teams.
-    #[command(subcommand)]
-    Team(TeamCommand),
+    Team {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        cmd: TeamCommand,
+    },
     /// Manage API keys.
-    #[command(subcommand)]
-    Key(KeyCommand),
+    Key {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        cmd: KeyCommand,
+    },
     /// Manage scripts.
-    #[command(subcommand)]
-    Script(ScriptCommand),
+    Script {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        cmd: ScriptCommand,
+    },
     /// Manage automations.
-    #[command(subcommand)]
-    Automation(AutomationCommand),
+    Automation {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        cmd: AutomationCommand,
+    },
     /// Manage a team's phone numbers (caller ids).
-    #[command(subcommand)]
-    Number(NumberCommand),
+    Number {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        cmd: NumberCommand,
+    },
     /// Simulate traffic through the `sim` carrier.
-    #[command(subcommand)]
-    Simulate(SimulateCommand),
+    Simulate {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        cmd: SimulateCommand,
+    },
     /// Talk to a script in the terminal, as the callee (no database needed).
     Chat(crate::chat::ChatArgs),
+}
+
+impl Command {
+    fn db_args(&self) -> &DbArgs {
+        match self {
+            Command::Serve { db, .. }
+            | Command::Migrate { db }
+            | Command::Team { db, .. }
+            | Command::Key { db, .. }
+            | Command::Script { db, .. }
+            | Command::Automation { db, .. }
+            | Command::Number { db, .. }
+            | Command::Simulate { db, .. } => db,
+            Command::Chat(_) => unreachable!("chat opens no database"),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -306,14 +357,18 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Chat(args) = cli.command {
-        init_logging(cli.global.log_format.unwrap_or_default(), false);
+        init_logging(cli.log_format.unwrap_or_default(), false);
         return crate::chat::run(args).await;
     }
     let serve_args = match &cli.command {
-        Command::Serve(args) => Some(args),
+        Command::Serve { args, .. } => Some(args),
         _ => None,
     };
-    let settings = Settings::resolve(&cli.global, serve_args.unwrap_or(&ServeArgs::default()))?;
+    let settings = Settings::resolve(
+        cli.command.db_args(),
+        cli.log_format,
+        serve_args.unwrap_or(&ServeArgs::default()),
+    )?;
     init_logging(settings.log_format, serve_args.is_some());
     let db = Db::connect(&settings.db)
         .await
@@ -321,19 +376,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     db.migrate().await?;
     let database = redact_url(&settings.db.url);
     let result = match cli.command {
-        Command::Serve(_) => serve(db.clone(), settings).await,
-        Command::Migrate => {
+        Command::Serve { .. } => serve(db.clone(), settings).await,
+        Command::Migrate { .. } => {
             println!("migrations applied to {}", redact_url(&settings.db.url));
             Ok(())
         }
-        Command::Team(cmd) => team(&db, cmd).await,
-        Command::Key(cmd) => key(&db, cmd).await,
-        Command::Script(cmd) => script(&db, cmd).await,
-        Command::Automation(cmd) => automation(&db, cmd).await,
-        Command::Number(cmd) => number(&db, cmd).await,
-        Command::Simulate(SimulateCommand::Inbound { to, from, persona }) => {
-            simulate_inbound(&db, &settings, &to, &from, &persona).await
-        }
+        Command::Team { cmd, .. } => team(&db, cmd).await,
+        Command::Key { cmd, .. } => key(&db, cmd).await,
+        Command::Script { cmd, .. } => script(&db, cmd).await,
+        Command::Automation { cmd, .. } => automation(&db, cmd).await,
+        Command::Number { cmd, .. } => number(&db, cmd).await,
+        Command::Simulate {
+            cmd: SimulateCommand::Inbound { to, from, persona },
+            ..
+        } => simulate_inbound(&db, &settings, &to, &from, &persona).await,
         Command::Chat(_) => unreachable!("handled before opening the database"),
     };
     db.close().await;
@@ -896,4 +952,40 @@ async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, pe
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every option and argument of every command says what it is for; `chat` shows no database
+    /// option, since it opens none.
+    #[test]
+    fn every_option_has_help_and_chat_only_its_own() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "voxd", &mut missing);
+        assert!(missing.is_empty(), "options without help: {missing:?}");
+        let chat = cmd.find_subcommand("chat").unwrap();
+        let ids: Vec<&str> = chat.get_arguments().map(|a| a.get_id().as_str()).collect();
+        for db_option in ["config", "database_url", "data_dir"] {
+            assert!(!ids.contains(&db_option), "chat offers --{db_option}");
+        }
+        let team_list = cmd.find_subcommand("team").unwrap().find_subcommand("list").unwrap();
+        assert!(team_list.get_arguments().any(|a| a.get_id() == "database_url"));
+    }
 }

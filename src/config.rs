@@ -20,9 +20,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Options every subcommand shares (`chat`, which opens no database, reads only `--log-format`).
-#[derive(Debug, Args, Default)]
-pub struct GlobalArgs {
+/// Where the database and settings come from: options of every command that opens the database
+/// (not `chat`), given before or after its subcommand.
+#[derive(Debug, Clone, Args, Default)]
+pub struct DbArgs {
     /// TOML config file (keys as in `voxd.example.toml`).
     #[arg(long, env = "VOXD_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -32,9 +33,6 @@ pub struct GlobalArgs {
     /// Where the embedded database lives [default: ./data]
     #[arg(long, env = "VOXD_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Log output [default: human]
-    #[arg(long, env = "VOXD_LOG_FORMAT", global = true, value_enum)]
-    pub log_format: Option<LogFormat>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -148,7 +146,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn resolve(global: &GlobalArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+    pub fn resolve(global: &DbArgs, log_format: Option<LogFormat>, serve: &ServeArgs) -> anyhow::Result<Self> {
         let file: FileConfig = match &global.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -183,7 +181,7 @@ impl Settings {
                 url,
                 max_connections: file.database_max_connections.unwrap_or(8),
             },
-            log_format: global.log_format.or(file.log_format).unwrap_or_default(),
+            log_format: log_format.or(file.log_format).unwrap_or_default(),
             api: ApiSettings {
                 requests_per_second: serve
                     .requests_per_second
