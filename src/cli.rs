@@ -415,6 +415,9 @@ fn init_logging(format: LogFormat, serving: bool) {
 }
 
 async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
+    // The phone-number metadata is parsed on first use (about a second in a debug build): parse it
+    // now rather than in the first request that reads a number.
+    let _ = phone::normalize("warm-up", "+61291234567", phonenumber::country::Id::AU);
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
