@@ -45,6 +45,17 @@ pub struct ChatArgs {
     /// Let webhook tools reach private and loopback addresses.
     #[arg(long)]
     pub allow_private_network: bool,
+    /// `text` (default): the conversation as it goes, then the analysis. `json`: nothing while it
+    /// goes, then one JSON document (transcript, path, outcome, end reason, analysis) for scripts
+    /// and CI.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
 }
 
 pub fn load_script(path: &Path) -> anyhow::Result<Script> {
@@ -77,7 +88,10 @@ pub async fn run(opts: ChatArgs) -> anyhow::Result<()> {
         "contact": {"first_name": opts.first_name, "phone_number": opts.phone, "email": opts.email},
         "call": {"type": "web", "simulated": true},
     });
-    let interactive = std::io::stdin().is_terminal();
+    let json_output = opts.output == Output::Json;
+    // Prompts and echoes are for a person; JSON output prints only the document.
+    let interactive = std::io::stdin().is_terminal() && !json_output;
+    let talk = !json_output;
     if interactive {
         println!(
             "Talking to \"{}\" with the {} brain. Type what you would say; /hangup or Ctrl-D hangs up.\n",
@@ -85,9 +99,12 @@ pub async fn run(opts: ChatArgs) -> anyhow::Result<()> {
             brain.name()
         );
     }
+    let script_name = script.name.clone();
     let mut conversation = Conversation::start(script, brain, tools, Arc::new(SystemClock), vars, context).await;
     let mut shown = 0;
-    shown = show(&conversation, shown);
+    if talk {
+        shown = show(&conversation, shown);
+    }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while !conversation.is_over() {
@@ -100,7 +117,7 @@ pub async fn run(opts: ChatArgs) -> anyhow::Result<()> {
             line = lines.next_line() => match line? {
                 Some(l) if l.trim() == "/hangup" || l.trim() == "/quit" => conversation.hang_up(),
                 Some(l) => {
-                    if !interactive {
+                    if talk && !interactive {
                         println!("you › {l}");
                     }
                     conversation.hear(&l).await;
@@ -109,9 +126,40 @@ pub async fn run(opts: ChatArgs) -> anyhow::Result<()> {
             },
             _ = tick.tick() => conversation.tick().await,
         }
-        shown = show(&conversation, shown);
+        if talk {
+            shown = show(&conversation, shown);
+        }
     }
     let reason = conversation.end_reason().map(|r| r.as_str()).unwrap_or("unknown");
+    if json_output {
+        let analysis = conversation.analyse().await;
+        let sms: Vec<_> = sms
+            .0
+            .lock()
+            .expect("sms lock")
+            .iter()
+            .map(|(to, body)| json!({"to": to, "body": body}))
+            .collect();
+        let document = json!({
+            "script": script_name,
+            "transcript": conversation.transcript(),
+            "path": conversation.path(),
+            // How the main flow ended (`end_flow`); null when the call ended otherwise.
+            "outcome": conversation.flow_outcome(),
+            "end_reason": reason,
+            "analysis": {
+                "brain": analysis.brain,
+                "summary": analysis.summary,
+                "objectives": analysis.objectives,
+                "data": analysis.structured_data,
+                "success_evaluation": analysis.success_evaluation,
+                "rating": analysis.rating,
+            },
+            "sms_recorded": sms,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
     println!("\n— call ended: {reason} —\n");
     print_analysis(&conversation.analyse().await);
     for (to, body) in sms.0.lock().expect("sms lock").iter() {

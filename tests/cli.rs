@@ -423,6 +423,47 @@ on_both_backends!(
     automation_import_prints_the_hook_once,
 );
 
+/// `chat --output json` prints only one JSON document: transcript, path, outcome, end reason and
+/// the analysis with the collected data.
+#[test]
+fn chat_prints_the_result_as_json() {
+    let script = format!("{}/examples/scripts/appraisal-booking.yaml", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voxd"))
+        .args(["chat", "--script", &script, "--first-name", "Ana", "--output", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Yes please\nYes that suits me\nNo, that's all\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(doc["end_reason"], "ai hangup", "{doc}");
+    assert_eq!(doc["outcome"], "success", "{doc}");
+    let path: Vec<&str> = doc["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(path.first(), Some(&"intro"), "{doc}");
+    let turns = doc["transcript"].as_array().unwrap();
+    assert!(turns.len() >= 6, "{doc}");
+    assert_eq!(turns[0]["role"], "assistant");
+    assert!(turns[0]["text"].as_str().unwrap().contains("Hi Ana"));
+    assert!(turns.iter().any(|t| t["role"] == "user" && t["text"] == "Yes please"));
+    assert_eq!(doc["analysis"]["success_evaluation"], "successful", "{doc}");
+    assert!(doc["analysis"]["data"].is_object(), "{doc}");
+    assert!(!doc["analysis"]["summary"].as_str().unwrap().is_empty());
+}
+
 #[test]
 fn chat_reads_callee_lines_from_a_pipe() {
     let script = format!("{}/examples/scripts/appraisal-booking.yaml", env!("CARGO_MANIFEST_DIR"));

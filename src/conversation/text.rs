@@ -143,6 +143,11 @@ impl Conversation {
         self.engine.path()
     }
 
+    /// How the main flow ended, when it ended by `end_flow`.
+    pub fn flow_outcome(&self) -> Option<super::script::Outcome> {
+        self.engine.flow_outcome()
+    }
+
     pub fn variables(&self) -> &Value {
         self.engine.variables()
     }
