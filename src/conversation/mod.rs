@@ -1,6 +1,7 @@
 //! Conversations: Scripts, the engine that runs them turn by turn, the brains that drive it,
 //! built-in functions and tools, simulated callees.
 
+pub mod amounts;
 pub mod analysis;
 pub mod brain;
 pub mod context;

@@ -426,30 +426,18 @@ pub fn extract(field: FieldType, answer: &str, today: NaiveDate) -> Value {
             Some(Intent::Deny) => Value::Bool(false),
             _ => Value::Null,
         },
-        FieldType::Number | FieldType::Integer => number(&answer.to_lowercase()).map_or(Value::Null, |v| {
-            if field == FieldType::Integer || v.fract() == 0.0 {
-                Value::from(v as i64)
-            } else {
-                Value::from(v)
-            }
-        }),
+        FieldType::Number | FieldType::Integer => {
+            crate::conversation::amounts::parse(answer).map_or(Value::Null, |a| {
+                let v = a.value;
+                if field == FieldType::Integer || v.fract() == 0.0 {
+                    Value::from(v as i64)
+                } else {
+                    Value::from(v)
+                }
+            })
+        }
         FieldType::Date => date(&n, today).map_or(Value::Null, |d| Value::String(d.format("%Y-%m-%d").to_string())),
     }
-}
-
-fn number(n: &str) -> Option<f64> {
-    const WORDS: [&str; 13] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    ];
-    n.split_whitespace().find_map(|w| {
-        let w = w
-            .trim_matches(|c: char| !c.is_alphanumeric() && c != '.')
-            .trim_end_matches('.');
-        w.replace(',', "")
-            .parse::<f64>()
-            .ok()
-            .or_else(|| WORDS.iter().position(|x| *x == w).map(|i| i as f64))
-    })
 }
 
 fn date(n: &str, today: NaiveDate) -> Option<NaiveDate> {
@@ -582,6 +570,14 @@ mod tests {
             Value::from(3)
         );
         assert_eq!(extract(FieldType::Number, "about $650,000", today), Value::from(650000));
+        assert_eq!(
+            extract(FieldType::Number, "About 1.2 million", today),
+            Value::from(1_200_000)
+        );
+        assert_eq!(
+            extract(FieldType::Number, "six hundred grand", today),
+            Value::from(600_000)
+        );
         assert_eq!(extract(FieldType::Boolean, "yeah definitely", today), Value::Bool(true));
         assert_eq!(
             extract(FieldType::Date, "Monday works", today),
