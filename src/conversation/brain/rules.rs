@@ -71,6 +71,13 @@ const PHRASES: [(Intent, &[&str]); 7] = [
             "driving",
             "in a meeting",
             "tomorrow",
+            "push it back",
+            "reschedule",
+            "a clash",
+            "another day",
+            "not right now",
+            "can't talk",
+            "cant talk",
         ],
     ),
     (
@@ -131,6 +138,12 @@ const PHRASES: [(Intent, &[&str]); 7] = [
             "i would",
             "i'd like",
             "confirm",
+            "i guess",
+            "i suppose",
+            "guess so",
+            "suppose so",
+            "why not",
+            "for sure",
         ],
     ),
     (Intent::Question, &[]),
@@ -256,11 +269,32 @@ pub fn intents(text: &str) -> Vec<Intent> {
             found.retain(|i| *i != Intent::Deny);
         }
     }
+    // Idioms whose words point the other way: "yeah nah" is no; "nah yeah" and "no worries" are yes.
+    if let Some((_, meant)) = IDIOMS.iter().find(|(p, _)| contains_phrase(&n, p)) {
+        if !found.contains(&Intent::DoNotCall) && !found.contains(&Intent::Unsure) {
+            found.retain(|i| *i != Intent::Deny && *i != Intent::Affirm);
+            found.push(*meant);
+        }
+    }
     if is_question(text) && !found.contains(&Intent::WhoIsThis) {
         found.push(Intent::Question);
     }
     found
 }
+
+/// Yes and no said in words that mean the opposite of their first one.
+const IDIOMS: [(&str, Intent); 10] = [
+    ("yeah nah", Intent::Deny),
+    ("yeah no", Intent::Deny),
+    ("i guess not", Intent::Deny),
+    ("i suppose not", Intent::Deny),
+    ("nah yeah", Intent::Affirm),
+    ("no worries", Intent::Affirm),
+    ("no problem", Intent::Affirm),
+    ("not a problem", Intent::Affirm),
+    ("no dramas", Intent::Affirm),
+    ("no doubt", Intent::Affirm),
+];
 
 fn condition_intent(wording: &str) -> Option<Intent> {
     let n = normalise(wording);
@@ -560,6 +594,22 @@ mod tests {
         assert_eq!(intents("Who is this?")[0], Intent::WhoIsThis);
         assert!(intents("What is the price?").contains(&Intent::Question));
         assert_eq!(intents("No, I'm not interested, yes I'm sure")[0], Intent::Deny);
+    }
+
+    #[test]
+    fn hedges_and_idioms() {
+        let primary = |t: &str| intents(t).first().copied();
+        assert_eq!(primary("Yeah nah, not for me"), Some(Intent::Deny));
+        assert_eq!(primary("nah yeah, go for it"), Some(Intent::Affirm));
+        assert_eq!(primary("No worries"), Some(Intent::Affirm));
+        assert_eq!(primary("no problem at all"), Some(Intent::Affirm));
+        assert_eq!(primary("I guess so"), Some(Intent::Affirm));
+        assert_eq!(primary("I guess not"), Some(Intent::Deny));
+        assert_eq!(primary("not really"), Some(Intent::Deny));
+        assert_eq!(primary("I'm in a meeting right now"), Some(Intent::Later));
+        assert_eq!(primary("Can we push it back? I've got a clash"), Some(Intent::Later));
+        assert_eq!(primary("Yeah nah, please don't call me again"), Some(Intent::DoNotCall));
+        assert_eq!(primary("I'm not sure, I guess"), Some(Intent::Unsure));
     }
 
     #[test]
