@@ -4,7 +4,9 @@
 # real `voxd serve`. Uses target/debug/voxd; builds it if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="$PWD/${CLIENT_VENV:-target/client-venv}"
+venv="${CLIENT_VENV:-target/client-venv}"
+# Made absolute: the generator runs from another folder.
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
 if [ ! -x "$venv/bin/openapi-python-client" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet "openapi-spec-validator==0.9.0" "openapi-python-client==0.29.1"
