@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{parse_id, ApiJson, ApiOptionalJson, ApiQuery},
+    extract::{field_id, parse_id, ApiJson, ApiOptionalJson, ApiQuery},
     pagination::{Page, PageMeta, SortOrder, TimeBound},
     AppState,
 };
@@ -339,12 +339,7 @@ pub struct ListCallsResponse {
 }
 
 fn optional_id(field: &str, raw: Option<&str>) -> ApiResult<Option<uuid::Uuid>> {
-    match raw.filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) => uuid::Uuid::parse_str(s)
-            .map(Some)
-            .map_err(|_| FieldError::new(field, "is not an id").into()),
-    }
+    raw.filter(|s| !s.is_empty()).map(|s| field_id(field, s)).transpose()
 }
 
 /// List calls

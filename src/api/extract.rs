@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::domain::FieldError;
 
 /// A JSON request body. A body sent without a content type is read as JSON (curl users forget the
 /// header); one sent with another type is a 415. The body must parse, and fit the target type
@@ -171,4 +172,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 /// An id from the path. A malformed id is reported like an unknown one: 404 `what not found`.
 pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("{what} not found")))
+}
+
+/// An id given in a body field or query parameter: a malformed one is a 400 naming the field (not a
+/// 404, as in a path).
+pub fn field_id(field: &str, raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| FieldError::new(field, format!("`{raw}` is not an id")).into())
 }

@@ -9,12 +9,11 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{parse_id, ApiJson, ApiQuery},
+    extract::{field_id, parse_id, ApiJson, ApiQuery},
     pagination::{Page, PageMeta, PageParams},
     AppState,
 };
@@ -81,11 +80,6 @@ pub struct DeleteNumberResponse {
     pub deleted: bool,
 }
 
-fn script_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw.trim())
-        .map_err(|_| FieldError::new("inbound_script_id", format!("`{raw}` is not a script id")).into())
-}
-
 /// Add phone number (extension)
 ///
 /// Adds a caller id to your team; calls are placed from it (`from_number`) and, with an inbound
@@ -102,7 +96,11 @@ pub async fn create(
     team: TeamCtx,
     ApiJson(req): ApiJson<AddNumberRequest>,
 ) -> ApiResult<(StatusCode, Json<PhoneNumberResponse>)> {
-    let script = req.inbound_script_id.as_deref().map(script_id).transpose()?;
+    let script = req
+        .inbound_script_id
+        .as_deref()
+        .map(|s| field_id("inbound_script_id", s))
+        .transpose()?;
     let n = numbers::add(&state.db, &TeamScope::from(&team), &req.phone_number, script)
         .await
         .map_err(number_error)?;
@@ -175,7 +173,7 @@ pub async fn update(
     let id = parse_id(&id, "Phone number")?;
     let script = match req.inbound_script_id {
         None => return Err(FieldError::new("inbound_script_id", "is required (null to clear it)").into()),
-        Some(s) => s.as_deref().map(script_id).transpose()?,
+        Some(s) => s.as_deref().map(|s| field_id("inbound_script_id", s)).transpose()?,
     };
     let n = numbers::set_inbound_script(&state.db, team.team_id, id, script)
         .await
