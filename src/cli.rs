@@ -729,6 +729,25 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every row of a paged listing, page by page (the store's listings are all paged).
+async fn all_pages<T, F, Fut>(mut fetch: F, id: impl Fn(&T) -> Uuid) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(crate::store::Seek) -> Fut,
+    Fut: std::future::Future<Output = crate::store::Result<Vec<T>>>,
+{
+    let mut page = crate::store::Seek::oldest_first(200);
+    let mut all = Vec::new();
+    loop {
+        let rows = fetch(page).await?;
+        let full = rows.len() as i64 == page.limit;
+        page.after = rows.last().map(&id);
+        all.extend(rows);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
 async fn script(db: &Db, cmd: ScriptCommand) -> anyhow::Result<()> {
     match cmd {
         ScriptCommand::Import { team, file } => {
@@ -740,24 +759,16 @@ async fn script(db: &Db, cmd: ScriptCommand) -> anyhow::Result<()> {
         ScriptCommand::List { team } => {
             let team = find_team(db, &team).await?;
             println!("{:<36}  {:<8}  {:<20}  NAME", "ID", "TYPE", "UPDATED");
-            let mut page = crate::store::Seek::oldest_first(200);
-            loop {
-                let rows = db.list_scripts(team.id, None, page).await?;
-                for s in &rows {
-                    println!(
-                        "{:<36}  {:<8}  {:<20}  {}",
-                        s.id,
-                        serde_json::to_value(s.definition.0.script_type)?
-                            .as_str()
-                            .unwrap_or("?"),
-                        s.updated_at.format("%Y-%m-%d %H:%M:%SZ"),
-                        s.name
-                    );
-                }
-                match rows.last() {
-                    Some(last) if rows.len() as i64 == page.limit => page.after = Some(last.id),
-                    _ => break,
-                }
+            for s in all_pages(|page| db.list_scripts(team.id, None, page), |s| s.id).await? {
+                println!(
+                    "{:<36}  {:<8}  {:<20}  {}",
+                    s.id,
+                    serde_json::to_value(s.definition.0.script_type)?
+                        .as_str()
+                        .unwrap_or("?"),
+                    s.updated_at.format("%Y-%m-%d %H:%M:%SZ"),
+                    s.name
+                );
             }
         }
         ScriptCommand::Show { team, id } => {
@@ -770,11 +781,10 @@ async fn script(db: &Db, cmd: ScriptCommand) -> anyhow::Result<()> {
         }
         ScriptCommand::Delete { team, id } => {
             let team = find_team(db, &team).await?;
-            let deleted = db.delete_script(team.id, id).await.map_err(|e| {
-                e.refused_as(|crate::store::scripts::ScriptInUse::Calls(n)| {
-                    anyhow::anyhow!("{n} calls were made with script {id}; it is kept for their results")
-                })
-            })?;
+            let deleted = db
+                .delete_script(team.id, id)
+                .await
+                .map_err(|e| e.refused_as(|r| anyhow::anyhow!("script {id}: {r}")))?;
             if !deleted {
                 return Err(Missing(format!("team {} has no script {id}", team.name)).into());
             }
@@ -809,17 +819,9 @@ async fn automation(db: &Db, cmd: AutomationCommand) -> anyhow::Result<()> {
         AutomationCommand::List { team } => {
             let team = find_team(db, &team).await?;
             println!("{:<36}  {:<8}  {:<16}  NAME", "ID", "ENABLED", "TRIGGER");
-            let mut page = crate::store::Seek::oldest_first(200);
-            loop {
-                let rows = db.list_automations(team.id, page).await?;
-                for a in &rows {
-                    let enabled = if a.enabled { "yes" } else { "no" };
-                    println!("{:<36}  {:<8}  {:<16}  {}", a.id, enabled, a.trigger_type, a.name);
-                }
-                match rows.last() {
-                    Some(last) if rows.len() as i64 == page.limit => page.after = Some(last.id),
-                    _ => break,
-                }
+            for a in all_pages(|page| db.list_automations(team.id, page), |a| a.id).await? {
+                let enabled = if a.enabled { "yes" } else { "no" };
+                println!("{:<36}  {:<8}  {:<16}  {}", a.id, enabled, a.trigger_type, a.name);
             }
         }
         AutomationCommand::Show { team, id } => {
@@ -860,7 +862,9 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
         NumberCommand::List { team } => {
             let team = find_team(db, &team).await?;
             println!("{:<16}  INBOUND SCRIPT", "NUMBER");
-            for n in db.list_numbers(team.id).await? {
+            let mut numbers = all_pages(|page| db.page_numbers(team.id, page), |n| n.id).await?;
+            numbers.sort_by(|a, b| a.number.cmp(&b.number));
+            for n in numbers {
                 println!(
                     "{:<16}  {}",
                     n.number,

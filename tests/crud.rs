@@ -379,7 +379,26 @@ async fn listings_run_newest_first_and_take_dates(app: &TestApp) {
     r.ok(200);
 }
 
+/// A script calls were made with stays (its calls keep it for their results): a 409, not a 500.
+async fn a_script_with_calls_is_kept(app: &TestApp) {
+    let script_id = common::caller_id_and_script(app).await;
+    let call = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0412345671"}});
+    app.post("/api/v1/create-phone-call", &call).await.ok(201);
+    let r = delete(app, &format!("/api/v1/scripts/{script_id}")).await;
+    assert!(r.error(409).contains("1 calls were made"), "{}", r.body);
+    app.get(&format!("/api/v1/scripts/{script_id}")).await.ok(200);
+    let unused = app
+        .post("/api/v1/scripts", &common::example_script("receptionist"))
+        .await;
+    let unused = unused.ok(201)["script_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        delete(app, &format!("/api/v1/scripts/{unused}")).await.ok(200)["deleted"],
+        true
+    );
+}
+
 on_both_backends!(
+    a_script_with_calls_is_kept,
     phone_numbers_are_managed_through_the_api,
     lists_are_found_renamed_emptied_and_deleted,
     contacts_are_updated_and_deleted,

@@ -171,13 +171,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeleteScriptResponse>> {
     let id = parse_id(&id, "Script")?;
-    let deleted = state.db.delete_script(team.team_id, id).await.map_err(|e| {
-        e.refused_as(|crate::store::scripts::ScriptInUse::Calls(n)| {
-            ApiError::conflict(format!(
-                "{n} calls were made with this script; it is kept for their results"
-            ))
-        })
-    })?;
+    let deleted = state
+        .db
+        .delete_script(team.team_id, id)
+        .await
+        .map_err(|e| e.refused_as(|r| ApiError::conflict(r.to_string())))?;
     if !deleted {
         return Err(ApiError::NotFound("Script not found".into()));
     }

@@ -40,12 +40,6 @@ impl Db {
         Ok(())
     }
 
-    /// Every number of the team, in number order.
-    pub async fn list_numbers(&self, team_id: Uuid) -> Result<Vec<PhoneNumber>> {
-        let sql = format!("SELECT {COLUMNS} FROM phone_numbers WHERE team_id = $1 ORDER BY number");
-        Ok(read_pool!(self, p => sqlx::query_as::<_, PhoneNumber>(&sql).bind(team_id).fetch_all(p).await?))
-    }
-
     /// A page of the team's numbers, by id.
     pub async fn page_numbers(&self, team_id: Uuid, page: Seek) -> Result<Vec<PhoneNumber>> {
         let sql = format!(

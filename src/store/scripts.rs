@@ -7,9 +7,10 @@ use uuid::Uuid;
 use super::{read_pool, transaction, write_pool, Db, Result, Seek, WriteError};
 
 /// Why a script was not deleted.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 pub enum ScriptInUse {
     /// Calls were made with it (they keep it for their transcripts and analysis).
+    #[error("{0} calls were made with this script; it is kept for their results")]
     Calls(i64),
 }
 use crate::conversation::script::Script;
