@@ -35,6 +35,14 @@ async fn phone_numbers_are_managed_through_the_api(app: &TestApp) {
     let r = app.post("/api/v1/phone-numbers", &json!({"phone_number": 612})).await;
     r.error(400);
     let r = app
+        .post("/api/v1/phone-numbers", &json!({"phone_number": "9".repeat(10_000)}))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), &r.body["field"]),
+        (400, &json!("phone_number")),
+        "oversized"
+    );
+    let r = app
         .post("/api/v1/phone-numbers", &json!({"phone_number": "not a number"}))
         .await;
     r.error(400);
@@ -197,6 +205,9 @@ async fn lists_are_found_renamed_emptied_and_deleted(app: &TestApp) {
     patch(app, &format!("/api/v1/lists/{list}"), &json!({"name": ""}))
         .await
         .error(400);
+    patch(app, &format!("/api/v1/lists/{list}"), &json!({"name": "x".repeat(256)}))
+        .await
+        .error(400);
     patch(app, &format!("/api/v1/lists/{list}"), &json!({"name": 3}))
         .await
         .error(400);
@@ -272,6 +283,8 @@ async fn contacts_are_updated_and_deleted(app: &TestApp) {
     patch(app, &path, &json!({"phone_number": null})).await.error(400);
     patch(app, &path, &json!({"nickname": "x"})).await.error(400);
     patch(app, &path, &json!({"timezone": "Mars/Olympus"})).await.error(400);
+    let r = patch(app, &path, &json!({"metadata": {"notes": "x".repeat(20 * 1024)}})).await;
+    assert!(r.error(400).contains("metadata"), "oversized metadata: {}", r.body);
     let r = patch(app, &path, &json!({"phone_number": "+61412999999"})).await;
     r.error(409);
     assert_eq!(r.body["contact_id"], other.as_str());
