@@ -218,6 +218,31 @@ enum ScriptCommand {
         team: String,
         /// The script's id.
         id: Uuid,
+        /// An earlier version instead of the current one.
+        #[arg(long)]
+        version: Option<i32>,
+    },
+    /// Store a new version of a script from a file. Calls already scheduled keep the version they
+    /// were created with unless --move-scheduled-calls.
+    Update {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The script's id.
+        id: Uuid,
+        /// The script file, YAML or JSON.
+        file: std::path::PathBuf,
+        /// Move scheduled and queued calls to the new version.
+        #[arg(long)]
+        move_scheduled_calls: bool,
+    },
+    /// List a script's versions.
+    Versions {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The script's id.
+        id: Uuid,
     },
     /// Delete a script (refused once calls were made with it).
     Delete {
@@ -771,13 +796,53 @@ async fn script(db: &Db, cmd: ScriptCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        ScriptCommand::Show { team, id } => {
+        ScriptCommand::Show { team, id, version } => {
             let team = find_team(db, &team).await?;
-            let script = db
-                .get_script(team.id, id)
+            let missing = || Missing(format!("team {} has no script {id}", team.name));
+            let definition = match version {
+                None => db.get_script(team.id, id).await?.ok_or_else(missing)?.definition.0,
+                Some(v) => {
+                    db.get_script_version(team.id, id, v)
+                        .await?
+                        .ok_or_else(|| Missing(format!("script {id} of team {} has no version {v}", team.name)))?
+                        .definition
+                        .0
+                }
+            };
+            print!("{}", serde_yaml_ng::to_string(&definition)?);
+        }
+        ScriptCommand::Update {
+            team,
+            id,
+            file,
+            move_scheduled_calls,
+        } => {
+            let team = find_team(db, &team).await?;
+            let script = crate::chat::load_script(&file)?;
+            let scheduled = match move_scheduled_calls {
+                true => crate::store::scripts::ScheduledCalls::Move,
+                false => crate::store::scripts::ScheduledCalls::Keep,
+            };
+            let stored = db
+                .replace_script(team.id, id, &script, scheduled, now())
                 .await?
                 .ok_or_else(|| Missing(format!("team {} has no script {id}", team.name)))?;
-            print!("{}", serde_yaml_ng::to_string(&script.definition.0)?);
+            println!("script {id} is now at version {}", stored.version);
+        }
+        ScriptCommand::Versions { team, id } => {
+            let team = find_team(db, &team).await?;
+            if db.get_script(team.id, id).await?.is_none() {
+                return Err(Missing(format!("team {} has no script {id}", team.name)).into());
+            }
+            println!("{:<8}  {:<20}  NAME", "VERSION", "CREATED");
+            for v in all_pages(|page| db.list_script_versions(team.id, id, page), |v| v.id).await? {
+                println!(
+                    "{:<8}  {:<20}  {}",
+                    v.version,
+                    v.created_at.format("%Y-%m-%d %H:%M:%SZ"),
+                    v.name
+                );
+            }
         }
         ScriptCommand::Delete { team, id } => {
             let team = find_team(db, &team).await?;

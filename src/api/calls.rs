@@ -99,6 +99,9 @@ pub struct CallView {
     pub status: Option<String>,
     pub end_reason: Option<String>,
     pub script_id: String,
+    /// The version of the script this call runs: the script's current one when the call was
+    /// created (a later replace leaves it unless asked to move scheduled calls).
+    pub script_version: i32,
     pub contact_id: Option<String>,
     pub from_number: Option<String>,
     pub to_number: Option<String>,
@@ -162,6 +165,7 @@ impl From<Call> for CallView {
             status: c.status.map(|s| s.to_string()),
             end_reason: c.end_reason,
             script_id: c.script_id.to_string(),
+            script_version: c.script_version,
             contact_id: c.contact_id.map(|i| i.to_string()),
             from_number: c.from_number,
             to_number: c.to_number,
@@ -517,6 +521,9 @@ pub struct CallResult {
     pub simulated: Option<bool>,
     /// The brain that analysed the call.
     pub analysed_by: Option<String>,
+    /// The script and the version of it that ran.
+    pub script_id: String,
+    pub script_version: i32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -573,6 +580,8 @@ pub async fn get_call_result(
         duration_seconds: r["duration_seconds"].as_i64(),
         simulated: r["simulated"].as_bool(),
         analysed_by: text(&a["brain"]),
+        script_id: call.script_id.to_string(),
+        script_version: call.script_version,
     };
     Ok(Json(CallResultResponse {
         success: true,

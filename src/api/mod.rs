@@ -177,6 +177,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/scripts/{script_id}",
             get(scripts::get).put(scripts::replace).delete(scripts::delete),
         )
+        .route("/api/v1/scripts/{script_id}/versions", get(scripts::versions))
+        .route("/api/v1/scripts/{script_id}/versions/{version}", get(scripts::version))
+        .route(
+            "/api/v1/scripts/{script_id}/versions/{version}/restore",
+            post(scripts::restore),
+        )
         .route("/api/v1/automations", post(automations::create).get(automations::list))
         .route(
             "/api/v1/automations/{automation_id}",

@@ -301,6 +301,7 @@ pub async fn prepare(db: &Db, team: &TeamScope, new: NewCall, at: DateTime<Utc>)
         metadata: Json(new.metadata),
         variables: Json(new.variables),
         object_id,
+        script_version: script.version,
         ..Call::new(team.id, new.kind.call_type(), script.id, team.timezone.clone(), at)
     };
     Ok(Prepared { call, contact, object })

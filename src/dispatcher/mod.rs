@@ -234,10 +234,10 @@ impl Dispatcher {
         let owner = self.settings.owner.clone();
         let script = self
             .db
-            .get_script(call.team_id, call.script_id)
+            .get_script_version(call.team_id, call.script_id, call.script_version)
             .await?
             .map(|s| Arc::new(s.definition.0))
-            .ok_or_else(|| anyhow::anyhow!("script {} is gone", call.script_id));
+            .ok_or_else(|| anyhow::anyhow!("script {} version {} is gone", call.script_id, call.script_version));
         let script: Arc<Script> = match script {
             Ok(s) => s,
             Err(e) => {

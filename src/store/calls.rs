@@ -49,6 +49,8 @@ pub struct Call {
     pub ended_at: Option<DateTime<Utc>>,
     /// The object the call was created with (also linked to its contact).
     pub object_id: Option<Uuid>,
+    /// The version of the script the call runs (the script's current one when it was created).
+    pub script_version: i32,
 }
 
 impl Call {
@@ -84,13 +86,15 @@ impl Call {
             started_at: None,
             ended_at: None,
             object_id: None,
+            script_version: 1,
         }
     }
 }
 
 pub(crate) const COLUMNS: &str = "id, team_id, call_type, progress, status, end_reason, script_id, contact_id, \
      from_number, to_number, timezone, scheduled_time, latest_time, due_ms, latest_ms, calling_window, retry_policy, attempts, \
-     lease_owner, lease_until_ms, metadata, variables, result, created_at, updated_at, started_at, ended_at, object_id";
+     lease_owner, lease_until_ms, metadata, variables, result, created_at, updated_at, started_at, ended_at, object_id, \
+     script_version";
 
 #[derive(Debug, Clone, FromRow)]
 pub struct CallEvent {
@@ -172,7 +176,7 @@ macro_rules! insert_call_in {
     ($tx:expr, $c:expr) => {{
         let c: &Call = $c;
         let sql = format!(
-            "INSERT INTO calls ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+            "INSERT INTO calls ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
         );
         sqlx::query(&sql)
             .bind(c.id).bind(c.team_id).bind(&c.call_type).bind(&c.progress).bind(&c.status).bind(&c.end_reason)
@@ -180,6 +184,7 @@ macro_rules! insert_call_in {
             .bind(c.latest_time).bind(c.due_ms).bind(c.latest_ms).bind(&c.calling_window).bind(&c.retry_policy)
             .bind(c.attempts).bind(&c.lease_owner).bind(c.lease_until_ms).bind(&c.metadata).bind(&c.variables)
             .bind(&c.result).bind(c.created_at).bind(c.updated_at).bind(c.started_at).bind(c.ended_at).bind(c.object_id)
+            .bind(c.script_version)
             .execute(&mut *$tx).await?;
         sqlx::query(INSERT_EVENT)
             .bind(new_id()).bind(c.id).bind(c.created_at).bind(c.attempts).bind(&c.progress).bind(Option::<String>::None)
