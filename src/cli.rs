@@ -93,6 +93,46 @@ enum Command {
     },
     /// Talk to a script in the terminal, as the callee (no database needed).
     Chat(crate::chat::ChatArgs),
+    /// Run labelled callee utterances through a brain and print its accuracy per category, with
+    /// every miss (no database needed). Format: eval/README.md.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Eval files, or folders of them.
+    #[arg(default_value = "eval/understanding")]
+    paths: Vec<std::path::PathBuf>,
+    /// rules (default), openai or hybrid (VOXD_OPENAI_* settings).
+    #[arg(long, default_value = "rules")]
+    brain: String,
+    /// Fail (exit 1) when overall accuracy is below this share, e.g. 0.9.
+    #[arg(long)]
+    min_accuracy: Option<f64>,
+    /// `text` (default) or `json` (every case with what the brain made of it).
+    #[arg(long, value_enum, default_value_t = crate::chat::Output::Text)]
+    output: crate::chat::Output,
+}
+
+async fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let brain = crate::conversation::brain::from_name(&args.brain).map_err(anyhow::Error::msg)?;
+    let mut files = Vec::new();
+    for p in &args.paths {
+        files.extend(crate::conversation::eval::files(p)?);
+    }
+    if files.is_empty() {
+        anyhow::bail!("no eval files in {}", args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    let report = crate::conversation::eval::run(&files, &*brain).await?;
+    match args.output {
+        crate::chat::Output::Text => print!("{}", report.render()),
+        crate::chat::Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    let accuracy = report.overall().accuracy();
+    if let Some(min) = args.min_accuracy.filter(|min| accuracy < *min) {
+        anyhow::bail!("accuracy {:.1}% is below {:.1}%", 100.0 * accuracy, 100.0 * min);
+    }
+    Ok(())
 }
 
 impl Command {
@@ -106,7 +146,7 @@ impl Command {
             | Command::Automation { db, .. }
             | Command::Number { db, .. }
             | Command::Simulate { db, .. } => db,
-            Command::Chat(_) => unreachable!("chat opens no database"),
+            Command::Chat(_) | Command::Eval(_) => unreachable!("chat and eval open no database"),
         }
     }
 }
@@ -381,9 +421,16 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Chat(args) = cli.command {
-        init_logging(cli.log_format.unwrap_or_default(), false);
-        return crate::chat::run(args).await;
+    match cli.command {
+        Command::Chat(args) => {
+            init_logging(cli.log_format.unwrap_or_default(), false);
+            return crate::chat::run(args).await;
+        }
+        Command::Eval(args) => {
+            init_logging(cli.log_format.unwrap_or_default(), false);
+            return eval(args).await;
+        }
+        _ => {}
     }
     let serve_args = match &cli.command {
         Command::Serve { args, .. } => Some(args),
@@ -415,7 +462,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cmd: SimulateCommand::Inbound { to, from, persona },
             ..
         } => simulate_inbound(&db, &settings, &to, &from, &persona).await,
-        Command::Chat(_) => unreachable!("handled before opening the database"),
+        Command::Chat(_) | Command::Eval(_) => unreachable!("handled before opening the database"),
     };
     db.close().await;
     result.map_err(|e| match e.downcast_ref::<Missing>() {

@@ -459,7 +459,11 @@ async fn tool_steps_call_webhooks_and_send_sms() {
 
 #[tokio::test]
 async fn repeated_unclear_answers_end_the_call_politely() {
-    let r = run("receptionist", Persona::unsure()).await;
+    let mumbler = Persona {
+        fallback: Some("Hmm, I'm not sure really.".into()),
+        ..Default::default()
+    };
+    let r = run("receptionist", mumbler).await;
     assert_eq!(r.conversation.end_reason(), Some(&EndReason::AssistantHangup));
     let assistant = r.said(Role::Assistant);
     assert_eq!(

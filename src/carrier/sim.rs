@@ -16,8 +16,8 @@
 //! | 9 | network failure | failed | failed |
 //! | (`drop`) | answered, then the line drops after the first exchange | dropout | dropout |
 //!
-//! The callee is `sim_persona` from the contact's metadata (`cooperative`, the default; `unsure`,
-//! `silent`, `hangs_up`, `interrupts`), or a JSON persona object.
+//! The callee is `sim_persona` from the contact's metadata: a stock persona's name (`cooperative`,
+//! the default, and the others of `Persona::STOCK`) or a JSON persona object.
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -72,17 +72,14 @@ impl SimOutcome {
 
 fn persona(metadata: &serde_json::Map<String, Value>) -> Persona {
     match metadata.get("sim_persona") {
-        Some(Value::String(name)) => match name.as_str() {
-            "unsure" => Persona::unsure(),
-            "silent" => Persona::silent(),
-            "hangs_up" => Persona::hangs_up_early(),
-            "interrupts" => Persona {
-                interrupts: true,
-                ..Persona::cooperative()
-            },
-            _ => Persona::cooperative(),
-        },
-        Some(v @ Value::Object(_)) => serde_json::from_value(v.clone()).unwrap_or_else(|_| Persona::cooperative()),
+        Some(Value::String(name)) => Persona::stock(name).unwrap_or_else(|| {
+            tracing::warn!(persona = %name, "unknown sim_persona; using cooperative");
+            Persona::cooperative()
+        }),
+        Some(v @ Value::Object(_)) => serde_json::from_value(v.clone()).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "sim_persona is not a persona; using cooperative");
+            Persona::cooperative()
+        }),
         _ => Persona::cooperative(),
     }
 }
@@ -210,7 +207,7 @@ impl SimLeg {
             return;
         }
         match self.persona.respond(&last) {
-            Action::Say(text) if self.persona.interrupts && interruptible => {
+            Action::Say(text) if self.persona.talks_over() && interruptible => {
                 played(&mut self.queue, &fresh[..fresh.len() - 1]);
                 let at = now + chrono::Duration::seconds(INTERRUPT_SECS);
                 self.queue.push_back((

@@ -67,6 +67,8 @@ pub fn typed_data(script: &Script, raw: &Map<String, Value>) -> Map<String, Valu
                 (FieldType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
                 (FieldType::Boolean, Value::Bool(_)) => true,
                 (FieldType::Date, Value::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
+                (FieldType::Datetime, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+                (FieldType::Enum, Value::String(s)) => field.values.contains(s),
                 _ => false,
             };
             (field.name.clone(), if ok { value } else { Value::Null })

@@ -655,7 +655,8 @@ impl Engine {
                     "brain chose condition {i}, which does not exist"
                 ))),
             },
-            Ok(Decision::Answer(answer)) => self.say(answer),
+            // Answer, then return to the step: its question is asked again after the answer.
+            Ok(Decision::Answer(answer)) => self.speak_step(&step, Some(answer)),
             Ok(Decision::EndCall(goodbye)) => {
                 self.say(goodbye);
                 self.end(EndReason::AssistantHangup);
@@ -845,7 +846,7 @@ impl Engine {
             answers: &self.answers,
             end_reason,
             flow_succeeded: self.flow_outcome().map(|o| o == Outcome::Success),
-            today: self.today(),
+            now: self.now.with_timezone(&self.context.callee_timezone),
         };
         match brain.analyse(req).await {
             Ok(a) => a,

@@ -291,7 +291,12 @@ pub enum FieldType {
     Number,
     Integer,
     Boolean,
+    /// A day, `YYYY-MM-DD`, read relative to the call in the callee's zone.
     Date,
+    /// A moment, RFC 3339 in the callee's zone ("tomorrow at 3pm"; 9am when only a day is said).
+    Datetime,
+    /// One of the field's `values`.
+    Enum,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -305,6 +310,9 @@ pub struct DataField {
     /// The step whose answer holds the value (`rules` brain extraction).
     #[serde(default)]
     pub from_step: Option<String>,
+    /// `enum` fields: the values allowed (the answer's words choose one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
 }
 
 /// A problem in a script, naming where.
@@ -473,6 +481,12 @@ impl Script {
             }
         }
         for (i, d) in self.data_collection.iter().enumerate() {
+            match (d.field_type, d.values.is_empty()) {
+                (FieldType::Enum, true) => err(format!("data_collection[{i}]"), "an enum field needs `values`".into()),
+                (FieldType::Enum, false) => {}
+                (_, false) => err(format!("data_collection[{i}]"), "only enum fields take `values`".into()),
+                (_, true) => {}
+            }
             if let Some(step) = &d.from_step {
                 if !self.flows.iter().any(|f| f.steps.iter().any(|s| &s.id == step)) {
                     err(format!("data_collection[{i}]"), format!("step `{step}` does not exist"));

@@ -52,7 +52,8 @@ pub struct AnalyseRequest<'a> {
     pub end_reason: &'a str,
     /// Whether the main flow ended with `end_flow: success` (None: it ended otherwise).
     pub flow_succeeded: Option<bool>,
-    pub today: chrono::NaiveDate,
+    /// The call's moment in the callee's zone: what "tomorrow" and "3pm" are read against.
+    pub now: chrono::DateTime<chrono_tz::Tz>,
 }
 
 #[derive(Debug, thiserror::Error, Serialize)]

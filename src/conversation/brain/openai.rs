@@ -330,13 +330,18 @@ impl Brain for OpenAiBrain {
             .data_collection
             .iter()
             .map(|f| {
-                let t = match f.field_type {
-                    FieldType::String | FieldType::Date => "string",
-                    FieldType::Number => "number",
-                    FieldType::Integer => "integer",
-                    FieldType::Boolean => "boolean",
+                let schema = match f.field_type {
+                    FieldType::String | FieldType::Date | FieldType::Datetime => json!({"type": ["string", "null"]}),
+                    FieldType::Number => json!({"type": ["number", "null"]}),
+                    FieldType::Integer => json!({"type": ["integer", "null"]}),
+                    FieldType::Boolean => json!({"type": ["boolean", "null"]}),
+                    FieldType::Enum => {
+                        let mut values: Vec<Value> = f.values.iter().map(|v| json!(v)).collect();
+                        values.push(Value::Null);
+                        json!({"enum": values})
+                    }
                 };
-                (f.name.clone(), json!({"type": [t, "null"]}))
+                (f.name.clone(), schema)
             })
             .collect();
         let field_names: Vec<&str> = req.script.data_collection.iter().map(|f| f.name.as_str()).collect();
@@ -356,13 +361,13 @@ impl Brain for OpenAiBrain {
         });
         let system = "Analyse a finished phone call. Summarise it in two or three sentences; grade each \
             objective as achieved or not, quoting the evidence; extract the data fields (null when not \
-            said; dates as YYYY-MM-DD); evaluate success and rate the call from 1 to 5."
+            said; dates as YYYY-MM-DD, date-times as RFC 3339 in the callee's offset, relative to `now`); evaluate success and rate the call from 1 to 5."
             .to_owned();
         let user = json!({
-            "today": req.today.to_string(),
+            "now": req.now.to_rfc3339(),
             "end_reason": req.end_reason,
             "objectives": req.script.objectives.iter().map(|o| json!({"id": o.id, "description": o.description})).collect::<Vec<_>>(),
-            "data_fields": req.script.data_collection.iter().map(|f| json!({"name": f.name, "type": f.field_type, "description": f.description})).collect::<Vec<_>>(),
+            "data_fields": req.script.data_collection.iter().map(|f| json!({"name": f.name, "type": f.field_type, "description": f.description, "values": f.values})).collect::<Vec<_>>(),
             "transcript": history(req.transcript),
         });
         let v = self.ask("analysis", system, user, schema).await?;

@@ -7,14 +7,16 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use chrono::DateTime;
+use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 use super::{AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
 use crate::conversation::{
     analysis::{typed_data, Analysis, ObjectiveResult, SuccessEvaluation},
-    script::{FieldType, Script},
+    script::{DataField, FieldType, Script},
     transcript::{Role, Turn},
+    when,
 };
 
 pub struct RulesBrain;
@@ -450,10 +452,9 @@ fn second_person(text: &str) -> String {
         .join(" ")
 }
 
-/// Reads a typed value from an answer.
-pub fn extract(field: FieldType, answer: &str, today: NaiveDate) -> Value {
-    let n = normalise(answer);
-    match field {
+/// Reads a typed value from an answer, relative to `now` (the call's moment in the callee's zone).
+pub fn extract(field: &DataField, answer: &str, now: DateTime<Tz>) -> Value {
+    match field.field_type {
         FieldType::String => Value::String(answer.trim().to_owned()),
         FieldType::Boolean => match intents(answer).first() {
             Some(Intent::Affirm) => Value::Bool(true),
@@ -463,43 +464,43 @@ pub fn extract(field: FieldType, answer: &str, today: NaiveDate) -> Value {
         FieldType::Number | FieldType::Integer => {
             crate::conversation::amounts::parse(answer).map_or(Value::Null, |a| {
                 let v = a.value;
-                if field == FieldType::Integer || v.fract() == 0.0 {
-                    Value::from(v as i64)
+                if field.field_type == FieldType::Integer || v.fract() == 0.0 {
+                    Value::from(v.round() as i64)
                 } else {
                     Value::from(v)
                 }
             })
         }
-        FieldType::Date => date(&n, today).map_or(Value::Null, |d| Value::String(d.format("%Y-%m-%d").to_string())),
+        FieldType::Date => when::read(answer, now)
+            .date
+            .map_or(Value::Null, |d| Value::String(d.format("%Y-%m-%d").to_string())),
+        FieldType::Datetime => when::moment(answer, now).map_or(Value::Null, |m| Value::String(m.to_rfc3339())),
+        FieldType::Enum => choose(&field.values, answer).map_or(Value::Null, |v| Value::String(v.to_owned())),
     }
 }
 
-fn date(n: &str, today: NaiveDate) -> Option<NaiveDate> {
-    if let Some(d) = n
-        .split_whitespace()
-        .find_map(|w| NaiveDate::parse_from_str(w, "%Y-%m-%d").ok())
-    {
-        return Some(d);
+/// The value an answer names: the one said outright, else the one sharing most words with it
+/// (none on a tie).
+fn choose<'a>(values: &'a [String], answer: &str) -> Option<&'a str> {
+    let n = normalise(answer);
+    let said: Vec<&String> = values
+        .iter()
+        .filter(|v| contains_phrase(&n, normalise(v).trim()))
+        .collect();
+    if let [one] = said.as_slice() {
+        return Some(one.as_str());
     }
-    if contains_phrase(n, "today") {
-        return Some(today);
+    let heard = words(answer);
+    let mut scored: Vec<(usize, &String)> = values
+        .iter()
+        .map(|v| (words(&v.replace(['_', '-'], " ")).intersection(&heard).count(), v))
+        .filter(|(score, _)| *score > 0)
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    match scored.as_slice() {
+        [(best, v), rest @ ..] if rest.first().is_none_or(|(next, _)| next < best) => Some(v.as_str()),
+        _ => None,
     }
-    if contains_phrase(n, "tomorrow") {
-        return Some(today + Duration::days(1));
-    }
-    const DAYS: [(&str, Weekday); 7] = [
-        ("monday", Weekday::Mon),
-        ("tuesday", Weekday::Tue),
-        ("wednesday", Weekday::Wed),
-        ("thursday", Weekday::Thu),
-        ("friday", Weekday::Fri),
-        ("saturday", Weekday::Sat),
-        ("sunday", Weekday::Sun),
-    ];
-    DAYS.iter().find(|(name, _)| contains_phrase(n, name)).map(|(_, wd)| {
-        let ahead = (wd.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64).rem_euclid(7);
-        today + Duration::days(if ahead == 0 { 7 } else { ahead })
-    })
 }
 
 /// The `rules` analysis, labelled with `brain` (hybrid reuses it).
@@ -542,7 +543,7 @@ pub fn analyse(req: &AnalyseRequest<'_>, brain: &str) -> Analysis {
             .from_step
             .as_ref()
             .and_then(|s| req.answers.get(s))
-            .map_or(Value::Null, |a| extract(field.field_type, a, req.today));
+            .map_or(Value::Null, |a| extract(field, a, req.now));
         raw.insert(field.name.clone(), value);
     }
     let achieved = objectives.iter().filter(|o| o.achieved).count();
@@ -612,32 +613,38 @@ mod tests {
         assert_eq!(primary("I'm not sure, I guess"), Some(Intent::Unsure));
     }
 
+    fn field(field_type: FieldType, values: &[&str]) -> DataField {
+        DataField {
+            name: "x".into(),
+            field_type,
+            description: None,
+            from_step: None,
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn extracts_typed_values() {
-        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(); // a Thursday
+        use chrono::TimeZone;
+        // A Thursday, 10am in Sydney.
+        let now = chrono_tz::Australia::Sydney.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
+        let x = |t: FieldType, text: &str| extract(&field(t, &[]), text, now);
+        assert_eq!(x(FieldType::Integer, "We need three bedrooms"), Value::from(3));
+        assert_eq!(x(FieldType::Number, "about $650,000"), Value::from(650000));
+        assert_eq!(x(FieldType::Number, "About 1.2 million"), Value::from(1_200_000));
+        assert_eq!(x(FieldType::Number, "six hundred grand"), Value::from(600_000));
+        assert_eq!(x(FieldType::Boolean, "yeah definitely"), Value::Bool(true));
+        assert_eq!(x(FieldType::Date, "Monday works"), Value::from("2026-11-30"));
+        assert_eq!(x(FieldType::Date, "tomorrow please"), Value::from("2026-11-27"));
+        assert_eq!(x(FieldType::Date, "no idea"), Value::Null);
         assert_eq!(
-            extract(FieldType::Integer, "We need three bedrooms", today),
-            Value::from(3)
+            x(FieldType::Datetime, "tomorrow arvo at half past three"),
+            Value::from("2026-11-27T15:30:00+11:00")
         );
-        assert_eq!(extract(FieldType::Number, "about $650,000", today), Value::from(650000));
-        assert_eq!(
-            extract(FieldType::Number, "About 1.2 million", today),
-            Value::from(1_200_000)
-        );
-        assert_eq!(
-            extract(FieldType::Number, "six hundred grand", today),
-            Value::from(600_000)
-        );
-        assert_eq!(extract(FieldType::Boolean, "yeah definitely", today), Value::Bool(true));
-        assert_eq!(
-            extract(FieldType::Date, "Monday works", today),
-            Value::from("2026-11-30")
-        );
-        assert_eq!(
-            extract(FieldType::Date, "tomorrow please", today),
-            Value::from("2026-11-27")
-        );
-        assert_eq!(extract(FieldType::Date, "no idea", today), Value::Null);
+        let channel = field(FieldType::Enum, &["email", "text message", "phone call"]);
+        assert_eq!(extract(&channel, "Just email me", now), Value::from("email"));
+        assert_eq!(extract(&channel, "a text is best", now), Value::from("text message"));
+        assert_eq!(extract(&channel, "whatever", now), Value::Null);
     }
 
     #[test]
