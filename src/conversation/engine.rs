@@ -221,6 +221,8 @@ pub struct Engine {
     transcript: Vec<Turn>,
     path: Vec<String>,
     answers: HashMap<String, String>,
+    /// The condition taken at each answered voice step: (step id, its `when`, or `otherwise`).
+    choices: Vec<(String, String)>,
     started: DateTime<Utc>,
     now: DateTime<Utc>,
     /// The job whose result the engine waits for.
@@ -268,6 +270,7 @@ impl Engine {
             transcript: Vec::new(),
             path: Vec::new(),
             answers: HashMap::new(),
+            choices: Vec::new(),
             started: now,
             now,
             pending: None,
@@ -647,6 +650,8 @@ impl Engine {
         match decision {
             Ok(Decision::Condition(i)) => match step.conditions.get(i) {
                 Some(c) => {
+                    let wording = c.when.clone().unwrap_or_else(|| "otherwise".into());
+                    self.choices.push((step.id.clone(), wording));
                     if self.take(c.clone()) {
                         self.enter();
                     }
@@ -844,6 +849,8 @@ impl Engine {
             transcript: &self.transcript,
             path: &self.path,
             answers: &self.answers,
+            choices: &self.choices,
+            vars: &self.vars,
             end_reason,
             flow_succeeded: self.flow_outcome().map(|o| o == Outcome::Success),
             now: self.now.with_timezone(&self.context.callee_timezone),

@@ -49,6 +49,11 @@ pub struct AnalyseRequest<'a> {
     pub path: &'a [String],
     /// The callee's reply at each voice step (last one wins).
     pub answers: &'a std::collections::HashMap<String, String>,
+    /// The condition taken at each answered voice step, in order: (step id, its `when` wording,
+    /// or `otherwise`).
+    pub choices: &'a [(String, String)],
+    /// The call's variables (`contact.*`, `custom.*`, …).
+    pub vars: &'a serde_json::Value,
     pub end_reason: &'a str,
     /// Whether the main flow ended with `end_flow: success` (None: it ended otherwise).
     pub flow_succeeded: Option<bool>,

@@ -28,12 +28,13 @@ pub enum Intent {
     Later,
     DoNotCall,
     WhoIsThis,
+    WrongPerson,
     Unsure,
     Question,
 }
 
 /// Phrases that signal each intent, most specific first.
-const PHRASES: [(Intent, &[&str]); 7] = [
+const PHRASES: [(Intent, &[&str]); 8] = [
     (
         Intent::DoNotCall,
         &[
@@ -45,6 +46,24 @@ const PHRASES: [(Intent, &[&str]); 7] = [
             "take me off",
             "unsubscribe",
             "never call",
+        ],
+    ),
+    (
+        Intent::WrongPerson,
+        &[
+            "wrong number",
+            "wrong person",
+            "got the wrong",
+            "no one by that name",
+            "nobody by that name",
+            "no one here by that name",
+            "nobody here by that name",
+            "doesn't live here",
+            "does not live here",
+            "don't know who that is",
+            "never heard of",
+            "not the person",
+            "you must have the wrong",
         ],
     ),
     (
@@ -152,8 +171,12 @@ const PHRASES: [(Intent, &[&str]); 7] = [
 ];
 
 /// Words in a condition's wording that tell which intent it expects.
-const CONDITION_HINTS: [(Intent, &[&str]); 6] = [
+const CONDITION_HINTS: [(Intent, &[&str]); 7] = [
     (Intent::DoNotCall, &["do not call", "don't call", "opt out", "remove"]),
+    (
+        Intent::WrongPerson,
+        &["wrong person", "wrong number", "not the patient", "not the right person", "not the account holder"],
+    ),
     (Intent::WhoIsThis, &["who is calling", "who we are", "identity"]),
     (
         Intent::Later,
@@ -259,7 +282,7 @@ pub fn intents(text: &str) -> Vec<Intent> {
         .map(|(i, _)| *i)
         .collect();
     // "not sure" contains "not": unsure wins over deny; "do not call" over deny.
-    if found.contains(&Intent::DoNotCall) || found.contains(&Intent::Unsure) {
+    if found.contains(&Intent::DoNotCall) || found.contains(&Intent::Unsure) || found.contains(&Intent::WrongPerson) {
         found.retain(|i| *i != Intent::Deny && *i != Intent::Affirm);
     }
     if found.contains(&Intent::Deny) && found.contains(&Intent::Affirm) {
@@ -381,6 +404,9 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
     }
     if said.contains(&Intent::DoNotCall) {
         return Decision::EndCall("Understood, we won't call you again. Sorry to have bothered you. Goodbye.".into());
+    }
+    if said.contains(&Intent::WrongPerson) {
+        return Decision::EndCall("Sorry for the trouble, I'll update our records. Goodbye.".into());
     }
     if said.contains(&Intent::WhoIsThis) {
         let who = answer_from_knowledge(req.script, "who are you company calling")
@@ -555,27 +581,13 @@ pub fn analyse(req: &AnalyseRequest<'_>, brain: &str) -> Analysis {
         (SuccessEvaluation::Unsuccessful, true) => 2,
         (SuccessEvaluation::Unsuccessful, false) => 1,
     };
-    let summary = format!(
-        "{} call with script \"{}\" ({} analysis). The callee spoke {} time{}; the conversation went through {}, and ended: {}. Objectives achieved: {} of {}.{}",
-        match req.script.script_type {
-            crate::conversation::script::ScriptType::Inbound => "Inbound",
-            crate::conversation::script::ScriptType::Outbound => "Outbound",
-        },
-        req.script.name,
-        brain,
-        user_text.len(),
-        if user_text.len() == 1 { "" } else { "s" },
-        if req.path.is_empty() { "no steps".to_owned() } else { req.path.join(" → ") },
-        req.end_reason,
-        achieved,
-        objectives.len(),
-        user_text.first().map(|t| format!(" First reply: \"{t}\".")).unwrap_or_default(),
-    );
+    let structured_data = typed_data(req.script, &raw);
+    let summary = crate::conversation::summary::summarise(req, &structured_data, &objectives);
     Analysis {
         brain: brain.into(),
         summary,
         objectives,
-        structured_data: typed_data(req.script, &raw),
+        structured_data,
         success_evaluation: evaluation,
         rating,
     }
