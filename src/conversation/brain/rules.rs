@@ -26,204 +26,152 @@ pub enum Intent {
     Affirm,
     Deny,
     Later,
+    /// Another day or time ("can we push it back?", "could we do 11 instead?").
+    Reschedule,
+    Cancel,
     DoNotCall,
     WhoIsThis,
     WrongPerson,
     Unsure,
+    /// Nothing more to ask ("that's all, thanks").
+    Done,
     Question,
 }
 
 /// Phrases that signal each intent, most specific first.
-const PHRASES: [(Intent, &[&str]); 8] = [
+const PHRASES: [(Intent, &[&str]); 11] = [
     (
         Intent::DoNotCall,
         &[
-            "do not call",
-            "don't call",
-            "dont call",
-            "stop calling",
-            "remove me",
-            "take me off",
-            "unsubscribe",
-            "never call",
+            "do not call", "don't call", "dont call", "stop calling", "remove me", "take me off", "off your list",
+            "unsubscribe", "never call", "don't ring", "stop ringing", "don't contact", "do not contact",
+            "never contact", "leave me alone", "robot calls", "don't want anyone calling", "didn't contact me",
+            "don't want to be contacted", "not to be contacted", "lose my number",
         ],
     ),
     (
         Intent::WrongPerson,
         &[
-            "wrong number",
-            "wrong person",
-            "got the wrong",
-            "no one by that name",
-            "nobody by that name",
-            "no one here by that name",
-            "nobody here by that name",
-            "doesn't live here",
-            "does not live here",
-            "don't know who that is",
-            "never heard of",
-            "not the person",
-            "you must have the wrong",
+            "wrong number", "wrong person", "got the wrong", "no one by that name", "nobody by that name",
+            "no one here by that name", "nobody here by that name", "doesn't live here", "does not live here",
+            "don't know who that is", "never heard of", "not the person", "you must have the wrong",
+            "not the account holder", "this is her husband", "this is his wife", "this is her daughter",
+            "this is his son", "her daughter speaking", "his son speaking", "you'd want my", "this is his flatmate",
+            "my dad's place", "my mum's place", "i'm not the", "that's my husband", "that's my wife",
         ],
     ),
     (
         Intent::WhoIsThis,
         &[
-            "who is this",
-            "who's this",
-            "who is calling",
-            "who's calling",
-            "who are you",
-            "what company",
-            "where are you calling from",
+            "who is this", "who's this", "who is calling", "who's calling", "who are you", "what company",
+            "where are you calling from", "is this a real person", "am i talking to a", "is this a robot",
+            "are you a robot", "are you a person", "how did you get my number",
+        ],
+    ),
+    (
+        Intent::Reschedule,
+        &[
+            "push it back", "push it to", "move it", "reschedule", "a clash", "another day", "different day",
+            "different time", "another time instead", "instead", "would be better", "suit me better", "works better",
+            "can we do", "could we do", "could we make it", "can we make it", "how about", "any chance of",
+            "is there anything", "later in the day", "rather move", "can i move", "bring it forward",
         ],
     ),
     (
         Intent::Later,
         &[
-            "call me back",
-            "call back",
-            "callback",
-            "later",
-            "busy",
-            "not a good time",
-            "bad time",
-            "another time",
-            "driving",
-            "in a meeting",
-            "tomorrow",
-            "push it back",
-            "reschedule",
-            "a clash",
-            "another day",
-            "not right now",
-            "can't talk",
-            "cant talk",
+            "call me back", "call back", "callback", "ring back", "ring me back", "ring you back", "try me",
+            "try again", "later", "busy", "not a good time", "not a great time", "bad time", "another time",
+            "driving", "in a meeting", "into a meeting", "heading into", "not right now", "can't talk",
+            "cant talk", "flat out", "got to go", "gotta go", "have to go", "got to run", "gotta run",
+            "at the door", "in the middle of", "at work", "wrap this up", "i'll call back", "i'll ring back",
+            "when i'm home", "in the car", "about to go", "another day",
+        ],
+    ),
+    (
+        Intent::Cancel,
+        &[
+            "cancel", "not coming", "won't be coming", "won't be needing", "don't need it", "give the spot",
+            "won't make it", "not going to come", "call it off",
+        ],
+    ),
+    (
+        Intent::Done,
+        &[
+            "that's all", "that's everything", "that's it", "nothing else", "never mind", "got what i needed",
+            "all good thanks", "no more questions",
         ],
     ),
     (
         Intent::Unsure,
         &[
-            "not sure",
-            "unsure",
-            "don't know",
-            "dont know",
-            "maybe",
-            "perhaps",
-            "i'll think",
-            "need to think",
-            "undecided",
-            "hard to say",
+            "not sure", "unsure", "don't know", "dont know", "dunno", "maybe", "perhaps", "possibly", "i'll think",
+            "need to think", "have to think", "think about it", "undecided", "hard to say", "have to check",
+            "need to check", "check my calendar", "get back to you", "less sure", "not so sure", "let me talk to",
+            "let me check", "i'll see", "it was alright", "it's got potential", "got potential", "mixed feelings",
+            "on the fence",
         ],
     ),
     (
         Intent::Deny,
         &[
-            "no",
-            "nope",
-            "nah",
-            "not really",
-            "not interested",
-            "no thanks",
-            "don't",
-            "do not",
-            "didn't",
-            "wasn't",
-            "negative",
-            "decline",
+            "no", "nope", "nah", "not really", "not interested", "no thanks", "don't", "do not", "didn't",
+            "wasn't", "negative", "decline", "not for me", "not for us", "wasn't for us", "i'll pass", "pass",
+            "wouldn't", "would not", "won't", "probably not", "no way", "not a chance", "not in a million years",
+            "too small", "tiny", "too expensive", "too far", "hated", "disappointing", "bigger than it is",
+            "smaller than", "not keen", "rather not", "already bought", "already listed", "not selling",
+            "bid on the day", "so no",
         ],
     ),
     (
         Intent::Affirm,
         &[
-            "yes",
-            "yeah",
-            "yep",
-            "yup",
-            "sure",
-            "ok",
-            "okay",
-            "of course",
-            "sounds good",
-            "definitely",
-            "absolutely",
-            "correct",
-            "that's right",
-            "go ahead",
-            "please do",
-            "interested",
-            "loved",
-            "liked",
-            "great",
-            "happy to",
-            "i would",
-            "i'd like",
-            "confirm",
-            "i guess",
-            "i suppose",
-            "guess so",
-            "suppose so",
-            "why not",
-            "for sure",
+            "yes", "yeah", "yep", "yup", "sure", "ok", "okay", "of course", "sounds good", "definitely",
+            "absolutely", "correct", "that's right", "go ahead", "please do", "interested", "loved", "liked", "great",
+            "happy to", "i would", "i'd like", "i'd love", "i want", "we want", "keen", "confirm", "i guess so",
+            "i suppose so", "guess so", "suppose so", "why not", "for sure", "perfect", "go for it", "go on",
+            "i reckon", "i think so", "should be right", "probably", "i will", "i'll be there", "see you", "fine",
+            "that works", "works for me", "suits", "gorgeous", "lovely", "beautiful", "amazing", "fantastic",
+            "already have", "too right", "speaking", "i can", "we can", "alright", "righto", "love to",
         ],
     ),
     (Intent::Question, &[]),
 ];
 
-/// Words in a condition's wording that tell which intent it expects.
-const CONDITION_HINTS: [(Intent, &[&str]); 7] = [
-    (Intent::DoNotCall, &["do not call", "don't call", "opt out", "remove"]),
+/// Words in a condition's wording that tell which intents it expects.
+const CONDITION_HINTS: [(Intent, &[&str]); 10] = [
+    (
+        Intent::DoNotCall,
+        &["do not call", "don't call", "not to be called", "opt out", "remove", "contacted at all", "no contact"],
+    ),
     (
         Intent::WrongPerson,
         &["wrong person", "wrong number", "not the patient", "not the right person", "not the account holder"],
     ),
     (Intent::WhoIsThis, &["who is calling", "who we are", "identity"]),
     (
-        Intent::Later,
-        &[
-            "busy",
-            "later",
-            "call back",
-            "callback",
-            "another time",
-            "not a good time",
-        ],
+        Intent::Reschedule,
+        &["reschedule", "another day", "different day", "move the appointment", "another time", "change the"],
     ),
     (
+        Intent::Later,
+        &["busy", "later", "call back", "callback", "called back", "not a good time"],
+    ),
+    (Intent::Cancel, &["cancel"]),
+    (Intent::Done, &["no more questions", "nothing else", "that's all"]),
+    (
         Intent::Unsure,
-        &["unsure", "not sure", "undecided", "hesitant", "maybe"],
+        &["unsure", "not sure", "undecided", "hesitant", "maybe", "need to check"],
     ),
     (
         Intent::Deny,
-        &[
-            "no",
-            "not interested",
-            "declines",
-            "decline",
-            "refuses",
-            "disagrees",
-            "didn't",
-            "did not",
-            "negative",
-            "dislike",
-        ],
+        &["not interested", "declines", "decline", "refuses", "disagrees", "negative", "dislike"],
     ),
     (
         Intent::Affirm,
         &[
-            "yes",
-            "agrees",
-            "agree",
-            "happy",
-            "interested",
-            "confirms",
-            "accepts",
-            "wants",
-            "positive",
-            "liked",
-            "available",
-            "can talk",
-            "ok",
+            "yes", "agrees", "agree", "happy", "interested", "confirms", "confirm", "accepts", "wants", "positive",
+            "liked", "available", "can talk", "ok", "would", "will",
         ],
     ),
 ];
@@ -270,7 +218,39 @@ fn is_question(text: &str) -> bool {
     const STARTS: [&str; 14] = [
         "what", "how", "when", "where", "why", "who", "which", "is ", "are ", "can ", "do ", "does ", "will ", "could ",
     ];
-    t.ends_with('?') || STARTS.iter().any(|s| t.starts_with(s))
+    let asks = t.ends_with('?') || STARTS.iter().any(|s| t.starts_with(s)) || t.contains(", what ") || t.contains(", how ");
+    asks && !proposes(&t)
+}
+
+/// "How about the 12th?", "Saturday?", "tomorrow but earlier, like 8?": an answer in the form of
+/// a question, which proposes something rather than asks.
+fn proposes(t: &str) -> bool {
+    const LEADS: [&str; 9] = [
+        "how about", "what about", "could we", "can we", "can i do", "can the", "any chance", "is there anything",
+        "can i move",
+    ];
+    if LEADS.iter().any(|l| t.starts_with(l)) || t.contains("instead") {
+        return true;
+    }
+    let wh = ["what", "how", "when", "where", "why", "who", "which", "will", "is it", "do you", "does"]
+        .iter()
+        .any(|w| t.starts_with(w));
+    let said_when = {
+        let now = chrono::TimeZone::with_ymd_and_hms(&chrono_tz::UTC, 2026, 1, 1, 0, 0, 0).unwrap();
+        let w = when::read(t, now);
+        w.date.is_some() || w.time.is_some()
+    };
+    !wh && (said_when || crate::conversation::amounts::parse(t).is_some())
+}
+
+/// "there's no Liam here", "Maria's not here", "mum's not home": the callee is not the person.
+fn not_here(n: &str) -> bool {
+    let w: Vec<&str> = n.split_whitespace().collect();
+    let no_x_here = w.windows(3).any(|x| x[0] == "no" && x[2] == "here" && !matches!(x[1], "one" | "problem"));
+    let xs_not_here = w
+        .windows(3)
+        .any(|x| x[0].ends_with("'s") && x[1] == "not" && matches!(x[2], "here" | "home" | "in"));
+    no_x_here || xs_not_here
 }
 
 /// The intents in an utterance, strongest first.
@@ -281,14 +261,30 @@ pub fn intents(text: &str) -> Vec<Intent> {
         .filter(|(_, phrases)| phrases.iter().any(|p| contains_phrase(&n, p)))
         .map(|(i, _)| *i)
         .collect();
+    if not_here(&n) && !found.contains(&Intent::WrongPerson) {
+        found.insert(0, Intent::WrongPerson);
+    }
+    // Someone else answering who asks for a call back: a call back ("Ava's out, try her later").
+    if found.contains(&Intent::Later) {
+        found.retain(|i| *i != Intent::WrongPerson);
+    }
+    // Another day is more than later; a cancel more than a no.
+    if found.contains(&Intent::Reschedule) {
+        found.retain(|i| !matches!(i, Intent::Deny | Intent::Affirm | Intent::Cancel));
+    }
     // "not sure" contains "not": unsure wins over deny; "do not call" over deny.
-    if found.contains(&Intent::DoNotCall) || found.contains(&Intent::Unsure) || found.contains(&Intent::WrongPerson) {
+    let overrides = [Intent::DoNotCall, Intent::Unsure, Intent::WrongPerson, Intent::Cancel, Intent::Done];
+    if found.iter().any(|i| overrides.contains(i)) {
         found.retain(|i| *i != Intent::Deny && *i != Intent::Affirm);
+    }
+    // A bare "I guess" hedges; "yeah, I guess" agrees.
+    if (contains_phrase(&n, "i guess") || contains_phrase(&n, "i suppose")) && found.is_empty() {
+        found.push(Intent::Unsure);
     }
     if found.contains(&Intent::Deny) && found.contains(&Intent::Affirm) {
         // "No, I'm not interested" vs "yes, no problem": the first word decides.
         let first = n.split_whitespace().next().unwrap_or_default();
-        if ["no", "nope", "nah"].contains(&first) {
+        if ["no", "nope", "nah", "not"].contains(&first) || NEGATIVE_VIEWS.iter().any(|p| contains_phrase(&n, p)) {
             found.retain(|i| *i != Intent::Affirm);
         } else {
             found.retain(|i| *i != Intent::Deny);
@@ -296,7 +292,7 @@ pub fn intents(text: &str) -> Vec<Intent> {
     }
     // Idioms whose words point the other way: "yeah nah" is no; "nah yeah" and "no worries" are yes.
     if let Some((_, meant)) = IDIOMS.iter().find(|(p, _)| contains_phrase(&n, p)) {
-        if !found.contains(&Intent::DoNotCall) && !found.contains(&Intent::Unsure) {
+        if !found.iter().any(|i| overrides.contains(i) || *i == Intent::Reschedule) {
             found.retain(|i| *i != Intent::Deny && *i != Intent::Affirm);
             found.push(*meant);
         }
@@ -306,6 +302,9 @@ pub fn intents(text: &str) -> Vec<Intent> {
     }
     found
 }
+
+/// Views that are a no whatever polite words come with them.
+const NEGATIVE_VIEWS: [&str; 6] = ["too small", "tiny", "too expensive", "not for us", "wasn't for us", "so no"];
 
 /// Yes and no said in words that mean the opposite of their first one.
 const IDIOMS: [(&str, Intent); 10] = [
@@ -321,16 +320,36 @@ const IDIOMS: [(&str, Intent); 10] = [
     ("no doubt", Intent::Affirm),
 ];
 
-fn condition_intent(wording: &str) -> Option<Intent> {
+/// The intents a condition's wording expects: the specific ones it names; else a no when it is
+/// negated; else a yes ("They would recommend us", "They want to sell").
+fn condition_intents(wording: &str) -> Vec<Intent> {
     let n = normalise(wording);
-    CONDITION_HINTS
+    let named: Vec<Intent> = CONDITION_HINTS
         .iter()
-        .find(|(_, hints)| hints.iter().any(|h| contains_phrase(&n, h)))
+        .filter(|(i, _)| !matches!(i, Intent::Deny | Intent::Affirm))
+        .filter(|(_, hints)| hints.iter().any(|h| contains_phrase(&n, h)))
         .map(|(i, _)| *i)
+        .collect();
+    let hinted = |intent: Intent| {
+        CONDITION_HINTS
+            .iter()
+            .any(|(i, hints)| *i == intent && hints.iter().any(|h| contains_phrase(&n, h)))
+    };
+    // Negations count when the wording names nothing more specific ("They are not the patient"
+    // is about the person, "They would not recommend us" is a no).
+    const NEGATIONS: [&str; 8] = ["no", "not", "never", "didn't", "did not", "don't", "do not", "wouldn't"];
+    let negated = NEGATIONS.iter().any(|h| contains_phrase(&n, h));
+    let mut out = named;
+    if hinted(Intent::Deny) || (negated && out.is_empty()) {
+        out.push(Intent::Deny);
+    } else if out.is_empty() {
+        out.push(Intent::Affirm);
+    }
+    out
 }
 
 /// The knowledge-base entry or guideline sharing most words with the question.
-fn answer_from_knowledge(script: &Script, question: &str) -> Option<String> {
+fn answer_from_knowledge(script: &Script, question: &str) -> Option<(usize, String)> {
     let q = words(question);
     let mut best: Option<(usize, String)> = None;
     let mut consider = |score: usize, answer: &str| {
@@ -348,7 +367,7 @@ fn answer_from_knowledge(script: &Script, question: &str) -> Option<String> {
         let score = 2 * words(topic).intersection(&q).count() + words(text).intersection(&q).count();
         consider(score, text);
     }
-    best.map(|(_, a)| a)
+    best
 }
 
 #[async_trait]
@@ -373,8 +392,23 @@ impl Brain for RulesBrain {
 /// The rules decision; `Unclear` when unsure (which `hybrid` hands on).
 pub fn decide(req: &DecideRequest<'_>) -> Decision {
     let said = intents(req.utterance);
+    let primary = said.first().copied();
+    // What an intent also counts as, when the step has no condition for it.
+    let also = |i: Intent| match i {
+        Intent::Reschedule => Some(Intent::Later),
+        Intent::Cancel => Some(Intent::Deny),
+        Intent::Done => Some(Intent::Deny),
+        _ => None,
+    };
     let n = normalise(req.utterance);
     let utterance_words = words(req.utterance);
+    let expects: Vec<Vec<Intent>> = req
+        .step
+        .conditions
+        .iter()
+        .map(|c| condition_intents(c.when.as_deref().unwrap_or_default()))
+        .collect();
+    let handles = |i: Intent| req.step.conditions.iter().zip(&expects).any(|(c, e)| !c.otherwise && e.contains(&i));
     let mut best: Option<(usize, usize)> = None; // (score, index)
     for (i, c) in req.step.conditions.iter().enumerate() {
         if c.otherwise {
@@ -385,10 +419,13 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
             score += 10;
         }
         let wording = c.when.as_deref().unwrap_or_default();
-        if let Some(intent) = condition_intent(wording) {
-            if said.first() == Some(&intent) || (said.contains(&intent) && intent != Intent::Question) {
-                score += 5;
-            }
+        let expected = &expects[i];
+        if primary.is_some_and(|p| expected.contains(&p)) {
+            score += 6;
+        } else if said.iter().any(|s| *s != Intent::Question && expected.contains(s)) {
+            score += 5;
+        } else if said.iter().any(|s| also(*s).is_some_and(|a| expected.contains(&a) && !handles(*s))) {
+            score += 5;
         }
         if !req.only_if_sure {
             score += words(wording).intersection(&utterance_words).count();
@@ -397,24 +434,33 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
             best = Some((score, i));
         }
     }
+    let asked = said.contains(&Intent::Question);
+    let knowledge = asked.then(|| answer_from_knowledge(req.script, req.utterance)).flatten();
+    // Wanting the call over, or the wrong person, ends it unless the step has a way for it.
+    if primary == Some(Intent::DoNotCall) && !handles(Intent::DoNotCall) {
+        return Decision::EndCall("Understood, we won't call you again. Sorry to have bothered you. Goodbye.".into());
+    }
+    if primary == Some(Intent::WrongPerson) && !handles(Intent::WrongPerson) {
+        return Decision::EndCall("Sorry for the trouble, I'll update our records. Goodbye.".into());
+    }
     if let Some((score, i)) = best {
-        if score >= 5 || !said.contains(&Intent::Question) {
+        // A real question the knowledge base answers well beats a weak match.
+        let well_answered = knowledge.as_ref().is_some_and(|(k, _)| *k >= 3) && score < 10;
+        if (score >= 5 || !asked) && !well_answered {
             return Decision::Condition(i);
         }
     }
-    if said.contains(&Intent::DoNotCall) {
-        return Decision::EndCall("Understood, we won't call you again. Sorry to have bothered you. Goodbye.".into());
-    }
-    if said.contains(&Intent::WrongPerson) {
-        return Decision::EndCall("Sorry for the trouble, I'll update our records. Goodbye.".into());
+    if primary == Some(Intent::Later) || (primary == Some(Intent::Reschedule) && !asked) {
+        return Decision::EndCall("No problem, we'll call you back another time. Bye for now.".into());
     }
     if said.contains(&Intent::WhoIsThis) {
         let who = answer_from_knowledge(req.script, "who are you company calling")
+            .map(|(_, a)| a)
             .unwrap_or_else(|| format!("This is an assistant calling about {}.", req.script.name));
         return Decision::Answer(who);
     }
-    if said.contains(&Intent::Question) {
-        if let Some(answer) = answer_from_knowledge(req.script, req.utterance) {
+    if asked {
+        if let Some((_, answer)) = knowledge {
             return Decision::Answer(answer);
         }
         if req.only_if_sure {
