@@ -9,6 +9,9 @@
 pub struct Amount {
     pub value: f64,
     pub range: Option<(f64, f64)>,
+    /// Whether a magnitude was said ("million", "k", "grand"): without one, "1.3" in a talk about
+    /// house prices is 1.3 million, which the caller decides.
+    pub scaled: bool,
 }
 
 /// The first quantity in the text (with the range it starts, if any).
@@ -25,18 +28,56 @@ pub fn parse(text: &str) -> Option<Amount> {
 }
 
 /// Lower-case words, with hyphens split ("twenty-five") and punctuation around words dropped; a
-/// leading `$` and thousands separators go too.
+/// leading `$` and thousands separators go too. Spoken forms become written ones: "one point two
+/// five" is 1.25, "a million two" is 1.2 million, "9/10" is 9.
 fn tokens(text: &str) -> Vec<String> {
-    text.to_lowercase()
+    let raw: Vec<String> = text
+        .to_lowercase()
         .replace('-', " ")
         .split_whitespace()
         .map(|w| {
+            let w = w.split_once('/').map_or(w, |(a, b)| if b.chars().all(|c| c.is_ascii_digit()) { a } else { w });
             w.trim_matches(|c: char| !c.is_alphanumeric() && c != '.')
                 .trim_end_matches('.')
                 .replace(',', "")
         })
         .filter(|w| !w.is_empty())
-        .collect()
+        .collect();
+    let digit = |w: &str| unit(w).filter(|n| *n < 10.0).map(|n| n as u8).or_else(|| w.parse::<u8>().ok().filter(|n| *n < 10));
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        // "one point two five" → "1.25"
+        if raw.get(i + 1).is_some_and(|w| w == "point") {
+            if let Some(whole) = unit(&raw[i]).or_else(|| raw[i].parse().ok()) {
+                let mut j = i + 2;
+                let mut decimals = String::new();
+                while let Some(d) = raw.get(j).and_then(|w| digit(w)) {
+                    decimals.push(char::from(b'0' + d));
+                    j += 1;
+                }
+                if !decimals.is_empty() {
+                    out.push(format!("{whole}.{decimals}"));
+                    i = j;
+                    continue;
+                }
+            }
+        }
+        // "a million two" → "1.2 million" (only when nothing more of a number follows)
+        if matches!(raw[i].as_str(), "a" | "one")
+            && raw.get(i + 1).is_some_and(|w| w == "million")
+            && raw.get(i + 2).and_then(|w| digit(w)).is_some_and(|d| d > 0)
+            && raw.get(i + 3).is_none_or(|w| unit(w).is_none() && magnitude(w).is_none() && w != "hundred")
+        {
+            out.push(format!("1.{}", digit(&raw[i + 2]).unwrap_or(0)));
+            out.push("million".into());
+            i += 3;
+            continue;
+        }
+        out.push(raw[i].clone());
+        i += 1;
+    }
+    out
 }
 
 fn unit(word: &str) -> Option<f64> {
@@ -199,6 +240,7 @@ fn range_from(tokens: &[String], first: Quantity, next: usize) -> Amount {
     let single = Amount {
         value: first.value,
         range: None,
+        scaled: first.magnitude.is_some(),
     };
     let Some(joiner) = tokens.get(next).map(String::as_str) else {
         return single;
@@ -223,6 +265,7 @@ fn range_from(tokens: &[String], first: Quantity, next: usize) -> Amount {
     Amount {
         value: (low + high) / 2.0,
         range: Some((low, high)),
+        scaled: first.magnitude.is_some() || second.magnitude.is_some(),
     }
 }
 

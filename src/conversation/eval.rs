@@ -254,7 +254,8 @@ pub async fn run(paths: &[PathBuf], brain: &dyn Brain) -> anyhow::Result<Report>
                     .iter()
                     .find(|f| &f.name == field_name && f.from_step.as_deref() == Some(&step.id))
                     .ok_or_else(|| anyhow::anyhow!("{at}: no data field `{field_name}` is read at this step"))?;
-                let got = rules::extract(field, &case.say, now);
+                let chosen = Some(got.as_str()).filter(|g| step.conditions.iter().any(|c| c.when.as_deref() == Some(g)));
+                let got = rules::extract_at(field, &case.say, chosen, now);
                 if !same(want, &got) {
                     data_misses.push((field_name.clone(), want.clone(), got));
                 }
@@ -278,10 +279,23 @@ pub async fn run(paths: &[PathBuf], brain: &dyn Brain) -> anyhow::Result<Report>
     })
 }
 
-/// Equal values, numbers by value (1200000 and 1200000.0 are the same amount).
-fn same(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => (x - y).abs() < 1e-9,
-        _ => a == b,
+/// Equal values: numbers by value (1200000 and 1200000.0 are the same amount); free text when it
+/// holds every word expected ("yeah it's Priya Nair, 0412 345 678" holds "Priya Nair, 0412 345 678").
+fn same(want: &Value, got: &Value) -> bool {
+    match (want, got) {
+        (Value::Number(_), Value::Number(_)) => (want.as_f64().unwrap_or(f64::NAN) - got.as_f64().unwrap_or(0.0)).abs() < 1e-9,
+        (Value::String(w), Value::String(g)) if w != g => {
+            let words = |s: &str| -> Vec<String> {
+                s.to_lowercase()
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            let got = words(g);
+            // Dates and enum values must be exact; only free text is compared by words.
+            w.contains(' ') && words(w).iter().all(|x| got.contains(x))
+        }
+        _ => want == got,
     }
 }

@@ -315,6 +315,16 @@ pub struct DataField {
     pub values: Vec<String>,
 }
 
+impl DataField {
+    /// Whether the field holds money (its name or description says budget, price, cost, dollars…).
+    pub fn is_money(&self) -> bool {
+        let text = format!("{} {}", self.name, self.description.as_deref().unwrap_or_default()).to_lowercase();
+        ["budget", "price", "dollar", "cost", "amount", "offer", "$"]
+            .iter()
+            .any(|w| text.contains(w))
+    }
+}
+
 /// A problem in a script, naming where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ScriptError {

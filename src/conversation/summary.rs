@@ -70,20 +70,13 @@ fn money(v: f64) -> String {
     }
 }
 
-fn is_money(field: &DataField) -> bool {
-    let text = format!("{} {}", field.name, field.description.as_deref().unwrap_or_default()).to_lowercase();
-    ["budget", "price", "dollar", "cost", "amount", "offer", "$"]
-        .iter()
-        .any(|w| text.contains(w))
-}
-
 /// "budget about $1.2M", "preferred day 2026-11-30", "liked property: yes".
 fn datum(field: &DataField, value: &Value) -> Option<String> {
     let name = field.name.replace('_', " ");
     let text = match (field.field_type, value) {
         (_, Value::Null) => return None,
         (FieldType::Boolean, Value::Bool(b)) => format!("{name}: {}", if *b { "yes" } else { "no" }),
-        (FieldType::Number | FieldType::Integer, Value::Number(n)) if is_money(field) => {
+        (FieldType::Number | FieldType::Integer, Value::Number(n)) if field.is_money() => {
             format!("{name} about {}", money(n.as_f64()?))
         }
         (_, Value::String(s)) if s.chars().count() > 80 => format!("{name}: \"{}…\"", s.chars().take(80).collect::<String>()),

@@ -524,8 +524,23 @@ fn second_person(text: &str) -> String {
         .join(" ")
 }
 
+/// What is left of an answer after the callee corrects themselves ("eight... no, make it seven"):
+/// the words after the last correction, when there are any.
+fn corrected(answer: &str) -> &str {
+    const MARKERS: [&str; 7] = ["actually no,", "actually no", "no, make it", "make it", "no wait", "i mean", "or rather"];
+    let lower = answer.to_lowercase();
+    MARKERS
+        .iter()
+        .filter_map(|m| lower.rfind(m).map(|at| at + m.len()))
+        .max()
+        .map(|at| answer[at..].trim_start_matches([',', ' ', '.']))
+        .filter(|rest| !rest.trim().is_empty())
+        .unwrap_or(answer)
+}
+
 /// Reads a typed value from an answer, relative to `now` (the call's moment in the callee's zone).
 pub fn extract(field: &DataField, answer: &str, now: DateTime<Tz>) -> Value {
+    let answer = corrected(answer);
     match field.field_type {
         FieldType::String => Value::String(answer.trim().to_owned()),
         FieldType::Boolean => match intents(answer).first() {
@@ -535,7 +550,12 @@ pub fn extract(field: &DataField, answer: &str, now: DateTime<Tz>) -> Value {
         },
         FieldType::Number | FieldType::Integer => {
             crate::conversation::amounts::parse(answer).map_or(Value::Null, |a| {
-                let v = a.value;
+                // "Our max is 1.3": money said without a magnitude and under 20 means millions.
+                let v = if field.is_money() && !a.scaled && a.value < 20.0 && a.value.fract() != 0.0 {
+                    a.value * 1e6
+                } else {
+                    a.value
+                };
                 if field.field_type == FieldType::Integer || v.fract() == 0.0 {
                     Value::from(v.round() as i64)
                 } else {
@@ -551,10 +571,25 @@ pub fn extract(field: &DataField, answer: &str, now: DateTime<Tz>) -> Value {
     }
 }
 
-/// The value an answer names: the one said outright, else the one sharing most words with it
-/// (none on a tie).
+/// Other ways of saying a word that enum values often use.
+const SAYINGS: [(&str, &[&str]); 10] = [
+    ("email", &["email", "e mail", "inbox"]),
+    ("text", &["text", "texts", "sms", "txt", "message me"]),
+    ("phone", &["phone", "ring", "call me", "give me a call", "mobile"]),
+    ("call", &["phone", "ring", "call me", "give me a call", "mobile"]),
+    ("post", &["post", "mail", "letter", "snail mail", "postal"]),
+    ("cost", &["expensive", "price", "afford", "money", "tight", "cost", "pricey", "too dear"]),
+    ("moved", &["moved", "relocated", "relocating", "moving", "interstate"]),
+    ("better", &["better", "stopped hurting", "sorted itself", "doesn't hurt", "fine now", "settled down"]),
+    ("price", &["expensive", "price", "afford", "money", "cost", "pricey"]),
+    ("time", &["time", "busy", "schedule", "can't fit"]),
+];
+
+/// The value an answer names: the one said outright, else the one its words point to most
+/// (none on a tie); `other`, when it is a value, for an answer that names none of the rest.
 fn choose<'a>(values: &'a [String], answer: &str) -> Option<&'a str> {
-    let n = normalise(answer);
+    let n = normalise(answer).replace("'s ", " ").replace("'s", "");
+    let n = n.as_str();
     let said: Vec<&String> = values
         .iter()
         .filter(|v| contains_phrase(&n, normalise(v).trim()))
@@ -562,17 +597,55 @@ fn choose<'a>(values: &'a [String], answer: &str) -> Option<&'a str> {
     if let [one] = said.as_slice() {
         return Some(one.as_str());
     }
-    let heard = words(answer);
+    let heard = words(n);
     let mut scored: Vec<(usize, &String)> = values
         .iter()
-        .map(|v| (words(&v.replace(['_', '-'], " ")).intersection(&heard).count(), v))
+        .map(|v| {
+            let own = words(&v.replace(['_', '-'], " "));
+            let sayings = own
+                .iter()
+                .filter_map(|w| SAYINGS.iter().find(|(k, _)| k == w))
+                .filter(|(_, phrases)| phrases.iter().any(|p| contains_phrase(n, p)))
+                .count();
+            (own.intersection(&heard).count() + sayings, v)
+        })
         .filter(|(score, _)| *score > 0)
         .collect();
     scored.sort_by(|a, b| b.0.cmp(&a.0));
     match scored.as_slice() {
-        [(best, v), rest @ ..] if rest.first().is_none_or(|(next, _)| next < best) => Some(v.as_str()),
-        _ => None,
+        [(best, v), rest @ ..] if rest.first().is_none_or(|(next, _)| next < best) => return Some(v.as_str()),
+        [_, ..] => return None,
+        [] => {}
     }
+    let says_something = n.split_whitespace().count() >= 3
+        && !intents(answer)
+            .iter()
+            .any(|i| matches!(i, Intent::Question | Intent::Unsure | Intent::Later | Intent::DoNotCall));
+    values.iter().find(|v| v.eq_ignore_ascii_case("other")).filter(|_| says_something).map(String::as_str)
+}
+
+/// [`extract`], where a yes/no field reads the condition taken at its step first ("They liked
+/// it" is a yes however it was said).
+pub fn extract_at(field: &DataField, answer: &str, chosen: Option<&str>, now: DateTime<Tz>) -> Value {
+    if field.field_type == FieldType::Boolean {
+        let expected = chosen.filter(|w| *w != "otherwise").map(condition_intents).unwrap_or_default();
+        match expected.first() {
+            Some(Intent::Affirm) => return Value::Bool(true),
+            Some(Intent::Deny | Intent::Cancel) => return Value::Bool(false),
+            Some(_) => return Value::Null,
+            None => {}
+        }
+    }
+    if field.field_type == FieldType::String {
+        // Questions, hedges and refusals are not the thing asked for.
+        let off = intents(answer).iter().any(|i| {
+            matches!(i, Intent::Question | Intent::WhoIsThis | Intent::Later | Intent::DoNotCall | Intent::Unsure)
+        }) || contains_phrase(&normalise(answer), "rather not");
+        if off {
+            return Value::Null;
+        }
+    }
+    extract(field, answer, now)
 }
 
 /// The `rules` analysis, labelled with `brain` (hybrid reuses it).
@@ -615,7 +688,10 @@ pub fn analyse(req: &AnalyseRequest<'_>, brain: &str) -> Analysis {
             .from_step
             .as_ref()
             .and_then(|s| req.answers.get(s))
-            .map_or(Value::Null, |a| extract(field, a, req.now));
+            .map_or(Value::Null, |a| {
+                let chosen = req.choices.iter().rev().find(|(s, _)| Some(s) == field.from_step.as_ref());
+                extract_at(field, a, chosen.map(|(_, w)| w.as_str()), req.now)
+            });
         raw.insert(field.name.clone(), value);
     }
     let achieved = objectives.iter().filter(|o| o.achieved).count();
