@@ -121,7 +121,14 @@ async fn eval(args: EvalArgs) -> anyhow::Result<()> {
         files.extend(crate::conversation::eval::files(p)?);
     }
     if files.is_empty() {
-        anyhow::bail!("no eval files in {}", args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        anyhow::bail!(
+            "no eval files in {}",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     let report = crate::conversation::eval::run(&files, &*brain).await?;
     match args.output {

@@ -284,8 +284,14 @@ async fn receptionist_answers_from_the_knowledge_base() {
     assert_eq!(r.analysis.success_evaluation, SuccessEvaluation::Successful);
     // The summary says what happened in the callee's terms.
     let summary = &r.analysis.summary;
-    assert!(summary.starts_with("John wants to sell, rent or get an appraisal."), "{summary}");
-    assert!(summary.contains("caller details: \"Jane Citizen, 0412 345 678\""), "{summary}");
+    assert!(
+        summary.starts_with("John wants to sell, rent or get an appraisal."),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("caller details: \"Jane Citizen, 0412 345 678\""),
+        "{summary}"
+    );
 }
 
 #[tokio::test]

@@ -36,14 +36,21 @@ fn tokens(text: &str) -> Vec<String> {
         .replace('-', " ")
         .split_whitespace()
         .map(|w| {
-            let w = w.split_once('/').map_or(w, |(a, b)| if b.chars().all(|c| c.is_ascii_digit()) { a } else { w });
+            let w = w
+                .split_once('/')
+                .map_or(w, |(a, b)| if b.chars().all(|c| c.is_ascii_digit()) { a } else { w });
             w.trim_matches(|c: char| !c.is_alphanumeric() && c != '.')
                 .trim_end_matches('.')
                 .replace(',', "")
         })
         .filter(|w| !w.is_empty())
         .collect();
-    let digit = |w: &str| unit(w).filter(|n| *n < 10.0).map(|n| n as u8).or_else(|| w.parse::<u8>().ok().filter(|n| *n < 10));
+    let digit = |w: &str| {
+        unit(w)
+            .filter(|n| *n < 10.0)
+            .map(|n| n as u8)
+            .or_else(|| w.parse::<u8>().ok().filter(|n| *n < 10))
+    };
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -67,7 +74,9 @@ fn tokens(text: &str) -> Vec<String> {
         if matches!(raw[i].as_str(), "a" | "one")
             && raw.get(i + 1).is_some_and(|w| w == "million")
             && raw.get(i + 2).and_then(|w| digit(w)).is_some_and(|d| d > 0)
-            && raw.get(i + 3).is_none_or(|w| unit(w).is_none() && magnitude(w).is_none() && w != "hundred")
+            && raw
+                .get(i + 3)
+                .is_none_or(|w| unit(w).is_none() && magnitude(w).is_none() && w != "hundred")
         {
             out.push(format!("1.{}", digit(&raw[i + 2]).unwrap_or(0)));
             out.push("million".into());

@@ -214,7 +214,10 @@ pub async fn run(paths: &[PathBuf], brain: &dyn Brain) -> anyhow::Result<Report>
             .ok_or_else(|| anyhow::anyhow!("{}: `now` does not exist in {zone}", path.display()))?;
         let mut variables = json!({"contact": file.contact, "custom": script.custom});
         vars::set(&mut variables, "call.type", json!("outbound"));
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for (i, case) in file.cases.iter().enumerate() {
             let at = format!("{}: case {} ({:?})", path.display(), i + 1, case.say);
             let step = script
@@ -254,7 +257,8 @@ pub async fn run(paths: &[PathBuf], brain: &dyn Brain) -> anyhow::Result<Report>
                     .iter()
                     .find(|f| &f.name == field_name && f.from_step.as_deref() == Some(&step.id))
                     .ok_or_else(|| anyhow::anyhow!("{at}: no data field `{field_name}` is read at this step"))?;
-                let chosen = Some(got.as_str()).filter(|g| step.conditions.iter().any(|c| c.when.as_deref() == Some(g)));
+                let chosen =
+                    Some(got.as_str()).filter(|g| step.conditions.iter().any(|c| c.when.as_deref() == Some(g)));
                 let got = rules::extract_at(field, &case.say, chosen, now);
                 if !same(want, &got) {
                     data_misses.push((field_name.clone(), want.clone(), got));
@@ -283,7 +287,9 @@ pub async fn run(paths: &[PathBuf], brain: &dyn Brain) -> anyhow::Result<Report>
 /// holds every word expected ("yeah it's Priya Nair, 0412 345 678" holds "Priya Nair, 0412 345 678").
 fn same(want: &Value, got: &Value) -> bool {
     match (want, got) {
-        (Value::Number(_), Value::Number(_)) => (want.as_f64().unwrap_or(f64::NAN) - got.as_f64().unwrap_or(0.0)).abs() < 1e-9,
+        (Value::Number(_), Value::Number(_)) => {
+            (want.as_f64().unwrap_or(f64::NAN) - got.as_f64().unwrap_or(0.0)).abs() < 1e-9
+        }
         (Value::String(w), Value::String(g)) if w != g => {
             let words = |s: &str| -> Vec<String> {
                 s.to_lowercase()

@@ -139,25 +139,64 @@ enum Topic {
 }
 
 const TOPICS: [(Topic, &[&str]); 11] = [
-    (Topic::Identity, &["am i speaking with", "am i speaking to", "is this ", "is that "]),
-    (Topic::Goodbye, &["goodbye", "bye for now", "have a great day", "talk soon"]),
+    (
+        Topic::Identity,
+        &["am i speaking with", "am i speaking to", "is this ", "is that "],
+    ),
+    (
+        Topic::Goodbye,
+        &["goodbye", "bye for now", "have a great day", "talk soon"],
+    ),
     (Topic::Anything, &["anything else"]),
-    (Topic::Details, &["your name", "best number", "your details", "contact details"]),
+    (
+        Topic::Details,
+        &["your name", "best number", "your details", "contact details"],
+    ),
     (Topic::Email, &["email address", "your email"]),
-    (Topic::Opinion, &["think of", "what did you think", "how did you find", "feedback", "how was"]),
+    (
+        Topic::Opinion,
+        &[
+            "think of",
+            "what did you think",
+            "how did you find",
+            "feedback",
+            "how was",
+        ],
+    ),
     (
         Topic::Money,
         &["budget", "price range", "how much", "spend", "afford", "working with"],
     ),
-    (Topic::Offered, &["does that suit", "does that work", "would that suit", "is that ok"]),
+    (
+        Topic::Offered,
+        &["does that suit", "does that work", "would that suit", "is that ok"],
+    ),
     (
         Topic::When,
-        &["which day", "what day", "what time", "when would", "when suits", "suit you better", "when are you"],
+        &[
+            "which day",
+            "what day",
+            "what time",
+            "when would",
+            "when suits",
+            "suit you better",
+            "when are you",
+        ],
     ),
-    (Topic::Help, &["how can i help", "how may i help", "what can i do for you"]),
+    (
+        Topic::Help,
+        &["how can i help", "how may i help", "what can i do for you"],
+    ),
     (
         Topic::CanTalk,
-        &["got a minute", "good time", "quick chat", "a moment", "free to talk", "is now"],
+        &[
+            "got a minute",
+            "good time",
+            "quick chat",
+            "a moment",
+            "free to talk",
+            "is now",
+        ],
     ),
 ];
 
@@ -228,13 +267,21 @@ impl Persona {
                 _ if p.interested => "I really liked it, actually.".into(),
                 _ => "Honestly, it wasn't for us.".into(),
             }),
-            (_, Topic::Money) => p.budget.clone().unwrap_or_else(|| "I'm not sure yet, to be honest.".into()),
+            (_, Topic::Money) => p
+                .budget
+                .clone()
+                .unwrap_or_else(|| "I'm not sure yet, to be honest.".into()),
             (_, Topic::Offered) => match &p.availability {
-                Some(free) if !said.contains(&first_word(free)) => format!("That doesn't really suit. Could we do {free} instead?"),
+                Some(free) if !said.contains(&first_word(free)) => {
+                    format!("That doesn't really suit. Could we do {free} instead?")
+                }
                 _ if self.temperament == Unsure => "Hmm, I'm not sure, I'd have to check.".into(),
                 _ => "Yes, that suits me.".into(),
             },
-            (_, Topic::When) => p.availability.clone().unwrap_or_else(|| "Tuesday morning would be good.".into()),
+            (_, Topic::When) => p
+                .availability
+                .clone()
+                .unwrap_or_else(|| "Tuesday morning would be good.".into()),
             (_, Topic::Help) => p
                 .facts
                 .get("help")

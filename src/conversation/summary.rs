@@ -16,7 +16,12 @@ use super::{
 
 /// "They are busy or ask to be called later" → "Ava is busy or asks to be called later".
 pub fn about(name: &str, wording: &str) -> String {
-    let mut words: Vec<String> = wording.trim().trim_end_matches('.').split(' ').map(str::to_owned).collect();
+    let mut words: Vec<String> = wording
+        .trim()
+        .trim_end_matches('.')
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
     if words.first().is_some_and(|w| w.eq_ignore_ascii_case("they")) {
         words[0] = name.to_owned();
         if let Some(verb) = words.get_mut(1) {
@@ -79,7 +84,9 @@ fn datum(field: &DataField, value: &Value) -> Option<String> {
         (FieldType::Number | FieldType::Integer, Value::Number(n)) if field.is_money() => {
             format!("{name} about {}", money(n.as_f64()?))
         }
-        (_, Value::String(s)) if s.chars().count() > 80 => format!("{name}: \"{}…\"", s.chars().take(80).collect::<String>()),
+        (_, Value::String(s)) if s.chars().count() > 80 => {
+            format!("{name}: \"{}…\"", s.chars().take(80).collect::<String>())
+        }
         (FieldType::String, Value::String(s)) => format!("{name}: \"{s}\""),
         (_, Value::String(s)) => format!("{name} {s}"),
         (_, v) => format!("{name} {v}"),
@@ -132,7 +139,11 @@ pub fn summarise(req: &AnalyseRequest<'_>, data: &Map<String, Value>, objectives
             sentences.push(format!("{name} hung up."));
         }
         // The callee's most telling words: the longest thing they said.
-        if let Some(words) = user_turns.iter().max_by_key(|t| t.len()).filter(|t| t.split_whitespace().count() >= 4) {
+        if let Some(words) = user_turns
+            .iter()
+            .max_by_key(|t| t.len())
+            .filter(|t| t.split_whitespace().count() >= 4)
+        {
             sentences.push(format!("In their words: \"{}\"", words.trim()));
         }
     }
@@ -146,7 +157,11 @@ pub fn summarise(req: &AnalyseRequest<'_>, data: &Map<String, Value>, objectives
         sentences.push(format!("Collected: {}.", facts.join("; ")));
     }
     if !objectives.is_empty() {
-        let met: Vec<&str> = objectives.iter().filter(|o| o.achieved).map(|o| o.description.as_str()).collect();
+        let met: Vec<&str> = objectives
+            .iter()
+            .filter(|o| o.achieved)
+            .map(|o| o.description.as_str())
+            .collect();
         sentences.push(match met.len() {
             0 => format!("No objective met ({} set).", objectives.len()),
             n if n == objectives.len() => format!("All {n} objectives met."),
@@ -169,7 +184,10 @@ mod tests {
         );
         assert_eq!(about("Ava", "They agree to book"), "Ava agrees to book");
         assert_eq!(about("Ava", "They did not like it"), "Ava did not like it");
-        assert_eq!(about("Ava", "They want to sell, rent or get an appraisal"), "Ava wants to sell, rent or get an appraisal");
+        assert_eq!(
+            about("Ava", "They want to sell, rent or get an appraisal"),
+            "Ava wants to sell, rent or get an appraisal"
+        );
         assert_eq!(about("Ava", "Wants a call back"), "Wants a call back");
     }
 

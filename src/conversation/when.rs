@@ -67,7 +67,8 @@ fn words(text: &str) -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(i, &c)| {
-            let digits_around = i > 0 && lower[i - 1].is_ascii_digit() && lower.get(i + 1).is_some_and(char::is_ascii_digit);
+            let digits_around =
+                i > 0 && lower[i - 1].is_ascii_digit() && lower.get(i + 1).is_some_and(char::is_ascii_digit);
             if c == '-' && !digits_around {
                 ' '
             } else {
@@ -88,8 +89,26 @@ fn words(text: &str) -> Vec<String> {
 
 fn small_number(word: &str) -> Option<u32> {
     const UNITS: [&str; 20] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
     ];
     if let Ok(n) = word.parse::<u32>() {
         return Some(n);
@@ -205,7 +224,11 @@ fn date(w: &[String], today: NaiveDate) -> Option<NaiveDate> {
         }
         // Day first, as in Australia and most of the world: 12/12, 3/1/2027.
         let parts: Vec<&str> = t.split('/').collect();
-        if parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+        if parts.len() >= 2
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        {
             let (d, m) = (parts[0].parse().ok()?, parts[1].parse().ok()?);
             return match parts.get(2).and_then(|y| y.parse::<i32>().ok()) {
                 Some(y) => NaiveDate::from_ymd_opt(if y < 100 { 2000 + y } else { y }, m, d),
@@ -213,11 +236,51 @@ fn date(w: &[String], today: NaiveDate) -> Option<NaiveDate> {
             };
         }
     }
+    // "anything but tomorrow", "not Monday": a day ruled out is not the day meant.
+    let ruled_out: Vec<usize> = w
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i > 0 && matches!(w[i - 1].as_str(), "but" | "not"))
+        .map(|(i, _)| i)
+        .collect();
+    if !ruled_out.is_empty() {
+        let kept: Vec<String> = w
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !ruled_out.contains(i))
+            .map(|(_, x)| x.clone())
+            .collect();
+        if kept.len() < w.len() {
+            if let Some(d) = date(&kept, today) {
+                return Some(d);
+            }
+        }
+    }
+    // "a week from today", "two weeks from Monday", "a week from tomorrow".
+    if let Some(i) = position(w, "from").filter(|i| *i >= 1) {
+        let unit_days = match w[i - 1].as_str() {
+            "day" | "days" => Some(1),
+            "week" | "weeks" => Some(7),
+            "fortnight" => Some(14),
+            _ => None,
+        };
+        let count = i.checked_sub(2).and_then(|j| small_number(&w[j])).unwrap_or(1);
+        if let (Some(days), Some(base)) = (
+            unit_days,
+            date(&w[i + 1..], today).or_else(|| has(&w[i + 1..], "now").then_some(today)),
+        ) {
+            return Some(base + Duration::days(i64::from(count) * days));
+        }
+    }
     if has(w, "day after tomorrow") {
         return Some(today + Duration::days(2));
     }
-    if has(w, "today") || has(w, "tonight") || has(w, "this morning") || has(w, "this afternoon")
-        || has(w, "this arvo") || has(w, "this evening")
+    if has(w, "today")
+        || has(w, "tonight")
+        || has(w, "this morning")
+        || has(w, "this afternoon")
+        || has(w, "this arvo")
+        || has(w, "this evening")
     {
         return Some(today);
     }
@@ -248,25 +311,36 @@ fn date(w: &[String], today: NaiveDate) -> Option<NaiveDate> {
         if let Some(m) = month(t) {
             let around = [i.checked_sub(1), i.checked_sub(2), Some(i + 1)];
             for j in around.into_iter().flatten() {
-                if let Some(d) = w.get(j).and_then(|x| ordinal(x).or_else(|| x.parse().ok().filter(|d| (1..=31).contains(d)))) {
+                if let Some(d) = w
+                    .get(j)
+                    .and_then(|x| ordinal(x).or_else(|| x.parse().ok().filter(|d| (1..=31).contains(d))))
+                {
                     return month_day(today, m, d);
                 }
             }
         }
     }
-    // Weekdays: "Monday", "next Monday" (the coming one), "Monday week" (the one after).
+    // "Tuesday the 8th": the day of the month says which Tuesday.
+    let nth = w.iter().find_map(|t| ordinal(t)).and_then(|d| day_of_month(today, d));
+    // Weekdays: "Monday", "next Monday" (the coming one), "Monday week" and "Friday next week"
+    // (the one in the week after this one).
     for (name, weekday) in WEEKDAYS {
         if let Some(i) = position(w, name) {
+            if let Some(d) = nth {
+                return Some(d);
+            }
             let d = coming(today, weekday);
-            let week_later = w.get(i + 1).is_some_and(|n| n == "week") && !has(w, &format!("{name} week is"));
+            let week_later = w.get(i + 1).is_some_and(|n| n == "week");
+            let of_next_week = w.get(i + 1).is_some_and(|n| n == "next") && w.get(i + 2).is_some_and(|n| n == "week");
+            if of_next_week {
+                let next_monday = coming(today, Weekday::Mon);
+                return Some(next_monday + Duration::days(i64::from(weekday.num_days_from_monday())));
+            }
             return Some(if week_later { d + Duration::days(7) } else { d });
         }
     }
     if has(w, "weekend") {
         return Some(coming(today - Duration::days(1), Weekday::Sat));
-    }
-    if has(w, "next week") {
-        return Some(coming(today, Weekday::Mon));
     }
     if has(w, "end of the month") || has(w, "end of month") {
         let first_next = day_of_month(today.with_day(1)? + Duration::days(32), 1)?;
@@ -318,7 +392,10 @@ fn time(w: &[String]) -> Option<NaiveTime> {
             (_, Some(b)) if !b.is_empty() => (b, Some(false)),
             _ => (t.as_str(), None),
         };
-        if let Some((h, m)) = body.split_once(':').or_else(|| body.split_once('.').filter(|_| suffix_pm.is_some())) {
+        if let Some((h, m)) = body
+            .split_once(':')
+            .or_else(|| body.split_once('.').filter(|_| suffix_pm.is_some()))
+        {
             if let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.parse::<u32>()) {
                 if h > 12 {
                     return hm(h, m);
@@ -343,7 +420,11 @@ fn time(w: &[String]) -> Option<NaiveTime> {
                 other => small_number(other).filter(|m| *m < 60),
             };
             if let (Some(m), Some(h)) = (minutes, after.and_then(small_number).filter(|h| (1..=12).contains(h))) {
-                let (h, m) = if next == Some("to") { (if h == 1 { 12 } else { h - 1 }, 60 - m) } else { (h, m) };
+                let (h, m) = if next == Some("to") {
+                    (if h == 1 { 12 } else { h - 1 }, 60 - m)
+                } else {
+                    (h, m)
+                };
                 return with_meridiem(h, m, pm_after(i + 2));
             }
         }
@@ -351,7 +432,10 @@ fn time(w: &[String]) -> Option<NaiveTime> {
         if let Some(h) = small_number(t).filter(|h| (1..=12).contains(h)) {
             let clock = matches!(next, Some("o'clock" | "oclock" | "o"));
             let lead = i.checked_sub(1).map(|j| w[j].as_str());
-            let cue = matches!(lead, Some("at" | "around" | "about" | "after" | "before" | "by" | "from"));
+            let cue = matches!(
+                lead,
+                Some("at" | "around" | "about" | "after" | "before" | "by" | "from" | "like" | "say")
+            );
             let minutes = next.and_then(|n| match n {
                 "thirty" => Some(30),
                 "fifteen" => Some(15),
@@ -363,7 +447,12 @@ fn time(w: &[String]) -> Option<NaiveTime> {
             });
             let pm = pm_after(i + usize::from(minutes.is_some()));
             let meridiem_next = matches!(next, Some("pm" | "am"));
-            if clock || cue || minutes.is_some() || meridiem_next || pm.is_some() && next.is_none_or(|n| small_number(n).is_none()) {
+            if clock
+                || cue
+                || minutes.is_some()
+                || meridiem_next
+                || pm.is_some() && next.is_none_or(|n| small_number(n).is_none())
+            {
                 if lead == Some("in") || matches!(next, Some("day" | "days" | "week" | "weeks" | "minutes" | "hours")) {
                     continue;
                 }
@@ -441,13 +530,18 @@ mod tests {
             ("2026-12-24", "2026-12-24"),
             ("this arvo", "2026-11-26"),
             ("thursday", "2026-12-03"),
-            ("sometime next week", "2026-11-30"),
+            ("Friday next week", "2026-12-04"),
+            ("Tuesday the 8th", "2026-12-08"),
+            ("a week from today", "2026-12-03"),
+            ("two weeks from Monday", "2026-12-14"),
+            ("anything but tomorrow, Monday's good", "2026-11-30"),
             ("on the weekend", "2026-11-28"),
         ];
         for (text, want) in cases {
             assert_eq!(day(text).as_deref(), Some(want), "{text}");
         }
         assert_eq!(day("no idea, sorry"), None);
+        assert_eq!(day("sometime next week"), None, "a week is not a day");
         assert_eq!(day("a couple of hundred"), None);
     }
 

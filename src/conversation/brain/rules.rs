@@ -43,96 +43,325 @@ const PHRASES: [(Intent, &[&str]); 11] = [
     (
         Intent::DoNotCall,
         &[
-            "do not call", "don't call", "dont call", "stop calling", "remove me", "take me off", "off your list",
-            "unsubscribe", "never call", "don't ring", "stop ringing", "don't contact", "do not contact",
-            "never contact", "leave me alone", "robot calls", "don't want anyone calling", "didn't contact me",
-            "don't want to be contacted", "not to be contacted", "lose my number",
+            "do not call",
+            "don't call",
+            "dont call",
+            "stop calling",
+            "remove me",
+            "take me off",
+            "off your list",
+            "unsubscribe",
+            "never call",
+            "don't ring",
+            "stop ringing",
+            "don't contact",
+            "do not contact",
+            "never contact",
+            "leave me alone",
+            "robot calls",
+            "don't want anyone calling",
+            "didn't contact me",
+            "don't want to be contacted",
+            "not to be contacted",
+            "lose my number",
         ],
     ),
     (
         Intent::WrongPerson,
         &[
-            "wrong number", "wrong person", "got the wrong", "no one by that name", "nobody by that name",
-            "no one here by that name", "nobody here by that name", "doesn't live here", "does not live here",
-            "don't know who that is", "never heard of", "not the person", "you must have the wrong",
-            "not the account holder", "this is her husband", "this is his wife", "this is her daughter",
-            "this is his son", "her daughter speaking", "his son speaking", "you'd want my", "this is his flatmate",
-            "my dad's place", "my mum's place", "i'm not the", "that's my husband", "that's my wife",
+            "wrong number",
+            "wrong person",
+            "got the wrong",
+            "no one by that name",
+            "nobody by that name",
+            "no one here by that name",
+            "nobody here by that name",
+            "doesn't live here",
+            "does not live here",
+            "don't know who that is",
+            "never heard of",
+            "not the person",
+            "you must have the wrong",
+            "not the account holder",
+            "this is her husband",
+            "this is his wife",
+            "this is her daughter",
+            "this is his son",
+            "her daughter speaking",
+            "his son speaking",
+            "you'd want my",
+            "this is his flatmate",
+            "my dad's place",
+            "my mum's place",
+            "i'm not the",
+            "that's my husband",
+            "that's my wife",
         ],
     ),
     (
         Intent::WhoIsThis,
         &[
-            "who is this", "who's this", "who is calling", "who's calling", "who are you", "what company",
-            "where are you calling from", "is this a real person", "am i talking to a", "is this a robot",
-            "are you a robot", "are you a person", "how did you get my number",
+            "who is this",
+            "who's this",
+            "who is calling",
+            "who's calling",
+            "who are you",
+            "what company",
+            "where are you calling from",
+            "is this a real person",
+            "am i talking to a",
+            "is this a robot",
+            "are you a robot",
+            "are you a person",
+            "how did you get my number",
+            "who am i speaking",
+            "who am i talking",
         ],
     ),
     (
         Intent::Reschedule,
         &[
-            "push it back", "push it to", "move it", "reschedule", "a clash", "another day", "different day",
-            "different time", "another time instead", "instead", "would be better", "suit me better", "works better",
-            "can we do", "could we do", "could we make it", "can we make it", "how about", "any chance of",
-            "is there anything", "later in the day", "rather move", "can i move", "bring it forward",
+            "push it back",
+            "push it to",
+            "move it",
+            "reschedule",
+            "a clash",
+            "another day",
+            "different day",
+            "different time",
+            "another time instead",
+            "instead",
+            "would be better",
+            "suit me better",
+            "works better",
+            "can we do",
+            "could we do",
+            "could we make it",
+            "can we make it",
+            "how about",
+            "any chance of",
+            "is there anything",
+            "later in the day",
+            "rather move",
+            "can i move",
+            "bring it forward",
         ],
     ),
     (
         Intent::Later,
         &[
-            "call me back", "call back", "callback", "ring back", "ring me back", "ring you back", "try me",
-            "try again", "later", "busy", "not a good time", "not a great time", "bad time", "another time",
-            "driving", "in a meeting", "into a meeting", "heading into", "not right now", "can't talk",
-            "cant talk", "flat out", "got to go", "gotta go", "have to go", "got to run", "gotta run",
-            "at the door", "in the middle of", "at work", "wrap this up", "i'll call back", "i'll ring back",
-            "when i'm home", "in the car", "about to go", "another day",
+            "call me back",
+            "call back",
+            "callback",
+            "ring back",
+            "ring me back",
+            "ring you back",
+            "try me",
+            "try again",
+            "later",
+            "busy",
+            "not a good time",
+            "not a great time",
+            "bad time",
+            "another time",
+            "driving",
+            "in a meeting",
+            "into a meeting",
+            "heading into",
+            "not right now",
+            "can't talk",
+            "cant talk",
+            "flat out",
+            "got to go",
+            "gotta go",
+            "have to go",
+            "got to run",
+            "gotta run",
+            "at the door",
+            "in the middle of",
+            "at work",
+            "wrap this up",
+            "i'll call back",
+            "i'll ring back",
+            "when i'm home",
+            "in the car",
+            "about to go",
+            "another day",
         ],
     ),
     (
         Intent::Cancel,
         &[
-            "cancel", "not coming", "won't be coming", "won't be needing", "don't need it", "give the spot",
-            "won't make it", "not going to come", "call it off",
+            "cancel",
+            "not coming",
+            "won't be coming",
+            "won't be needing",
+            "don't need it",
+            "give the spot",
+            "won't make it",
+            "not going to come",
+            "call it off",
         ],
     ),
     (
         Intent::Done,
         &[
-            "that's all", "that's everything", "that's it", "nothing else", "never mind", "got what i needed",
-            "all good thanks", "no more questions",
+            "that's all",
+            "that's everything",
+            "that's it",
+            "nothing else",
+            "never mind",
+            "got what i needed",
+            "all good thanks",
+            "no more questions",
+            "i'm good thanks",
+            "nah i'm good",
+            "thanks for your help",
         ],
     ),
     (
         Intent::Unsure,
         &[
-            "not sure", "unsure", "don't know", "dont know", "dunno", "maybe", "perhaps", "possibly", "i'll think",
-            "need to think", "have to think", "think about it", "undecided", "hard to say", "have to check",
-            "need to check", "check my calendar", "get back to you", "less sure", "not so sure", "let me talk to",
-            "let me check", "i'll see", "it was alright", "it's got potential", "got potential", "mixed feelings",
+            "not sure",
+            "unsure",
+            "don't know",
+            "dont know",
+            "dunno",
+            "maybe",
+            "perhaps",
+            "possibly",
+            "i'll think",
+            "need to think",
+            "have to think",
+            "think about it",
+            "undecided",
+            "hard to say",
+            "have to check",
+            "need to check",
+            "check my calendar",
+            "get back to you",
+            "less sure",
+            "not so sure",
+            "let me talk to",
+            "let me check",
+            "i'll see",
+            "it was alright",
+            "it's got potential",
+            "got potential",
+            "mixed feelings",
             "on the fence",
         ],
     ),
     (
         Intent::Deny,
         &[
-            "no", "nope", "nah", "not really", "not interested", "no thanks", "don't", "do not", "didn't",
-            "wasn't", "negative", "decline", "not for me", "not for us", "wasn't for us", "i'll pass", "pass",
-            "wouldn't", "would not", "won't", "probably not", "no way", "not a chance", "not in a million years",
-            "too small", "tiny", "too expensive", "too far", "hated", "disappointing", "bigger than it is",
-            "smaller than", "not keen", "rather not", "already bought", "already listed", "not selling",
-            "bid on the day", "so no",
+            "no",
+            "nope",
+            "nah",
+            "not really",
+            "not interested",
+            "no thanks",
+            "don't",
+            "do not",
+            "didn't",
+            "wasn't",
+            "negative",
+            "decline",
+            "not for me",
+            "not for us",
+            "wasn't for us",
+            "i'll pass",
+            "pass",
+            "wouldn't",
+            "would not",
+            "won't",
+            "probably not",
+            "no way",
+            "not a chance",
+            "not in a million years",
+            "too small",
+            "tiny",
+            "too expensive",
+            "too far",
+            "hated",
+            "disappointing",
+            "bigger than it is",
+            "smaller than",
+            "not keen",
+            "rather not",
+            "already bought",
+            "already listed",
+            "not selling",
+            "bid on the day",
+            "so no",
         ],
     ),
     (
         Intent::Affirm,
         &[
-            "yes", "yeah", "yep", "yup", "sure", "ok", "okay", "of course", "sounds good", "definitely",
-            "absolutely", "correct", "that's right", "go ahead", "please do", "interested", "loved", "liked", "great",
-            "happy to", "i would", "i'd like", "i'd love", "i want", "we want", "keen", "confirm", "i guess so",
-            "i suppose so", "guess so", "suppose so", "why not", "for sure", "perfect", "go for it", "go on",
-            "i reckon", "i think so", "should be right", "probably", "i will", "i'll be there", "see you", "fine",
-            "that works", "works for me", "suits", "gorgeous", "lovely", "beautiful", "amazing", "fantastic",
-            "already have", "too right", "speaking", "i can", "we can", "alright", "righto", "love to",
+            "yes",
+            "yeah",
+            "yep",
+            "yup",
+            "sure",
+            "ok",
+            "okay",
+            "of course",
+            "sounds good",
+            "definitely",
+            "absolutely",
+            "correct",
+            "that's right",
+            "go ahead",
+            "please do",
+            "interested",
+            "loved",
+            "liked",
+            "great",
+            "happy to",
+            "i would",
+            "i'd like",
+            "i'd love",
+            "i want",
+            "we want",
+            "keen",
+            "confirm",
+            "i guess so",
+            "i suppose so",
+            "guess so",
+            "suppose so",
+            "why not",
+            "for sure",
+            "perfect",
+            "go for it",
+            "go on",
+            "i reckon",
+            "i think so",
+            "should be right",
+            "probably",
+            "i will",
+            "i'll be there",
+            "see you",
+            "fine",
+            "that works",
+            "works for me",
+            "suits",
+            "gorgeous",
+            "lovely",
+            "beautiful",
+            "amazing",
+            "fantastic",
+            "already have",
+            "too right",
+            "speaking",
+            "i can",
+            "we can",
+            "alright",
+            "righto",
+            "love to",
+            "could work",
+            "that'd work",
+            "if it's quick",
         ],
     ),
     (Intent::Question, &[]),
@@ -142,20 +371,48 @@ const PHRASES: [(Intent, &[&str]); 11] = [
 const CONDITION_HINTS: [(Intent, &[&str]); 10] = [
     (
         Intent::DoNotCall,
-        &["do not call", "don't call", "not to be called", "opt out", "remove", "contacted at all", "no contact"],
+        &[
+            "do not call",
+            "don't call",
+            "not to be called",
+            "opt out",
+            "remove",
+            "contacted at all",
+            "no contact",
+        ],
     ),
     (
         Intent::WrongPerson,
-        &["wrong person", "wrong number", "not the patient", "not the right person", "not the account holder"],
+        &[
+            "wrong person",
+            "wrong number",
+            "not the patient",
+            "not the right person",
+            "not the account holder",
+        ],
     ),
     (Intent::WhoIsThis, &["who is calling", "who we are", "identity"]),
     (
         Intent::Reschedule,
-        &["reschedule", "another day", "different day", "move the appointment", "another time", "change the"],
+        &[
+            "reschedule",
+            "another day",
+            "different day",
+            "move the appointment",
+            "another time",
+            "change the",
+        ],
     ),
     (
         Intent::Later,
-        &["busy", "later", "call back", "callback", "called back", "not a good time"],
+        &[
+            "busy",
+            "later",
+            "call back",
+            "callback",
+            "called back",
+            "not a good time",
+        ],
     ),
     (Intent::Cancel, &["cancel"]),
     (Intent::Done, &["no more questions", "nothing else", "that's all"]),
@@ -165,13 +422,35 @@ const CONDITION_HINTS: [(Intent, &[&str]); 10] = [
     ),
     (
         Intent::Deny,
-        &["not interested", "declines", "decline", "refuses", "disagrees", "negative", "dislike"],
+        &[
+            "not interested",
+            "declines",
+            "decline",
+            "refuses",
+            "disagrees",
+            "negative",
+            "dislike",
+        ],
     ),
     (
         Intent::Affirm,
         &[
-            "yes", "agrees", "agree", "happy", "interested", "confirms", "confirm", "accepts", "wants", "positive",
-            "liked", "available", "can talk", "ok", "would", "will",
+            "yes",
+            "agrees",
+            "agree",
+            "happy",
+            "interested",
+            "confirms",
+            "confirm",
+            "accepts",
+            "wants",
+            "positive",
+            "liked",
+            "available",
+            "can talk",
+            "ok",
+            "would",
+            "will",
         ],
     ),
 ];
@@ -218,23 +497,38 @@ fn is_question(text: &str) -> bool {
     const STARTS: [&str; 14] = [
         "what", "how", "when", "where", "why", "who", "which", "is ", "are ", "can ", "do ", "does ", "will ", "could ",
     ];
-    let asks = t.ends_with('?') || STARTS.iter().any(|s| t.starts_with(s)) || t.contains(", what ") || t.contains(", how ");
-    asks && !proposes(&t)
+    let asks =
+        t.ends_with('?') || STARTS.iter().any(|s| t.starts_with(s)) || t.contains(", what ") || t.contains(", how ");
+    // "Hello?" checks the line; it asks nothing.
+    let greeting = matches!(
+        normalise(&t).trim(),
+        "hello" | "hi" | "hey" | "hello hello" | "yes hello"
+    );
+    asks && !proposes(&t) && !greeting
 }
 
 /// "How about the 12th?", "Saturday?", "tomorrow but earlier, like 8?": an answer in the form of
 /// a question, which proposes something rather than asks.
 fn proposes(t: &str) -> bool {
     const LEADS: [&str; 9] = [
-        "how about", "what about", "could we", "can we", "can i do", "can the", "any chance", "is there anything",
+        "how about",
+        "what about",
+        "could we",
+        "can we",
+        "can i do",
+        "can the",
+        "any chance",
+        "is there anything",
         "can i move",
     ];
     if LEADS.iter().any(|l| t.starts_with(l)) || t.contains("instead") {
         return true;
     }
-    let wh = ["what", "how", "when", "where", "why", "who", "which", "will", "is it", "do you", "does"]
-        .iter()
-        .any(|w| t.starts_with(w));
+    let wh = [
+        "what", "how", "when", "where", "why", "who", "which", "will", "is it", "do you", "does",
+    ]
+    .iter()
+    .any(|w| t.starts_with(w));
     let said_when = {
         let now = chrono::TimeZone::with_ymd_and_hms(&chrono_tz::UTC, 2026, 1, 1, 0, 0, 0).unwrap();
         let w = when::read(t, now);
@@ -246,7 +540,9 @@ fn proposes(t: &str) -> bool {
 /// "there's no Liam here", "Maria's not here", "mum's not home": the callee is not the person.
 fn not_here(n: &str) -> bool {
     let w: Vec<&str> = n.split_whitespace().collect();
-    let no_x_here = w.windows(3).any(|x| x[0] == "no" && x[2] == "here" && !matches!(x[1], "one" | "problem"));
+    let no_x_here = w
+        .windows(3)
+        .any(|x| x[0] == "no" && x[2] == "here" && !matches!(x[1], "one" | "problem"));
     let xs_not_here = w
         .windows(3)
         .any(|x| x[0].ends_with("'s") && x[1] == "not" && matches!(x[2], "here" | "home" | "in"));
@@ -273,13 +569,29 @@ pub fn intents(text: &str) -> Vec<Intent> {
         found.retain(|i| !matches!(i, Intent::Deny | Intent::Affirm | Intent::Cancel));
     }
     // "not sure" contains "not": unsure wins over deny; "do not call" over deny.
-    let overrides = [Intent::DoNotCall, Intent::Unsure, Intent::WrongPerson, Intent::Cancel, Intent::Done];
+    let overrides = [
+        Intent::DoNotCall,
+        Intent::Unsure,
+        Intent::WrongPerson,
+        Intent::Cancel,
+        Intent::Done,
+    ];
     if found.iter().any(|i| overrides.contains(i)) {
         found.retain(|i| *i != Intent::Deny && *i != Intent::Affirm);
     }
-    // A bare "I guess" hedges; "yeah, I guess" agrees.
+    // "Sort of busy, but go on": what follows the last "but" decides.
+    if let Some((_, after)) = n.rsplit_once(" but ") {
+        let then = intents(after);
+        if matches!(then.first(), Some(Intent::Affirm))
+            && found.iter().any(|i| matches!(i, Intent::Later | Intent::Unsure))
+        {
+            found.retain(|i| !matches!(i, Intent::Later | Intent::Unsure | Intent::Deny));
+            found.insert(0, Intent::Affirm);
+        }
+    }
+    // A bare "I guess" is a reluctant yes ("I guess not" is an idiom, below).
     if (contains_phrase(&n, "i guess") || contains_phrase(&n, "i suppose")) && found.is_empty() {
-        found.push(Intent::Unsure);
+        found.push(Intent::Affirm);
     }
     if found.contains(&Intent::Deny) && found.contains(&Intent::Affirm) {
         // "No, I'm not interested" vs "yes, no problem": the first word decides.
@@ -304,10 +616,20 @@ pub fn intents(text: &str) -> Vec<Intent> {
 }
 
 /// Views that are a no whatever polite words come with them.
-const NEGATIVE_VIEWS: [&str; 6] = ["too small", "tiny", "too expensive", "not for us", "wasn't for us", "so no"];
+const NEGATIVE_VIEWS: [&str; 7] = [
+    "too small",
+    "tiny",
+    "too expensive",
+    "not for us",
+    "wasn't for us",
+    "so no",
+    "probably not",
+];
 
 /// Yes and no said in words that mean the opposite of their first one.
-const IDIOMS: [(&str, Intent); 10] = [
+const IDIOMS: [(&str, Intent); 12] = [
+    ("yeah no worries", Intent::Affirm),
+    ("yeah no problem", Intent::Affirm),
     ("yeah nah", Intent::Deny),
     ("yeah no", Intent::Deny),
     ("i guess not", Intent::Deny),
@@ -338,11 +660,19 @@ fn condition_intents(wording: &str) -> Vec<Intent> {
     // Negations count when the wording names nothing more specific ("They are not the patient"
     // is about the person, "They would not recommend us" is a no).
     const NEGATIONS: [&str; 8] = ["no", "not", "never", "didn't", "did not", "don't", "do not", "wouldn't"];
-    let negated = NEGATIONS.iter().any(|h| contains_phrase(&n, h));
+    // "would rather not say" is a preference, not a no.
+    let negated = NEGATIONS.iter().any(|h| contains_phrase(&n, h)) && !contains_phrase(&n, "rather not");
+    // A yes is implied only by short wordings ("They would recommend us"); "They want to sell,
+    // rent or get an appraisal" is about what they say, not whether they agree.
+    let short = words(&n)
+        .iter()
+        .filter(|w| !matches!(w.as_str(), "want" | "would" | "will" | "agree" | "happy" | "ok"))
+        .count()
+        <= 1;
     let mut out = named;
     if hinted(Intent::Deny) || (negated && out.is_empty()) {
         out.push(Intent::Deny);
-    } else if out.is_empty() {
+    } else if out.is_empty() && (short || hinted(Intent::Affirm)) {
         out.push(Intent::Affirm);
     }
     out
@@ -408,7 +738,13 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
         .iter()
         .map(|c| condition_intents(c.when.as_deref().unwrap_or_default()))
         .collect();
-    let handles = |i: Intent| req.step.conditions.iter().zip(&expects).any(|(c, e)| !c.otherwise && e.contains(&i));
+    let handles = |i: Intent| {
+        req.step
+            .conditions
+            .iter()
+            .zip(&expects)
+            .any(|(c, e)| !c.otherwise && e.contains(&i))
+    };
     let mut best: Option<(usize, usize)> = None; // (score, index)
     for (i, c) in req.step.conditions.iter().enumerate() {
         if c.otherwise {
@@ -424,7 +760,10 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
             score += 6;
         } else if said.iter().any(|s| *s != Intent::Question && expected.contains(s)) {
             score += 5;
-        } else if said.iter().any(|s| also(*s).is_some_and(|a| expected.contains(&a) && !handles(*s))) {
+        } else if said
+            .iter()
+            .any(|s| also(*s).is_some_and(|a| expected.contains(&a) && !handles(*s)))
+        {
             score += 5;
         }
         if !req.only_if_sure {
@@ -435,7 +774,9 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
         }
     }
     let asked = said.contains(&Intent::Question);
-    let knowledge = asked.then(|| answer_from_knowledge(req.script, req.utterance)).flatten();
+    let knowledge = asked
+        .then(|| answer_from_knowledge(req.script, req.utterance))
+        .flatten();
     // Wanting the call over, or the wrong person, ends it unless the step has a way for it.
     if primary == Some(Intent::DoNotCall) && !handles(Intent::DoNotCall) {
         return Decision::EndCall("Understood, we won't call you again. Sorry to have bothered you. Goodbye.".into());
@@ -450,7 +791,16 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
             return Decision::Condition(i);
         }
     }
-    if primary == Some(Intent::Later) || (primary == Some(Intent::Reschedule) && !asked) {
+    // A call back asked for where the step has no way for it ends the call politely, unless the
+    // words also answer (a day or a time is an answer to a step that asks when).
+    let gives_time = {
+        let w = when::read(
+            req.utterance,
+            chrono::TimeZone::with_ymd_and_hms(&chrono_tz::UTC, 2026, 1, 1, 0, 0, 0).unwrap(),
+        );
+        w.date.is_some() || w.time.is_some()
+    };
+    if primary == Some(Intent::Later) && !gives_time {
         return Decision::EndCall("No problem, we'll call you back another time. Bye for now.".into());
     }
     if said.contains(&Intent::WhoIsThis) {
@@ -527,7 +877,15 @@ fn second_person(text: &str) -> String {
 /// What is left of an answer after the callee corrects themselves ("eight... no, make it seven"):
 /// the words after the last correction, when there are any.
 fn corrected(answer: &str) -> &str {
-    const MARKERS: [&str; 7] = ["actually no,", "actually no", "no, make it", "make it", "no wait", "i mean", "or rather"];
+    const MARKERS: [&str; 7] = [
+        "actually no,",
+        "actually no",
+        "no, make it",
+        "make it",
+        "no wait",
+        "i mean",
+        "or rather",
+    ];
     let lower = answer.to_lowercase();
     MARKERS
         .iter()
@@ -578,9 +936,31 @@ const SAYINGS: [(&str, &[&str]); 10] = [
     ("phone", &["phone", "ring", "call me", "give me a call", "mobile"]),
     ("call", &["phone", "ring", "call me", "give me a call", "mobile"]),
     ("post", &["post", "mail", "letter", "snail mail", "postal"]),
-    ("cost", &["expensive", "price", "afford", "money", "tight", "cost", "pricey", "too dear"]),
+    (
+        "cost",
+        &[
+            "expensive",
+            "price",
+            "afford",
+            "money",
+            "tight",
+            "cost",
+            "pricey",
+            "too dear",
+        ],
+    ),
     ("moved", &["moved", "relocated", "relocating", "moving", "interstate"]),
-    ("better", &["better", "stopped hurting", "sorted itself", "doesn't hurt", "fine now", "settled down"]),
+    (
+        "better",
+        &[
+            "better",
+            "stopped hurting",
+            "sorted itself",
+            "doesn't hurt",
+            "fine now",
+            "settled down",
+        ],
+    ),
     ("price", &["expensive", "price", "afford", "money", "cost", "pricey"]),
     ("time", &["time", "busy", "schedule", "can't fit"]),
 ];
@@ -618,17 +998,33 @@ fn choose<'a>(values: &'a [String], answer: &str) -> Option<&'a str> {
         [] => {}
     }
     let says_something = n.split_whitespace().count() >= 3
-        && !intents(answer)
-            .iter()
-            .any(|i| matches!(i, Intent::Question | Intent::Unsure | Intent::Later | Intent::DoNotCall));
-    values.iter().find(|v| v.eq_ignore_ascii_case("other")).filter(|_| says_something).map(String::as_str)
+        && !intents(answer).iter().any(|i| {
+            matches!(
+                i,
+                Intent::Question
+                    | Intent::Unsure
+                    | Intent::Later
+                    | Intent::DoNotCall
+                    | Intent::Reschedule
+                    | Intent::WhoIsThis
+            )
+        })
+        && !contains_phrase(n, "rather not");
+    values
+        .iter()
+        .find(|v| v.eq_ignore_ascii_case("other"))
+        .filter(|_| says_something)
+        .map(String::as_str)
 }
 
 /// [`extract`], where a yes/no field reads the condition taken at its step first ("They liked
 /// it" is a yes however it was said).
 pub fn extract_at(field: &DataField, answer: &str, chosen: Option<&str>, now: DateTime<Tz>) -> Value {
     if field.field_type == FieldType::Boolean {
-        let expected = chosen.filter(|w| *w != "otherwise").map(condition_intents).unwrap_or_default();
+        let expected = chosen
+            .filter(|w| *w != "otherwise")
+            .map(condition_intents)
+            .unwrap_or_default();
         match expected.first() {
             Some(Intent::Affirm) => return Value::Bool(true),
             Some(Intent::Deny | Intent::Cancel) => return Value::Bool(false),
@@ -639,7 +1035,10 @@ pub fn extract_at(field: &DataField, answer: &str, chosen: Option<&str>, now: Da
     if field.field_type == FieldType::String {
         // Questions, hedges and refusals are not the thing asked for.
         let off = intents(answer).iter().any(|i| {
-            matches!(i, Intent::Question | Intent::WhoIsThis | Intent::Later | Intent::DoNotCall | Intent::Unsure)
+            matches!(
+                i,
+                Intent::Question | Intent::WhoIsThis | Intent::Later | Intent::DoNotCall | Intent::Unsure
+            )
         }) || contains_phrase(&normalise(answer), "rather not");
         if off {
             return Value::Null;
@@ -689,7 +1088,11 @@ pub fn analyse(req: &AnalyseRequest<'_>, brain: &str) -> Analysis {
             .as_ref()
             .and_then(|s| req.answers.get(s))
             .map_or(Value::Null, |a| {
-                let chosen = req.choices.iter().rev().find(|(s, _)| Some(s) == field.from_step.as_ref());
+                let chosen = req
+                    .choices
+                    .iter()
+                    .rev()
+                    .find(|(s, _)| Some(s) == field.from_step.as_ref());
                 extract_at(field, a, chosen.map(|(_, w)| w.as_str()), req.now)
             });
         raw.insert(field.name.clone(), value);
@@ -742,7 +1145,14 @@ mod tests {
         assert_eq!(primary("I guess not"), Some(Intent::Deny));
         assert_eq!(primary("not really"), Some(Intent::Deny));
         assert_eq!(primary("I'm in a meeting right now"), Some(Intent::Later));
-        assert_eq!(primary("Can we push it back? I've got a clash"), Some(Intent::Later));
+        assert_eq!(
+            primary("Can we push it back? I've got a clash"),
+            Some(Intent::Reschedule)
+        );
+        assert_eq!(primary("yeah no worries, I'll be there"), Some(Intent::Affirm));
+        assert_eq!(primary("probably not"), Some(Intent::Deny));
+        assert_eq!(primary("there's no Liam here"), Some(Intent::WrongPerson));
+        assert_eq!(primary("Ava's not home, can you try her later?"), Some(Intent::Later));
         assert_eq!(primary("Yeah nah, please don't call me again"), Some(Intent::DoNotCall));
         assert_eq!(primary("I'm not sure, I guess"), Some(Intent::Unsure));
     }
@@ -761,7 +1171,9 @@ mod tests {
     fn extracts_typed_values() {
         use chrono::TimeZone;
         // A Thursday, 10am in Sydney.
-        let now = chrono_tz::Australia::Sydney.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap();
+        let now = chrono_tz::Australia::Sydney
+            .with_ymd_and_hms(2026, 11, 26, 10, 0, 0)
+            .unwrap();
         let x = |t: FieldType, text: &str| extract(&field(t, &[]), text, now);
         assert_eq!(x(FieldType::Integer, "We need three bedrooms"), Value::from(3));
         assert_eq!(x(FieldType::Number, "about $650,000"), Value::from(650000));
