@@ -96,6 +96,76 @@ enum Command {
     /// Run labelled callee utterances through a brain and print its accuracy per category, with
     /// every miss (no database needed). Format: eval/README.md.
     Eval(EvalArgs),
+    /// Run script test suites (YAML: a script, and cases of simulated callees with the path,
+    /// outcome and data expected) and exit 1 when a case fails (no database needed).
+    Test(TestArgs),
+}
+
+#[derive(clap::Args)]
+pub struct TestArgs {
+    /// Suite files, or folders of them.
+    #[arg(required = true)]
+    paths: Vec<std::path::PathBuf>,
+    /// rules (default), openai or hybrid (VOXD_OPENAI_* settings).
+    #[arg(long, default_value = "rules")]
+    brain: String,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long)]
+    junit: Option<std::path::PathBuf>,
+}
+
+async fn test_suites(args: TestArgs) -> anyhow::Result<()> {
+    use crate::conversation::{
+        context::CallContext,
+        suite,
+        tools::{RecordingSms, Tools},
+    };
+    let brain = crate::conversation::brain::from_name(&args.brain).map_err(anyhow::Error::msg)?;
+    let tools = std::sync::Arc::new(Tools::new(false, std::sync::Arc::new(RecordingSms::default())));
+    let mut files = Vec::new();
+    for p in &args.paths {
+        files.extend(crate::conversation::eval::files(p)?);
+    }
+    let mut suites = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let parsed: suite::SuiteFile =
+            serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let script =
+            crate::chat::load_script(&file.parent().unwrap_or(std::path::Path::new(".")).join(&parsed.script))?;
+        let results = suite::run(
+            std::sync::Arc::new(script),
+            &parsed.run,
+            brain.clone(),
+            tools.clone(),
+            CallContext::default(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        println!("{}", file.display());
+        for r in &results {
+            println!(
+                "  {} {} ({})",
+                if r.passed { "ok  " } else { "FAIL" },
+                r.name,
+                r.path.join(" → ")
+            );
+            for f in &r.failures {
+                println!("       {f}");
+            }
+        }
+        suites.push((file.display().to_string(), results));
+    }
+    let total: usize = suites.iter().map(|(_, r)| r.len()).sum();
+    let failed: usize = suites.iter().map(|(_, r)| r.iter().filter(|c| !c.passed).count()).sum();
+    if let Some(path) = &args.junit {
+        std::fs::write(path, suite::junit(&suites)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    println!("{} cases, {} passed, {failed} failed", total, total - failed);
+    if failed > 0 {
+        anyhow::bail!("{failed} of {total} script test cases failed");
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -153,7 +223,9 @@ impl Command {
             | Command::Automation { db, .. }
             | Command::Number { db, .. }
             | Command::Simulate { db, .. } => db,
-            Command::Chat(_) | Command::Eval(_) => unreachable!("chat and eval open no database"),
+            Command::Chat(_) | Command::Eval(_) | Command::Test(_) => {
+                unreachable!("chat, eval and test open no database")
+            }
         }
     }
 }
@@ -437,6 +509,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(cli.log_format.unwrap_or_default(), false);
             return eval(args).await;
         }
+        Command::Test(args) => {
+            init_logging(cli.log_format.unwrap_or_default(), false);
+            return test_suites(args).await;
+        }
         _ => {}
     }
     let serve_args = match &cli.command {
@@ -469,7 +545,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cmd: SimulateCommand::Inbound { to, from, persona },
             ..
         } => simulate_inbound(&db, &settings, &to, &from, &persona).await,
-        Command::Chat(_) | Command::Eval(_) => unreachable!("handled before opening the database"),
+        Command::Chat(_) | Command::Eval(_) | Command::Test(_) => unreachable!("handled before opening the database"),
     };
     db.close().await;
     result.map_err(|e| match e.downcast_ref::<Missing>() {

@@ -173,7 +173,60 @@ async fn versions_are_listed_read_and_restored(app: &TestApp) {
     assert_eq!(app.count("script_versions").await, 0);
 }
 
+async fn scripts_can_be_tested_before_they_go_live(app: &TestApp) {
+    let created = app
+        .post("/api/v1/scripts", &common::example_script("buyer-follow-up"))
+        .await;
+    let id = created.ok(201)["script_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/scripts/{id}/test");
+    let run = json!({"contact": {"first_name": "Ava"}, "cases": [
+        {"name": "keen", "persona": "cooperative",
+         "expect": {"path": ["greet", "feedback", "offer", "budget"], "outcome": "success", "data": {"budget": 1200000}}},
+        {"name": "lines", "lines": ["Sorry, I'm flat out, call me later"], "expect": {"path": ["greet", "feedback"]}},
+        {"name": "profile", "persona": {"temperament": "talkative", "profile": {"budget": "900k"}},
+         "expect": {"data": {"budget": 900000}}}
+    ]});
+    let r = app.post(&path, &run).await;
+    let body = r.ok(200).clone();
+    assert_eq!((body["passed"].as_u64(), body["failed"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(body["script_version"], 1);
+    let cases = body["cases"].as_array().unwrap();
+    assert_eq!(cases[0]["passed"], true);
+    assert!(cases[0]["summary"].as_str().unwrap().starts_with("Ava"));
+    assert_eq!(cases[1]["passed"], false);
+    assert_eq!(cases[1]["path"], json!(["greet"]));
+    assert!(cases[1]["failures"][0]
+        .as_str()
+        .unwrap()
+        .contains("path: expected greet → feedback"));
+    assert!(cases[2]["transcript"].as_array().unwrap().len() >= 4);
+
+    // Bad runs are refused before anything runs, and nothing is written either way.
+    let bad = [
+        json!({"cases": []}),
+        json!({"cases": (0..51).map(|i| json!({"name": format!("c{i}")})).collect::<Vec<_>>()}),
+        json!({"cases": [{"name": "x", "persona": "grumpy"}]}),
+        json!({"cases": [{"name": "x", "persona": "busy", "lines": ["hi"]}]}),
+        json!({"cases": [{"name": "x", "expect": {"outcome": "great"}}]}),
+        json!({"cases": [{"name": "x", "persona": {"temperament": "sleepy"}}]}),
+        json!({"cases": "all of them"}),
+        json!({"cases": [{"name": "x"}], "extra": true}),
+    ];
+    for body in bad {
+        let r = app.post(&path, &body).await;
+        r.error(400);
+    }
+    let (_, other) = app.other_team("Other").await;
+    app.post_as(&other, &path, &run).await.error(404);
+    app.post(&format!("/api/v1/scripts/{}/test", uuid::Uuid::now_v7()), &run)
+        .await
+        .error(404);
+    assert_eq!(app.count("calls").await, 0);
+    assert_eq!(app.count("script_versions").await, 1);
+}
+
 on_both_backends!(
     calls_keep_the_version_they_were_made_with,
-    versions_are_listed_read_and_restored
+    versions_are_listed_read_and_restored,
+    scripts_can_be_tested_before_they_go_live
 );

@@ -178,6 +178,7 @@ pub fn router(state: AppState) -> Router {
             get(scripts::get).put(scripts::replace).delete(scripts::delete),
         )
         .route("/api/v1/scripts/{script_id}/versions", get(scripts::versions))
+        .route("/api/v1/scripts/{script_id}/test", post(scripts::test))
         .route("/api/v1/scripts/{script_id}/versions/{version}", get(scripts::version))
         .route(
             "/api/v1/scripts/{script_id}/versions/{version}/restore",

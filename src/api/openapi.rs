@@ -37,7 +37,7 @@ use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, number
         lists::create, lists::add_contacts, lists::list, lists::get, lists::rename, lists::delete, lists::remove_member,
         objects::create_type, objects::type_by_name, objects::upsert, objects::link, objects::get, objects::list,
         scripts::create, scripts::list, scripts::get, scripts::replace, scripts::delete,
-        scripts::versions, scripts::version, scripts::restore,
+        scripts::versions, scripts::version, scripts::restore, scripts::test,
         calls::create_phone_call, calls::get_call, calls::list_calls, calls::cancel_call, calls::reschedule_call,
         calls::get_call_result, calls::call_events, calls::create_web_call, calls::end_web_call,
         automations::create, automations::list, automations::get, automations::replace, automations::delete,

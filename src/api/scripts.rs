@@ -431,3 +431,66 @@ pub async fn list(
         meta,
     }))
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct TestScriptResponse {
+    pub success: bool,
+    pub script_id: String,
+    /// The version the cases ran against (the current one).
+    pub script_version: i32,
+    pub passed: usize,
+    pub failed: usize,
+    pub cases: Vec<crate::conversation::suite::CaseResult>,
+}
+
+/// Test script (extension)
+///
+/// Runs simulated conversations against the script's current version, offline and deterministic
+/// (the `rules` brain; tool steps run as on a call, SMS are recorded and not sent): each case is a
+/// stock persona, a persona object or a list of lines, with what it must do (path, outcome,
+/// end_reason, data, words the assistant says). Answers 200 with every case's result whether it
+/// passed or not; `failed` counts the cases that did not. At most 50 cases.
+#[utoipa::path(post, path = "/api/v1/scripts/{script_id}/test", tag = "Scripts", operation_id = "testScript",
+    params(("script_id" = String, Path, description = "Script id")),
+    request_body = crate::conversation::suite::TestRun,
+    responses(
+        (status = 200, description = "Every case's result.", body = TestScriptResponse),
+        (status = 400, description = "No cases, too many, or a bad persona or outcome.", body = ErrorBody),
+        (status = 404, description = "No such script in your team.", body = ErrorBody),
+    ))]
+pub async fn test(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(id): Path<String>,
+    ApiJson(run): ApiJson<crate::conversation::suite::TestRun>,
+) -> ApiResult<Json<TestScriptResponse>> {
+    use crate::conversation::{brain::rules::RulesBrain, context::CallContext, suite, tools};
+    let script = own_script(&state, &team, &id).await?;
+    run.check().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let team_row = state.db.get_team(team.team_id).await?;
+    let context = team_row.map_or_else(CallContext::default, |t| {
+        CallContext::from_settings(&t.region, &t.timezone, &t.timezone)
+    });
+    let tools = std::sync::Arc::new(tools::Tools::new(
+        state.settings.allow_private_network,
+        std::sync::Arc::new(tools::RecordingSms::default()),
+    ));
+    let results = suite::run(
+        std::sync::Arc::new(script.definition.0.clone()),
+        &run,
+        std::sync::Arc::new(RulesBrain),
+        tools,
+        context,
+    )
+    .await
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let failed = results.iter().filter(|r| !r.passed).count();
+    Ok(Json(TestScriptResponse {
+        success: true,
+        script_id: script.id.to_string(),
+        script_version: script.version,
+        passed: results.len() - failed,
+        failed,
+        cases: results,
+    }))
+}

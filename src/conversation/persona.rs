@@ -252,7 +252,7 @@ impl Persona {
         }
         let reply: String = match (self.temperament, topic) {
             (Hostile, _) => "Not interested. Please don't call me again.".into(),
-            (Busy, Topic::CanTalk | Topic::Identity) if self.heard <= 2 => {
+            (Busy, _) if self.heard <= 1 => {
                 "Sorry, I'm just about to walk into a meeting. Can you call me back later?".into()
             }
             (_, Topic::Identity) => "Yes, speaking.".into(),

@@ -758,12 +758,10 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
         let expected = &expects[i];
         if primary.is_some_and(|p| expected.contains(&p)) {
             score += 6;
-        } else if said.iter().any(|s| *s != Intent::Question && expected.contains(s)) {
-            score += 5;
-        } else if said
-            .iter()
-            .any(|s| also(*s).is_some_and(|a| expected.contains(&a) && !handles(*s)))
-        {
+        } else if said.iter().any(|s| {
+            (*s != Intent::Question && expected.contains(s))
+                || also(*s).is_some_and(|a| expected.contains(&a) && !handles(*s))
+        }) {
             score += 5;
         }
         if !req.only_if_sure {
@@ -972,7 +970,7 @@ fn choose<'a>(values: &'a [String], answer: &str) -> Option<&'a str> {
     let n = n.as_str();
     let said: Vec<&String> = values
         .iter()
-        .filter(|v| contains_phrase(&n, normalise(v).trim()))
+        .filter(|v| contains_phrase(n, normalise(v).trim()))
         .collect();
     if let [one] = said.as_slice() {
         return Some(one.as_str());
@@ -991,7 +989,7 @@ fn choose<'a>(values: &'a [String], answer: &str) -> Option<&'a str> {
         })
         .filter(|(score, _)| *score > 0)
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
     match scored.as_slice() {
         [(best, v), rest @ ..] if rest.first().is_none_or(|(next, _)| next < best) => return Some(v.as_str()),
         [_, ..] => return None,
