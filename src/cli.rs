@@ -112,6 +112,9 @@ pub struct TestArgs {
     /// Also write the results as JUnit XML to this file.
     #[arg(long)]
     junit: Option<std::path::PathBuf>,
+    /// Print each case's transcript and summary.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 async fn test_suites(args: TestArgs) -> anyhow::Result<()> {
@@ -152,6 +155,16 @@ async fn test_suites(args: TestArgs) -> anyhow::Result<()> {
             );
             for f in &r.failures {
                 println!("       {f}");
+            }
+            if args.verbose {
+                for t in &r.transcript {
+                    let who = match t.role {
+                        crate::conversation::transcript::Role::Assistant => "assistant",
+                        crate::conversation::transcript::Role::User => "callee   ",
+                    };
+                    println!("       {who} › {}", t.text);
+                }
+                println!("       summary: {}", r.summary);
             }
         }
         suites.push((file.display().to_string(), results));
