@@ -46,7 +46,7 @@ fn tokens(text: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .collect();
     let digit = |w: &str| {
-        unit(w)
+        number_word(w)
             .filter(|n| *n < 10.0)
             .map(|n| n as u8)
             .or_else(|| w.parse::<u8>().ok().filter(|n| *n < 10))
@@ -56,7 +56,7 @@ fn tokens(text: &str) -> Vec<String> {
     while i < raw.len() {
         // "one point two five" → "1.25"
         if raw.get(i + 1).is_some_and(|w| w == "point") {
-            if let Some(whole) = unit(&raw[i]).or_else(|| raw[i].parse().ok()) {
+            if let Some(whole) = number_word(&raw[i]).or_else(|| raw[i].parse().ok()) {
                 let mut j = i + 2;
                 let mut decimals = String::new();
                 while let Some(d) = raw.get(j).and_then(|w| digit(w)) {
@@ -76,7 +76,7 @@ fn tokens(text: &str) -> Vec<String> {
             && raw.get(i + 2).and_then(|w| digit(w)).is_some_and(|d| d > 0)
             && raw
                 .get(i + 3)
-                .is_none_or(|w| unit(w).is_none() && magnitude(w).is_none() && w != "hundred")
+                .is_none_or(|w| number_word(w).is_none() && magnitude(w).is_none() && w != "hundred")
         {
             out.push(format!("1.{}", digit(&raw[i + 2]).unwrap_or(0)));
             out.push("million".into());
@@ -89,7 +89,8 @@ fn tokens(text: &str) -> Vec<String> {
     out
 }
 
-fn unit(word: &str) -> Option<f64> {
+/// A number said as one word: "zero" to "nineteen", and the tens to "ninety".
+pub(crate) fn number_word(word: &str) -> Option<f64> {
     const UNITS: [&str; 20] = [
         "zero",
         "one",
@@ -169,7 +170,7 @@ fn quantity(tokens: &[String], start: usize) -> Option<(Quantity, usize)> {
                 }
                 None => current += n,
             }
-        } else if let Some(n) = unit(t) {
+        } else if let Some(n) = number_word(t) {
             current += n;
         } else if t == "hundred" && seen {
             current = if current == 0.0 { 100.0 } else { current * 100.0 };
@@ -215,7 +216,7 @@ fn quantity(tokens: &[String], start: usize) -> Option<(Quantity, usize)> {
     // A lone article or connector is no number.
     let read_something = tokens[start..i].iter().any(|t| {
         digits(t).is_some()
-            || unit(t).is_some()
+            || number_word(t).is_some()
             || matches!(t.as_str(), "couple" | "dozen" | "half" | "hundred")
             || (magnitude(t).is_some() && t.len() > 1)
     });
@@ -236,7 +237,7 @@ fn magnitude_ahead(tokens: &[String], i: usize) -> bool {
 fn continues(tokens: &[String], i: usize) -> bool {
     tokens.get(i).is_some_and(|t| {
         digits(t).is_some()
-            || unit(t).is_some()
+            || number_word(t).is_some()
             || matches!(t.as_str(), "a" | "an" | "half" | "hundred" | "couple")
             || magnitude_ahead(tokens, i)
     })

@@ -87,42 +87,16 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A count or clock number in digits or words ("4", "four", "a", "couple", "thirty").
 fn small_number(word: &str) -> Option<u32> {
-    const UNITS: [&str; 20] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-    ];
     if let Ok(n) = word.parse::<u32>() {
         return Some(n);
     }
     match word {
-        "a" | "an" => return Some(1),
-        "couple" => return Some(2),
-        "twenty" => return Some(20),
-        "thirty" => return Some(30),
-        "forty" => return Some(40),
-        "fifty" => return Some(50),
-        _ => {}
+        "a" | "an" => Some(1),
+        "couple" => Some(2),
+        other => crate::conversation::amounts::number_word(other).map(|n| n as u32),
     }
-    UNITS.iter().position(|u| *u == word).map(|i| i as u32)
 }
 
 /// "12th", "1st", "twelfth" → 12, 1, 12.
@@ -475,6 +449,12 @@ pub fn read(text: &str, now: DateTime<Tz>) -> When {
         date: date(&w, now.date_naive()),
         time: time(&w),
     }
+}
+
+/// Whether the text names a day or a time of day (whatever the moment it is read against).
+pub fn mentions(text: &str) -> bool {
+    let w = words(text);
+    date(&w, NaiveDate::from_ymd_opt(2026, 1, 1).expect("a date")).is_some() || time(&w).is_some()
 }
 
 /// The moment the text names: its day (today when the time is still ahead, else tomorrow, when

@@ -529,12 +529,7 @@ fn proposes(t: &str) -> bool {
     ]
     .iter()
     .any(|w| t.starts_with(w));
-    let said_when = {
-        let now = chrono::TimeZone::with_ymd_and_hms(&chrono_tz::UTC, 2026, 1, 1, 0, 0, 0).unwrap();
-        let w = when::read(t, now);
-        w.date.is_some() || w.time.is_some()
-    };
-    !wh && (said_when || crate::conversation::amounts::parse(t).is_some())
+    !wh && (when::mentions(t) || crate::conversation::amounts::parse(t).is_some())
 }
 
 /// "there's no Liam here", "Maria's not here", "mum's not home": the callee is not the person.
@@ -791,14 +786,7 @@ pub fn decide(req: &DecideRequest<'_>) -> Decision {
     }
     // A call back asked for where the step has no way for it ends the call politely, unless the
     // words also answer (a day or a time is an answer to a step that asks when).
-    let gives_time = {
-        let w = when::read(
-            req.utterance,
-            chrono::TimeZone::with_ymd_and_hms(&chrono_tz::UTC, 2026, 1, 1, 0, 0, 0).unwrap(),
-        );
-        w.date.is_some() || w.time.is_some()
-    };
-    if primary == Some(Intent::Later) && !gives_time {
+    if primary == Some(Intent::Later) && !when::mentions(req.utterance) {
         return Decision::EndCall("No problem, we'll call you back another time. Bye for now.".into());
     }
     if said.contains(&Intent::WhoIsThis) {
