@@ -110,12 +110,7 @@ pub async fn get(
     team: TeamCtx,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ScriptResponse>> {
-    let id = parse_id(&id, "Script")?;
-    let s = state
-        .db
-        .get_script(team.team_id, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("Script not found".into()))?;
+    let s = own_script(&state, &team, &id).await?;
     Ok(Json(ScriptResponse {
         success: true,
         script_id: s.id.to_string(),

@@ -52,6 +52,15 @@ impl SuccessEvaluation {
     }
 }
 
+/// Whether a collected value is the one expected: numbers by value (1200000 and 1200000.0 are the
+/// same amount), anything else exactly.
+pub fn same_value(want: &Value, got: &Value) -> bool {
+    match (want, got) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64().zip(b.as_f64()).is_some_and(|(a, b)| (a - b).abs() < 1e-9),
+        _ => want == got,
+    }
+}
+
 /// Keeps only values of the declared types; anything else becomes null. Brains' extractions pass
 /// through this, so structured data is always what the schema says.
 pub fn typed_data(script: &Script, raw: &Map<String, Value>) -> Map<String, Value> {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{
+    analysis::same_value,
     brain::{rules, Brain, DecideRequest, Decision},
     script::{Script, StepType},
     transcript::{Role, Turn},
@@ -283,13 +284,10 @@ pub async fn run(paths: &[PathBuf], brain: &dyn Brain) -> anyhow::Result<Report>
     })
 }
 
-/// Equal values: numbers by value (1200000 and 1200000.0 are the same amount); free text when it
-/// holds every word expected ("yeah it's Priya Nair, 0412 345 678" holds "Priya Nair, 0412 345 678").
+/// [`same_value`], and free text when it holds every word expected ("yeah it's Priya Nair, 0412
+/// 345 678" holds "Priya Nair, 0412 345 678").
 fn same(want: &Value, got: &Value) -> bool {
     match (want, got) {
-        (Value::Number(_), Value::Number(_)) => {
-            (want.as_f64().unwrap_or(f64::NAN) - got.as_f64().unwrap_or(0.0)).abs() < 1e-9
-        }
         (Value::String(w), Value::String(g)) if w != g => {
             let words = |s: &str| -> Vec<String> {
                 s.to_lowercase()
@@ -302,6 +300,6 @@ fn same(want: &Value, got: &Value) -> bool {
             // Dates and enum values must be exact; only free text is compared by words.
             w.contains(' ') && words(w).iter().all(|x| got.contains(x))
         }
-        _ => want == got,
+        _ => same_value(want, got),
     }
 }

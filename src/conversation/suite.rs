@@ -219,11 +219,7 @@ pub async fn run(
         }
         for (field, want) in e.data.iter().flatten() {
             let got = analysis.structured_data.get(field).cloned().unwrap_or(Value::Null);
-            let same = match (want.as_f64(), got.as_f64()) {
-                (Some(a), Some(b)) => (a - b).abs() < 1e-9,
-                _ => *want == got,
-            };
-            if !same {
+            if !super::analysis::same_value(want, &got) {
                 failures.push(format!("data.{field}: expected {want}, got {got}"));
             }
         }

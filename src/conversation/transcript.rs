@@ -19,6 +19,8 @@ pub struct Turn {
     /// The step the conversation was on.
     pub step: Option<String>,
     /// An assistant turn the callee talked over (only voice steps can be interrupted).
+    /// Absent when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     pub interrupted: bool,
 }
