@@ -676,6 +676,7 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
         ("type_name", "property".to_owned()),
         ("call_id", call_id.clone()),
         ("script_id", script_id.clone()),
+        ("version", "1".to_owned()),
         ("automation_id", automation_id.clone()),
         ("execution_id", execution_id.clone()),
         ("endpoint_id", endpoint_id.clone()),
@@ -701,6 +702,7 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
                 json!({"scheduled_time": (Utc::now() + chrono::Duration::days(2)).to_rfc3339()})
             }
             "/api/v1/scripts/{script_id}" => common::example_script("buyer-follow-up"),
+            "/api/v1/scripts/{script_id}/test" => json!({"cases": [{"name": "peek", "persona": "cooperative"}]}),
             "/api/v1/contacts/{contact_id}" => json!({"first_name": "Mallory"}),
             "/api/v1/lists/{list_id}" => json!({"name": "Taken over"}),
             "/api/v1/phone-numbers/{number_id}" => json!({"inbound_script_id": null}),
