@@ -524,11 +524,14 @@ fn proposes(t: &str) -> bool {
     if LEADS.iter().any(|l| t.starts_with(l)) || t.contains("instead") {
         return true;
     }
-    let wh = [
+    // A question word opening any clause asks ("Hi, what are your hours on Saturday?").
+    const WH: [&str; 11] = [
         "what", "how", "when", "where", "why", "who", "which", "will", "is it", "do you", "does",
-    ]
-    .iter()
-    .any(|w| t.starts_with(w));
+    ];
+    let wh = t
+        .split([',', '.', '!', '?'])
+        .map(str::trim)
+        .any(|clause| WH.iter().any(|w| clause.starts_with(w)));
     !wh && (when::mentions(t) || crate::conversation::amounts::parse(t).is_some())
 }
 
