@@ -597,11 +597,19 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     );
     let expiry = tokio::spawn(expire_idempotency_keys(db.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let calls = dispatcher(db.clone(), &settings);
     let dispatching = settings.dispatcher_enabled.then(|| {
-        tokio::spawn(dispatcher(db.clone(), &settings).run(async {
+        tokio::spawn(calls.clone().run(async {
             let _ = stop_rx.await;
         }))
     });
+    let mut api_settings = settings.api.clone();
+    let voice = if settings.voice.enabled {
+        Some(voice_gateway(&db, &settings, &mut api_settings, calls).await?)
+    } else {
+        tracing::info!("live voice is off (voice_disabled): web calls need an external gateway");
+        None
+    };
     let (auto_stop_tx, auto_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let automating = if settings.automations_enabled {
         let runner = automation_runner(db.clone(), &settings)?;
@@ -611,7 +619,11 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     } else {
         None
     };
-    let app = api::router(AppState::new(db, settings.api));
+    let mut state = AppState::new(db, api_settings);
+    if let Some(gateway) = voice {
+        state = state.with_voice(gateway);
+    }
+    let app = api::router(state);
     // The connection's address keys the limit on failed authentications.
     axum::serve(
         listener,
@@ -631,6 +643,62 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     expiry.abort();
     tracing::info!("stopped: in-flight requests finished");
     Ok(())
+}
+
+/// The web-call gateway of `serve`: the speech engines the settings choose (saying which and why),
+/// and the web-call secret (configured, else made on first start and kept in the database).
+async fn voice_gateway(
+    db: &Db,
+    settings: &Settings,
+    api: &mut api::ApiSettings,
+    calls: crate::dispatcher::Dispatcher,
+) -> anyhow::Result<Arc<crate::voice::gateway::Gateway>> {
+    use crate::voice::{gateway, speech::Engines};
+    let v = &settings.voice;
+    let key = std::env::var("VOXD_SPEECH_API_KEY").ok();
+    let engines = Engines::choose(
+        &v.stt,
+        &v.tts,
+        &v.speech_dir,
+        v.speech_base_url.as_deref().map(|u| (u, key)),
+    );
+    match (&engines.stt, &engines.stt_missing) {
+        (Some(stt), _) => tracing::info!(engine = stt.name(), "speech-to-text ready"),
+        (None, why) => tracing::warn!(
+            reason = why.as_deref().unwrap_or_default(),
+            "speech-to-text disabled: web calls will be refused with this reason"
+        ),
+    }
+    match (&engines.tts, &engines.tts_missing) {
+        (Some(tts), _) => tracing::info!(engine = tts.name(), "text-to-speech ready"),
+        (None, why) => tracing::warn!(
+            reason = why.as_deref().unwrap_or_default(),
+            "text-to-speech disabled: web calls will be refused with this reason"
+        ),
+    }
+    if api.web_calls.secret.is_empty() {
+        api.web_calls.secret = db.server_secret("web_call", chrono::Utc::now()).await?;
+    }
+    tracing::info!(
+        sip = %format!("{}/sip", v.public_url.replace("http", "ws")),
+        media = %v.media.bind,
+        ports = %format!("{}-{}", v.media.ports.start(), v.media.ports.end()),
+        recordings = %v.recordings.as_ref().map_or("off".into(), |p| p.display().to_string()),
+        "web-call gateway ready"
+    );
+    Ok(Arc::new(gateway::Gateway::new(
+        db.clone(),
+        calls,
+        gateway::GatewaySettings {
+            domain: api.web_calls.sip_domain.clone().unwrap_or_else(|| "voxd".into()),
+            secret: api.web_calls.secret.clone(),
+            media: v.media.clone(),
+            recordings: v.recordings.clone(),
+            public_url: v.public_url.clone(),
+            media_timeout: v.media_timeout,
+        },
+        engines,
+    )))
 }
 
 /// The dispatcher of `serve`: the simulated carrier and the rules brain.

@@ -123,6 +123,58 @@ pub struct FileConfig {
     pub web_call_ice_servers: Option<Vec<String>>,
     pub web_call_secret: Option<String>,
     pub web_call_credential_seconds: Option<u64>,
+    /// Live voice: the base URL clients reach the API at (recording links); default from `listen`.
+    pub public_url: Option<String>,
+    /// The address media (WebRTC UDP) sockets bind to; default the `listen` address's (loopback
+    /// stays loopback; `0.0.0.0` needs `media_public_address`).
+    pub media_address: Option<std::net::IpAddr>,
+    /// The address put in ICE candidates, behind NAT the public one; default `media_address`.
+    pub media_public_address: Option<std::net::IpAddr>,
+    /// UDP ports for media, `FIRST-LAST` (default 40000-40999): one per live call.
+    pub media_ports: Option<String>,
+    /// No audio from a browser for this long ends its call as dropped (default 15 s).
+    pub media_timeout_seconds: Option<u64>,
+    /// Speech engines: `stt` = whisper | openai | none (default whisper), `tts` = espeak | openai |
+    /// none (default espeak); models are looked for in `speech_dir` (default ~/.cache/voxd/speech,
+    /// where `scripts/speech.sh install` puts them).
+    pub stt: Option<String>,
+    pub tts: Option<String>,
+    pub speech_dir: Option<PathBuf>,
+    /// For `openai` speech: an OpenAI-compatible server (`…/v1`); its key in VOXD_SPEECH_API_KEY.
+    pub speech_base_url: Option<String>,
+    /// Record live calls (default true; a script's `settings.recording: false` turns it off for it).
+    pub recordings: Option<bool>,
+    /// Run no web-call gateway in this process.
+    pub voice_disabled: Option<bool>,
+}
+
+/// Live voice, resolved.
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    pub enabled: bool,
+    pub public_url: String,
+    pub media: crate::voice::webrtc::MediaSettings,
+    pub media_timeout: std::time::Duration,
+    pub stt: String,
+    pub tts: String,
+    pub speech_dir: PathBuf,
+    pub speech_base_url: Option<String>,
+    /// Where recordings go; None: off.
+    pub recordings: Option<PathBuf>,
+}
+
+/// `FIRST-LAST` as a port range.
+fn parse_ports(text: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let bad = || format!("media_ports `{text}`: give FIRST-LAST, e.g. 40000-40999");
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u16, u16) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok(a..=b)
 }
 
 /// Resolved settings.
@@ -143,6 +195,7 @@ pub struct Settings {
     pub automations_enabled: bool,
     pub smtp_url: Option<String>,
     pub smtp_from: String,
+    pub voice: VoiceSettings,
 }
 
 impl Settings {
@@ -170,13 +223,53 @@ impl Settings {
             }
         };
         let defaults = ApiSettings::default();
+        let listen = match (serve.listen, &file.listen) {
+            (Some(a), _) => a,
+            (None, Some(text)) => parse_listen(text).map_err(|e| anyhow::anyhow!("config `listen`: {e}"))?,
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let voice = {
+            let d = crate::voice::webrtc::MediaSettings::default();
+            let bind = file.media_address.unwrap_or(listen.ip());
+            VoiceSettings {
+                enabled: !file.voice_disabled.unwrap_or(false),
+                public_url: file.public_url.clone().unwrap_or_else(|| {
+                    let host = if listen.ip().is_unspecified() {
+                        "127.0.0.1".to_owned()
+                    } else {
+                        listen.ip().to_string()
+                    };
+                    match listen.ip() {
+                        std::net::IpAddr::V6(_) if !listen.ip().is_unspecified() => {
+                            format!("http://[{host}]:{}", listen.port())
+                        }
+                        _ => format!("http://{host}:{}", listen.port()),
+                    }
+                }),
+                media: crate::voice::webrtc::MediaSettings {
+                    bind,
+                    public: file.media_public_address,
+                    ports: match &file.media_ports {
+                        Some(p) => parse_ports(p).map_err(anyhow::Error::msg)?,
+                        None => d.ports,
+                    },
+                    ..d
+                },
+                media_timeout: std::time::Duration::from_secs(file.media_timeout_seconds.unwrap_or(15).max(1)),
+                stt: file.stt.clone().unwrap_or_else(|| "whisper".into()),
+                tts: file.tts.clone().unwrap_or_else(|| "espeak".into()),
+                speech_dir: file
+                    .speech_dir
+                    .clone()
+                    .unwrap_or_else(crate::voice::speech::default_speech_dir),
+                speech_base_url: file.speech_base_url.clone(),
+                recordings: file.recordings.unwrap_or(true).then(|| data_dir.join("recordings")),
+            }
+        };
         let allow_private_network = serve.allow_private_network || file.allow_private_network.unwrap_or(false);
         Ok(Settings {
-            listen: match (serve.listen, &file.listen) {
-                (Some(a), _) => a,
-                (None, Some(text)) => parse_listen(text).map_err(|e| anyhow::anyhow!("config `listen`: {e}"))?,
-                (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
-            },
+            voice,
+            listen,
             db: DbOptions {
                 url,
                 max_connections: file.database_max_connections.unwrap_or(8),
@@ -206,8 +299,8 @@ impl Settings {
                 web_calls: {
                     let d = crate::api::WebCallSettings::default();
                     crate::api::WebCallSettings {
-                        websocket_url: file.web_call_websocket_url.unwrap_or(d.websocket_url),
-                        sip_domain: file.web_call_sip_domain.unwrap_or(d.sip_domain),
+                        websocket_url: file.web_call_websocket_url.or(d.websocket_url),
+                        sip_domain: file.web_call_sip_domain.or(d.sip_domain),
                         ice_servers: file.web_call_ice_servers.unwrap_or(d.ice_servers),
                         secret: std::env::var("VOXD_WEB_CALL_SECRET")
                             .ok()

@@ -18,6 +18,7 @@ pub mod objects;
 pub mod outbound;
 pub mod session;
 pub mod store;
+pub mod voice;
 
 /// The text a panic was raised with, when it has one (for the error recorded where a panic is
 /// caught: a step, a call attempt).

@@ -130,6 +130,9 @@ pub struct CallView {
     /// Why it waits until then: `scheduled_time`, `calling_window` (held until its window opens),
     /// `free_line` (the team's concurrent-call limit) or `retry_backoff` (after a failed attempt).
     pub waiting_for: Option<String>,
+    /// A live call's recording (both sides, FLAC): a link that works for an hour (get-call and
+    /// get-call-result mint a fresh one); null when nothing was recorded.
+    pub recording_url: Option<String>,
 }
 
 impl From<Call> for CallView {
@@ -159,6 +162,7 @@ impl From<Call> for CallView {
         CallView {
             next_attempt_at,
             waiting_for,
+            recording_url: None,
             id: c.id.to_string(),
             call_type: c.call_type,
             progress: c.progress.to_string(),
@@ -299,10 +303,13 @@ pub async fn get_call(
 ) -> ApiResult<Json<CallResponse>> {
     let call = find(&state, &team, &id).await?;
     let object = call_object(&state, &call).await?;
+    let recording_url = super::voice::recording_url(&state, &call);
+    let mut view: CallView = call.into();
+    view.recording_url = recording_url;
     Ok(Json(CallResponse {
         success: true,
-        call_id: call.id.to_string(),
-        call: call.into(),
+        call_id: view.id.clone(),
+        call: view,
         object,
     }))
 }
@@ -564,6 +571,7 @@ pub async fn get_call_result(
         })
         .unwrap_or_default();
     let text = |v: &Value| v.as_str().map(str::to_owned);
+    let recording_url = super::voice::recording_url(&state, &call);
     let result = CallResult {
         call_id: call.id.to_string(),
         available: call.result.is_some(),
@@ -572,7 +580,7 @@ pub async fn get_call_result(
         end_reason: call.end_reason,
         summary: text(&a["summary"]),
         transcript,
-        recording_url: text(&r["recording_url"]),
+        recording_url,
         structured_data: a.get("structured_data").cloned(),
         objectives: a.get("objectives").cloned(),
         rating: a["rating"].as_u64().map(|n| n as u8),
@@ -693,14 +701,35 @@ pub struct CreateWebCallResponse {
 pub async fn create_web_call(
     State(state): State<AppState>,
     team: TeamCtx,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<CreateWebCallRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateWebCallResponse>)> {
     let web = &state.settings.web_calls;
+    if let Some(why) = state.voice.as_ref().and_then(|g| g.engines().unavailable()) {
+        // Fail now, not when the browser joins.
+        return Err(ApiError::Unavailable(format!(
+            "web calls cannot run on this server: {why}"
+        )));
+    }
     if web.secret.is_empty() {
         return Err(ApiError::Unavailable(
-            "web calls are not configured: set web_call_secret".into(),
+            "web calls are not configured: live voice is off here and no web_call_secret is set for an external gateway"
+                .into(),
         ));
     }
+    // The browser reaches voxd's own gateway where it reached the API, unless configured.
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let websocket_url = web.websocket_url.clone().unwrap_or_else(|| format!("ws://{host}/sip"));
+    let sip_domain = web.sip_domain.clone().unwrap_or_else(|| {
+        url::Url::parse(&format!("http://{host}"))
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".into())
+    });
     let script_id = parse_id(&req.script_id, "Script")?;
     let contact_id = parse_id(&req.contact_id, "Contact")?;
     let at = now();
@@ -722,9 +751,9 @@ pub async fn create_web_call(
         })
         .collect();
     let details = WebCallDetails {
-        websocket_url: web.websocket_url.clone(),
-        sip_domain: web.sip_domain.clone(),
-        call_uri: format!("sip:{}@{}", call.id, web.sip_domain),
+        websocket_url,
+        call_uri: format!("sip:{}@{sip_domain}", call.id),
+        sip_domain,
         ice_servers,
         username: creds.username,
         password: creds.password,
@@ -784,6 +813,20 @@ pub async fn end_web_call(
     CallStatus::parse(&status).ok_or_else(|| FieldError::new("status", format!("`{status}` is not a call status")))?;
     let end_reason =
         crate::domain::optional_text("end_reason", req.end_reason, 64)?.unwrap_or_else(|| "api_ended".into());
+    // A call live here ends through its pipeline: the goodbye is cut, the analysis runs on what
+    // was said, and the outcome is the one asked for.
+    if let (Some(gateway), Some(parsed)) = (&state.voice, CallStatus::parse(&status)) {
+        if gateway.end(team.team_id, id, parsed, &end_reason).await {
+            let call = find(&state, &team, &id.to_string()).await?;
+            return Ok(Json(EndWebCallResponse {
+                success: true,
+                call_id: call.id.to_string(),
+                status,
+                end_reason,
+                progress: call.progress.to_string(),
+            }));
+        }
+    }
     match state
         .db
         .end_web_call(team.team_id, id, &status, &end_reason, now())

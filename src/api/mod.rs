@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 pub mod scripts;
+pub mod voice;
 pub mod webhooks;
 
 use std::{sync::Arc, time::Duration};
@@ -61,8 +62,10 @@ pub struct ApiSettings {
 /// What browsers need to join web calls through the SIP-over-WebSocket gateway.
 #[derive(Clone)]
 pub struct WebCallSettings {
-    pub websocket_url: String,
-    pub sip_domain: String,
+    /// Unset: `ws://<the request's host>/sip` (voxd's own gateway on the API port).
+    pub websocket_url: Option<String>,
+    /// Unset: the request's host name.
+    pub sip_domain: Option<String>,
     /// STUN/TURN URLs handed to the browser; TURN ones get the same ephemeral credentials.
     pub ice_servers: Vec<String>,
     /// Shared with the gateway and TURN server, which verify the credentials with it.
@@ -85,9 +88,9 @@ impl std::fmt::Debug for WebCallSettings {
 impl Default for WebCallSettings {
     fn default() -> Self {
         WebCallSettings {
-            websocket_url: "wss://localhost:8089/ws".into(),
-            sip_domain: "localhost".into(),
-            ice_servers: vec!["stun:localhost:3478".into()],
+            websocket_url: None,
+            sip_domain: None,
+            ice_servers: Vec::new(),
             secret: Vec::new(),
             credential_ttl: Duration::from_secs(300),
         }
@@ -116,6 +119,8 @@ pub struct AppState {
     /// Failed authentications per client address.
     pub failures: Arc<rate_limit::RateLimiter<std::net::IpAddr>>,
     pub keys: Arc<auth::KeyCache>,
+    /// Live voice in this process (the web-call gateway), when it runs.
+    pub voice: Option<Arc<crate::voice::gateway::Gateway>>,
 }
 
 impl AppState {
@@ -126,7 +131,14 @@ impl AppState {
             limiter: Arc::default(),
             failures: Arc::default(),
             keys: Arc::default(),
+            voice: None,
         }
+    }
+
+    /// With live voice: web calls are joined through this gateway.
+    pub fn with_voice(mut self, gateway: Arc<crate::voice::gateway::Gateway>) -> Self {
+        self.voice = Some(gateway);
+        self
     }
 }
 
@@ -172,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/get-call-result/{call_id}", get(calls::get_call_result))
         .route("/api/v1/create-web-call", post(calls::create_web_call))
         .route("/api/v1/end-web-call/{call_id}", post(calls::end_web_call))
+        .route("/api/v1/calls/{call_id}/recording", get(voice::recording))
         .route("/api/v1/scripts", post(scripts::create).get(scripts::list))
         .route(
             "/api/v1/scripts/{script_id}",
@@ -242,6 +255,12 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { axum::response::Redirect::temporary("/docs") }))
         // The token in the path is the credential: no API key, so outside the team routes.
         .route("/api/v1/hooks/{token}", post(hooks::receive))
+        // Browsers: SIP over WebSocket (the digest inside is the credential), signed recording
+        // links, the softphone page.
+        .route("/sip", get(voice::sip_websocket))
+        .route("/recordings/{call_id}", get(voice::recording_by_link))
+        .route("/softphone", get(voice::softphone))
+        .route("/softphone/jssip.js", get(voice::jssip))
         .merge(team_routes)
         .fallback(not_found)
         .layer(middleware::from_fn(refuse_nul))

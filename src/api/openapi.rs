@@ -15,7 +15,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, numbers, objects, scripts, webhooks};
+use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, numbers, objects, scripts, voice, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,7 +39,7 @@ use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, number
         scripts::create, scripts::list, scripts::get, scripts::replace, scripts::delete,
         scripts::versions, scripts::version, scripts::restore, scripts::test,
         calls::create_phone_call, calls::get_call, calls::list_calls, calls::cancel_call, calls::reschedule_call,
-        calls::get_call_result, calls::call_events, calls::create_web_call, calls::end_web_call,
+        calls::get_call_result, calls::call_events, calls::create_web_call, calls::end_web_call, voice::recording,
         automations::create, automations::list, automations::get, automations::replace, automations::delete,
         automations::enable, automations::disable, automations::rotate_hook,
         automations::list_executions, automations::get_execution, automations::retry_execution,

@@ -56,6 +56,11 @@ pub enum Placed {
 pub enum LegEvent {
     /// The callee's final words of an utterance (recognised speech, or text for `sim`).
     Heard(String),
+    /// Recognised speech with the moment the callee started saying it (live audio).
+    Utterance {
+        text: String,
+        started_at: DateTime<Utc>,
+    },
     /// Words recognised so far of an utterance still going on.
     Partial(String),
     /// The callee started speaking while `utterance` played, `played_ms` into it.
@@ -108,6 +113,29 @@ pub trait Leg: Send {
     fn recording_url(&self) -> Option<String> {
         None
     }
+
+    /// What the current step expects of the callee, for a leg that listens to audio: how soon a
+    /// pause ends their turn, and words recognition should expect. Called as the step changes.
+    fn listen(&mut self, _listening: Listening) {}
+
+    /// Frees what the leg holds once the conversation is over (a goodbye still playing plays out,
+    /// a recording is written).
+    async fn close(&mut self) {}
+
+    /// An outcome the far side decided that overrides the conversation's (a web call ended through
+    /// the API: `completed` / `api_ended` unless the request said otherwise).
+    fn outcome(&self) -> Option<(CallStatus, String)> {
+        None
+    }
+}
+
+/// See [`Leg::listen`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listening {
+    pub eagerness: crate::conversation::script::Eagerness,
+    /// Turns the callee has taken so far (the first ones end sooner: greetings are short).
+    pub callee_turns: usize,
+    pub keywords: Vec<String>,
 }
 
 #[async_trait]

@@ -69,6 +69,9 @@ pub type JobId = u64;
 pub enum Event {
     /// The callee's final words for an utterance.
     Heard(String),
+    /// The same from live audio: the words and when the callee started saying them (the turn's
+    /// time is the audio's, not the moment recognition finished).
+    Utterance { text: String, started_at: DateTime<Utc> },
     /// Words recognised so far of an utterance still going on (not acted on; kept for display).
     Partial(String),
     /// The callee started speaking while `utterance` played, `played_ms` into it.
@@ -351,8 +354,9 @@ impl Engine {
             return Vec::new();
         }
         match event {
-            Event::Heard(text) => self.heard(&text),
-            Event::Dtmf(digit) => self.heard(&digit.to_string()),
+            Event::Heard(text) => self.heard(&text, None),
+            Event::Utterance { text, started_at } => self.heard(&text, Some(started_at)),
+            Event::Dtmf(digit) => self.heard(&digit.to_string(), None),
             Event::Partial(_) => {}
             Event::BargeIn { utterance, played_ms } => self.barge_in(utterance, played_ms),
             Event::Played(id) => {
@@ -468,16 +472,19 @@ impl Engine {
         }
     }
 
-    fn heard(&mut self, text: &str) {
+    fn heard(&mut self, text: &str, started_at: Option<DateTime<Utc>>) {
         let text = text.trim();
         if text.is_empty() {
             return;
         }
         let step = self.current_step().map(|s| s.id.clone());
+        let start_ms = started_at.map_or(self.elapsed_ms(), |at| {
+            (at - self.started).num_milliseconds().clamp(0, self.elapsed_ms())
+        });
         self.transcript.push(Turn {
             role: Role::User,
             text: text.to_owned(),
-            start_ms: self.elapsed_ms(),
+            start_ms,
             step: step.clone(),
             interrupted: false,
         });

@@ -272,6 +272,10 @@ pub struct Settings {
     pub silence_goodbye: String,
     /// Said when the callee is silent past the prompt timer.
     pub silence_prompt: String,
+    /// Words speech recognition should expect on live calls (names, products, places).
+    pub keywords: Vec<String>,
+    /// Whether live calls of this script are recorded (both sides).
+    pub recording: bool,
 }
 
 impl Default for Settings {
@@ -280,6 +284,8 @@ impl Default for Settings {
             max_duration_seconds: 600,
             silence_goodbye: "I haven't heard anything for a while, so I'll end the call here. Goodbye.".into(),
             silence_prompt: "Are you still there?".into(),
+            keywords: Vec::new(),
+            recording: true,
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    carrier::{Carrier, Dial, Placed, ProgressSink},
+    carrier::{Carrier, Dial, Leg, Placed, ProgressSink},
     clock::Clock,
     conversation::{brain::Brain, context::CallContext, engine::EndReason, script::Script, tools::Tools},
     domain::call::{CallStatus, Progress},
@@ -230,7 +230,27 @@ impl Dispatcher {
         self.run_call(call).await
     }
 
+    /// The owner name this worker's leases carry.
+    pub fn owner(&self) -> &str {
+        &self.settings.owner
+    }
+
+    /// Lease length of this worker's claims.
+    pub fn lease(&self) -> std::time::Duration {
+        self.settings.lease
+    }
+
+    /// Runs a web call the browser joined (already `in_progress` under this worker's lease) on
+    /// its leg, then records it like any other call: analysis, result, events, webhooks.
+    pub async fn run_joined(&self, call: Call, leg: Box<dyn Leg>, carrier: &'static str) -> anyhow::Result<()> {
+        self.attempt(call, Connect::Joined(leg, carrier)).await
+    }
+
     async fn run_call(&self, call: Call) -> anyhow::Result<()> {
+        self.attempt(call, Connect::Place).await
+    }
+
+    async fn attempt(&self, call: Call, connect: Connect) -> anyhow::Result<()> {
         let owner = self.settings.owner.clone();
         let script = self
             .db
@@ -305,17 +325,22 @@ impl Dispatcher {
             })
         };
         // The carrier connects (or not); the session runs the conversation over the leg.
-        let attempt = match self.carrier.place(dial, &sink).await {
+        let (placed, carrier) = match connect {
+            Connect::Place => (self.carrier.place(dial, &sink).await, self.carrier.name()),
+            Connect::Joined(leg, carrier) => (Placed::Answered(leg), carrier),
+        };
+        let attempt = match placed {
             Placed::NotConnected { status, end_reason } => Attempt {
                 status,
                 end_reason,
                 transcript: Vec::new(),
                 engine: None,
-                simulated: self.carrier.name() == "sim",
+                simulated: carrier == "sim",
                 recording_url: None,
             },
             Placed::Voicemail(mut leg) => {
                 let transcript = session::leave_voicemail(&mut *leg, &script, &variables).await;
+                leg.close().await;
                 Attempt {
                     status: CallStatus::Voicemail,
                     end_reason: "voicemail".into(),
@@ -334,12 +359,16 @@ impl Dispatcher {
                     tools: self.tools.clone(),
                 };
                 let engine = session::converse(&mut *leg, setup).await;
-                let (status, end_reason) = match engine.end_reason() {
-                    Some(EndReason::Dropped) => (CallStatus::Dropout, "dropout".to_owned()),
-                    Some(EndReason::UserHangup) => (CallStatus::HangUp, "user hangup".to_owned()),
-                    Some(EndReason::Failed(_)) => (CallStatus::Failed, "failed".to_owned()),
-                    Some(r) => (CallStatus::Completed, r.as_str().to_owned()),
-                    None => (CallStatus::Completed, "ai hangup".to_owned()),
+                leg.close().await;
+                let (status, end_reason) = match (leg.outcome(), engine.end_reason()) {
+                    (Some(outcome), _) => outcome,
+                    (None, r) => match r {
+                        Some(EndReason::Dropped) => (CallStatus::Dropout, "dropout".to_owned()),
+                        Some(EndReason::UserHangup) => (CallStatus::HangUp, "user hangup".to_owned()),
+                        Some(EndReason::Failed(_)) => (CallStatus::Failed, "failed".to_owned()),
+                        Some(r) => (CallStatus::Completed, r.as_str().to_owned()),
+                        None => (CallStatus::Completed, "ai hangup".to_owned()),
+                    },
                 };
                 Attempt {
                     status,
@@ -374,7 +403,7 @@ impl Dispatcher {
         let duration_seconds = attempt.transcript.last().map_or(0, |t| t.start_ms / 1000);
         let result = json!({
             "attempt": call.attempts,
-            "carrier": self.carrier.name(),
+            "carrier": carrier,
             "simulated": attempt.simulated,
             "transcript": attempt.transcript,
             "duration_seconds": duration_seconds,
@@ -407,6 +436,14 @@ impl Dispatcher {
         }
         Ok(())
     }
+}
+
+/// How an attempt reaches its callee.
+enum Connect {
+    /// The carrier places the call.
+    Place,
+    /// The callee is already on this leg (a browser joined a web call), through this carrier.
+    Joined(Box<dyn Leg>, &'static str),
 }
 
 /// How one attempt went, whatever the carrier.

@@ -16,13 +16,18 @@ pub struct Credentials {
 
 pub fn credentials(secret: &[u8], call_id: &str, expires_at: DateTime<Utc>) -> Credentials {
     let username = format!("{}:{call_id}", expires_at.timestamp());
-    let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(username.as_bytes());
     Credentials {
-        password: STANDARD.encode(mac.finalize().into_bytes()),
+        password: password(secret, &username),
         username,
         expires_at,
     }
+}
+
+/// The password of an ephemeral username.
+pub fn password(secret: &[u8], username: &str) -> String {
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(username.as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// What a gateway does: recompute and compare in constant time, and refuse expired usernames.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::{sync::mpsc, task::JoinSet};
 
 use crate::{
-    carrier::{Leg, LegEvent},
+    carrier::{Leg, LegEvent, Listening},
     conversation::{
         brain::Brain,
         context::CallContext,
@@ -38,6 +38,7 @@ pub struct Setup {
 fn to_event(e: LegEvent) -> Event {
     match e {
         LegEvent::Heard(t) => Event::Heard(t),
+        LegEvent::Utterance { text, started_at } => Event::Utterance { text, started_at },
         LegEvent::Partial(t) => Event::Partial(t),
         LegEvent::BargeIn { utterance, played_ms } => Event::BargeIn { utterance, played_ms },
         LegEvent::Played(id) => Event::Played(id),
@@ -45,6 +46,20 @@ fn to_event(e: LegEvent) -> Event {
         LegEvent::HungUp => Event::HangUp,
         LegEvent::Dropped => Event::Dropped,
         LegEvent::Deadline => Event::Timer,
+    }
+}
+
+/// What the engine waits to hear now.
+fn listening(engine: &Engine, script: &Script) -> Listening {
+    let step = engine.current_step();
+    let mut keywords = script.settings.keywords.clone();
+    if let Some(step) = step {
+        keywords.extend(step.conditions.iter().flat_map(|c| c.keywords.iter().cloned()));
+    }
+    Listening {
+        eagerness: step.map(|s| s.eagerness).unwrap_or_default(),
+        callee_turns: engine.transcript().iter().filter(|t| t.role == Role::User).count(),
+        keywords,
     }
 }
 
@@ -58,7 +73,7 @@ pub async fn converse(leg: &mut dyn Leg, setup: Setup) -> Engine {
         brain,
         tools,
     } = setup;
-    let (mut engine, actions) = Engine::start(script, variables, context, leg.now());
+    let (mut engine, actions) = Engine::start(script.clone(), variables, context, leg.now());
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let mut jobs = JoinSet::new();
     let mut queue: VecDeque<Action> = actions.into();
@@ -100,6 +115,7 @@ pub async fn converse(leg: &mut dyn Leg, setup: Setup) -> Engine {
         if engine.is_over() {
             break;
         }
+        leg.listen(listening(&engine, &script));
         let deadline = engine.next_deadline();
         let event = if leg.virtual_time() {
             to_event(leg.next_event(deadline).await)

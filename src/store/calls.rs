@@ -646,3 +646,34 @@ impl Db {
         })
     }
 }
+
+impl Db {
+    /// The browser joined a web call that is waiting for it: it is taken under `owner`'s lease and
+    /// is `in_progress` from `at`. None when the call is no longer waiting (ended, cancelled, or
+    /// already joined): a web call is joined once.
+    pub async fn join_web_call(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease_until_ms: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Call>> {
+        let update = format!(
+            "UPDATE calls SET progress = 'in_progress', lease_owner = $2, lease_until_ms = $3,
+               started_at = COALESCE(started_at, $4), updated_at = $4
+             WHERE id = $1 AND call_type = 'web' AND progress = 'ringing' AND lease_owner IS NULL
+             RETURNING {COLUMNS}"
+        );
+        transaction!(self, tx => {
+            let call: Option<Call> = sqlx::query_as(&update).bind(id).bind(owner).bind(lease_until_ms).bind(at)
+                .fetch_optional(&mut *tx).await?;
+            if let Some(call) = &call {
+                sqlx::query(INSERT_EVENT)
+                    .bind(new_id()).bind(call.id).bind(at).bind(call.attempts).bind("in_progress").bind(Option::<String>::None)
+                    .bind(Some(Json(serde_json::json!({"worker": owner, "joined": "browser"}))))
+                    .execute(&mut *tx).await?;
+            }
+            Ok(call)
+        })
+    }
+}

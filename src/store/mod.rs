@@ -361,3 +361,16 @@ macro_rules! text_column {
 
 text_column!(crate::domain::call::Progress, "call progress");
 text_column!(crate::domain::call::CallStatus, "call status");
+
+impl Db {
+    /// The server's secret of that name, made (32 random bytes) and stored the first time it is
+    /// asked for; every process on the database gets the same one.
+    pub async fn server_secret(&self, name: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<u8>> {
+        let fresh: [u8; 32] = rand::random();
+        write_pool!(self, pool => sqlx::query("INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(name).bind(fresh.to_vec()).bind(now).execute(pool).await.map(|_| ())?);
+        let value: Vec<u8> = write_pool!(self, pool => sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name).fetch_one(pool).await?);
+        Ok(value)
+    }
+}

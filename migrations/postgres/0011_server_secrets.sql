@@ -1,0 +1,7 @@
+-- Secrets the server makes for itself on first start (the web-call secret), shared by every
+-- process on the database: a credential one replica mints, another verifies.
+CREATE TABLE server_secrets (
+    name        TEXT PRIMARY KEY,
+    value       BYTEA NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,619 @@
+//! The live pipeline: a [`Leg`] over audio. The callee's frames go through voice activity
+//! detection (earshot) to utterances, speech-to-text and the engine's events; the engine's lines
+//! are spoken by text-to-speech, sentence by sentence as they come, and played out in 20 ms frames.
+//!
+//! - **Barge-in**: callee speech while an interruptible line plays stops it here at once (without
+//!   waiting for the engine) and reports how much had played; lines of tool and function steps
+//!   play on.
+//! - **End of turn**: a pause as long as the step's eagerness allows (keen 400 ms, normal 700 ms,
+//!   patient 1100 ms; the callee's first two turns 30% shorter, since greetings are short).
+//! - **Times** of the callee's turns are the audio's: when their speech started.
+//!
+//! The transport (WebRTC, a SIP trunk's RTP) only moves frames: it is a [`Line`].
+
+use std::{
+    collections::VecDeque,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::{sync::mpsc, task::JoinHandle};
+use uuid::Uuid;
+
+use super::{
+    audio::{self, FRAME, FRAME_MS},
+    recording::{self, Recorder},
+    speech::{SpeechToText, TextToSpeech},
+};
+use crate::{
+    carrier::{Leg, LegEvent, Listening},
+    conversation::{engine::UtteranceId, script::Eagerness},
+    domain::call::CallStatus,
+};
+
+/// What the transport delivers from the callee's side.
+#[derive(Debug)]
+pub enum Inbound {
+    /// One frame of the callee's audio (line rate).
+    Audio(Vec<i16>),
+    Dtmf(char),
+    /// The callee hung up (a BYE).
+    HungUp,
+    /// The connection failed (ICE, DTLS, the signalling socket closed): why.
+    Dropped(String),
+    /// The call was ended from outside (end-web-call): the outcome to record.
+    Ended(CallStatus, String),
+}
+
+/// What the pipeline asks of the transport.
+#[derive(Debug)]
+pub enum Outbound {
+    /// One frame of the assistant's audio (line rate, [`FRAME`] samples).
+    Audio(Vec<i16>),
+    /// Everything has played: end the call from this side.
+    HangUp,
+    /// A line of the live transcript (`user` or `assistant`), for a softphone to show.
+    Transcript { role: &'static str, text: String },
+}
+
+/// The transport's two directions.
+pub struct Line {
+    pub inbound: mpsc::Receiver<Inbound>,
+    pub outbound: mpsc::Sender<Outbound>,
+}
+
+pub struct Options {
+    pub call_id: Uuid,
+    pub stt: Arc<dyn SpeechToText>,
+    pub tts: Arc<dyn TextToSpeech>,
+    /// Where to save the recording; None: not recorded.
+    pub recordings: Option<PathBuf>,
+    pub recording_url: Option<String>,
+    /// No callee audio for this long and the line counts as dropped (a tab closed without a BYE).
+    pub media_timeout: Duration,
+    /// Turn latencies are added here when set (the benchmark reads them).
+    pub timings: Option<Arc<Mutex<Vec<TurnTiming>>>>,
+}
+
+/// One callee turn to the assistant's first audio, split by stage (milliseconds).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TurnTiming {
+    /// End of speech to end of turn (the pause the eagerness waits for).
+    pub vad_ms: u64,
+    pub stt_ms: u64,
+    /// Words handed to the engine to its first line.
+    pub brain_ms: u64,
+    /// The first line's text to its audio.
+    pub tts_ms: u64,
+    /// End of the callee's speech to the first frame of the reply sent.
+    pub total_ms: u64,
+    pub text: String,
+}
+
+enum Command {
+    Say {
+        id: UtteranceId,
+        text: String,
+        interruptible: bool,
+    },
+    Stop,
+    HangUp,
+    Listen(Listening),
+}
+
+/// A leg whose far end speaks audio.
+pub struct VoiceLeg {
+    events: mpsc::UnboundedReceiver<LegEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+    task: Option<JoinHandle<()>>,
+    recording_url: Option<String>,
+    outcome: Arc<Mutex<Option<(CallStatus, String)>>>,
+    last: Option<Listening>,
+}
+
+impl VoiceLeg {
+    /// Starts the pipeline over the line.
+    pub fn start(line: Line, options: Options) -> VoiceLeg {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let outcome = Arc::new(Mutex::new(None));
+        let recording_url = options.recordings.as_ref().and(options.recording_url.clone());
+        let pipeline = Pipeline::new(options, events_tx, outcome.clone());
+        let task = tokio::spawn(pipeline.run(line, commands_rx));
+        VoiceLeg {
+            events,
+            commands,
+            task: Some(task),
+            recording_url,
+            outcome,
+            last: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Leg for VoiceLeg {
+    async fn next_event(&mut self, deadline: Option<DateTime<Utc>>) -> LegEvent {
+        let wait = deadline.map(|d| (d - Utc::now()).to_std().unwrap_or_default());
+        let next = async {
+            match wait {
+                Some(w) => tokio::time::timeout(w, self.events.recv()).await.ok(),
+                None => Some(self.events.recv().await),
+            }
+        };
+        match next.await {
+            Some(Some(e)) => e,
+            Some(None) => LegEvent::Dropped,
+            None => LegEvent::Deadline,
+        }
+    }
+
+    async fn say(&mut self, id: UtteranceId, text: &str, interruptible: bool) {
+        let _ = self.commands.send(Command::Say {
+            id,
+            text: text.to_owned(),
+            interruptible,
+        });
+    }
+
+    async fn stop_speaking(&mut self) {
+        let _ = self.commands.send(Command::Stop);
+    }
+
+    async fn hang_up(&mut self) {
+        let _ = self.commands.send(Command::HangUp);
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn recording_url(&self) -> Option<String> {
+        self.recording_url.clone()
+    }
+
+    fn listen(&mut self, listening: Listening) {
+        if self.last.as_ref() != Some(&listening) {
+            self.last = Some(listening.clone());
+            let _ = self.commands.send(Command::Listen(listening));
+        }
+    }
+
+    fn outcome(&self) -> Option<(CallStatus, String)> {
+        self.outcome.lock().ok().and_then(|o| o.clone())
+    }
+
+    async fn close(&mut self) {
+        let _ = self.commands.send(Command::HangUp);
+        if let Some(task) = self.task.take() {
+            // The goodbye plays out, then the recording is written; bounded either way.
+            if tokio::time::timeout(Duration::from_secs(30), task).await.is_err() {
+                tracing::warn!("voice pipeline did not finish within 30 s");
+            }
+        }
+    }
+}
+
+struct Clip {
+    id: UtteranceId,
+    text: String,
+    samples: Vec<i16>,
+    pos: usize,
+    interruptible: bool,
+}
+
+/// An utterance being heard.
+struct Hearing {
+    started_at: DateTime<Utc>,
+    samples: Vec<i16>,
+    voiced_ms: u64,
+    silence_ms: u64,
+    last_voiced: Instant,
+}
+
+/// The clock of the turn in flight, for [`TurnTiming`].
+#[derive(Default)]
+struct TurnClock {
+    speech_end: Option<Instant>,
+    endpoint: Option<Instant>,
+    heard: Option<Instant>,
+    said: Option<Instant>,
+    synthesized: Option<Instant>,
+    text: String,
+}
+
+/// Voiced frames in a row before speech counts as started (48 ms: one click is not speech).
+const ONSET_MS: u64 = 48;
+/// Speech this long over an interruptible line stops it (the line stops within 200 ms of speech).
+const BARGE_IN_MS: u64 = 112;
+/// Utterances with less voice than this are noise.
+const MIN_VOICED_MS: u64 = 150;
+/// Audio kept from before the onset, so the first syllable is not clipped.
+const PREROLL: usize = audio::RATE as usize * 3 / 10;
+const VAD_FRAME: usize = 256;
+const VAD_FRAME_MS: u64 = 16;
+
+fn end_of_turn_ms(l: &Listening) -> u64 {
+    let base = match l.eagerness {
+        Eagerness::Keen => 400,
+        Eagerness::Normal => 700,
+        Eagerness::Patient => 1100,
+    };
+    if l.callee_turns < 2 {
+        base * 7 / 10
+    } else {
+        base
+    }
+}
+
+struct Pipeline {
+    options: Options,
+    events: mpsc::UnboundedSender<LegEvent>,
+    outcome: Arc<Mutex<Option<(CallStatus, String)>>>,
+    vad: Box<earshot::Detector>,
+    vad_buf: Vec<f32>,
+    preroll: VecDeque<i16>,
+    voiced_run_ms: u64,
+    hearing: Option<Hearing>,
+    listening: Listening,
+    playing: VecDeque<Clip>,
+    /// Lines sent to TTS and not back yet (this generation).
+    synthesizing: Vec<UtteranceId>,
+    generation: u64,
+    hanging_up: bool,
+    recorder: Option<Recorder>,
+    last_audio: Instant,
+    clock: TurnClock,
+}
+
+impl Pipeline {
+    fn new(
+        options: Options,
+        events: mpsc::UnboundedSender<LegEvent>,
+        outcome: Arc<Mutex<Option<(CallStatus, String)>>>,
+    ) -> Self {
+        Pipeline {
+            recorder: options.recordings.as_ref().map(|_| Recorder::default()),
+            options,
+            events,
+            outcome,
+            vad: earshot::Detector::default_boxed(),
+            vad_buf: Vec::with_capacity(2 * VAD_FRAME),
+            preroll: VecDeque::with_capacity(PREROLL),
+            voiced_run_ms: 0,
+            hearing: None,
+            listening: Listening::default(),
+            playing: VecDeque::new(),
+            synthesizing: Vec::new(),
+            generation: 0,
+            hanging_up: false,
+            last_audio: Instant::now(),
+            clock: TurnClock::default(),
+        }
+    }
+
+    fn emit(&self, e: LegEvent) {
+        let _ = self.events.send(e);
+    }
+
+    async fn run(mut self, mut line: Line, mut commands: mpsc::UnboundedReceiver<Command>) {
+        // Lines are synthesised one after another, in order, beside the playout.
+        let (synth_tx, mut synth_rx) = mpsc::unbounded_channel::<(u64, UtteranceId, String, bool)>();
+        let transcript = line.outbound.clone();
+        let (voiced_tx, mut voiced) =
+            mpsc::unbounded_channel::<(u64, UtteranceId, bool, String, Result<Vec<i16>, String>)>();
+        let tts = self.options.tts.clone();
+        let synth = tokio::spawn(async move {
+            while let Some((generation, id, text, interruptible)) = synth_rx.recv().await {
+                let pcm = tts.synthesize(&text).await.map_err(|e| e.to_string());
+                if voiced_tx.send((generation, id, interruptible, text, pcm)).is_err() {
+                    break;
+                }
+            }
+        });
+        let (heard_tx, mut heard) = mpsc::unbounded_channel::<(DateTime<Utc>, Result<String, String>, Instant)>();
+        let mut tick = tokio::time::interval(Duration::from_millis(FRAME_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut commands_open = true;
+        loop {
+            tokio::select! {
+                c = commands.recv(), if commands_open => match c {
+                    Some(c) => self.command(c, &synth_tx),
+                    // The leg is gone: nobody listens any more.
+                    None => { commands_open = false; self.hanging_up = true; self.playing.clear(); self.synthesizing.clear(); }
+                },
+                Some(inbound) = line.inbound.recv() => match inbound {
+                    Inbound::Audio(frame) => self.audio(&frame, &heard_tx),
+                    Inbound::Dtmf(d) => self.emit(LegEvent::Dtmf(d)),
+                    Inbound::HungUp => { self.emit(LegEvent::HungUp); break; }
+                    Inbound::Dropped(why) => {
+                        tracing::info!(call_id = %self.options.call_id, reason = %why, "live call dropped");
+                        self.emit(LegEvent::Dropped);
+                        break;
+                    }
+                    Inbound::Ended(status, reason) => {
+                        if let Ok(mut o) = self.outcome.lock() { *o = Some((status, reason)); }
+                        self.emit(LegEvent::HungUp);
+                        let _ = line.outbound.send(Outbound::HangUp).await;
+                        break;
+                    }
+                },
+                Some((generation, id, interruptible, text, pcm)) = voiced.recv() => {
+                    if generation == self.generation {
+                        self.synthesizing.retain(|s| *s != id);
+                        match pcm {
+                            Ok(samples) if !samples.is_empty() => {
+                                if self.clock.said.is_some() && self.clock.synthesized.is_none() {
+                                    self.clock.synthesized = Some(Instant::now());
+                                }
+                                self.playing.push_back(Clip { id, text, samples, pos: 0, interruptible });
+                            }
+                            Ok(_) => self.emit(LegEvent::Played(id)),
+                            Err(e) => {
+                                tracing::warn!(call_id = %self.options.call_id, error = %e, "text-to-speech failed; the line is skipped");
+                                self.emit(LegEvent::Played(id));
+                            }
+                        }
+                    }
+                },
+                Some((started_at, text, stt_started)) = heard.recv() => match text {
+                    Ok(text) if !text.trim().is_empty() => {
+                        let now = Instant::now();
+                        self.clock.heard = Some(now);
+                        self.clock.text = text.clone();
+                        tracing::debug!(call_id = %self.options.call_id, stt_ms = (now - stt_started).as_millis() as u64, %text, "heard");
+                        let _ = transcript.try_send(Outbound::Transcript { role: "user", text: text.clone() });
+                        self.emit(LegEvent::Utterance { text, started_at });
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(call_id = %self.options.call_id, error = %e, "speech-to-text failed; the utterance is lost"),
+                },
+                _ = tick.tick() => {
+                    if self.play(&line.outbound) {
+                        let _ = line.outbound.send(Outbound::HangUp).await;
+                        break;
+                    }
+                    if self.last_audio.elapsed() > self.options.media_timeout {
+                        tracing::info!(call_id = %self.options.call_id, "no audio from the callee: the line counts as dropped");
+                        self.emit(LegEvent::Dropped);
+                        break;
+                    }
+                },
+            }
+        }
+        synth.abort();
+        self.finish().await;
+    }
+
+    fn command(&mut self, c: Command, synth: &mpsc::UnboundedSender<(u64, UtteranceId, String, bool)>) {
+        match c {
+            Command::Say {
+                id,
+                text,
+                interruptible,
+            } => {
+                if self.clock.heard.is_some() && self.clock.said.is_none() {
+                    self.clock.said = Some(Instant::now());
+                }
+                if text.trim().is_empty() {
+                    self.emit(LegEvent::Played(id));
+                } else {
+                    self.synthesizing.push(id);
+                    let _ = synth.send((self.generation, id, text, interruptible));
+                }
+            }
+            Command::Stop => {
+                self.generation += 1;
+                self.playing.clear();
+                self.synthesizing.clear();
+            }
+            Command::HangUp => self.hanging_up = true,
+            Command::Listen(l) => self.listening = l,
+        }
+    }
+
+    /// One 20 ms frame out; true when the call should now end (hanging up, all played).
+    fn play(&mut self, out: &mpsc::Sender<Outbound>) -> bool {
+        let mut frame = vec![0i16; FRAME];
+        let mut done = None;
+        if let Some(clip) = self.playing.front_mut() {
+            if clip.pos == 0 {
+                let text = std::mem::take(&mut clip.text);
+                let _ = out.try_send(Outbound::Transcript {
+                    role: "assistant",
+                    text,
+                });
+            }
+            let end = (clip.pos + FRAME).min(clip.samples.len());
+            frame[..end - clip.pos].copy_from_slice(&clip.samples[clip.pos..end]);
+            clip.pos = end;
+            if clip.pos >= clip.samples.len() {
+                done = Some(clip.id);
+            }
+            if let (Some(end), Some(_)) = (self.clock.speech_end, self.clock.synthesized) {
+                self.turn_timed(end);
+            }
+        }
+        if let Some(id) = done {
+            self.playing.pop_front();
+            self.emit(LegEvent::Played(id));
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.assistant(&frame);
+        }
+        // A full queue means the transport is stuck; dropping a frame beats blocking the pipeline.
+        let _ = out.try_send(Outbound::Audio(frame));
+        self.hanging_up && self.playing.is_empty() && self.synthesizing.is_empty()
+    }
+
+    fn turn_timed(&mut self, speech_end: Instant) {
+        let c = std::mem::take(&mut self.clock);
+        let ms = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a).as_millis() as u64,
+            _ => 0,
+        };
+        let timing = TurnTiming {
+            vad_ms: ms(Some(speech_end), c.endpoint),
+            stt_ms: ms(c.endpoint, c.heard),
+            brain_ms: ms(c.heard, c.said),
+            tts_ms: ms(c.said, c.synthesized),
+            total_ms: Instant::now().saturating_duration_since(speech_end).as_millis() as u64,
+            text: c.text,
+        };
+        tracing::debug!(call_id = %self.options.call_id, ?timing, "turn latency");
+        if let Some(t) = &self.options.timings {
+            if let Ok(mut t) = t.lock() {
+                t.push(timing);
+            }
+        }
+    }
+
+    fn audio(
+        &mut self,
+        frame: &[i16],
+        heard: &mpsc::UnboundedSender<(DateTime<Utc>, Result<String, String>, Instant)>,
+    ) {
+        self.last_audio = Instant::now();
+        if let Some(r) = self.recorder.as_mut() {
+            r.callee(frame);
+        }
+        match self.hearing.as_mut() {
+            Some(h) => h.samples.extend_from_slice(frame),
+            None => {
+                for &s in frame {
+                    if self.preroll.len() == PREROLL {
+                        self.preroll.pop_front();
+                    }
+                    self.preroll.push_back(s);
+                }
+            }
+        }
+        // The detector wants 16 kHz: each line sample twice, midpoints between (enough for a VAD).
+        for (i, &s) in frame.iter().enumerate() {
+            let next = frame.get(i + 1).copied().unwrap_or(s);
+            self.vad_buf.push(f32::from(s) / 32768.0);
+            self.vad_buf.push((f32::from(s) + f32::from(next)) / 65536.0);
+        }
+        while self.vad_buf.len() >= VAD_FRAME {
+            let chunk: Vec<f32> = self.vad_buf.drain(..VAD_FRAME).collect();
+            let voiced = self.vad.predict_f32(&chunk) >= 0.5;
+            self.vad_frame(voiced, heard);
+        }
+    }
+
+    fn vad_frame(
+        &mut self,
+        voiced: bool,
+        heard: &mpsc::UnboundedSender<(DateTime<Utc>, Result<String, String>, Instant)>,
+    ) {
+        if voiced {
+            self.voiced_run_ms += VAD_FRAME_MS;
+        } else {
+            self.voiced_run_ms = 0;
+        }
+        let mut barge = false;
+        match self.hearing.as_mut() {
+            None if self.voiced_run_ms >= ONSET_MS => {
+                let back = chrono::Duration::milliseconds((self.voiced_run_ms + 300) as i64);
+                self.hearing = Some(Hearing {
+                    started_at: Utc::now() - back,
+                    samples: self.preroll.drain(..).collect(),
+                    voiced_ms: self.voiced_run_ms,
+                    silence_ms: 0,
+                    last_voiced: Instant::now(),
+                });
+            }
+            None => {}
+            Some(h) if voiced => {
+                h.voiced_ms += VAD_FRAME_MS;
+                h.silence_ms = 0;
+                h.last_voiced = Instant::now();
+                barge = h.voiced_ms >= BARGE_IN_MS;
+            }
+            Some(h) => {
+                h.silence_ms += VAD_FRAME_MS;
+                if h.silence_ms >= end_of_turn_ms(&self.listening) {
+                    let h = self.hearing.take().expect("hearing");
+                    if h.voiced_ms >= MIN_VOICED_MS {
+                        self.transcribe(h, heard);
+                    }
+                }
+            }
+        }
+        if barge {
+            self.barge_in();
+        }
+    }
+
+    /// The callee talks over an interruptible line: it stops now, and the engine hears where.
+    fn barge_in(&mut self) {
+        let Some(clip) = self.playing.front() else { return };
+        if !clip.interruptible {
+            return;
+        }
+        let (utterance, played_ms) = (clip.id, clip.pos as u64 * 1000 / u64::from(audio::RATE));
+        self.playing.retain(|c| !c.interruptible);
+        self.generation += 1;
+        self.synthesizing.clear();
+        tracing::debug!(call_id = %self.options.call_id, utterance, played_ms, "barge-in");
+        self.emit(LegEvent::BargeIn { utterance, played_ms });
+    }
+
+    fn transcribe(
+        &mut self,
+        h: Hearing,
+        heard: &mpsc::UnboundedSender<(DateTime<Utc>, Result<String, String>, Instant)>,
+    ) {
+        let now = Instant::now();
+        self.clock = TurnClock {
+            speech_end: Some(h.last_voiced),
+            endpoint: Some(now),
+            ..TurnClock::default()
+        };
+        let (stt, keywords, heard) = (self.options.stt.clone(), self.listening.keywords.clone(), heard.clone());
+        tokio::spawn(async move {
+            let samples = audio::resample(&audio::to_f32(&h.samples), audio::RATE, 16000);
+            let text = stt.transcribe(samples, &keywords).await.map_err(|e| e.to_string());
+            let _ = heard.send((h.started_at, text, now));
+        });
+    }
+
+    async fn finish(mut self) {
+        let Some(dir) = self.options.recordings.clone() else {
+            return;
+        };
+        let Some(recorder) = self.recorder.take() else { return };
+        let call_id = self.options.call_id;
+        let saved = tokio::task::spawn_blocking(move || {
+            recording::save(&dir, call_id, &recorder).map(|p| (p, recorder.seconds()))
+        })
+        .await;
+        match saved {
+            Ok(Ok((path, seconds))) => tracing::info!(%call_id, path = %path.display(), seconds, "recording saved"),
+            Ok(Err(e)) => tracing::warn!(%call_id, error = %e, "recording not saved"),
+            Err(e) => tracing::warn!(%call_id, error = %e, "recording not saved"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_turns_end_sooner_and_eagerness_sets_the_pause() {
+        let l = |eagerness, callee_turns| Listening {
+            eagerness,
+            callee_turns,
+            keywords: vec![],
+        };
+        assert_eq!(end_of_turn_ms(&l(Eagerness::Normal, 0)), 490);
+        assert_eq!(end_of_turn_ms(&l(Eagerness::Normal, 2)), 700);
+        assert_eq!(end_of_turn_ms(&l(Eagerness::Keen, 5)), 400);
+        assert_eq!(end_of_turn_ms(&l(Eagerness::Patient, 5)), 1100);
+    }
+}

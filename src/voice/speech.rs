@@ -1,0 +1,393 @@
+//! Speech engines behind two traits, chosen by settings: text-to-speech gives line-rate PCM for a
+//! sentence; speech-to-text gives the words of one utterance.
+//!
+//! - `espeak` runs `espeak-ng` as a process (kept out of the binary: it is GPL), 5 ms to first
+//!   byte; robotic, but always there, and the test double.
+//! - `whisper` (cargo feature `whisper`) decodes in-process with CTranslate2 (`ct2rs`), the
+//!   tiny.en model `scripts/speech.sh install` unpacks. Chosen over a Python sidecar: one binary,
+//!   no interpreter to supervise; ~1.3× slower than faster-whisper in the research notes.
+//! - `openai` speaks to any OpenAI-compatible server: `/v1/audio/speech`, `/v1/audio/transcriptions`.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+use super::audio;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpeechError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn failed(e: impl std::fmt::Display) -> SpeechError {
+    SpeechError::Failed(e.to_string())
+}
+
+#[async_trait]
+pub trait TextToSpeech: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// One sentence, as 16-bit PCM at [`audio::RATE`].
+    async fn synthesize(&self, text: &str) -> Result<Vec<i16>, SpeechError>;
+}
+
+#[async_trait]
+pub trait SpeechToText: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The words of one utterance, 16 kHz mono f32; `keywords` (names, products) bias the result
+    /// where the engine takes a prompt.
+    async fn transcribe(&self, samples_16k: Vec<f32>, keywords: &[String]) -> Result<String, SpeechError>;
+}
+
+/// A WAV file's 16-bit mono samples and rate (what espeak-ng writes).
+pub fn read_wav(bytes: &[u8]) -> Result<(Vec<i16>, u32), SpeechError> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(failed("not a WAV file"));
+    }
+    let (mut at, mut rate, mut channels, mut bits) = (12usize, 0u32, 1u16, 16u16);
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = at + 8;
+        if id == b"fmt " && body + 16 <= bytes.len() {
+            channels = u16::from_le_bytes([bytes[body + 2], bytes[body + 3]]);
+            rate = u32::from_le_bytes(bytes[body + 4..body + 8].try_into().unwrap());
+            bits = u16::from_le_bytes([bytes[body + 14], bytes[body + 15]]);
+        } else if id == b"data" {
+            if bits != 16 || channels == 0 {
+                return Err(failed(format!("WAV is {bits}-bit, {channels} channels: want 16-bit")));
+            }
+            // espeak-ng writing to a pipe leaves the size unknown (0 or 0xFFFFFFFF): take the rest.
+            let end = if size == 0 || body + size > bytes.len() {
+                bytes.len()
+            } else {
+                body + size
+            };
+            let samples = bytes[body..end]
+                .chunks_exact(2 * channels as usize)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return Ok((samples, rate));
+        }
+        at = body + size + (size & 1);
+    }
+    Err(failed("WAV has no data"))
+}
+
+/// A 16-bit mono WAV file of `samples` at `rate`.
+pub fn write_wav(samples: &[i16], rate: u32) -> Vec<u8> {
+    let data = samples.len() as u32 * 2;
+    let mut out = Vec::with_capacity(44 + data as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// `espeak-ng` as a process.
+pub struct Espeak {
+    pub program: PathBuf,
+    pub voice: String,
+    /// Words per minute.
+    pub speed: u32,
+}
+
+impl Espeak {
+    /// espeak-ng on the PATH, if it runs.
+    pub fn find() -> Option<Espeak> {
+        let ok = std::process::Command::new("espeak-ng")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then(|| Espeak {
+            program: "espeak-ng".into(),
+            voice: "en-us".into(),
+            speed: 160,
+        })
+    }
+}
+
+#[async_trait]
+impl TextToSpeech for Espeak {
+    fn name(&self) -> &'static str {
+        "espeak"
+    }
+
+    async fn synthesize(&self, text: &str) -> Result<Vec<i16>, SpeechError> {
+        let out = tokio::process::Command::new(&self.program)
+            .args(["--stdout", "-v", &self.voice, "-s", &self.speed.to_string(), "--"])
+            .arg(text)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| failed(format!("cannot run {}: {e}", self.program.display())))?;
+        if !out.status.success() {
+            return Err(failed(format!(
+                "espeak-ng failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let (samples, rate) = read_wav(&out.stdout)?;
+        Ok(audio::to_i16(&audio::resample(
+            &audio::to_f32(&samples),
+            rate,
+            audio::RATE,
+        )))
+    }
+}
+
+/// An OpenAI-compatible speech server (`/v1/audio/speech`, `/v1/audio/transcriptions`).
+pub struct OpenAiSpeech {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub tts_model: String,
+    pub voice: String,
+    pub stt_model: String,
+    client: reqwest::Client,
+}
+
+impl OpenAiSpeech {
+    pub fn new(base_url: &str, api_key: Option<String>) -> OpenAiSpeech {
+        OpenAiSpeech {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            tts_model: "tts-1".into(),
+            voice: "alloy".into(),
+            stt_model: "whisper-1".into(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("a client with a timeout"),
+        }
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        let req = self.client.post(format!("{}{path}", self.base_url));
+        match &self.api_key {
+            Some(key) => req.bearer_auth(key),
+            None => req,
+        }
+    }
+}
+
+#[async_trait]
+impl TextToSpeech for OpenAiSpeech {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    async fn synthesize(&self, text: &str) -> Result<Vec<i16>, SpeechError> {
+        let body =
+            serde_json::json!({"model": self.tts_model, "input": text, "voice": self.voice, "response_format": "wav"});
+        let resp = self.post("/audio/speech").json(&body).send().await.map_err(failed)?;
+        if !resp.status().is_success() {
+            return Err(failed(format!("speech server answered {}", resp.status())));
+        }
+        let bytes = resp.bytes().await.map_err(failed)?;
+        let (samples, rate) = read_wav(&bytes)?;
+        Ok(audio::to_i16(&audio::resample(
+            &audio::to_f32(&samples),
+            rate,
+            audio::RATE,
+        )))
+    }
+}
+
+#[async_trait]
+impl SpeechToText for OpenAiSpeech {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    async fn transcribe(&self, samples_16k: Vec<f32>, keywords: &[String]) -> Result<String, SpeechError> {
+        let wav = write_wav(&audio::to_i16(&samples_16k), 16000);
+        let part = reqwest::multipart::Part::bytes(wav)
+            .file_name("utterance.wav")
+            .mime_str("audio/wav")
+            .map_err(failed)?;
+        let mut form = reqwest::multipart::Form::new()
+            .part("file", part)
+            .text("model", self.stt_model.clone())
+            .text("response_format", "json");
+        if !keywords.is_empty() {
+            form = form.text("prompt", keywords.join(", "));
+        }
+        let resp = self
+            .post("/audio/transcriptions")
+            .multipart(form)
+            .send()
+            .await
+            .map_err(failed)?;
+        if !resp.status().is_success() {
+            return Err(failed(format!("transcription server answered {}", resp.status())));
+        }
+        let v: serde_json::Value = resp.json().await.map_err(failed)?;
+        Ok(v["text"].as_str().unwrap_or_default().trim().to_owned())
+    }
+}
+
+/// Whisper in-process (CTranslate2). One model serves every call; decodes run on the blocking
+/// pool, one at a time per model (two would only fight over the same cores).
+#[cfg(feature = "whisper")]
+pub struct Whisper {
+    model: Arc<std::sync::Mutex<ct2rs::Whisper>>,
+}
+
+#[cfg(feature = "whisper")]
+impl Whisper {
+    pub fn load(dir: &std::path::Path, threads: usize) -> Result<Whisper, SpeechError> {
+        let config = ct2rs::Config {
+            num_threads_per_replica: threads,
+            compute_type: ct2rs::ComputeType::INT8,
+            ..Default::default()
+        };
+        let model = ct2rs::Whisper::new(dir, config).map_err(failed)?;
+        Ok(Whisper {
+            model: Arc::new(std::sync::Mutex::new(model)),
+        })
+    }
+}
+
+#[cfg(feature = "whisper")]
+#[async_trait]
+impl SpeechToText for Whisper {
+    fn name(&self) -> &'static str {
+        "whisper"
+    }
+
+    async fn transcribe(&self, samples_16k: Vec<f32>, _keywords: &[String]) -> Result<String, SpeechError> {
+        let model = self.model.clone();
+        tokio::task::spawn_blocking(move || {
+            let options = ct2rs::WhisperOptions {
+                beam_size: 1,
+                max_length: 64,
+                ..Default::default()
+            };
+            let model = model.lock().map_err(|_| failed("whisper model poisoned"))?;
+            let texts = model
+                .generate(&samples_16k, Some("en"), false, &options)
+                .map_err(failed)?;
+            Ok(texts.join(" ").trim().to_owned())
+        })
+        .await
+        .map_err(failed)?
+    }
+}
+
+/// Where the offline models are looked for.
+pub fn default_speech_dir() -> PathBuf {
+    std::env::var_os("VOXD_SPEECH_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/voxd/speech")))
+        .unwrap_or_else(|| PathBuf::from("./speech"))
+}
+
+/// The engines a server runs live calls with, and why: each missing one has its reason, which a
+/// web call placed without it is refused with.
+#[derive(Clone, Default)]
+pub struct Engines {
+    pub stt: Option<Arc<dyn SpeechToText>>,
+    pub tts: Option<Arc<dyn TextToSpeech>>,
+    pub stt_missing: Option<String>,
+    pub tts_missing: Option<String>,
+}
+
+impl Engines {
+    /// Why live calls cannot run, if they cannot.
+    pub fn unavailable(&self) -> Option<String> {
+        match (&self.stt_missing, &self.tts_missing) {
+            (None, None) => None,
+            (a, b) => Some(
+                [a.as_deref(), b.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        }
+    }
+
+    /// Chooses engines by name (`whisper`|`openai`|`none` for STT, `espeak`|`openai`|`none` for
+    /// TTS), saying for each that is missing why.
+    pub fn choose(
+        stt: &str,
+        tts: &str,
+        speech_dir: &std::path::Path,
+        openai: Option<(&str, Option<String>)>,
+    ) -> Engines {
+        let mut e = Engines::default();
+        match stt {
+            "openai" => match openai {
+                Some((url, ref key)) => e.stt = Some(Arc::new(OpenAiSpeech::new(url, key.clone()))),
+                None => e.stt_missing = Some("STT `openai` needs speech_openai_base_url".into()),
+            },
+            "whisper" => {
+                let dir = speech_dir.join("whisper-tiny.en");
+                match load_whisper(&dir) {
+                    Ok(w) => e.stt = Some(w),
+                    Err(why) => e.stt_missing = Some(why),
+                }
+            }
+            "none" => e.stt_missing = Some("STT is off (stt = none)".into()),
+            other => e.stt_missing = Some(format!("unknown STT engine `{other}` (whisper, openai, none)")),
+        }
+        match tts {
+            "openai" => match openai {
+                Some((url, ref key)) => e.tts = Some(Arc::new(OpenAiSpeech::new(url, key.clone()))),
+                None => e.tts_missing = Some("TTS `openai` needs speech_openai_base_url".into()),
+            },
+            "espeak" => match Espeak::find() {
+                Some(es) => e.tts = Some(Arc::new(es)),
+                None => e.tts_missing = Some("espeak-ng is not installed (apt install espeak-ng)".into()),
+            },
+            "none" => e.tts_missing = Some("TTS is off (tts = none)".into()),
+            other => e.tts_missing = Some(format!("unknown TTS engine `{other}` (espeak, openai, none)")),
+        }
+        e
+    }
+}
+
+#[cfg(feature = "whisper")]
+fn load_whisper(dir: &std::path::Path) -> Result<Arc<dyn SpeechToText>, String> {
+    if !dir.join("model.bin").exists() {
+        return Err(format!(
+            "no whisper model in {} (run scripts/speech.sh install)",
+            dir.display()
+        ));
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    Whisper::load(dir, threads)
+        .map(|w| Arc::new(w) as Arc<dyn SpeechToText>)
+        .map_err(|e| format!("whisper model in {} did not load: {e}", dir.display()))
+}
+
+#[cfg(not(feature = "whisper"))]
+fn load_whisper(_dir: &std::path::Path) -> Result<Arc<dyn SpeechToText>, String> {
+    Err("this voxd was built without the `whisper` feature (cargo build --features whisper; needs cmake)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wav_round_trips() {
+        let samples: Vec<i16> = (0..100).map(|i| i * 300 - 15000).collect();
+        let (back, rate) = read_wav(&write_wav(&samples, 8000)).unwrap();
+        assert_eq!((back, rate), (samples, 8000));
+        assert!(read_wav(b"RIFF....WAVEjunk").is_err());
+        assert!(read_wav(b"not a wav").is_err());
+    }
+}
