@@ -134,8 +134,8 @@ pub struct FileConfig {
     pub media_ports: Option<String>,
     /// No audio from a browser for this long ends its call as dropped (default 15 s).
     pub media_timeout_seconds: Option<u64>,
-    /// Speech engines: `stt` = whisper | openai | none (default whisper), `tts` = espeak | openai |
-    /// none (default espeak); models are looked for in `speech_dir` (default ~/.cache/voxd/speech,
+    /// Speech engines: `stt` = whisper | openai | none (default whisper), `tts` = auto | piper |
+    /// espeak | openai | none (default auto: piper when installed, else espeak); models are looked for in `speech_dir` (default ~/.cache/voxd/speech,
     /// where `scripts/speech.sh install` puts them).
     pub stt: Option<String>,
     pub tts: Option<String>,
@@ -257,7 +257,7 @@ impl Settings {
                 },
                 media_timeout: std::time::Duration::from_secs(file.media_timeout_seconds.unwrap_or(15).max(1)),
                 stt: file.stt.clone().unwrap_or_else(|| "whisper".into()),
-                tts: file.tts.clone().unwrap_or_else(|| "espeak".into()),
+                tts: file.tts.clone().unwrap_or_else(|| "auto".into()),
                 speech_dir: file
                     .speech_dir
                     .clone()

@@ -721,8 +721,12 @@ pub async fn create_web_call(
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_owned();
+        .map(str::to_owned)
+        .or_else(|| {
+            let public = url::Url::parse(&state.voice.as_ref()?.settings().public_url).ok()?;
+            Some(format!("{}:{}", public.host_str()?, public.port_or_known_default()?))
+        })
+        .unwrap_or_else(|| "localhost".into());
     let websocket_url = web.websocket_url.clone().unwrap_or_else(|| format!("ws://{host}/sip"));
     let sip_domain = web.sip_domain.clone().unwrap_or_else(|| {
         url::Url::parse(&format!("http://{host}"))

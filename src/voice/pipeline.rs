@@ -232,8 +232,9 @@ const ONSET_MS: u64 = 48;
 const BARGE_IN_MS: u64 = 112;
 /// Utterances with less voice than this are noise.
 const MIN_VOICED_MS: u64 = 150;
-/// Audio kept from before the onset, so the first syllable is not clipped.
-const PREROLL: usize = audio::RATE as usize * 3 / 10;
+/// Audio kept from before the onset, so the first syllable is not clipped: the detector is sure
+/// of speech only at the first vowel, and a soft onset ("Thursday") starts well before it.
+const PREROLL: usize = audio::RATE as usize * 6 / 10;
 const VAD_FRAME: usize = 256;
 const VAD_FRAME_MS: u64 = 16;
 
@@ -518,7 +519,7 @@ impl Pipeline {
         let mut barge = false;
         match self.hearing.as_mut() {
             None if self.voiced_run_ms >= ONSET_MS => {
-                let back = chrono::Duration::milliseconds((self.voiced_run_ms + 300) as i64);
+                let back = chrono::Duration::milliseconds(self.voiced_run_ms as i64 + 150);
                 self.hearing = Some(Hearing {
                     started_at: Utc::now() - back,
                     samples: self.preroll.drain(..).collect(),

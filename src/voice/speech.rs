@@ -3,6 +3,9 @@
 //!
 //! - `espeak` runs `espeak-ng` as a process (kept out of the binary: it is GPL), 5 ms to first
 //!   byte; robotic, but always there, and the test double.
+//! - `piper` runs a Piper voice (VITS, ONNX) through ONNX Runtime, loaded at run time from the
+//!   library `scripts/speech.sh install` unpacks; phonemes come from `espeak-ng --ipa` (a process,
+//!   as above). ~250 ms to the first sentence's audio, and a voice a recogniser understands.
 //! - `whisper` (cargo feature `whisper`) decodes in-process with CTranslate2 (`ct2rs`), the
 //!   tiny.en model `scripts/speech.sh install` unpacks. Chosen over a Python sidecar: one binary,
 //!   no interpreter to supervise; ~1.3× slower than faster-whisper in the research notes.
@@ -148,6 +151,125 @@ impl TextToSpeech for Espeak {
     }
 }
 
+/// A Piper voice: `<name>.onnx` and its `<name>.onnx.json` (sample rate, phoneme ids, scales).
+pub struct Piper {
+    session: Arc<std::sync::Mutex<ort::session::Session>>,
+    ids: std::collections::HashMap<char, Vec<i64>>,
+    rate: u32,
+    scales: [f32; 3],
+    espeak_voice: String,
+}
+
+impl Piper {
+    /// Loads the voice, with ONNX Runtime from `runtime` (its `.so`).
+    pub fn load(runtime: &std::path::Path, model: &std::path::Path) -> Result<Piper, SpeechError> {
+        static RUNTIME: std::sync::OnceLock<Result<ort::environment::Environment, String>> = std::sync::OnceLock::new();
+        let env = RUNTIME
+            .get_or_init(|| {
+                ort::init_from(runtime)
+                    .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", runtime.display()))?
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| failed(e.clone()))?;
+        let config_path = model.with_extension("onnx.json");
+        let config: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(&config_path).map_err(|e| failed(format!("{}: {e}", config_path.display())))?,
+        )
+        .map_err(|e| failed(format!("{}: {e}", config_path.display())))?;
+        let ids = config["phoneme_id_map"]
+            .as_object()
+            .ok_or_else(|| failed("voice config has no phoneme_id_map"))?
+            .iter()
+            .filter_map(|(k, v)| {
+                let c = k.chars().next()?;
+                let ids = v.as_array()?.iter().filter_map(|i| i.as_i64()).collect();
+                Some((c, ids))
+            })
+            .collect();
+        let inference = &config["inference"];
+        let scale = |k: &str, d: f32| inference[k].as_f64().map_or(d, |v| v as f32);
+        // One intra-op thread: faster than two on two cores, and calls run side by side.
+        let session = ort::session::Session::builder(env)
+            .and_then(|b| b.with_intra_threads(1).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_file(model))
+            .map_err(|e| failed(format!("cannot load the voice {}: {e}", model.display())))?;
+        Ok(Piper {
+            session: Arc::new(std::sync::Mutex::new(session)),
+            ids,
+            rate: config["audio"]["sample_rate"].as_u64().unwrap_or(22050) as u32,
+            scales: [
+                scale("noise_scale", 0.667),
+                scale("length_scale", 1.0),
+                scale("noise_w", 0.8),
+            ],
+            espeak_voice: config["espeak"]["voice"].as_str().unwrap_or("en-us").to_owned(),
+        })
+    }
+
+    /// The voice's phoneme ids for IPA text: start, each known phoneme padded, end.
+    fn phoneme_ids(&self, ipa: &str) -> Vec<i64> {
+        let id = |c: char| self.ids.get(&c).cloned().unwrap_or_default();
+        let mut out = id('^');
+        out.extend(id('_'));
+        for c in ipa.chars() {
+            if let Some(ids) = self.ids.get(&c) {
+                out.extend(ids);
+                out.extend(id('_'));
+            }
+        }
+        out.extend(id('$'));
+        out
+    }
+}
+
+#[async_trait]
+impl TextToSpeech for Piper {
+    fn name(&self) -> &'static str {
+        "piper"
+    }
+
+    async fn synthesize(&self, text: &str) -> Result<Vec<i16>, SpeechError> {
+        let out = tokio::process::Command::new("espeak-ng")
+            .args(["-q", "--ipa", "-v", &self.espeak_voice, "--"])
+            .arg(text)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| failed(format!("cannot run espeak-ng for phonemes: {e}")))?;
+        // espeak-ng prints a clause per line without its punctuation: clauses become pauses.
+        let clauses: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ipa = format!("{}.", clauses.join(", "));
+        let ids = self.phoneme_ids(&ipa);
+        let (session, scales, rate) = (self.session.clone(), self.scales, self.rate);
+        let audio = tokio::task::spawn_blocking(move || -> Result<Vec<f32>, SpeechError> {
+            use ort::value::Tensor;
+            let n = ids.len();
+            let inputs = ort::inputs![
+                "input" => Tensor::from_array(([1usize, n], ids)).map_err(failed)?,
+                "input_lengths" => Tensor::from_array(([1usize], vec![n as i64])).map_err(failed)?,
+                "scales" => Tensor::from_array(([3usize], scales.to_vec())).map_err(failed)?,
+            ];
+            let mut session = session.lock().map_err(|_| failed("voice poisoned"))?;
+            let outputs = session.run(inputs).map_err(failed)?;
+            let (_, samples) = outputs["output"].try_extract_tensor::<f32>().map_err(failed)?;
+            Ok(samples.to_vec())
+        })
+        .await
+        .map_err(failed)??;
+        Ok(audio::to_i16(&audio::resample(&audio, rate, audio::RATE)))
+    }
+}
+
 /// An OpenAI-compatible speech server (`/v1/audio/speech`, `/v1/audio/transcriptions`).
 pub struct OpenAiSpeech {
     pub base_url: String,
@@ -279,11 +401,41 @@ impl SpeechToText for Whisper {
             let texts = model
                 .generate(&samples_16k, Some("en"), false, &options)
                 .map_err(failed)?;
-            Ok(texts.join(" ").trim().to_owned())
+            Ok(clean_transcript(&texts.join(" ")))
         })
         .await
         .map_err(failed)?
     }
+}
+
+/// Whisper's text without special tokens (`<|notimestamps|>` leaks through) and without the
+/// runaway repetition it falls into on unclear audio ("2-0-0-0-0-…"): a word or character group
+/// repeated more than three times in a row is cut to its first.
+pub fn clean_transcript(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<|") {
+        out.push_str(&rest[..start]);
+        rest = rest[start..].find("|>").map_or("", |end| &rest[start + end + 2..]);
+    }
+    out.push_str(rest);
+    // Runs of one token (split at spaces and dashes/commas/dots) are cut.
+    let tokens: Vec<&str> = out.split_inclusive([' ', '-', ',', '.']).collect();
+    let mut kept: Vec<&str> = Vec::new();
+    let mut run = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        let same = i > 0 && t.trim_matches([' ', '-', ',', '.']) == tokens[i - 1].trim_matches([' ', '-', ',', '.']);
+        run = if same { run + 1 } else { 0 };
+        if run < 3 {
+            kept.push(t);
+        }
+    }
+    kept.concat()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_matches([' ', '-', ','])
+        .to_owned()
 }
 
 /// Where the offline models are looked for.
@@ -319,8 +471,8 @@ impl Engines {
         }
     }
 
-    /// Chooses engines by name (`whisper`|`openai`|`none` for STT, `espeak`|`openai`|`none` for
-    /// TTS), saying for each that is missing why.
+    /// Chooses engines by name (`whisper`|`openai`|`none` for STT, `auto`|`piper`|`espeak`|
+    /// `openai`|`none` for TTS), saying for each that is missing why.
     pub fn choose(
         stt: &str,
         tts: &str,
@@ -352,11 +504,48 @@ impl Engines {
                 Some(es) => e.tts = Some(Arc::new(es)),
                 None => e.tts_missing = Some("espeak-ng is not installed (apt install espeak-ng)".into()),
             },
+            "piper" => match load_piper(speech_dir) {
+                Ok(p) => e.tts = Some(p),
+                Err(why) => e.tts_missing = Some(why),
+            },
+            // The best voice installed: Piper when it is there, else espeak.
+            "auto" => match (load_piper(speech_dir), Espeak::find()) {
+                (Ok(p), _) => e.tts = Some(p),
+                (Err(why), Some(es)) => {
+                    tracing::info!(reason = %why, "no Piper voice: speaking with espeak-ng");
+                    e.tts = Some(Arc::new(es));
+                }
+                (Err(why), None) => e.tts_missing = Some(format!("{why}; and espeak-ng is not installed")),
+            },
             "none" => e.tts_missing = Some("TTS is off (tts = none)".into()),
-            other => e.tts_missing = Some(format!("unknown TTS engine `{other}` (espeak, openai, none)")),
+            other => {
+                e.tts_missing = Some(format!(
+                    "unknown TTS engine `{other}` (auto, piper, espeak, openai, none)"
+                ))
+            }
         }
         e
     }
+}
+
+/// The Piper voice `scripts/speech.sh install` puts in the speech dir (needs espeak-ng too).
+pub fn load_piper(speech_dir: &std::path::Path) -> Result<Arc<dyn TextToSpeech>, String> {
+    let model = speech_dir.join("piper/en_US-joe-medium.onnx");
+    let runtime = speech_dir.join("onnxruntime/libonnxruntime.so");
+    for needed in [&model, &runtime] {
+        if !needed.exists() {
+            return Err(format!(
+                "no Piper voice: {} is missing (run scripts/speech.sh install)",
+                needed.display()
+            ));
+        }
+    }
+    if Espeak::find().is_none() {
+        return Err("Piper needs espeak-ng for phonemes (apt install espeak-ng)".into());
+    }
+    Piper::load(&runtime, &model)
+        .map(|p| Arc::new(p) as Arc<dyn TextToSpeech>)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(feature = "whisper")]
@@ -381,6 +570,14 @@ fn load_whisper(_dir: &std::path::Path) -> Result<Arc<dyn SpeechToText>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transcripts_lose_special_tokens_and_runaway_repeats() {
+        assert_eq!(clean_transcript("<|notimestamps|> Good for me."), "Good for me.");
+        assert_eq!(clean_transcript(" 2-0-0-0-0-0-0-0-0-"), "2-0-0-0");
+        assert_eq!(clean_transcript("No, no, no, no, no, no, no, no,"), "No, no, no");
+        assert_eq!(clean_transcript(" Yes, please."), "Yes, please.");
+    }
 
     #[test]
     fn wav_round_trips() {

@@ -5,6 +5,8 @@
 //! they are skipped and pass.
 #![allow(dead_code)]
 
+pub mod voice;
+
 use std::{io::Write, sync::Once};
 
 use axum::{
@@ -96,7 +98,7 @@ impl TestApp {
             web_calls: voxd::api::WebCallSettings {
                 secret: WEB_SECRET.to_vec(),
                 ice_servers: vec!["stun:stun.voxd.test:3478".into(), "turn:turn.voxd.test:3478".into()],
-                sip_domain: "sip.voxd.test".into(),
+                sip_domain: Some("sip.voxd.test".into()),
                 ..Default::default()
             },
             ..ApiSettings::default()
