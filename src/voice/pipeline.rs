@@ -215,6 +215,25 @@ struct Hearing {
     last_voiced: Instant,
 }
 
+/// A transcription of the utterance in the pause after it, and whether the pause has become the
+/// end of the turn.
+struct Early {
+    seq: u64,
+    result: Option<Result<String, String>>,
+    turn_over: bool,
+    started_at: DateTime<Utc>,
+}
+
+struct Transcribed {
+    seq: u64,
+    text: Result<String, String>,
+}
+
+type Heard = mpsc::UnboundedSender<Transcribed>;
+
+/// Silence after which the utterance so far is transcribed (before the turn is known to be over).
+const EARLY_MS: u64 = 192;
+
 /// The clock of the turn in flight, for [`TurnTiming`].
 #[derive(Default)]
 struct TurnClock {
@@ -269,6 +288,10 @@ struct Pipeline {
     recorder: Option<Recorder>,
     last_audio: Instant,
     clock: TurnClock,
+    early: Option<Early>,
+    seq: u64,
+    /// The turn ended with its words already transcribed: deliver them.
+    turn_ready: bool,
 }
 
 impl Pipeline {
@@ -294,6 +317,9 @@ impl Pipeline {
             hanging_up: false,
             last_audio: Instant::now(),
             clock: TurnClock::default(),
+            early: None,
+            seq: 0,
+            turn_ready: false,
         }
     }
 
@@ -316,7 +342,7 @@ impl Pipeline {
                 }
             }
         });
-        let (heard_tx, mut heard) = mpsc::unbounded_channel::<(DateTime<Utc>, Result<String, String>, Instant)>();
+        let (heard_tx, mut heard) = mpsc::unbounded_channel::<Transcribed>();
         let mut tick = tokio::time::interval(Duration::from_millis(FRAME_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut commands_open = true;
@@ -328,7 +354,12 @@ impl Pipeline {
                     None => { commands_open = false; self.hanging_up = true; self.playing.clear(); self.synthesizing.clear(); }
                 },
                 Some(inbound) = line.inbound.recv() => match inbound {
-                    Inbound::Audio(frame) => self.audio(&frame, &heard_tx),
+                    Inbound::Audio(frame) => {
+                        self.audio(&frame, &heard_tx);
+                        if std::mem::take(&mut self.turn_ready) {
+                            self.deliver(&transcript);
+                        }
+                    }
                     Inbound::Dtmf(d) => self.emit(LegEvent::Dtmf(d)),
                     Inbound::HungUp => { self.emit(LegEvent::HungUp); break; }
                     Inbound::Dropped(why) => {
@@ -361,17 +392,15 @@ impl Pipeline {
                         }
                     }
                 },
-                Some((started_at, text, stt_started)) = heard.recv() => match text {
-                    Ok(text) if !text.trim().is_empty() => {
-                        let now = Instant::now();
-                        self.clock.heard = Some(now);
-                        self.clock.text = text.clone();
-                        tracing::debug!(call_id = %self.options.call_id, stt_ms = (now - stt_started).as_millis() as u64, %text, "heard");
-                        let _ = transcript.try_send(Outbound::Transcript { role: "user", text: text.clone() });
-                        self.emit(LegEvent::Utterance { text, started_at });
+                Some(t) = heard.recv() => {
+                    let Some(early) = self.early.as_mut().filter(|e| e.seq == t.seq) else {
+                        // The callee went on speaking after the pause it was started in.
+                        continue;
+                    };
+                    early.result = Some(t.text);
+                    if early.turn_over {
+                        self.deliver(&transcript);
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(call_id = %self.options.call_id, error = %e, "speech-to-text failed; the utterance is lost"),
                 },
                 _ = tick.tick() => {
                     if self.play(&line.outbound) {
@@ -473,10 +502,26 @@ impl Pipeline {
         }
     }
 
+    /// The transcription of a finished turn goes to the engine (and the live transcript).
+    fn deliver(&mut self, transcript: &mpsc::Sender<Outbound>) {
+        let Some(Early { result: Some(result), started_at, .. }) = self.early.take() else { return };
+        match result {
+            Ok(text) if !text.trim().is_empty() => {
+                self.clock.heard = Some(Instant::now());
+                self.clock.text = text.clone();
+                tracing::debug!(call_id = %self.options.call_id, %text, "heard");
+                let _ = transcript.try_send(Outbound::Transcript { role: "user", text: text.clone() });
+                self.emit(LegEvent::Utterance { text, started_at });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(call_id = %self.options.call_id, error = %e, "speech-to-text failed; the utterance is lost"),
+        }
+    }
+
     fn audio(
         &mut self,
         frame: &[i16],
-        heard: &mpsc::UnboundedSender<(DateTime<Utc>, Result<String, String>, Instant)>,
+        heard: &Heard,
     ) {
         self.last_audio = Instant::now();
         if let Some(r) = self.recorder.as_mut() {
@@ -509,14 +554,14 @@ impl Pipeline {
     fn vad_frame(
         &mut self,
         voiced: bool,
-        heard: &mpsc::UnboundedSender<(DateTime<Utc>, Result<String, String>, Instant)>,
+        heard: &Heard,
     ) {
         if voiced {
             self.voiced_run_ms += VAD_FRAME_MS;
         } else {
             self.voiced_run_ms = 0;
         }
-        let mut barge = false;
+        let (mut barge, mut start_early, mut turn_end, mut voiced_enough) = (false, false, false, false);
         match self.hearing.as_mut() {
             None if self.voiced_run_ms >= ONSET_MS => {
                 let back = chrono::Duration::milliseconds(self.voiced_run_ms as i64 + 150);
@@ -534,15 +579,34 @@ impl Pipeline {
                 h.silence_ms = 0;
                 h.last_voiced = Instant::now();
                 barge = h.voiced_ms >= BARGE_IN_MS;
+                // Speech again: what was transcribed in the pause is not the whole turn.
+                self.early = None;
             }
             Some(h) => {
                 h.silence_ms += VAD_FRAME_MS;
-                if h.silence_ms >= end_of_turn_ms(&self.listening) {
-                    let h = self.hearing.take().expect("hearing");
-                    if h.voiced_ms >= MIN_VOICED_MS {
-                        self.transcribe(h, heard);
-                    }
+                let end = end_of_turn_ms(&self.listening);
+                voiced_enough = h.voiced_ms >= MIN_VOICED_MS;
+                start_early = voiced_enough && self.early.is_none() && h.silence_ms >= EARLY_MS.min(end);
+                turn_end = h.silence_ms >= end;
+            }
+        }
+        if start_early {
+            self.transcribe(heard);
+        }
+        if turn_end {
+            let h = self.hearing.take().expect("hearing");
+            if voiced_enough {
+                self.clock = TurnClock {
+                    speech_end: Some(h.last_voiced),
+                    endpoint: Some(Instant::now()),
+                    ..TurnClock::default()
+                };
+                if let Some(early) = self.early.as_mut() {
+                    early.turn_over = true;
+                    self.turn_ready = early.result.is_some();
                 }
+            } else {
+                self.early = None;
             }
         }
         if barge {
@@ -564,22 +628,23 @@ impl Pipeline {
         self.emit(LegEvent::BargeIn { utterance, played_ms });
     }
 
-    fn transcribe(
-        &mut self,
-        h: Hearing,
-        heard: &mpsc::UnboundedSender<(DateTime<Utc>, Result<String, String>, Instant)>,
-    ) {
-        let now = Instant::now();
-        self.clock = TurnClock {
-            speech_end: Some(h.last_voiced),
-            endpoint: Some(now),
-            ..TurnClock::default()
-        };
+    /// Transcribes what the callee said so far, in the pause: when the pause turns out to end the
+    /// turn, the words are (nearly) ready, instead of recognition starting only then.
+    fn transcribe(&mut self, heard: &Heard) {
+        let Some(h) = self.hearing.as_ref() else { return };
+        self.seq += 1;
+        let (seq, samples, started_at) = (self.seq, h.samples.clone(), h.started_at);
+        self.early = Some(Early {
+            seq,
+            result: None,
+            turn_over: false,
+            started_at,
+        });
         let (stt, keywords, heard) = (self.options.stt.clone(), self.listening.keywords.clone(), heard.clone());
         tokio::spawn(async move {
-            let samples = audio::resample(&audio::to_f32(&h.samples), audio::RATE, 16000);
+            let samples = audio::resample(&audio::to_f32(&samples), audio::RATE, 16000);
             let text = stt.transcribe(samples, &keywords).await.map_err(|e| e.to_string());
-            let _ = heard.send((h.started_at, text, now));
+            let _ = heard.send(Transcribed { seq, text });
         });
     }
 

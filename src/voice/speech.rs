@@ -419,14 +419,17 @@ pub fn clean_transcript(text: &str) -> String {
         rest = rest[start..].find("|>").map_or("", |end| &rest[start + end + 2..]);
     }
     out.push_str(rest);
-    // Runs of one token (split at spaces and dashes/commas/dots) are cut.
-    let tokens: Vec<&str> = out.split_inclusive([' ', '-', ',', '.']).collect();
+    // Runs of one token (split at spaces and dashes/commas/dots, case aside) are cut.
     let mut kept: Vec<&str> = Vec::new();
-    let mut run = 0;
-    for (i, t) in tokens.iter().enumerate() {
-        let same = i > 0 && t.trim_matches([' ', '-', ',', '.']) == tokens[i - 1].trim_matches([' ', '-', ',', '.']);
-        run = if same { run + 1 } else { 0 };
-        if run < 3 {
+    let (mut last, mut run, mut keeping) = (String::new(), 0, true);
+    for t in out.split_inclusive([' ', '-', ',', '.']) {
+        let key = t.trim_matches([' ', '-', ',', '.']).to_lowercase();
+        if !key.is_empty() {
+            run = if key == last { run + 1 } else { 0 };
+            keeping = run < 3;
+            last = key;
+        }
+        if keeping {
             kept.push(t);
         }
     }
