@@ -178,6 +178,7 @@ async fn team(db: &Db) -> (uuid::Uuid, String) {
         requests_per_second: None,
         max_concurrent_calls: None,
         created_at: now(),
+        recordings: true,
     };
     db.create_team(&t).await.unwrap();
     let k = api_key::generate();

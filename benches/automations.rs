@@ -116,6 +116,7 @@ async fn round(n: usize, concurrency: usize) -> [f64; 4] {
         requests_per_second: Some(1_000_000),
         max_concurrent_calls: None,
         created_at: now(),
+        recordings: true,
     };
     db.create_team(&team).await.unwrap();
     let (crm, hits) = receiver().await;

@@ -54,6 +54,7 @@ async fn setup(dir: &tempfile::TempDir, name: &str, limit: i32) -> Setup {
         requests_per_second: None,
         max_concurrent_calls: Some(limit),
         created_at: now(),
+        recordings: true,
     };
     db.create_team(&team).await.unwrap();
     let path = format!("{}/examples/scripts/buyer-follow-up.yaml", env!("CARGO_MANIFEST_DIR"));

@@ -66,7 +66,13 @@ struct Turn {
 }
 
 /// Runs one call to its end; the callee's measured turns.
-async fn call(script: Arc<Script>, stt: Arc<dyn SpeechToText>, tts: Arc<dyn TextToSpeech>, lines: Arc<Vec<Vec<i16>>>, timings: Arc<Mutex<Vec<TurnTiming>>>) -> Vec<Turn> {
+async fn call(
+    script: Arc<Script>,
+    stt: Arc<dyn SpeechToText>,
+    tts: Arc<dyn TextToSpeech>,
+    lines: Arc<Vec<Vec<i16>>>,
+    timings: Arc<Mutex<Vec<TurnTiming>>>,
+) -> Vec<Turn> {
     let (inbound_tx, inbound_rx) = mpsc::channel(512);
     let (out_tx, mut out_rx) = mpsc::channel(64);
     let mut leg = VoiceLeg::start(
@@ -176,8 +182,18 @@ fn rss_mb() -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = speech::default_speech_dir();
-    let engines = speech::Engines::choose("whisper", "espeak", &dir, None);
-    let stt = engines.stt.clone().ok_or_else(|| anyhow::anyhow!("{}", engines.unavailable().unwrap_or_default()))?;
+    let engines = speech::Engines::choose(
+        "whisper",
+        "espeak",
+        speech::EngineSource {
+            speech_dir: dir.clone(),
+            openai: None,
+        },
+    );
+    let stt = engines
+        .stt
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("{}", engines.unavailable().unwrap_or_default()))?;
     let piper = speech::load_piper(&dir).map_err(anyhow::Error::msg)?;
     let mut lines = Vec::new();
     for a in ANSWERS {
@@ -194,7 +210,10 @@ async fn main() -> anyhow::Result<()> {
         alone.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let stt_alone = percentile(alone, 0.5);
-    println!("reference: Whisper tiny.en alone on a {:.1} s line: {stt_alone:.0} ms (median of 5)\n", lines[1].len() as f64 / 8000.0);
+    println!(
+        "reference: Whisper tiny.en alone on a {:.1} s line: {stt_alone:.0} ms (median of 5)\n",
+        lines[1].len() as f64 / 8000.0
+    );
 
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.into());
     for tts_name in env("VOXD_BENCH_TTS", "espeak,piper").split(',') {
@@ -206,7 +225,16 @@ async fn main() -> anyhow::Result<()> {
             let timings = Arc::new(Mutex::new(Vec::new()));
             let mut turns = Vec::new();
             for _ in 0..3 {
-                turns.extend(call(script(eagerness.trim()), stt.clone(), tts.clone(), lines.clone(), timings.clone()).await);
+                turns.extend(
+                    call(
+                        script(eagerness.trim()),
+                        stt.clone(),
+                        tts.clone(),
+                        lines.clone(),
+                        timings.clone(),
+                    )
+                    .await,
+                );
             }
             let t = timings.lock().unwrap().clone();
             let stage = |f: fn(&TurnTiming) -> u64| percentile(t.iter().map(|x| f(x) as f64).collect(), 0.5);
@@ -228,7 +256,10 @@ async fn main() -> anyhow::Result<()> {
 
     println!();
     let base_rss = rss_mb();
-    for n in env("VOXD_BENCH_CALLS", "1,2,3,4,6,8").split(',').filter_map(|n| n.trim().parse::<usize>().ok()) {
+    for n in env("VOXD_BENCH_CALLS", "1,2,3,4,6,8")
+        .split(',')
+        .filter_map(|n| n.trim().parse::<usize>().ok())
+    {
         let (cpu0, wall0) = (cpu_seconds(), Instant::now());
         let peak = Arc::new(Mutex::new(base_rss));
         let sampler = {
@@ -243,7 +274,15 @@ async fn main() -> anyhow::Result<()> {
         };
         let tts: Arc<dyn TextToSpeech> = Arc::new(speech::Espeak::find().unwrap());
         let calls: Vec<_> = (0..n)
-            .map(|_| tokio::spawn(call(script("keen"), stt.clone(), tts.clone(), lines.clone(), Arc::new(Mutex::new(Vec::new())))))
+            .map(|_| {
+                tokio::spawn(call(
+                    script("keen"),
+                    stt.clone(),
+                    tts.clone(),
+                    lines.clone(),
+                    Arc::new(Mutex::new(Vec::new())),
+                ))
+            })
             .collect();
         let mut totals = Vec::new();
         for c in calls {

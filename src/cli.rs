@@ -457,6 +457,14 @@ enum TeamCommand {
         #[arg(long, conflicts_with_all = ["start", "end", "days"])]
         none: bool,
     },
+    /// Turn recording of the team's live calls on or off (a script can also turn it off for its
+    /// own calls with `settings.recording: false`).
+    SetRecording {
+        /// Team name or id.
+        team: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// Set a team's limits; a limit not given stays as it is.
     SetLimits {
         /// Team name or id.
@@ -653,15 +661,17 @@ async fn voice_gateway(
     api: &mut api::ApiSettings,
     calls: crate::dispatcher::Dispatcher,
 ) -> anyhow::Result<Arc<crate::voice::gateway::Gateway>> {
-    use crate::voice::{gateway, speech::Engines};
+    use crate::voice::{
+        gateway,
+        speech::{EngineSource, Engines},
+    };
     let v = &settings.voice;
     let key = std::env::var("VOXD_SPEECH_API_KEY").ok();
-    let engines = Engines::choose(
-        &v.stt,
-        &v.tts,
-        &v.speech_dir,
-        v.speech_base_url.as_deref().map(|u| (u, key)),
-    );
+    let source = EngineSource {
+        speech_dir: v.speech_dir.clone(),
+        openai: v.speech_base_url.clone().map(|u| (u, key)),
+    };
+    let engines = Engines::choose(&v.stt, &v.tts, source);
     match (&engines.stt, &engines.stt_missing) {
         (Some(stt), _) => tracing::info!(engine = stt.name(), "speech-to-text ready"),
         (None, why) => tracing::warn!(
@@ -815,6 +825,7 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
                 requests_per_second: to_limit(requests_per_second)?,
                 max_concurrent_calls: to_limit(max_concurrent_calls)?,
                 created_at: now(),
+                recordings: true,
             };
             db.create_team(&team)
                 .await
@@ -848,6 +859,12 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
                 Some(w) => println!("calling_window: {} {}-{}", w.days.join(","), w.start, w.end),
                 None => println!("calling_window: none (any time)"),
             }
+            println!("recordings: {}", if team.recordings { "on" } else { "off" });
+        }
+        TeamCommand::SetRecording { team, state } => {
+            let team = find_team(db, &team).await?;
+            db.set_team_recordings(team.id, state == "on").await?;
+            println!("recording of team {}'s calls: {state}", team.name);
         }
         TeamCommand::SetCallingWindow {
             team,

@@ -46,6 +46,7 @@ async fn team(app: &TestApp, region: &str, timezone: &str, caller_id: &str) -> S
         requests_per_second: None,
         max_concurrent_calls: None,
         created_at: now(),
+        recordings: true,
     };
     app.db.create_team(&team).await.unwrap();
     let generated = api_key::generate();

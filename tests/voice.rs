@@ -431,7 +431,7 @@ async fn keys_pressed_reach_the_script(backend: Backend) {
 }
 
 async fn web_calls_fail_fast_without_speech(backend: Backend) {
-    let engines = voxd::voice::speech::Engines::choose("none", "espeak", std::path::Path::new("/nowhere"), None);
+    let engines = voxd::voice::speech::Engines::choose("none", "espeak", Default::default());
     let Some(v) = voice::start_voice(backend, engines).await else {
         return;
     };
@@ -446,6 +446,106 @@ async fn web_calls_fail_fast_without_speech(backend: Backend) {
         .error(503);
     assert!(msg.contains("STT is off"), "{msg}");
     assert_eq!(v.app.count("calls").await, 0, "nothing created");
+    v.app.cleanup().await;
+}
+
+/// A script, or a whole team, can turn recording off: its calls run the same and leave no file.
+async fn recording_can_be_turned_off(backend: Backend) {
+    let Some(engines) = voice::scripted_engines(ScriptedStt::new(&[])) else {
+        return;
+    };
+    let Some(v) = voice::start_voice(backend, engines).await else {
+        return;
+    };
+    let (plain, contact) = voice::script_and_contact(&v.app).await;
+    let unrecorded = voice::appointment_script(&v.app, json!({"recording": false})).await;
+    let run = |script: String| {
+        let (app, addr, contact) = (&v.app, v.addr, contact.clone());
+        async move {
+            let call = create_web_call(app, &script, &contact).await;
+            let call_id = call["call_id"].as_str().unwrap().to_owned();
+            let (uri, user, pass) = creds(&call);
+            let mut phone = RustPhone::connect(addr).await;
+            assert!(matches!(phone.invite(&uri, &user, &pass).await, Invited::Answered));
+            phone
+                .talk(&[], Some(Duration::from_millis(1500)), Duration::from_secs(10))
+                .await;
+            (ended(app, &call_id).await, call_id)
+        }
+    };
+    let (result, call_id) = run(unrecorded).await;
+    assert_eq!(result["status"], "hang-up");
+    assert!(result["recording_url"].is_null(), "{result}");
+    v.app
+        .get(&format!("/api/v1/calls/{call_id}/recording"))
+        .await
+        .error(404);
+
+    assert!(v.app.db.set_team_recordings(v.app.team_id, false).await.unwrap());
+    let (result, call_id) = run(plain.clone()).await;
+    assert!(result["recording_url"].is_null(), "the team's setting wins: {result}");
+    v.app
+        .get(&format!("/api/v1/calls/{call_id}/recording"))
+        .await
+        .error(404);
+
+    assert!(v.app.db.set_team_recordings(v.app.team_id, true).await.unwrap());
+    let (result, _) = run(plain).await;
+    assert!(result["recording_url"].is_string(), "recorded again: {result}");
+    v.app.cleanup().await;
+}
+
+/// A script may name its own engines: one this server cannot run refuses its web calls at once,
+/// saying why, while the server's own engines still serve other scripts; a name that is no engine
+/// is refused when the script is saved.
+async fn scripts_choose_their_speech_engines(backend: Backend) {
+    let Some(engines) = voice::scripted_engines(ScriptedStt::new(&[])) else {
+        return;
+    };
+    let Some(v) = voice::start_voice(backend, engines).await else {
+        return;
+    };
+    let (plain, contact) = voice::script_and_contact(&v.app).await;
+    let remote = voice::appointment_script(&v.app, json!({"stt": "openai"})).await;
+    let msg = v
+        .app
+        .post(
+            "/api/v1/create-web-call",
+            &json!({"script_id": remote, "contact_id": contact}),
+        )
+        .await
+        .error(503);
+    assert!(msg.contains("STT `openai` needs speech_base_url"), "{msg}");
+    assert_eq!(v.app.count("calls").await, 0, "nothing created");
+    // The server's engine, named: the same as not naming one.
+    let same = voice::appointment_script(&v.app, json!({"tts": "espeak"})).await;
+    for script in [&plain, &same] {
+        v.app
+            .post(
+                "/api/v1/create-web-call",
+                &json!({"script_id": script, "contact_id": contact}),
+            )
+            .await
+            .ok(201);
+    }
+    // Piper, when installed, is loaded for the script that asks for it.
+    if voice::piper().is_some() {
+        let piper = voice::appointment_script(&v.app, json!({"tts": "piper"})).await;
+        v.app
+            .post(
+                "/api/v1/create-web-call",
+                &json!({"script_id": piper, "contact_id": contact}),
+            )
+            .await
+            .ok(201);
+        let (_, tts) = v.gateway.engines().pick(None, Some("piper")).unwrap();
+        assert_eq!(tts.name(), "piper");
+    }
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/voice/appointment.yaml")).unwrap();
+    let mut body = serde_json::to_value(voxd::conversation::script::Script::from_yaml_or_json(&yaml).unwrap()).unwrap();
+    body["settings"]["tts"] = json!("klingon");
+    let msg = v.app.post("/api/v1/scripts", &body).await.error(400);
+    assert!(msg.contains("klingon"), "{msg}");
     v.app.cleanup().await;
 }
 
@@ -548,6 +648,8 @@ voice_tests!(
     each_ending_is_recorded_once,
     keys_pressed_reach_the_script,
     web_calls_fail_fast_without_speech,
+    scripts_choose_their_speech_engines,
+    recording_can_be_turned_off,
     web_call_in_chromium,
 );
 

@@ -667,7 +667,7 @@ pub struct IceServer {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebCallDetails {
-    /// SIP over WebSocket endpoint of the gateway.
+    /// voxd's SIP-over-WebSocket endpoint (`/sip` on the API port, RFC 7118) unless configured.
     pub websocket_url: String,
     pub sip_domain: String,
     /// The URI to INVITE for this call.
@@ -690,13 +690,17 @@ pub struct CreateWebCallResponse {
 /// Create web call
 ///
 /// Creates an in-browser call with the script and contact, and returns what a SIP-over-WebSocket
-/// softphone needs to join it, with credentials minted for this call (valid for a few minutes).
+/// softphone (JsSIP, SIP.js) needs to join it: voxd's own `/sip` endpoint, the URI to INVITE, and
+/// credentials minted for this call (valid for a few minutes, refused for any other call and once
+/// the call has ended). The call waits `ringing` until the browser joins; the assistant then
+/// speaks and listens over WebRTC (PCMU), and the call is recorded unless the script says not.
+/// `/softphone` is a page that does all this.
 #[utoipa::path(post, path = "/api/v1/create-web-call", tag = "Calls", operation_id = "createWebCall",
     request_body = CreateWebCallRequest,
     responses(
         (status = 201, description = "Web call created.", body = CreateWebCallResponse),
         (status = 404, description = "Unknown script or contact.", body = ErrorBody),
-        (status = 503, description = "Web calls are not configured on this server (no shared secret).", body = ErrorBody),
+        (status = 503, description = "This server cannot hold a live call: voice is disabled or a speech engine is missing (the message says which).", body = ErrorBody),
     ))]
 pub async fn create_web_call(
     State(state): State<AppState>,
@@ -705,11 +709,25 @@ pub async fn create_web_call(
     ApiJson(req): ApiJson<CreateWebCallRequest>,
 ) -> ApiResult<(StatusCode, Json<CreateWebCallResponse>)> {
     let web = &state.settings.web_calls;
-    if let Some(why) = state.voice.as_ref().and_then(|g| g.engines().unavailable()) {
-        // Fail now, not when the browser joins.
-        return Err(ApiError::Unavailable(format!(
-            "web calls cannot run on this server: {why}"
-        )));
+    let script_id = parse_id(&req.script_id, "Script")?;
+    let contact_id = parse_id(&req.contact_id, "Contact")?;
+    if let Some(gateway) = &state.voice {
+        // Fail now, not when the browser joins: the engines this script's calls would use.
+        let script = state.db.get_script(team.team_id, script_id).await?;
+        let settings = script.map(|s| s.definition.0.settings).unwrap_or_default();
+        let engines = gateway.engines().clone();
+        let picked = tokio::task::spawn_blocking(move || {
+            engines
+                .pick(settings.stt.map(|e| e.name()), settings.tts.map(|e| e.name()))
+                .map(|_| ())
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+        if let Err(why) = picked {
+            return Err(ApiError::Unavailable(format!(
+                "web calls cannot run on this server: {why}"
+            )));
+        }
     }
     if web.secret.is_empty() {
         return Err(ApiError::Unavailable(
@@ -734,8 +752,6 @@ pub async fn create_web_call(
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_else(|| "localhost".into())
     });
-    let script_id = parse_id(&req.script_id, "Script")?;
-    let contact_id = parse_id(&req.contact_id, "Contact")?;
     let at = now();
     // Waiting for the browser to join through the gateway.
     let new = NewCall::new(Kind::Web, script_id, Callee::Existing(contact_id));

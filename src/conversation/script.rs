@@ -276,6 +276,48 @@ pub struct Settings {
     pub keywords: Vec<String>,
     /// Whether live calls of this script are recorded (both sides).
     pub recording: bool,
+    /// Live calls listen with this engine instead of the server's `stt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stt: Option<SttEngine>,
+    /// Live calls speak with this engine instead of the server's `tts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tts: Option<TtsEngine>,
+}
+
+/// A speech-to-text engine a script can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SttEngine {
+    Whisper,
+    Openai,
+}
+
+/// A text-to-speech engine a script can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TtsEngine {
+    Piper,
+    Espeak,
+    Openai,
+}
+
+impl SttEngine {
+    pub fn name(self) -> &'static str {
+        match self {
+            SttEngine::Whisper => "whisper",
+            SttEngine::Openai => "openai",
+        }
+    }
+}
+
+impl TtsEngine {
+    pub fn name(self) -> &'static str {
+        match self {
+            TtsEngine::Piper => "piper",
+            TtsEngine::Espeak => "espeak",
+            TtsEngine::Openai => "openai",
+        }
+    }
 }
 
 impl Default for Settings {
@@ -286,6 +328,8 @@ impl Default for Settings {
             silence_prompt: "Are you still there?".into(),
             keywords: Vec::new(),
             recording: true,
+            stt: None,
+            tts: None,
         }
     }
 }

@@ -16,15 +16,17 @@ pub struct Team {
     pub requests_per_second: Option<i32>,
     pub max_concurrent_calls: Option<i32>,
     pub created_at: DateTime<Utc>,
+    /// Whether the team's live calls are recorded (default true).
+    pub recordings: bool,
 }
 
-const COLUMNS: &str = "id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at";
+const COLUMNS: &str = "id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at, recordings";
 
 impl Db {
     pub async fn create_team(&self, team: &Team) -> Result<()> {
         let sql =
-            "INSERT INTO teams (id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+            "INSERT INTO teams (id, name, region, timezone, requests_per_second, max_concurrent_calls, created_at, recordings)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         write_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(team.id)
@@ -34,6 +36,7 @@ impl Db {
                 .bind(team.requests_per_second)
                 .bind(team.max_concurrent_calls)
                 .bind(team.created_at)
+                .bind(team.recordings)
                 .execute(pool)
                 .await
                 .map_err(StoreError::from_write)?;
@@ -100,6 +103,19 @@ impl Db {
             sqlx::query("UPDATE teams SET calling_window = $2 WHERE id = $1")
                 .bind(team_id)
                 .bind(window.map(Json))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Turns recording of the team's live calls on or off.
+    pub async fn set_team_recordings(&self, team_id: Uuid, on: bool) -> Result<bool> {
+        let done = write_pool!(self, pool => {
+            sqlx::query("UPDATE teams SET recordings = $2 WHERE id = $1")
+                .bind(team_id)
+                .bind(on)
                 .execute(pool)
                 .await?
                 .rows_affected()

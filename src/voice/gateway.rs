@@ -116,9 +116,6 @@ impl Gateway {
         call_id: Uuid,
         offer: &str,
     ) -> Result<(String, mpsc::Sender<Inbound>, mpsc::UnboundedReceiver<Notice>), JoinError> {
-        let (Some(stt), Some(tts)) = (self.engines.stt.clone(), self.engines.tts.clone()) else {
-            return Err(JoinError::Unavailable(self.engines.unavailable().unwrap_or_default()));
-        };
         let (inbound_tx, inbound_rx) = mpsc::channel(512);
         // Media first: a bad offer must not take the call.
         let answered = webrtc::answer(offer, &self.settings.media, inbound_tx.clone())
@@ -137,7 +134,43 @@ impl Gateway {
             .get_script_version(call.team_id, call.script_id, call.script_version)
             .await
             .map_err(|e| JoinError::Internal(e.to_string()))?;
-        let record = script.as_ref().is_none_or(|s| s.definition.0.settings.recording);
+        let settings = script
+            .as_ref()
+            .map(|s| s.definition.0.settings.clone())
+            .unwrap_or_default();
+        let engines = self.engines.clone();
+        let picked = tokio::task::spawn_blocking(move || {
+            engines.pick(settings.stt.map(|e| e.name()), settings.tts.map(|e| e.name()))
+        })
+        .await
+        .map_err(|e| JoinError::Internal(e.to_string()))?;
+        let (stt, tts) = match picked {
+            Ok(pair) => pair,
+            Err(why) => {
+                // create-web-call checked them; an engine that went missing since ends the call here.
+                let result = serde_json::json!({"error": format!("speech engines missing: {why}")});
+                self.db
+                    .finish_attempt(
+                        call_id,
+                        self.dispatcher.owner(),
+                        "failed",
+                        "speech engine missing",
+                        None,
+                        result,
+                        now,
+                    )
+                    .await
+                    .map_err(|e| JoinError::Internal(e.to_string()))?;
+                return Err(JoinError::Unavailable(why));
+            }
+        };
+        let team_records = self
+            .db
+            .get_team(call.team_id)
+            .await
+            .map_err(|e| JoinError::Internal(e.to_string()))?
+            .is_none_or(|t| t.recordings);
+        let record = team_records && script.as_ref().is_none_or(|s| s.definition.0.settings.recording);
         let recordings = self.settings.recordings.clone().filter(|_| record);
         let leg = VoiceLeg::start(
             Line {

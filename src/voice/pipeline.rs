@@ -504,25 +504,33 @@ impl Pipeline {
 
     /// The transcription of a finished turn goes to the engine (and the live transcript).
     fn deliver(&mut self, transcript: &mpsc::Sender<Outbound>) {
-        let Some(Early { result: Some(result), started_at, .. }) = self.early.take() else { return };
+        let Some(Early {
+            result: Some(result),
+            started_at,
+            ..
+        }) = self.early.take()
+        else {
+            return;
+        };
         match result {
             Ok(text) if !text.trim().is_empty() => {
                 self.clock.heard = Some(Instant::now());
                 self.clock.text = text.clone();
                 tracing::debug!(call_id = %self.options.call_id, %text, "heard");
-                let _ = transcript.try_send(Outbound::Transcript { role: "user", text: text.clone() });
+                let _ = transcript.try_send(Outbound::Transcript {
+                    role: "user",
+                    text: text.clone(),
+                });
                 self.emit(LegEvent::Utterance { text, started_at });
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(call_id = %self.options.call_id, error = %e, "speech-to-text failed; the utterance is lost"),
+            Err(e) => {
+                tracing::warn!(call_id = %self.options.call_id, error = %e, "speech-to-text failed; the utterance is lost")
+            }
         }
     }
 
-    fn audio(
-        &mut self,
-        frame: &[i16],
-        heard: &Heard,
-    ) {
+    fn audio(&mut self, frame: &[i16], heard: &Heard) {
         self.last_audio = Instant::now();
         if let Some(r) = self.recorder.as_mut() {
             r.callee(frame);
@@ -551,11 +559,7 @@ impl Pipeline {
         }
     }
 
-    fn vad_frame(
-        &mut self,
-        voiced: bool,
-        heard: &Heard,
-    ) {
+    fn vad_frame(&mut self, voiced: bool, heard: &Heard) {
         if voiced {
             self.voiced_run_ms += VAD_FRAME_MS;
         } else {

@@ -449,18 +449,38 @@ pub fn default_speech_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("./speech"))
 }
 
+/// Where the other engines come from, for scripts that ask for one other than the server's.
+#[derive(Clone, Default)]
+pub struct EngineSource {
+    pub speech_dir: PathBuf,
+    /// An OpenAI-compatible speech server (`…/v1`) and its key.
+    pub openai: Option<(String, Option<String>)>,
+}
+
 /// The engines a server runs live calls with, and why: each missing one has its reason, which a
-/// web call placed without it is refused with.
+/// web call placed without it is refused with. A script may name other engines
+/// (`settings.stt` / `settings.tts`); those are loaded on first use and kept.
 #[derive(Clone, Default)]
 pub struct Engines {
     pub stt: Option<Arc<dyn SpeechToText>>,
     pub tts: Option<Arc<dyn TextToSpeech>>,
     pub stt_missing: Option<String>,
     pub tts_missing: Option<String>,
+    pub source: EngineSource,
+    loaded: Arc<std::sync::Mutex<Loaded>>,
 }
 
+#[derive(Default)]
+struct Loaded {
+    stt: std::collections::HashMap<String, Arc<dyn SpeechToText>>,
+    tts: std::collections::HashMap<String, Arc<dyn TextToSpeech>>,
+}
+
+/// The engine pair a call speaks and listens with.
+pub type Pair = (Arc<dyn SpeechToText>, Arc<dyn TextToSpeech>);
+
 impl Engines {
-    /// Why live calls cannot run, if they cannot.
+    /// Why live calls cannot run with the server's engines, if they cannot.
     pub fn unavailable(&self) -> Option<String> {
         match (&self.stt_missing, &self.tts_missing) {
             (None, None) => None,
@@ -474,60 +494,120 @@ impl Engines {
         }
     }
 
+    /// The given pair as the server's engines (tests, embedders); others from `source`.
+    pub fn with(stt: Arc<dyn SpeechToText>, tts: Arc<dyn TextToSpeech>, source: EngineSource) -> Engines {
+        Engines {
+            stt: Some(stt),
+            tts: Some(tts),
+            source,
+            ..Engines::default()
+        }
+    }
+
     /// Chooses engines by name (`whisper`|`openai`|`none` for STT, `auto`|`piper`|`espeak`|
     /// `openai`|`none` for TTS), saying for each that is missing why.
-    pub fn choose(
-        stt: &str,
-        tts: &str,
-        speech_dir: &std::path::Path,
-        openai: Option<(&str, Option<String>)>,
-    ) -> Engines {
+    pub fn choose(stt: &str, tts: &str, source: EngineSource) -> Engines {
         let mut e = Engines::default();
-        match stt {
-            "openai" => match openai {
-                Some((url, ref key)) => e.stt = Some(Arc::new(OpenAiSpeech::new(url, key.clone()))),
-                None => e.stt_missing = Some("STT `openai` needs speech_openai_base_url".into()),
-            },
-            "whisper" => {
-                let dir = speech_dir.join("whisper-tiny.en");
-                match load_whisper(&dir) {
-                    Ok(w) => e.stt = Some(w),
-                    Err(why) => e.stt_missing = Some(why),
-                }
-            }
-            "none" => e.stt_missing = Some("STT is off (stt = none)".into()),
-            other => e.stt_missing = Some(format!("unknown STT engine `{other}` (whisper, openai, none)")),
+        match load_stt(stt, &source) {
+            Ok(engine) => e.stt = Some(engine),
+            Err(why) => e.stt_missing = Some(why),
         }
-        match tts {
-            "openai" => match openai {
-                Some((url, ref key)) => e.tts = Some(Arc::new(OpenAiSpeech::new(url, key.clone()))),
-                None => e.tts_missing = Some("TTS `openai` needs speech_openai_base_url".into()),
-            },
-            "espeak" => match Espeak::find() {
-                Some(es) => e.tts = Some(Arc::new(es)),
-                None => e.tts_missing = Some("espeak-ng is not installed (apt install espeak-ng)".into()),
-            },
-            "piper" => match load_piper(speech_dir) {
-                Ok(p) => e.tts = Some(p),
-                Err(why) => e.tts_missing = Some(why),
-            },
+        let tts = match tts {
             // The best voice installed: Piper when it is there, else espeak.
-            "auto" => match (load_piper(speech_dir), Espeak::find()) {
-                (Ok(p), _) => e.tts = Some(p),
-                (Err(why), Some(es)) => {
-                    tracing::info!(reason = %why, "no Piper voice: speaking with espeak-ng");
-                    e.tts = Some(Arc::new(es));
-                }
-                (Err(why), None) => e.tts_missing = Some(format!("{why}; and espeak-ng is not installed")),
+            "auto" => match load_tts("piper", &source) {
+                Ok(p) => Ok(p),
+                Err(why) => load_tts("espeak", &source)
+                    .inspect(|_| tracing::info!(reason = %why, "no Piper voice: speaking with espeak-ng"))
+                    .map_err(|no| format!("{why}; and {no}")),
             },
-            "none" => e.tts_missing = Some("TTS is off (tts = none)".into()),
-            other => {
-                e.tts_missing = Some(format!(
-                    "unknown TTS engine `{other}` (auto, piper, espeak, openai, none)"
-                ))
-            }
+            other => load_tts(other, &source),
+        };
+        match tts {
+            Ok(engine) => e.tts = Some(engine),
+            Err(why) => e.tts_missing = Some(why),
         }
+        e.source = source;
         e
+    }
+
+    /// The engines for a call whose script names `stt` / `tts` (None: the server's), or why
+    /// there are none. Loading a named engine the first time reads its model (blocking).
+    pub fn pick(&self, stt: Option<&str>, tts: Option<&str>) -> Result<Pair, String> {
+        let stt = match stt {
+            None => self
+                .stt
+                .clone()
+                .ok_or_else(|| self.stt_missing.clone().unwrap_or_default()),
+            Some(name) if self.stt.as_ref().is_some_and(|e| e.name() == name) => Ok(self.stt.clone().expect("checked")),
+            Some(name) => {
+                let known = self.loaded.lock().expect("engines").stt.get(name).cloned();
+                match known {
+                    Some(e) => Ok(e),
+                    None => load_stt(name, &self.source).inspect(|e| {
+                        self.loaded
+                            .lock()
+                            .expect("engines")
+                            .stt
+                            .insert(name.to_owned(), e.clone());
+                    }),
+                }
+            }
+        };
+        let tts = match tts {
+            None => self
+                .tts
+                .clone()
+                .ok_or_else(|| self.tts_missing.clone().unwrap_or_default()),
+            Some(name) if self.tts.as_ref().is_some_and(|e| e.name() == name) => Ok(self.tts.clone().expect("checked")),
+            Some(name) => {
+                let known = self.loaded.lock().expect("engines").tts.get(name).cloned();
+                match known {
+                    Some(e) => Ok(e),
+                    None => load_tts(name, &self.source).inspect(|e| {
+                        self.loaded
+                            .lock()
+                            .expect("engines")
+                            .tts
+                            .insert(name.to_owned(), e.clone());
+                    }),
+                }
+            }
+        };
+        match (stt, tts) {
+            (Ok(stt), Ok(tts)) => Ok((stt, tts)),
+            (a, b) => Err([a.err(), b.err()].into_iter().flatten().collect::<Vec<_>>().join("; ")),
+        }
+    }
+}
+
+/// One speech-to-text engine by name.
+fn load_stt(name: &str, source: &EngineSource) -> Result<Arc<dyn SpeechToText>, String> {
+    match name {
+        "openai" => match &source.openai {
+            Some((url, key)) => Ok(Arc::new(OpenAiSpeech::new(url, key.clone()))),
+            None => Err("STT `openai` needs speech_base_url".into()),
+        },
+        "whisper" => load_whisper(&source.speech_dir.join("whisper-tiny.en")),
+        "none" => Err("STT is off (stt = none)".into()),
+        other => Err(format!("unknown STT engine `{other}` (whisper, openai, none)")),
+    }
+}
+
+/// One text-to-speech engine by name.
+fn load_tts(name: &str, source: &EngineSource) -> Result<Arc<dyn TextToSpeech>, String> {
+    match name {
+        "openai" => match &source.openai {
+            Some((url, key)) => Ok(Arc::new(OpenAiSpeech::new(url, key.clone()))),
+            None => Err("TTS `openai` needs speech_base_url".into()),
+        },
+        "espeak" => Espeak::find()
+            .map(|es| Arc::new(es) as Arc<dyn TextToSpeech>)
+            .ok_or_else(|| "espeak-ng is not installed (apt install espeak-ng)".into()),
+        "piper" => load_piper(&source.speech_dir),
+        "none" => Err("TTS is off (tts = none)".into()),
+        other => Err(format!(
+            "unknown TTS engine `{other}` (auto, piper, espeak, openai, none)"
+        )),
     }
 }
 

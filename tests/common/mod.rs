@@ -256,6 +256,7 @@ pub async fn create_team(db: &Db, name: &str, rps: Option<i32>) -> (Uuid, String
         requests_per_second: rps,
         max_concurrent_calls: None,
         created_at: now(),
+        recordings: true,
     };
     db.create_team(&team).await.expect("create team");
     let generated = api_key::generate();

@@ -59,7 +59,10 @@ impl SpeechToText for ScriptedStt {
     async fn transcribe(&self, samples: Vec<f32>, _keywords: &[String]) -> Result<String, SpeechError> {
         let opening: Vec<u32> = samples.iter().take(8000).map(|s| s.to_bits()).collect();
         let mut heard = self.heard.lock().unwrap();
-        if let Some((_, line)) = heard.iter().find(|(o, _)| opening.starts_with(o) || o.starts_with(&opening)) {
+        if let Some((_, line)) = heard
+            .iter()
+            .find(|(o, _)| opening.starts_with(o) || o.starts_with(&opening))
+        {
             return Ok(line.clone());
         }
         let line = self.lines.lock().unwrap().pop_front().unwrap_or_default();
@@ -99,7 +102,7 @@ pub fn whisper_engines() -> Option<Engines> {
     }
     espeak()?;
     piper()?;
-    let e = Engines::choose("whisper", "espeak", &voxd::voice::speech::default_speech_dir(), None);
+    let e = Engines::choose("whisper", "espeak", speech_source());
     have(
         &format!("whisper: {}", e.stt_missing.clone().unwrap_or_default()),
         e.stt.is_some(),
@@ -107,14 +110,18 @@ pub fn whisper_engines() -> Option<Engines> {
     .then_some(e)
 }
 
+/// Where the installed models are, for engines a script asks for by name.
+pub fn speech_source() -> voxd::voice::speech::EngineSource {
+    voxd::voice::speech::EngineSource {
+        speech_dir: voxd::voice::speech::default_speech_dir(),
+        openai: None,
+    }
+}
+
 /// Engines with the scripted STT and espeak.
 pub fn scripted_engines(stt: Arc<ScriptedStt>) -> Option<Engines> {
     let tts = espeak()?;
-    Some(Engines {
-        stt: Some(stt),
-        tts: Some(Arc::new(tts)),
-        ..Engines::default()
-    })
+    Some(Engines::with(stt, Arc::new(tts), speech_source()))
 }
 
 pub struct VoiceApp {
@@ -194,12 +201,7 @@ pub async fn start_voice(backend: Backend, engines: Engines) -> Option<VoiceApp>
 
 /// The test script and a contact; (script id, contact id).
 pub async fn script_and_contact(app: &TestApp) -> (String, String) {
-    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/voice/appointment.yaml")).unwrap();
-    let script = voxd::conversation::script::Script::from_yaml_or_json(&yaml).unwrap();
-    let s = app
-        .post("/api/v1/scripts", &serde_json::to_value(script).unwrap())
-        .await;
-    let script_id = s.ok(201)["script_id"].as_str().unwrap().to_owned();
+    let script_id = appointment_script(app, serde_json::json!({})).await;
     let c = app
         .post(
             "/api/v1/create-contact",
@@ -207,6 +209,18 @@ pub async fn script_and_contact(app: &TestApp) -> (String, String) {
         )
         .await;
     (script_id, c.ok(201)["contact_id"].as_str().unwrap().to_owned())
+}
+
+/// The voice tests' script stored for the team, with `settings` merged into its own; its id.
+pub async fn appointment_script(app: &TestApp, settings: serde_json::Value) -> String {
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/voice/appointment.yaml")).unwrap();
+    let script = voxd::conversation::script::Script::from_yaml_or_json(&yaml).unwrap();
+    let mut body = serde_json::to_value(script).unwrap();
+    for (k, v) in settings.as_object().unwrap() {
+        body["settings"][k] = v.clone();
+    }
+    let s = app.post("/api/v1/scripts", &body).await;
+    s.ok(201)["script_id"].as_str().unwrap().to_owned()
 }
 
 /// The callee's voice: Piper, which a recogniser understands (Whisper misreads espeak-ng's robot
