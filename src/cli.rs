@@ -462,6 +462,7 @@ enum TeamCommand {
     SetRecording {
         /// Team name or id.
         team: String,
+        /// `on` (the default for a new team) or `off`.
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
