@@ -88,13 +88,18 @@ fn mime_flac() -> mime::Mime {
     "audio/flac".parse().expect("a MIME type")
 }
 
+/// A FLAC file's bytes, for the spec.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Flac(#[allow(dead_code)] Vec<u8>);
+
 /// Get call recording
 ///
 /// Both sides of a live call (the callee left, the assistant right), FLAC. Supports HTTP Range.
 #[utoipa::path(get, path = "/api/v1/calls/{call_id}/recording", tag = "Calls", operation_id = "getCallRecording",
     params(("call_id" = String, Path, description = "Unique call ID.")),
     responses(
-        (status = 200, description = "The recording (audio/flac).", content_type = "audio/flac"),
+        (status = 200, description = "The recording (audio/flac).", body = Flac, content_type = "audio/flac"),
         (status = 206, description = "Part of it (a Range request)."),
         (status = 404, description = "No such call in your team, or it has no recording.", body = super::error::ErrorBody),
     ))]
