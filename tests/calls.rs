@@ -868,7 +868,7 @@ async fn the_team_default_window_applies_to_calls_without_one(app: &TestApp) {
     // 00:00–23:59 is shut for the last minute of the day: dial a few minutes later then (the
     // team's window, shut an hour ago, stays shut).
     let mut at = Utc::now() + Duration::seconds(1);
-    if at.with_timezone(&sydney).format("%H:%M").to_string() >= "23:58".to_owned() {
+    if at.with_timezone(&sydney).format("%H:%M").to_string().as_str() >= "23:58" {
         at += Duration::minutes(5);
     }
     let d = dispatcher(app, &Arc::new(ManualClock::new(at)), "w1");
