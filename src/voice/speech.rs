@@ -467,13 +467,33 @@ pub struct Engines {
     pub stt_missing: Option<String>,
     pub tts_missing: Option<String>,
     pub source: EngineSource,
-    loaded: Arc<std::sync::Mutex<Loaded>>,
+    loaded_stt: Loaded<dyn SpeechToText>,
+    loaded_tts: Loaded<dyn TextToSpeech>,
 }
 
-#[derive(Default)]
-struct Loaded {
-    stt: std::collections::HashMap<String, Arc<dyn SpeechToText>>,
-    tts: std::collections::HashMap<String, Arc<dyn TextToSpeech>>,
+/// Engines loaded for scripts that named them, by name.
+type Loaded<E> = Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<E>>>>;
+
+/// One engine for a call: the server's when none is named or the named one is the server's, else
+/// the named one, loaded once and kept (the lock is held while it loads, so it loads once).
+fn pick_one<E: ?Sized>(
+    server: Option<&Arc<E>>,
+    missing: &Option<String>,
+    wanted: Option<&str>,
+    name_of: impl Fn(&E) -> &'static str,
+    loaded: &Loaded<E>,
+    load: impl FnOnce(&str) -> Result<Arc<E>, String>,
+) -> Result<Arc<E>, String> {
+    let Some(name) = wanted.filter(|n| server.is_none_or(|e| name_of(e) != *n)) else {
+        return server.cloned().ok_or_else(|| missing.clone().unwrap_or_default());
+    };
+    let mut loaded = loaded.lock().expect("engines");
+    if let Some(e) = loaded.get(name) {
+        return Ok(e.clone());
+    }
+    let e = load(name)?;
+    loaded.insert(name.to_owned(), e.clone());
+    Ok(e)
 }
 
 /// The engine pair a call speaks and listens with.
@@ -533,46 +553,22 @@ impl Engines {
     /// The engines for a call whose script names `stt` / `tts` (None: the server's), or why
     /// there are none. Loading a named engine the first time reads its model (blocking).
     pub fn pick(&self, stt: Option<&str>, tts: Option<&str>) -> Result<Pair, String> {
-        let stt = match stt {
-            None => self
-                .stt
-                .clone()
-                .ok_or_else(|| self.stt_missing.clone().unwrap_or_default()),
-            Some(name) if self.stt.as_ref().is_some_and(|e| e.name() == name) => Ok(self.stt.clone().expect("checked")),
-            Some(name) => {
-                let known = self.loaded.lock().expect("engines").stt.get(name).cloned();
-                match known {
-                    Some(e) => Ok(e),
-                    None => load_stt(name, &self.source).inspect(|e| {
-                        self.loaded
-                            .lock()
-                            .expect("engines")
-                            .stt
-                            .insert(name.to_owned(), e.clone());
-                    }),
-                }
-            }
-        };
-        let tts = match tts {
-            None => self
-                .tts
-                .clone()
-                .ok_or_else(|| self.tts_missing.clone().unwrap_or_default()),
-            Some(name) if self.tts.as_ref().is_some_and(|e| e.name() == name) => Ok(self.tts.clone().expect("checked")),
-            Some(name) => {
-                let known = self.loaded.lock().expect("engines").tts.get(name).cloned();
-                match known {
-                    Some(e) => Ok(e),
-                    None => load_tts(name, &self.source).inspect(|e| {
-                        self.loaded
-                            .lock()
-                            .expect("engines")
-                            .tts
-                            .insert(name.to_owned(), e.clone());
-                    }),
-                }
-            }
-        };
+        let stt = pick_one(
+            self.stt.as_ref(),
+            &self.stt_missing,
+            stt,
+            |e| e.name(),
+            &self.loaded_stt,
+            |name| load_stt(name, &self.source),
+        );
+        let tts = pick_one(
+            self.tts.as_ref(),
+            &self.tts_missing,
+            tts,
+            |e| e.name(),
+            &self.loaded_tts,
+            |name| load_tts(name, &self.source),
+        );
         match (stt, tts) {
             (Ok(stt), Ok(tts)) => Ok((stt, tts)),
             (a, b) => Err([a.err(), b.err()].into_iter().flatten().collect::<Vec<_>>().join("; ")),
