@@ -85,10 +85,7 @@ async fn endings(app: &common::TestApp, call_id: &str) -> usize {
 }
 
 async fn credentials_are_checked(backend: Backend) {
-    let Some(engines) = voice::scripted_engines(ScriptedStt::new(&[])) else {
-        return;
-    };
-    let Some(v) = voice::start_voice(backend, engines).await else {
+    let Some(v) = voice::start_scripted(backend).await else {
         return;
     };
     let (script, contact) = voice::script_and_contact(&v.app).await;
@@ -315,10 +312,7 @@ async fn the_callee_can_talk_over_the_assistant(backend: Backend) {
 }
 
 async fn each_ending_is_recorded_once(backend: Backend) {
-    let Some(engines) = voice::scripted_engines(ScriptedStt::new(&[])) else {
-        return;
-    };
-    let Some(v) = voice::start_voice(backend, engines).await else {
+    let Some(v) = voice::start_scripted(backend).await else {
         return;
     };
     let (script, contact) = voice::script_and_contact(&v.app).await;
@@ -402,10 +396,7 @@ async fn each_ending_is_recorded_once(backend: Backend) {
 }
 
 async fn keys_pressed_reach_the_script(backend: Backend) {
-    let Some(engines) = voice::scripted_engines(ScriptedStt::new(&[])) else {
-        return;
-    };
-    let Some(v) = voice::start_voice(backend, engines).await else {
+    let Some(v) = voice::start_scripted(backend).await else {
         return;
     };
     let (script, contact) = voice::script_and_contact(&v.app).await;
@@ -451,10 +442,7 @@ async fn web_calls_fail_fast_without_speech(backend: Backend) {
 
 /// A script, or a whole team, can turn recording off: its calls run the same and leave no file.
 async fn recording_can_be_turned_off(backend: Backend) {
-    let Some(engines) = voice::scripted_engines(ScriptedStt::new(&[])) else {
-        return;
-    };
-    let Some(v) = voice::start_voice(backend, engines).await else {
+    let Some(v) = voice::start_scripted(backend).await else {
         return;
     };
     let (plain, contact) = voice::script_and_contact(&v.app).await;
@@ -499,10 +487,7 @@ async fn recording_can_be_turned_off(backend: Backend) {
 /// saying why, while the server's own engines still serve other scripts; a name that is no engine
 /// is refused when the script is saved.
 async fn scripts_choose_their_speech_engines(backend: Backend) {
-    let Some(engines) = voice::scripted_engines(ScriptedStt::new(&[])) else {
-        return;
-    };
-    let Some(v) = voice::start_voice(backend, engines).await else {
+    let Some(v) = voice::start_scripted(backend).await else {
         return;
     };
     let (plain, contact) = voice::script_and_contact(&v.app).await;

@@ -124,6 +124,12 @@ pub fn scripted_engines(stt: Arc<ScriptedStt>) -> Option<Engines> {
     Some(Engines::with(stt, Arc::new(tts), speech_source()))
 }
 
+/// The app with live voice, the scripted STT hearing nothing in particular and espeak; None
+/// (the test skips, saying why) without espeak-ng.
+pub async fn start_scripted(backend: Backend) -> Option<VoiceApp> {
+    start_voice(backend, scripted_engines(ScriptedStt::new(&[]))?).await
+}
+
 pub struct VoiceApp {
     pub app: TestApp,
     pub gateway: Arc<Gateway>,
