@@ -84,6 +84,13 @@ enum Command {
         #[command(subcommand)]
         cmd: NumberCommand,
     },
+    /// Manage a team's do-not-call list: numbers its outbound calls never ring.
+    Dnc {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        cmd: DncCommand,
+    },
     /// Simulate traffic through the `sim` carrier.
     Simulate {
         #[command(flatten)]
@@ -235,6 +242,7 @@ impl Command {
             | Command::Script { db, .. }
             | Command::Automation { db, .. }
             | Command::Number { db, .. }
+            | Command::Dnc { db, .. }
             | Command::Simulate { db, .. } => db,
             Command::Chat(_) | Command::Eval(_) | Command::Test(_) => {
                 unreachable!("chat, eval and test open no database")
@@ -283,6 +291,43 @@ fn parse_limit(raw: &str) -> Result<Limit, String> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct Missing(String);
+
+#[derive(Subcommand)]
+enum DncCommand {
+    /// Put a number on the list (any format; stored in E.164). Listed already: kept as it was.
+    Add {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The number, in any common format (read in the team's region).
+        number: String,
+        /// Why (a note for people).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// List the numbers on a team's list, with when and why each was added.
+    List {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+    },
+    /// Take a number off the list.
+    Remove {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The number, in any common format.
+        number: String,
+    },
+    /// Import numbers from a CSV file with a `phone_number` column (and optionally `reason`).
+    Import {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The CSV file (`-` for standard input).
+        file: std::path::PathBuf,
+    },
+}
 
 #[derive(Subcommand)]
 enum NumberCommand {
@@ -563,6 +608,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Script { cmd, .. } => script(&db, cmd).await,
         Command::Automation { cmd, .. } => automation(&db, cmd).await,
         Command::Number { cmd, .. } => number(&db, cmd).await,
+        Command::Dnc { cmd, .. } => dnc(&db, cmd).await,
         Command::Simulate {
             cmd: SimulateCommand::Inbound { to, from, persona },
             ..
@@ -1193,6 +1239,65 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| fail(&team, e))?;
             println!("{} removed from team {}", found.number, team.name);
+        }
+    }
+    Ok(())
+}
+
+async fn dnc(db: &Db, cmd: DncCommand) -> anyhow::Result<()> {
+    use crate::do_not_call;
+    match cmd {
+        DncCommand::Add { team, number, reason } => {
+            let team = find_team(db, &team).await?;
+            let (entry, added) = do_not_call::add(db, &(&team).into(), &number, reason)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let note = if added { "added" } else { "listed already" };
+            println!("{} {note}", entry.phone_number);
+        }
+        DncCommand::List { team } => {
+            let team = find_team(db, &team).await?;
+            println!("{:<16}  {:<25}  REASON", "NUMBER", "ADDED");
+            for s in all_pages(|page| db.page_suppressions(team.id, page), |s| s.id).await? {
+                let added = s.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                println!(
+                    "{:<16}  {added:<25}  {}",
+                    s.phone_number,
+                    s.reason.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        DncCommand::Remove { team, number } => {
+            let team = find_team(db, &team).await?;
+            let number = do_not_call::remove(db, &(&team).into(), &number)
+                .await
+                .map_err(|e| match e {
+                    do_not_call::SuppressionError::NotListed(n) => {
+                        Missing(format!("team {} has no {n} on its do-not-call list", team.name)).into()
+                    }
+                    other => anyhow::anyhow!("{other}"),
+                })?;
+            println!("{number} removed from the do-not-call list of team {}", team.name);
+        }
+        DncCommand::Import { team, file } => {
+            let team = find_team(db, &team).await?;
+            let input: Box<dyn std::io::Read + Send> = if file.as_os_str() == "-" {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(
+                    std::fs::File::open(&file).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", file.display()))?,
+                )
+            };
+            let report = do_not_call::import(db, &(&team).into(), std::io::BufReader::new(input))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for r in &report.invalid {
+                eprintln!("line {}: {}", r.row, r.reason);
+            }
+            println!(
+                "{} added, {} listed already, {} refused",
+                report.added, report.already_listed, report.invalid_count
+            );
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod dispatcher;
+pub mod do_not_call;
 pub mod domain;
 pub mod numbers;
 pub mod objects;

@@ -18,7 +18,7 @@ use voxd::conversation::{
     brain::{hybrid::HybridBrain, openai::OpenAiBrain, rules, Brain, DecideRequest, Decision},
     engine::EndReason,
     persona::{simulate, Persona, Rule},
-    script::{Condition, Script, Step},
+    script::{Condition, Script, Step, ThinkingEffort},
     text::Conversation,
     tools::{RecordingSms, Tools},
 };
@@ -36,6 +36,10 @@ struct Fake {
     mode: Arc<Mutex<Mode>>,
     requests: Arc<AtomicUsize>,
     decisions: Arc<AtomicUsize>,
+    /// Decisions whose schema asked for reasoning first (`deep` steps).
+    reasoned: Arc<AtomicUsize>,
+    /// The most turns of history a decision carried.
+    longest_history: Arc<AtomicUsize>,
     failed_once: Arc<AtomicUsize>,
 }
 
@@ -73,6 +77,14 @@ async fn completions(State(fake): State<Fake>, Json(body): Json<Value>) -> axum:
         (Mode::Malformed, _) => "I think the caller agreed!".to_owned(),
         (_, "decision") => {
             fake.decisions.fetch_add(1, Ordering::SeqCst);
+            let schema = &body["response_format"]["json_schema"]["schema"];
+            if schema["properties"].get("_reasoning").is_some() {
+                let required = schema["required"].as_array().unwrap();
+                assert_eq!(required[0], "_reasoning", "reasoning comes first: {schema}");
+                fake.reasoned.fetch_add(1, Ordering::SeqCst);
+            }
+            let turns = user["history"].as_array().unwrap().len();
+            fake.longest_history.fetch_max(turns, Ordering::SeqCst);
             decide_like_a_model(&user).to_string()
         }
         (_, "turn") => json!({"say": user["instruction"]}).to_string(),
@@ -143,6 +155,8 @@ async fn fake(mode: Mode) -> (String, Fake) {
         mode: Arc::new(Mutex::new(mode)),
         requests: Arc::default(),
         decisions: Arc::default(),
+        reasoned: Arc::default(),
+        longest_history: Arc::default(),
         failed_once: Arc::default(),
     };
     let app = Router::new()
@@ -291,6 +305,46 @@ async fn hybrid_asks_the_model_only_when_rules_are_unsure() {
     *state.mode.lock().unwrap() = Mode::Malformed;
     let (_, a) = converse(hybrid, Persona::hangs_up_early()).await;
     assert_eq!(a.brain, "hybrid (rules fallback)");
+}
+
+/// The example with every step at one thinking effort.
+fn at_effort(effort: ThinkingEffort) -> Arc<Script> {
+    let mut s = (*example()).clone();
+    for step in s.flows.iter_mut().flat_map(|f| f.steps.iter_mut()) {
+        step.thinking_effort = effort;
+    }
+    Arc::new(s)
+}
+
+#[tokio::test]
+async fn thinking_effort_decides_who_reads_the_callee() {
+    let (url, state) = fake(Mode::Normal).await;
+    let hybrid: Arc<dyn Brain> = Arc::new(HybridBrain::new(openai(&url, 2000)));
+    // Fast: rules alone, even for the budget answer normal effort sends to the model.
+    let (c, _) = converse_with(at_effort(ThinkingEffort::Fast), hybrid.clone(), buyer()).await;
+    assert_eq!(c.path(), ["greet", "feedback", "offer", "budget"]);
+    assert_eq!(
+        state.decisions.load(Ordering::SeqCst),
+        0,
+        "fast never waits for the model"
+    );
+    // Deep: the model reads every answer, reasoning first.
+    let (c, _) = converse_with(at_effort(ThinkingEffort::Deep), hybrid, buyer()).await;
+    assert_eq!(c.path(), ["greet", "feedback", "offer", "budget"]);
+    let decisions = state.decisions.load(Ordering::SeqCst);
+    assert_eq!(decisions, 4, "one decision per answer");
+    assert_eq!(state.reasoned.load(Ordering::SeqCst), decisions);
+    assert!(
+        state.longest_history.load(Ordering::SeqCst) > 4,
+        "deep sends the whole history"
+    );
+    // Fast on the model itself: a short history and no reasoning.
+    let (url, state) = fake(Mode::Normal).await;
+    let (c, _) = converse_with(at_effort(ThinkingEffort::Fast), Arc::new(openai(&url, 2000)), buyer()).await;
+    assert_eq!(c.path(), ["greet", "feedback", "offer", "budget"]);
+    assert!(state.decisions.load(Ordering::SeqCst) >= 4);
+    assert_eq!(state.reasoned.load(Ordering::SeqCst), 0);
+    assert_eq!(state.longest_history.load(Ordering::SeqCst), 4);
 }
 
 /// The same conversations as `rules` (every example, every stock persona): through the protocol,

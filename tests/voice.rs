@@ -569,6 +569,8 @@ async fn web_call_in_chromium(backend: Backend) {
     assert!(ok, "{report:#}");
     eprintln!("softphone saw: {}", report["transcript"]);
     assert_eq!(report["status"], "ended", "{report:#}");
+    // Browsers offer Opus first; the PCMU path is the Rust phone's (it offers only PCMU).
+    assert_eq!(report["codec"], "audio/opus", "{report:#}");
     assert!(
         report["heardAudioMs"].as_u64().unwrap() > 1000,
         "the page heard the assistant: {report:#}"

@@ -31,6 +31,10 @@ pub enum ApiError {
         message: String,
         details: Map<String, Value>,
     },
+    /// Well-formed, but a rule of the team refuses it (422 with the rule's own code, e.g.
+    /// `do_not_call`).
+    #[error("{message}")]
+    Refused { message: String, code: &'static str },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -51,7 +55,8 @@ pub struct ErrorBody {
     /// What went wrong, in words; names the field for input errors.
     pub message: String,
     /// Stable machine-readable kind: bad_request, unauthorized, not_found, method_not_allowed,
-    /// conflict, payload_too_large, unsupported_media_type, rate_limited, unavailable, internal.
+    /// conflict, do_not_call (422: the number is on the team's do-not-call list),
+    /// payload_too_large, unsupported_media_type, rate_limited, unavailable, internal.
     pub code: String,
     /// Individual problems, when there are several (e.g. schema violations).
     #[schema(nullable = false)]
@@ -106,6 +111,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -140,6 +146,10 @@ impl From<crate::calls::CreateCallError> for ApiError {
             e @ E::ContactHasOther { object_id, .. } => {
                 ApiError::conflict(e.to_string()).with("object_id", object_id.to_string())
             }
+            e @ E::DoNotCall(_) => ApiError::Refused {
+                message: e.to_string(),
+                code: "do_not_call",
+            },
             E::Store(s) => s.into(),
         }
     }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod automations;
 pub mod calls;
 pub mod contacts;
+pub mod do_not_call;
 pub mod error;
 pub mod extract;
 pub mod hooks;
@@ -218,6 +219,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/executions/{execution_id}/retry",
             post(automations::retry_execution),
+        )
+        .route("/api/v1/dnc", post(do_not_call::add).get(do_not_call::list))
+        .route(
+            "/api/v1/dnc/import",
+            post(do_not_call::import).layer(DefaultBodyLimit::max(do_not_call::IMPORT_MAX_BYTES)),
+        )
+        .route(
+            "/api/v1/dnc/{phone_number}",
+            get(do_not_call::get).delete(do_not_call::remove),
         )
         .route("/api/v1/phone-numbers", post(numbers::create).get(numbers::list))
         .route(

@@ -15,7 +15,10 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, numbers, objects, scripts, voice, webhooks};
+use super::{
+    automations, calls, contacts, do_not_call, error::ErrorBody, hooks, lists, numbers, objects, scripts, voice,
+    webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,6 +47,7 @@ use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, number
         automations::enable, automations::disable, automations::rotate_hook,
         automations::list_executions, automations::get_execution, automations::retry_execution,
         numbers::create, numbers::list, numbers::get, numbers::update, numbers::delete,
+        do_not_call::add, do_not_call::list, do_not_call::get, do_not_call::remove, do_not_call::import,
         hooks::receive,
         webhooks::create, webhooks::list, webhooks::get, webhooks::replace, webhooks::delete, webhooks::rotate_secret,
         webhooks::list_deliveries, webhooks::get_delivery, webhooks::redeliver,
@@ -52,7 +56,7 @@ use super::{automations, calls, contacts, error::ErrorBody, hooks, lists, number
     modifiers(&Conventions),
     tags(
         (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"), (name = "Calls"), (name = "Scripts"),
-        (name = "Phone numbers"), (name = "Automations"), (name = "Webhooks"),
+        (name = "Phone numbers"), (name = "Do not call"), (name = "Automations"), (name = "Webhooks"),
     ),
 )]
 pub struct ApiDoc;

@@ -1,6 +1,7 @@
 //! The one calls service: every rule of creating a call, whoever asks (create-phone-call,
 //! create-web-call, an automation's create-call step, `voxd simulate inbound`). It checks the
-//! request against the team's data (script, caller id, object type and schema, sizes, policy), then
+//! request against the team's data (script, caller id, object type and schema, sizes, policy, the
+//! do-not-call list), then
 //! writes the contact, the object and its link, and the call in one transaction, so a refusal
 //! leaves nothing behind.
 
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     conversation::script::ScriptType,
+    do_not_call,
     domain::{
         call::{CallingWindow, Progress, RetryPolicy},
         contact::ContactInput,
@@ -158,6 +160,9 @@ pub enum CreateCallError {
         "object type `{type_name}` is unique by contact and the contact is already linked to another object of it"
     )]
     ContactHasOther { type_name: String, object_id: Uuid },
+    /// An outbound call to a number on the team's do-not-call list.
+    #[error("{0} is on your team's do-not-call list")]
+    DoNotCall(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -226,6 +231,15 @@ pub async fn prepare(db: &Db, team: &TeamScope, new: NewCall, at: DateTime<Utc>)
                 .ok_or(CreateCallError::NotFound("Contact"))?,
         ),
     };
+    if let Kind::Outbound { .. } = &new.kind {
+        let to = match &contact {
+            CallContact::Upsert(c) => &c.phone_number,
+            CallContact::Existing(c) => &c.phone_number,
+        };
+        if do_not_call::is_listed(db, team.id, to).await? {
+            return Err(CreateCallError::DoNotCall(to.clone()));
+        }
+    }
     let script = db
         .get_script(team.id, new.script_id)
         .await?

@@ -13,7 +13,14 @@ use uuid::Uuid;
 use crate::{
     carrier::{Carrier, Dial, Leg, Placed, ProgressSink},
     clock::Clock,
-    conversation::{brain::Brain, context::CallContext, engine::EndReason, script::Script, tools::Tools},
+    conversation::{
+        brain::{rules, Brain},
+        context::CallContext,
+        engine::EndReason,
+        script::Script,
+        tools::Tools,
+    },
+    do_not_call,
     domain::call::{CallStatus, Progress},
     session,
     store::{calls::Call, Db},
@@ -324,8 +331,19 @@ impl Dispatcher {
                 }
             })
         };
+        // A number put on the do-not-call list after the call was scheduled: it ends here, not
+        // ringing, and is not tried again.
+        let suppressed =
+            call.call_type == "outbound" && do_not_call::is_listed(&self.db, call.team_id, &dial.to_number).await?;
         // The carrier connects (or not); the session runs the conversation over the leg.
         let (placed, carrier) = match connect {
+            Connect::Place if suppressed => (
+                Placed::NotConnected {
+                    status: CallStatus::Failed,
+                    end_reason: "do_not_call".into(),
+                },
+                "none",
+            ),
             Connect::Place => (self.carrier.place(dial, &sink).await, self.carrier.name()),
             Connect::Joined(leg, carrier) => (Placed::Answered(leg), carrier),
         };
@@ -381,6 +399,18 @@ impl Dispatcher {
             }
         };
         heartbeat.abort();
+        // "Don't call me again" puts the number on the list (the number the call was with: a web
+        // call's browser is not the contact's phone).
+        let with = match call.call_type.as_str() {
+            "outbound" => call.to_number.as_deref(),
+            "inbound" => call.from_number.as_deref(),
+            _ => None,
+        };
+        if let Some(number) = with.filter(|_| rules::asked_not_to_be_called(&attempt.transcript)) {
+            if let Err(e) = do_not_call::requested_on_call(&self.db, call.team_id, number, call.id).await {
+                tracing::error!(call_id = %call.id, error = %e, "the callee asked not to be called again, and listing the number failed");
+            }
+        }
         // An analysis that is done within the grace is recorded with the attempt's end, its
         // `processing` step included, in one write; a longer one shows `processing` while it runs.
         let (analysis, processing_at) = match &attempt.engine {
@@ -411,10 +441,13 @@ impl Dispatcher {
             "analysis": analysis,
         });
         let now = self.clock.now();
-        let retry = call
-            .retry_policy
-            .0
-            .next_attempt(call.attempts as u32, attempt.status, now);
+        let retry = if suppressed {
+            None
+        } else {
+            call.retry_policy
+                .0
+                .next_attempt(call.attempts as u32, attempt.status, now)
+        };
         let status = attempt.status.as_str();
         if !self
             .db

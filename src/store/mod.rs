@@ -6,6 +6,7 @@
 pub mod automations;
 pub mod calls;
 pub mod contacts;
+pub mod do_not_call;
 pub mod idempotency;
 pub mod keys;
 pub mod lists;

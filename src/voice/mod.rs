@@ -2,14 +2,16 @@
 //!
 //! - [`pipeline`]: a [`Leg`](crate::carrier::Leg) over audio frames: VAD, end of turn, speech to
 //!   text, text to speech, barge-in, playout, recording. Transport-agnostic.
-//! - [`webrtc`]: a browser's media (str0m, ICE-lite, DTLS-SRTP, PCMU).
+//! - [`webrtc`]: a browser's media (str0m, ICE-lite, DTLS-SRTP, Opus or PCMU).
 //! - [`gateway`], [`sip`], [`digest`]: SIP over WebSocket for browser softphones, on the API port.
-//! - [`speech`]: the STT and TTS engines; [`audio`]: frames, G.711, resampling;
+//! - [`speech`]: the STT and TTS engines; [`keywords`]: the script's terms spelled right in
+//!   transcripts; [`audio`]: frames, G.711, resampling;
 //!   [`recording`]: both sides to FLAC.
 
 pub mod audio;
 pub mod digest;
 pub mod gateway;
+pub mod keywords;
 pub mod pipeline;
 pub mod recording;
 pub mod sip;

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use super::{
     audio::{self, FRAME, FRAME_MS},
+    keywords,
     recording::{self, Recorder},
     speech::{SpeechToText, TextToSpeech},
 };
@@ -647,7 +648,11 @@ impl Pipeline {
         let (stt, keywords, heard) = (self.options.stt.clone(), self.listening.keywords.clone(), heard.clone());
         tokio::spawn(async move {
             let samples = audio::resample(&audio::to_f32(&samples), audio::RATE, 16000);
-            let text = stt.transcribe(samples, &keywords).await.map_err(|e| e.to_string());
+            let text = stt
+                .transcribe(samples, &keywords)
+                .await
+                .map(|t| keywords::spell(&t, &keywords))
+                .map_err(|e| e.to_string());
             let _ = heard.send(Transcribed { seq, text });
         });
     }

@@ -1,8 +1,10 @@
 //! Browser media: str0m as an ICE-lite answerer with DTLS-SRTP, one UDP port per call from the
 //! configured range. voxd has a reachable address, so it needs no STUN of its own: ICE-lite
 //! offers one host candidate (the public address when one is set) and learns the browser's
-//! address from its connectivity checks. Audio is PCMU (G.711 µ-law, 8 kHz, what the line runs
-//! at); RFC 4733 telephone events arrive as DTMF.
+//! address from its connectivity checks. Audio is Opus when the browser offers it (every browser
+//! does: less bandwidth, and its decoder conceals lost packets) and PCMU (G.711 µ-law) otherwise;
+//! either way the pipeline hears and speaks the line rate (8 kHz). RFC 4733 telephone events
+//! arrive as DTMF.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -89,15 +91,14 @@ pub async fn answer(offer: &str, settings: &MediaSettings, inbound: mpsc::Sender
     let mut config = RtcConfig::new()
         .set_ice_lite(true)
         .clear_codecs()
+        .enable_opus(true, false)
         .enable_pcmu(true, false);
-    config.codec_config().add_config(
-        101.into(),
-        None,
-        Codec::Tele,
-        Frequency::EIGHT_KHZ,
-        None,
-        FormatParams::default(),
-    );
+    // Telephone events at both clocks: browsers send them at the clock of the audio codec in use.
+    for (pt, clock) in [(101, Frequency::EIGHT_KHZ), (126, Frequency::FORTY_EIGHT_KHZ)] {
+        config
+            .codec_config()
+            .add_config(pt.into(), None, Codec::Tele, clock, None, FormatParams::default());
+    }
     let mut rtc = config.build(Instant::now());
     let advertised = SocketAddr::new(settings.public.unwrap_or(settings.bind), local.port());
     let candidate = Candidate::host(advertised, "udp").map_err(|e| format!("bad media address {advertised}: {e}"))?;
@@ -107,9 +108,10 @@ pub async fn answer(offer: &str, settings: &MediaSettings, inbound: mpsc::Sender
         .accept_offer(offer)
         .map_err(|e| format!("cannot answer the offer: {e}"))?;
     let sdp = answer.to_sdp_string();
-    if !sdp.contains("PCMU") {
-        return Err("the offer has no PCMU audio (voxd speaks G.711 µ-law to browsers)".into());
+    if !sdp.contains("opus/48000") && !sdp.contains("PCMU") {
+        return Err("the offer has neither Opus nor PCMU audio (voxd speaks one of them to browsers)".into());
     }
+    let voice = Voice::new()?;
     let (outbound, out_rx) = mpsc::channel(64);
     let (notices_tx, notices) = mpsc::unbounded_channel();
     let peer = Peer {
@@ -121,6 +123,7 @@ pub async fn answer(offer: &str, settings: &MediaSettings, inbound: mpsc::Sender
         connected: false,
         sent: 0,
         last_dtmf: None,
+        voice,
     };
     tokio::spawn(peer.run(out_rx, notices_tx, settings.connect_timeout));
     Ok(Answered { sdp, outbound, notices })
@@ -137,6 +140,53 @@ struct Peer {
     sent: u64,
     /// The last telephone event reported (its RTP time), so repeats of its end are not new keys.
     last_dtmf: Option<MediaTime>,
+    voice: Voice,
+}
+
+/// Opus at the line rate, both ways. libopus resamples inside: the browser's 48 kHz stream
+/// decodes straight to 8 kHz, and 8 kHz frames encode as narrowband Opus the browser plays.
+struct Voice {
+    encoder: opus::Encoder,
+    decoder: opus::Decoder,
+    /// Decoded samples not yet handed on as a whole frame (Opus packets may be 10 to 120 ms).
+    pending: Vec<i16>,
+}
+
+impl Voice {
+    fn new() -> Result<Self, String> {
+        let encoder = opus::Encoder::new(audio::RATE, opus::Channels::Mono, opus::Application::Voip)
+            .map_err(|e| format!("opus encoder: {e}"))?;
+        let decoder =
+            opus::Decoder::new(audio::RATE, opus::Channels::Mono).map_err(|e| format!("opus decoder: {e}"))?;
+        Ok(Voice {
+            encoder,
+            decoder,
+            pending: Vec::new(),
+        })
+    }
+
+    /// One packet's audio as line-rate frames; a packet that does not decode is concealed
+    /// (libopus fills the gap) rather than dropped, so the callee's timing holds.
+    fn decode(&mut self, packet: &[u8]) -> Vec<Vec<i16>> {
+        // The longest Opus packet: 120 ms.
+        let mut buf = [0i16; audio::RATE as usize * 120 / 1000];
+        let n = match self.decoder.decode(packet, &mut buf, false) {
+            Ok(n) => n,
+            Err(_) => self.decoder.decode(&[], &mut buf[..audio::FRAME], false).unwrap_or(0),
+        };
+        self.pending.extend_from_slice(&buf[..n]);
+        let whole = self.pending.len() / audio::FRAME * audio::FRAME;
+        self.pending
+            .drain(..whole)
+            .collect::<Vec<_>>()
+            .chunks(audio::FRAME)
+            .map(<[i16]>::to_vec)
+            .collect()
+    }
+
+    fn encode(&mut self, frame: &[i16]) -> Option<Vec<u8>> {
+        self.encoder.encode_vec(frame, 400).ok()
+    }
 }
 
 enum Ended {
@@ -189,6 +239,11 @@ impl Peer {
             Event::Connected => self.connected = true,
             Event::MediaAdded(m) if m.kind == MediaKind::Audio => self.mid = Some(m.mid),
             Event::MediaData(d) => match d.params.spec().codec {
+                Codec::Opus => {
+                    for frame in self.voice.decode(&d.data) {
+                        let _ = self.inbound.try_send(Inbound::Audio(frame));
+                    }
+                }
                 Codec::PCMU => {
                     let frame: Vec<i16> = d.data.iter().map(|&b| audio::ulaw_decode(b)).collect();
                     let _ = self.inbound.try_send(Inbound::Audio(frame));
@@ -260,15 +315,23 @@ impl Peer {
             return;
         };
         let Some(writer) = self.rtc.writer(mid) else { return };
-        let Some(pt) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == Codec::PCMU)
-            .map(|p| p.pt())
-        else {
+        // Opus when the answer carries it; its RTP clock is always 48 kHz.
+        let Some((pt, codec)) = [Codec::Opus, Codec::PCMU].into_iter().find_map(|c| {
+            writer
+                .payload_params()
+                .find(|p| p.spec().codec == c)
+                .map(|p| (p.pt(), c))
+        }) else {
             return;
         };
-        let bytes: Vec<u8> = frame.iter().map(|&s| audio::ulaw_encode(s)).collect();
-        let time = MediaTime::new(self.sent, Frequency::EIGHT_KHZ);
+        let (bytes, time) = if codec == Codec::Opus {
+            let Some(packet) = self.voice.encode(frame) else { return };
+            let time = MediaTime::new(self.sent * 6, Frequency::FORTY_EIGHT_KHZ);
+            (packet, time)
+        } else {
+            let bytes = frame.iter().map(|&s| audio::ulaw_encode(s)).collect();
+            (bytes, MediaTime::new(self.sent, Frequency::EIGHT_KHZ))
+        };
         self.sent += frame.len() as u64;
         if let Err(e) = writer.write(pt, Instant::now(), time, bytes) {
             tracing::debug!(error = %e, "audio frame not sent");

@@ -5,7 +5,11 @@
 use async_trait::async_trait;
 
 use super::{openai::OpenAiBrain, rules, AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
-use crate::conversation::{analysis::Analysis, script::Script, transcript::Turn};
+use crate::conversation::{
+    analysis::Analysis,
+    script::{Script, ThinkingEffort},
+    transcript::Turn,
+};
 
 pub struct HybridBrain {
     model: OpenAiBrain,
@@ -23,21 +27,28 @@ impl Brain for HybridBrain {
         "hybrid"
     }
 
+    /// The step's thinking effort chooses who reads the callee: `fast`, rules alone (their best
+    /// reading, no model round-trip); `normal`, rules where sure and the model for the rest;
+    /// `deep`, the model every turn, except that a stop request rules are sure of (do not call
+    /// me, goodbye) is never argued with.
     async fn decide(&self, req: DecideRequest<'_>) -> Result<Decision, BrainError> {
-        let sure = rules::decide(&DecideRequest {
-            only_if_sure: true,
-            ..req
-        });
-        match sure {
-            Decision::Unclear => {
-                self.model
-                    .decide(DecideRequest {
-                        only_if_sure: false,
-                        ..req
-                    })
-                    .await
-            }
-            decided => Ok(decided),
+        let rules_only = |only_if_sure| rules::decide(&DecideRequest { only_if_sure, ..req });
+        let model = || {
+            self.model.decide(DecideRequest {
+                only_if_sure: false,
+                ..req
+            })
+        };
+        match req.step.thinking_effort {
+            ThinkingEffort::Fast => Ok(rules_only(false)),
+            ThinkingEffort::Normal => match rules_only(true) {
+                Decision::Unclear => model().await,
+                decided => Ok(decided),
+            },
+            ThinkingEffort::Deep => match rules_only(true) {
+                stop @ Decision::EndCall(_) => Ok(stop),
+                _ => model().await,
+            },
         }
     }
 

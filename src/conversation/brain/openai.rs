@@ -14,11 +14,13 @@ use serde_json::{json, Map, Value};
 use super::{AnalyseRequest, Brain, BrainError, DecideRequest, Decision};
 use crate::conversation::{
     analysis::{typed_data, Analysis, ObjectiveResult, SuccessEvaluation},
-    script::{FieldType, Script},
+    script::{FieldType, Script, ThinkingEffort},
     transcript::{Role, Turn},
 };
 
 const OPENAI_URL: &str = "https://api.openai.com/v1";
+/// Turns of history a `fast` step sends with a decision.
+const FAST_HISTORY: usize = 4;
 
 pub struct OpenAiBrain {
     client: reqwest::Client,
@@ -182,27 +184,46 @@ impl Brain for OpenAiBrain {
             .enumerate()
             .map(|(i, c)| json!({"index": i, "when": if c.otherwise { "otherwise (none of the others)" } else { c.when.as_deref().unwrap_or_default() }, "keywords": c.keywords}))
             .collect();
-        let system = "You follow a phone call script. Given the step the assistant is on, its numbered \
+        let mut system = "You follow a phone call script. Given the step the assistant is on, its numbered \
             conditions and what the callee just said, reply with JSON: action `condition` with the index \
             of the condition that holds; or `answer` with a short spoken reply when the callee asked an \
             off-script question (use only the knowledge base and guidelines); or `end_call` with a polite \
             goodbye when the callee wants no more calls; or `unclear`."
             .to_owned();
+        // The step's thinking effort: `fast` sends only the recent turns (a shorter prompt is read
+        // sooner); `deep` has the model reason first, in a field before its answer (more tokens,
+        // a later answer, fewer misreadings of hedged or indirect replies).
+        let effort = req.step.thinking_effort;
+        let recent = match effort {
+            ThinkingEffort::Fast => &req.transcript[req.transcript.len().saturating_sub(FAST_HISTORY)..],
+            _ => req.transcript,
+        };
         let user = json!({
             "step": {"id": req.step.id, "script": req.step.script},
             "conditions": conditions,
             "callee_said": req.utterance,
-            "history": history(req.transcript),
+            "history": history(recent),
             "knowledge": knowledge(req.script),
         });
+        let mut properties = json!({
+            "action": {"type": "string", "enum": ["condition", "answer", "end_call", "unclear"]},
+            "condition": {"type": "integer"},
+            "reply": {"type": "string"}
+        });
+        if effort == ThinkingEffort::Deep {
+            system.push_str(
+                " First write in `_reasoning`, in two or three sentences, what the callee means given the \
+                 whole history (hedges, indirect answers, corrections); then decide.",
+            );
+            // Models write fields in schema order and our maps order keys by name: the leading
+            // underscore puts the reasoning before the answer it is for.
+            properties["_reasoning"] = json!({"type": "string"});
+        }
+        let required: Vec<&String> = properties.as_object().map(|p| p.keys().collect()).unwrap_or_default();
         let schema = json!({
             "type": "object",
-            "properties": {
-                "action": {"type": "string", "enum": ["condition", "answer", "end_call", "unclear"]},
-                "condition": {"type": "integer"},
-                "reply": {"type": "string"}
-            },
-            "required": ["action", "condition", "reply"],
+            "properties": properties,
+            "required": required,
             "additionalProperties": false
         });
         let v = self.ask("decision", system, user, schema).await?;

@@ -547,6 +547,14 @@ fn not_here(n: &str) -> bool {
     no_x_here || xs_not_here
 }
 
+/// Whether the callee asked, in any of their turns, not to be called again.
+pub fn asked_not_to_be_called(transcript: &[Turn]) -> bool {
+    transcript
+        .iter()
+        .filter(|t| t.role == Role::User)
+        .any(|t| intents(&t.text).first() == Some(&Intent::DoNotCall))
+}
+
 /// The intents in an utterance, strongest first.
 pub fn intents(text: &str) -> Vec<Intent> {
     let n = normalise(text);
