@@ -32,8 +32,9 @@ for _ in $(seq 1 100); do
 done
 curl -sf "http://127.0.0.1:$port/api/v1/openapi.json" >"$work/openapi.json"
 "$venv/bin/openapi-spec-validator" "$work/openapi.json"
-# Recordings are audio/flac; the generator knows binary bodies only as application/octet-stream.
-printf 'post_hooks: []\ncontent_type_overrides:\n  audio/flac: application/octet-stream\n' >"$work/generator.yaml"
+# Recordings are audio/flac and imports text/csv; the generator knows such bodies only as
+# application/octet-stream (bytes).
+printf 'post_hooks: []\ncontent_type_overrides:\n  audio/flac: application/octet-stream\n  text/csv: application/octet-stream\n' >"$work/generator.yaml"
 (cd "$work" && "$venv/bin/openapi-python-client" generate --path openapi.json --meta none \
   --output-path voxd_client --config generator.yaml) >"$work/generate.log" 2>&1 || { cat "$work/generate.log"; exit 1; }
 if grep -qiE "warning|unable|could not" "$work/generate.log"; then

@@ -413,7 +413,44 @@ async fn operators_manage_scripts_automations_and_numbers(app: &TestApp) {
     assert!(r.contains("no team named or with id `nobody` in the database"), "{r}");
 }
 
+async fn operators_keep_a_do_not_call_list(app: &TestApp) {
+    let added = stdout(&voxd(
+        app,
+        &[
+            "dnc",
+            "add",
+            "--team",
+            "acme",
+            "0429 069 971",
+            "--reason",
+            "asked by email",
+        ],
+    ));
+    assert_eq!(added.trim(), "+61429069971 added");
+    let again = stdout(&voxd(app, &["dnc", "add", "--team", "acme", "+61429069971"]));
+    assert_eq!(again.trim(), "+61429069971 listed already");
+    assert!(!voxd(app, &["dnc", "add", "--team", "acme", "hello"]).status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("dnc.csv");
+    std::fs::write(&csv, "phone_number,reason\n0429069972,form\nnope,\n0429069971,dup\n").unwrap();
+    let imported = voxd(app, &["dnc", "import", "--team", "acme", csv.to_str().unwrap()]);
+    assert_eq!(stdout(&imported).trim(), "1 added, 1 listed already, 1 refused");
+    let warned = String::from_utf8_lossy(&imported.stderr);
+    assert!(warned.contains("line 3"), "{warned}");
+    let listed = stdout(&voxd(app, &["dnc", "list", "--team", "acme"]));
+    assert!(
+        listed.contains("+61429069971") && listed.contains("asked by email"),
+        "{listed}"
+    );
+    assert!(listed.contains("+61429069972") && listed.contains("form"), "{listed}");
+    let removed = stdout(&voxd(app, &["dnc", "remove", "--team", "acme", "0429069971"]));
+    assert!(removed.contains("+61429069971 removed"), "{removed}");
+    let r = stderr(&voxd(app, &["dnc", "remove", "--team", "acme", "0429069971"]));
+    assert!(r.contains("not") && r.contains("in the database"), "{r}");
+}
+
 on_both_backends!(
+    operators_keep_a_do_not_call_list,
     operators_manage_scripts_automations_and_numbers,
     simulate_inbound_answers_with_the_numbers_script,
     teams_and_keys_from_the_command_line,

@@ -666,10 +666,17 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
         .get(&format!("/api/v1/webhook-endpoints/{endpoint_id}/deliveries"))
         .await;
     let delivery_id = deliveries.body["deliveries"][0]["id"].as_str().unwrap().to_owned();
+    app.post(
+        "/api/v1/dnc",
+        &json!({"phone_number": "0412345673", "reason": "Buyers"}),
+    )
+    .await
+    .ok(201);
     let numbers = app.get("/api/v1/phone-numbers").await;
     let number_id = numbers.body["phone_numbers"][0]["id"].as_str().unwrap().to_owned();
     let ids: std::collections::HashMap<&str, String> = [
         ("number_id", number_id.clone()),
+        ("phone_number", "+61412345673".to_owned()),
         ("contact_id", contact_id.clone()),
         ("list_id", list_id.clone()),
         ("object_id", object_id.clone()),
@@ -761,6 +768,7 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
             json!("Ann"),
         ),
         (format!("/api/v1/lists/{list_id}"), "/list/name", json!("Buyers")),
+        ("/api/v1/dnc/+61412345673".to_owned(), "/entry/reason", json!("Buyers")),
         (
             format!("/api/v1/objects/{object_id}"),
             "/object/data/address",

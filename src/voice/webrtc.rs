@@ -2,7 +2,8 @@
 //! configured range. voxd has a reachable address, so it needs no STUN of its own: ICE-lite
 //! offers one host candidate (the public address when one is set) and learns the browser's
 //! address from its connectivity checks. Audio is Opus when the browser offers it (every browser
-//! does: less bandwidth, and its decoder conceals lost packets) and PCMU (G.711 µ-law) otherwise;
+//! does: less bandwidth, and its decoder conceals lost packets) and voxd is built with the `opus`
+//! feature (libopus, needs Debian's libopus-dev or cmake), PCMU (G.711 µ-law) otherwise;
 //! either way the pipeline hears and speaks the line rate (8 kHz). RFC 4733 telephone events
 //! arrive as DTMF.
 
@@ -91,7 +92,7 @@ pub async fn answer(offer: &str, settings: &MediaSettings, inbound: mpsc::Sender
     let mut config = RtcConfig::new()
         .set_ice_lite(true)
         .clear_codecs()
-        .enable_opus(true, false)
+        .enable_opus(cfg!(feature = "opus"), false)
         .enable_pcmu(true, false);
     // Telephone events at both clocks: browsers send them at the clock of the audio codec in use.
     for (pt, clock) in [(101, Frequency::EIGHT_KHZ), (126, Frequency::FORTY_EIGHT_KHZ)] {
@@ -143,6 +144,7 @@ struct Peer {
     voice: Voice,
 }
 
+#[cfg(feature = "opus")]
 /// Opus at the line rate, both ways. libopus resamples inside: the browser's 48 kHz stream
 /// decodes straight to 8 kHz, and 8 kHz frames encode as narrowband Opus the browser plays.
 struct Voice {
@@ -152,6 +154,7 @@ struct Voice {
     pending: Vec<i16>,
 }
 
+#[cfg(feature = "opus")]
 impl Voice {
     fn new() -> Result<Self, String> {
         let encoder = opus::Encoder::new(audio::RATE, opus::Channels::Mono, opus::Application::Voip)
@@ -186,6 +189,25 @@ impl Voice {
 
     fn encode(&mut self, frame: &[i16]) -> Option<Vec<u8>> {
         self.encoder.encode_vec(frame, 400).ok()
+    }
+}
+
+/// Built without the `opus` feature, Opus is never negotiated and this is never fed.
+#[cfg(not(feature = "opus"))]
+struct Voice;
+
+#[cfg(not(feature = "opus"))]
+impl Voice {
+    fn new() -> Result<Self, String> {
+        Ok(Voice)
+    }
+
+    fn decode(&mut self, _packet: &[u8]) -> Vec<Vec<i16>> {
+        Vec::new()
+    }
+
+    fn encode(&mut self, _frame: &[i16]) -> Option<Vec<u8>> {
+        None
     }
 }
 
