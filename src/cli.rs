@@ -1288,7 +1288,10 @@ async fn dnc(db: &Db, cmd: DncCommand) -> anyhow::Result<()> {
                     std::fs::File::open(&file).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", file.display()))?,
                 )
             };
-            let report = do_not_call::import(db, &(&team).into(), std::io::BufReader::new(input))
+            let rows = crate::import::CsvRows::read(input, u64::MAX, do_not_call::IMPORT_BATCH)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let report = do_not_call::import(db, &(&team).into(), rows)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             for r in &report.invalid {

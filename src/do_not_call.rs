@@ -4,8 +4,6 @@
 //! to a listed number is refused when it is created and, for numbers listed after that, ends
 //! without ringing when it is due; a callee who asks not to be called again is listed.
 
-use std::io::Read;
-
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -13,15 +11,14 @@ use uuid::Uuid;
 use crate::{
     calls::TeamScope,
     domain::{new_id, now, phone, FieldError},
+    import::{CsvError, CsvRows, Refused, RowError},
     store::{do_not_call::Suppression, Db, StoreError},
 };
 
 /// A reason is a note for people: at most this many characters.
 const REASON_MAX_CHARS: usize = 500;
 /// Rows written per transaction on import.
-const IMPORT_BATCH: usize = 500;
-/// Refused rows reported by an import (the count covers them all).
-const INVALID_REPORTED: usize = 1000;
+pub const IMPORT_BATCH: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuppressionError {
@@ -29,9 +26,10 @@ pub enum SuppressionError {
     Invalid(#[from] FieldError),
     #[error("{0} is not on the do-not-call list")]
     NotListed(String),
-    /// The file is not CSV with a `phone_number` column.
-    #[error("{0}")]
-    Csv(String),
+    #[error("the header row has no `phone_number` column")]
+    NoNumberColumn,
+    #[error(transparent)]
+    Csv(#[from] CsvError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -104,14 +102,6 @@ pub async fn requested_on_call(db: &Db, team_id: Uuid, e164: &str, call_id: Uuid
     Ok(added)
 }
 
-/// A CSV row that was not imported.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RowError {
-    /// The row's line in the file (the header is line 1).
-    pub row: u64,
-    pub reason: String,
-}
-
 /// What an import did.
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct Imported {
@@ -125,70 +115,38 @@ pub struct Imported {
     pub invalid: Vec<RowError>,
 }
 
-impl Imported {
-    fn refuse(&mut self, row: u64, reason: String) {
-        self.invalid_count += 1;
-        if self.invalid.len() < INVALID_REPORTED {
-            self.invalid.push(RowError { row, reason });
-        }
-    }
-}
-
-/// Imports a CSV with a header row: `phone_number` (required) and `reason` (optional); other
-/// columns are ignored. Rows are written in batches, each in one transaction; a refused row
-/// (not a number, reason too long) is reported and the rest go in. Importing a file again adds
-/// nothing.
-pub async fn import(db: &Db, team: &TeamScope, input: impl Read) -> Result<Imported, SuppressionError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let headers = reader
-        .headers()
-        .map_err(|e| SuppressionError::Csv(format!("the header row cannot be read: {e}")))?
-        .clone();
-    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let number_at = column("phone_number")
-        .ok_or_else(|| SuppressionError::Csv("the header row has no `phone_number` column".into()))?;
-    let reason_at = column("reason");
-    let mut report = Imported::default();
-    let mut batch = Vec::with_capacity(IMPORT_BATCH);
-    for (i, record) in reader.records().enumerate() {
-        let row = i as u64 + 2;
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                report.refuse(row, format!("not CSV: {e}"));
-                continue;
+/// Imports CSV rows with a `phone_number` column (required) and `reason` (optional); other
+/// columns are ignored. Each batch is written in one transaction; a refused row (not a number,
+/// reason too long) is reported and the rest go in. Importing a file again adds nothing.
+pub async fn import(db: &Db, team: &TeamScope, mut rows: CsvRows) -> Result<Imported, SuppressionError> {
+    let number_at = rows.column("phone_number").ok_or(SuppressionError::NoNumberColumn)?;
+    let reason_at = rows.column("reason");
+    let (mut added, mut already, mut refused) = (0u64, 0u64, Refused::default());
+    while let Some(batch) = rows.next_batch().await {
+        let batch = batch?;
+        let mut entries = Vec::with_capacity(batch.len());
+        for (line, record) in batch {
+            let parsed = record.and_then(|r| {
+                let number = phone::normalize("phone_number", r.get(number_at).unwrap_or_default(), team.region)
+                    .map_err(|e| e.reason)?;
+                let reason =
+                    checked_reason(reason_at.and_then(|i| r.get(i)).map(str::to_owned)).map_err(|e| e.reason)?;
+                Ok((number, reason))
+            });
+            match parsed {
+                Ok((number, reason)) => entries.push(entry(team.id, number, reason)),
+                Err(why) => refused.add(line, why),
             }
-        };
-        let number = record.get(number_at).unwrap_or_default();
-        let parsed = phone::normalize("phone_number", number, team.region).and_then(|n| {
-            Ok((
-                n,
-                checked_reason(reason_at.and_then(|r| record.get(r)).map(str::to_owned))?,
-            ))
-        });
-        match parsed {
-            Ok((number, reason)) => batch.push(entry(team.id, number, reason)),
-            Err(e) => report.refuse(row, e.reason),
         }
-        if batch.len() == IMPORT_BATCH {
-            write_batch(db, &mut batch, &mut report).await?;
-        }
+        let new = db.add_suppressions(&entries).await?;
+        added += new;
+        already += entries.len() as u64 - new;
     }
-    write_batch(db, &mut batch, &mut report).await?;
-    tracing::info!(team_id = %team.id, added = report.added, already = report.already_listed, invalid = report.invalid_count, "do-not-call import");
-    Ok(report)
-}
-
-async fn write_batch(db: &Db, batch: &mut Vec<Suppression>, report: &mut Imported) -> Result<(), StoreError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let added = db.add_suppressions(batch).await?;
-    report.added += added;
-    report.already_listed += batch.len() as u64 - added;
-    batch.clear();
-    Ok(())
+    tracing::info!(team_id = %team.id, added, already, invalid = refused.count, "do-not-call import");
+    Ok(Imported {
+        added,
+        already_listed: already,
+        invalid_count: refused.count,
+        invalid: refused.rows,
+    })
 }

@@ -14,6 +14,8 @@ pub mod conversation;
 pub mod dispatcher;
 pub mod do_not_call;
 pub mod domain;
+pub mod import;
+pub mod lists;
 pub mod numbers;
 pub mod objects;
 pub mod outbound;

@@ -1,4 +1,4 @@
-//! Lists: create, add contacts (per-item outcomes), read with members.
+//! Lists: create, add contacts (per-item outcomes), read with members, import from CSV.
 
 mod common;
 
@@ -193,7 +193,115 @@ async fn concurrent_adds_of_a_new_number_share_one_contact(app: &TestApp) {
     assert_eq!(app.count("list_members").await, 3);
 }
 
+async fn import_csv(app: &TestApp, list_id: &str, content_type: &str, csv: String) -> common::TestResponse {
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/lists/{list_id}/import"))
+        .header("authorization", format!("Bearer {}", app.key))
+        .header("content-type", content_type)
+        .body(axum::body::Body::from(csv))
+        .unwrap();
+    app.send(req).await
+}
+
+async fn members_import_from_csv(app: &TestApp) {
+    let list_id = new_list(app).await;
+    // A contact the team has already: reused as it is.
+    app.post(
+        "/api/v1/create-contact",
+        &json!({"phone_number": "0429069972", "first_name": "Old"}),
+    )
+    .await
+    .ok(201);
+    let mut csv = String::from("phone_number,first_name,last_name,email,timezone,metadata.source,notes\n");
+    csv.push_str("0429 069 971,Ava,Smith,ava@example.com,Australia/Perth,open home,call after 5\n");
+    csv.push_str("+61429069972,New,Name,,,,\n");
+    csv.push_str("not a number,Bob,,,,,\n");
+    csv.push_str("0429069973,Cy,,not-an-email,,,\n");
+    csv.push_str("0429069971,Ava,Again,,,,\n");
+    // Enough rows to cross several batches of 1000.
+    for i in 0..2500 {
+        csv.push_str(&format!("+6141{i:07},Bulk {i},,,,,\n"));
+    }
+    let r = import_csv(app, &list_id, "text/csv", csv.clone()).await;
+    let b = r.ok(200).clone();
+    assert_eq!(
+        (&b["created"], &b["reused"], &b["already_in_list"], &b["invalid_count"]),
+        (&json!(2501), &json!(1), &json!(1), &json!(2)),
+        "{b:#}"
+    );
+    let invalid: Vec<(u64, String)> = b["invalid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_u64().unwrap(), e["reason"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(invalid[0].0, 4, "{invalid:?}");
+    assert!(invalid[0].1.contains("phone_number"), "{invalid:?}");
+    assert_eq!(invalid[1].0, 5);
+    assert!(invalid[1].1.contains("email"), "{invalid:?}");
+    assert_eq!(b["ignored_columns"], json!(["notes"]));
+    // The row's fields and metadata are the contact's; a reused contact keeps its own.
+    let ava = app.get("/api/v1/contacts?phone_number=0429069971").await.ok(200)["contacts"][0].clone();
+    assert_eq!(
+        (&ava["first_name"], &ava["last_name"]),
+        (&json!("Ava"), &json!("Smith"))
+    );
+    assert_eq!(ava["timezone"], "Australia/Perth");
+    assert_eq!(ava["metadata"]["source"], "open home");
+    let old = app.get("/api/v1/contacts?phone_number=0429069972").await.ok(200)["contacts"][0].clone();
+    assert_eq!(old["first_name"], "Old");
+    let list = app.get(&format!("/api/v1/lists/{list_id}")).await.ok(200)["list"].clone();
+    assert_eq!(list["contact_count"], 2502);
+    // The same file again changes nothing.
+    let again = import_csv(app, &list_id, "text/csv; charset=utf-8", csv).await;
+    let b = again.ok(200);
+    assert_eq!(
+        (&b["created"], &b["reused"], &b["already_in_list"], &b["invalid_count"]),
+        (&json!(0), &json!(0), &json!(2503), &json!(2)),
+        "{b:#}"
+    );
+    assert_eq!(app.count("contacts").await, 2502);
+}
+
+async fn list_imports_refuse_what_they_cannot_read(app: &TestApp) {
+    let list_id = new_list(app).await;
+    let csv = || "phone_number\n0429069971\n".to_owned();
+    assert_eq!(import_csv(app, &list_id, "application/json", csv()).await.status, 415);
+    let r = import_csv(app, &list_id, "text/csv", "name,number\nAnn,0429069971\n".into()).await;
+    r.error(400);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("phone_number"),
+        "{}",
+        r.body
+    );
+    import_csv(app, &list_id, "text/csv", String::new()).await.error(400);
+    let unknown = uuid::Uuid::now_v7().to_string();
+    import_csv(app, &unknown, "text/csv", csv()).await.error(404);
+    import_csv(app, "not-an-id", "text/csv", csv()).await.error(404);
+    let (_, other) = app.other_team("others").await;
+    let theirs = app
+        .post_as(&other, "/api/v1/create-list", &json!({"name": "Theirs"}))
+        .await;
+    let theirs = theirs.ok(201)["list_id"].as_str().unwrap().to_owned();
+    import_csv(app, &theirs, "text/csv", csv()).await.error(404);
+    // Said to be over the limit: refused before reading.
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/lists/{list_id}/import"))
+        .header("authorization", format!("Bearer {}", app.key))
+        .header("content-type", "text/csv")
+        .header("content-length", (64u64 * 1024 * 1024 + 1).to_string())
+        .body(axum::body::Body::from(csv()))
+        .unwrap();
+    assert_eq!(app.send(req).await.error(413), "the file is larger than 67108864 bytes");
+    assert_eq!(app.count("contacts").await, 0);
+    assert_eq!(app.count("list_members").await, 0);
+}
+
 on_both_backends!(
+    members_import_from_csv,
+    list_imports_refuse_what_they_cannot_read,
     concurrent_adds_of_a_new_number_share_one_contact,
     create_list_validates_the_name,
     batch_reports_each_item,

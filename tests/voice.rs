@@ -633,7 +633,54 @@ async fn web_call_in_chromium(backend: Backend) {
     v.app.cleanup().await;
 }
 
+/// Keys pressed on the page's keypad travel in the audio stream (RFC 4733 telephone events, at
+/// the Opus clock when Opus was chosen) and reach the script as the callee's input.
+async fn keys_pressed_in_chromium_arrive_in_the_audio(backend: Backend) {
+    if !common::browser_available() {
+        return;
+    }
+    let Some(v) = voice::start_scripted(backend).await else {
+        return;
+    };
+    let (script, contact) = voice::script_and_contact(&v.app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("silence.wav");
+    std::fs::write(&wav, voxd::voice::speech::write_wav(&vec![0i16; 48000 * 20], 48000)).unwrap();
+    let base = format!("http://{}", v.addr);
+    let args = [
+        base.as_str(),
+        &v.app.key,
+        &script,
+        &contact,
+        wav.to_str().unwrap(),
+        "?processing=off",
+        "3000",
+        "5#",
+    ];
+    let (report, ok) = common::run_browser_script("softphone.mjs", &args).await;
+    assert!(ok, "{report:#}");
+    assert_eq!(
+        report["keys"],
+        json!([{"key": "5", "via": "rtp"}, {"key": "#", "via": "rtp"}]),
+        "the page sent telephone events: {report:#}"
+    );
+    let result = ended(&v.app, report["callId"].as_str().unwrap()).await;
+    let heard: String = result["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["role"] == "user")
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        heard.contains('5') && heard.contains('#'),
+        "keys reached the script: {result:#}"
+    );
+    v.app.cleanup().await;
+}
+
 voice_tests!(
+    keys_pressed_in_chromium_arrive_in_the_audio,
     credentials_are_checked,
     a_call_runs_its_script_over_live_audio,
     the_callee_can_talk_over_the_assistant,

@@ -3,9 +3,9 @@
 //! dispatcher.
 
 use axum::{
-    body::Bytes,
+    body::Body,
     extract::{Path, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode},
     Json,
 };
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::{
     auth::TeamCtx,
     error::{ApiError, ApiResult},
-    extract::{ApiJson, ApiQuery},
+    extract::{csv_body, ApiJson, ApiQuery},
     pagination::{Page, PageMeta, PageParams},
     AppState,
 };
@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// The largest CSV an import takes (about a million numbers).
-pub const IMPORT_MAX_BYTES: usize = 16 * 1024 * 1024;
+pub const IMPORT_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SuppressionView {
@@ -193,17 +193,10 @@ pub async fn import(
     State(state): State<AppState>,
     team: TeamCtx,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Json<ImportSuppressionsResponse>> {
-    let csv = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<mime::Mime>().ok())
-        .is_some_and(|m| m.type_() == mime::TEXT && m.subtype() == "csv");
-    if !csv {
-        return Err(ApiError::UnsupportedMediaType("the body must be text/csv".into()));
-    }
-    let imported = do_not_call::import(&state.db, &TeamScope::from(&team), &body[..])
+    let rows = csv_body(&headers, body, IMPORT_MAX_BYTES, do_not_call::IMPORT_BATCH).await?;
+    let imported = do_not_call::import(&state.db, &TeamScope::from(&team), rows)
         .await
         .map_err(suppression_error)?;
     Ok(Json(ImportSuppressionsResponse {
@@ -216,7 +209,8 @@ fn suppression_error(e: SuppressionError) -> ApiError {
     match e {
         SuppressionError::Invalid(f) => f.into(),
         e @ SuppressionError::NotListed(_) => ApiError::NotFound(e.to_string()),
-        SuppressionError::Csv(message) => FieldError::new("body", message).into(),
+        e @ SuppressionError::NoNumberColumn => FieldError::new("body", e.to_string()).into(),
+        SuppressionError::Csv(e) => e.into(),
         SuppressionError::Store(s) => s.into(),
     }
 }

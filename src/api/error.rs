@@ -155,6 +155,16 @@ impl From<crate::calls::CreateCallError> for ApiError {
     }
 }
 
+impl From<crate::import::CsvError> for ApiError {
+    fn from(e: crate::import::CsvError) -> Self {
+        use crate::import::CsvError as E;
+        match e {
+            e @ E::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+            E::Unreadable(why) => ApiError::bad_request(why).with("field", "body"),
+        }
+    }
+}
+
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         ApiError::bad_request(e.to_string()).with("field", e.field)

@@ -179,3 +179,31 @@ pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 pub fn field_id(field: &str, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw.trim()).map_err(|_| FieldError::new(field, format!("`{raw}` is not an id")).into())
 }
+
+/// A `text/csv` body, read as it streams in: 415 for another type, 413 when its declared length
+/// is over `limit` (a body that says nothing is cut at the limit instead).
+pub async fn csv_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: u64,
+    batch: usize,
+) -> Result<crate::import::CsvRows, ApiError> {
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.type_() == mime::TEXT && m.subtype() == "csv");
+    if !csv {
+        return Err(ApiError::UnsupportedMediaType("the body must be text/csv".into()));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the file is larger than {limit} bytes"
+        )));
+    }
+    Ok(crate::import::CsvRows::from_body(body, limit, batch).await?)
+}

@@ -47,7 +47,13 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
 }
 
 async fn run(state: AppState, req: Request, next: Next) -> Result<Response, ApiError> {
-    if req.method() != Method::POST {
+    // CSV imports stream (hashing would hold the whole file) and are idempotent by themselves.
+    let csv = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/csv"));
+    if req.method() != Method::POST || csv {
         return Ok(next.run(req).await);
     }
     let Some(key) = idempotency_key(req.headers())? else {

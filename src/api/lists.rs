@@ -1,9 +1,10 @@
-//! Lists: create, add contacts (contract); list, get with members, rename, delete and remove a
-//! member (extensions).
+//! Lists: create, add contacts (contract); list, get with members, rename, delete, remove a
+//! member and import members from CSV (extensions).
 
 use axum::{
+    body::Body,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     Json,
 };
 use chrono::{DateTime, Utc};
@@ -15,14 +16,19 @@ use super::{
     auth::TeamCtx,
     contacts::ContactView,
     error::{ApiError, ApiResult, ErrorBody},
-    extract::{from_value, parse_id, ApiJson, ApiQuery},
+    extract::{csv_body, from_value, parse_id, ApiJson, ApiQuery},
     pagination::{Page, PageMeta, PageParams},
     AppState,
 };
 use crate::{
+    calls::TeamScope,
     domain::{contact::ContactInput, now, required_text, FieldError},
+    lists::{self, ListImportError, MembersImported},
     store::lists::{List, MemberOutcome},
 };
+
+/// The largest CSV a list import takes (some 500,000 contacts).
+pub const IMPORT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Most contacts one add-contacts-to-list request may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -398,5 +404,59 @@ pub async fn remove_member(
         list_id: list_id.to_string(),
         contact_id: contact_id.to_string(),
         removed: true,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportMembersResponse {
+    pub success: bool,
+    pub list_id: String,
+    #[serde(flatten)]
+    pub imported: MembersImported,
+}
+
+/// Import contacts into a list from CSV (extension)
+///
+/// A `text/csv` body with a header row. Columns: `phone_number` (required), `first_name`,
+/// `last_name`, `email`, `title`, `company`, `address`, `location`, `timezone`, and
+/// `metadata.<key>` (text); others are ignored and named in `ignored_columns`. Each row's contact
+/// is created or reused by normalised phone number and added to the list, like
+/// add-contacts-to-list. The file is read as it arrives and written in batches of 1000 rows, each
+/// batch in one transaction; refused rows are reported by line. Importing the same file again
+/// changes nothing. At most 64 MiB.
+#[utoipa::path(post, path = "/api/v1/lists/{list_id}/import", tag = "Lists", operation_id = "importListMembers",
+    params(("list_id" = String, Path, description = "List id")),
+    request_body(content = String, content_type = "text/csv",
+        example = "phone_number,first_name,last_name,metadata.source\n0429 069 971,Ava,Smith,open home\n"),
+    responses(
+        (status = 200, description = "What the import did.", body = ImportMembersResponse),
+        (status = 404, description = "No such list in your team.", body = ErrorBody),
+        (status = 413, description = "The file is over 64 MiB.", body = ErrorBody),
+    ))]
+pub async fn import(
+    State(state): State<AppState>,
+    team: TeamCtx,
+    Path(list_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<ImportMembersResponse>> {
+    let list_id = parse_id(&list_id, "List")?;
+    // Another team's list is a 404 whatever the body.
+    if state.db.get_list(team.team_id, list_id).await?.is_none() {
+        return Err(ApiError::NotFound("List not found".into()));
+    }
+    let rows = csv_body(&headers, body, IMPORT_MAX_BYTES, lists::IMPORT_BATCH).await?;
+    let imported = lists::import_members(&state.db, &TeamScope::from(&team), list_id, rows)
+        .await
+        .map_err(|e| match e {
+            ListImportError::NoSuchList => ApiError::NotFound(e.to_string()),
+            e @ ListImportError::NoNumberColumn => FieldError::new("body", e.to_string()).into(),
+            ListImportError::Csv(c) => c.into(),
+            ListImportError::Store(s) => s.into(),
+        })?;
+    Ok(Json(ImportMembersResponse {
+        success: true,
+        list_id: list_id.to_string(),
+        imported,
     }))
 }

@@ -163,6 +163,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/lists/{list_id}/contacts/{contact_id}",
             axum::routing::delete(lists::remove_member),
         )
+        .route("/api/v1/lists/{list_id}/import", post(lists::import))
         .route("/api/v1/add-contacts-to-list/{list_id}", post(lists::add_contacts))
         .route("/api/v1/add-contact-to-list/{list_id}", post(lists::add_contacts))
         .route("/api/v1/object-types", post(objects::create_type))
@@ -221,10 +222,7 @@ pub fn router(state: AppState) -> Router {
             post(automations::retry_execution),
         )
         .route("/api/v1/dnc", post(do_not_call::add).get(do_not_call::list))
-        .route(
-            "/api/v1/dnc/import",
-            post(do_not_call::import).layer(DefaultBodyLimit::max(do_not_call::IMPORT_MAX_BYTES)),
-        )
+        .route("/api/v1/dnc/import", post(do_not_call::import))
         .route(
             "/api/v1/dnc/{phone_number}",
             get(do_not_call::get).delete(do_not_call::remove),

@@ -38,6 +38,7 @@ use super::{
         super::health,
         contacts::create, contacts::get, contacts::list, contacts::update, contacts::delete,
         lists::create, lists::add_contacts, lists::list, lists::get, lists::rename, lists::delete, lists::remove_member,
+        lists::import,
         objects::create_type, objects::type_by_name, objects::upsert, objects::link, objects::get, objects::list,
         scripts::create, scripts::list, scripts::get, scripts::replace, scripts::delete,
         scripts::versions, scripts::version, scripts::restore, scripts::test,

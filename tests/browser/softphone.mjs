@@ -1,10 +1,11 @@
 // Calls a Script from voxd's /softphone in Debian's chromium, its microphone a WAV file.
-// Usage: node softphone.mjs BASE KEY SCRIPT_ID CONTACT_ID WAV [QUERY] [HANGUP_AFTER_MS]
-// QUERY (e.g. `?processing=off`) is added to the page's URL.
+// Usage: node softphone.mjs BASE KEY SCRIPT_ID CONTACT_ID WAV [QUERY] [HANGUP_AFTER_MS] [KEYS]
+// QUERY (e.g. `?processing=off`) is added to the page's URL; KEYS are pressed on the page's keypad
+// two seconds into the call, half a second apart.
 // Prints one JSON line: what the page saw (status, live transcript, assistant audio heard, result).
 import { chromium } from 'playwright-core';
 
-const [base, key, scriptId, contactId, wav, query, hangupAfter] = process.argv.slice(2);
+const [base, key, scriptId, contactId, wav, query, hangupAfter, keys] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   args: [
@@ -31,6 +32,10 @@ try {
   await page.getByRole('button', { name: 'Call' }).click();
   await page.waitForFunction(() => window.softphone.status === 'confirmed' || window.softphone.status === 'failed'
     || window.softphone.status === 'error', null, { timeout: 20000 });
+  for (const [i, k] of [...(keys ?? '')].entries()) {
+    await page.waitForTimeout(i === 0 ? 2000 : 500);
+    await page.locator('#keypad').getByRole('button', { name: k, exact: true }).click();
+  }
   if (hangupAfter) {
     await page.waitForTimeout(Number(hangupAfter));
     await page.getByRole('button', { name: 'Hang up' }).click();
