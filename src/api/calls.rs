@@ -366,6 +366,18 @@ pub async fn list_calls(
     ApiQuery(q): ApiQuery<ListCallsParams>,
 ) -> ApiResult<Json<ListCallsResponse>> {
     let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
+    let filter = call_filter(q, page.seek())?;
+    let rows = state.db.list_calls(team.team_id, &filter).await?;
+    let (rows, meta) = page.finish(rows, |c| c.id);
+    Ok(Json(ListCallsResponse {
+        success: true,
+        calls: rows.into_iter().map(Into::into).collect(),
+        meta,
+    }))
+}
+
+/// The listing's filters, checked (the export reads the same ones).
+pub fn call_filter(q: ListCallsParams, page: crate::store::Seek) -> ApiResult<CallFilter> {
     if let Some(s) = q.status.as_deref().filter(|s| !s.is_empty()) {
         CallStatus::parse(s).ok_or_else(|| FieldError::new("status", format!("`{s}` is not a call status")))?;
     }
@@ -385,15 +397,9 @@ pub async fn list_calls(
         script_id: optional_id("script_id", q.script_id.as_deref())?,
         created_after: q.created_after.map(|t| id_bound(t.0)),
         created_before: q.created_before.map(|t| id_bound(t.0)),
-        page: page.seek(),
+        page,
     };
-    let rows = state.db.list_calls(team.team_id, &filter).await?;
-    let (rows, meta) = page.finish(rows, |c| c.id);
-    Ok(Json(ListCallsResponse {
-        success: true,
-        calls: rows.into_iter().map(Into::into).collect(),
-        meta,
-    }))
+    Ok(filter)
 }
 
 #[derive(Serialize, ToSchema)]

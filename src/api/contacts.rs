@@ -181,15 +181,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListContactsParams>,
 ) -> ApiResult<Json<ListContactsResponse>> {
     let page = Page::from_params(q.limit, q.cursor.as_deref(), q.order)?;
-    let phone_number = match q.phone_number.as_deref().filter(|p| !p.is_empty()) {
-        Some(p) => Some(phone::normalize("phone_number", p, team.region)?),
-        None => None,
-    };
-    let filter = ContactFilter {
-        phone_number,
-        email: q.email.filter(|e| !e.is_empty()),
-        page: page.seek(),
-    };
+    let filter = contact_filter(q, &team, page.seek())?;
     let rows = state.db.list_contacts(team.team_id, &filter).await?;
     let (rows, meta) = page.finish(rows, |c| c.id);
     Ok(Json(ListContactsResponse {
@@ -197,6 +189,19 @@ pub async fn list(
         contacts: rows.into_iter().map(Into::into).collect(),
         meta,
     }))
+}
+
+/// The listing's filters, checked (the export reads the same ones).
+pub fn contact_filter(q: ListContactsParams, team: &TeamCtx, page: crate::store::Seek) -> ApiResult<ContactFilter> {
+    let phone_number = match q.phone_number.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Some(phone::normalize("phone_number", p, team.region)?),
+        None => None,
+    };
+    Ok(ContactFilter {
+        phone_number,
+        email: q.email.filter(|e| !e.is_empty()),
+        page,
+    })
 }
 
 impl From<Contact> for ContactInput {

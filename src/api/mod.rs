@@ -6,6 +6,7 @@ pub mod calls;
 pub mod contacts;
 pub mod do_not_call;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod hooks;
 pub mod idempotency;
@@ -149,6 +150,7 @@ pub fn router(state: AppState) -> Router {
     let team_routes = Router::new()
         .route("/api/v1/create-contact", post(contacts::create))
         .route("/api/v1/contacts", get(contacts::list))
+        .route("/api/v1/contacts/export.csv", get(export::contacts))
         .route(
             "/api/v1/contacts/{contact_id}",
             get(contacts::get).patch(contacts::update).delete(contacts::delete),
@@ -177,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/create-phone-call", post(calls::create_phone_call))
         .route("/api/v1/get-call/{call_id}", get(calls::get_call))
         .route("/api/v1/calls", get(calls::list_calls))
+        .route("/api/v1/calls/export.csv", get(export::calls))
         .route("/api/v1/calls/{call_id}/events", get(calls::call_events))
         .route("/api/v1/cancel-call/{call_id}", post(calls::cancel_call))
         .route(

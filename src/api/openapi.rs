@@ -16,8 +16,8 @@ use utoipa::{
 };
 
 use super::{
-    automations, calls, contacts, do_not_call, error::ErrorBody, hooks, lists, numbers, objects, scripts, voice,
-    webhooks,
+    automations, calls, contacts, do_not_call, error::ErrorBody, export, hooks, lists, numbers, objects, scripts,
+    voice, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -36,13 +36,13 @@ use super::{
     ),
     paths(
         super::health,
-        contacts::create, contacts::get, contacts::list, contacts::update, contacts::delete,
+        contacts::create, contacts::get, contacts::list, contacts::update, contacts::delete, export::contacts,
         lists::create, lists::add_contacts, lists::list, lists::get, lists::rename, lists::delete, lists::remove_member,
         lists::import,
         objects::create_type, objects::type_by_name, objects::upsert, objects::link, objects::get, objects::list,
         scripts::create, scripts::list, scripts::get, scripts::replace, scripts::delete,
         scripts::versions, scripts::version, scripts::restore, scripts::test,
-        calls::create_phone_call, calls::get_call, calls::list_calls, calls::cancel_call, calls::reschedule_call,
+        calls::create_phone_call, calls::get_call, calls::list_calls, export::calls, calls::cancel_call, calls::reschedule_call,
         calls::get_call_result, calls::call_events, calls::create_web_call, calls::end_web_call, voice::recording,
         automations::create, automations::list, automations::get, automations::replace, automations::delete,
         automations::enable, automations::disable, automations::rotate_hook,

@@ -108,7 +108,7 @@ pub struct CallEvent {
 }
 
 /// Filters of the call listing (all optional).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CallFilter {
     pub status: Option<String>,
     pub call_type: Option<String>,

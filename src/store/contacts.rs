@@ -76,7 +76,7 @@ macro_rules! bind_contact {
 pub(crate) use bind_contact;
 
 /// Filters of the contact listing.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ContactFilter {
     pub phone_number: Option<String>,
     pub email: Option<String>,
