@@ -286,6 +286,20 @@ fn parse_limit(raw: &str) -> Result<Limit, String> {
     }
 }
 
+/// A retention: days, or kept for good.
+#[derive(Debug, Clone, Copy)]
+struct Days(Option<i32>);
+
+fn parse_days(raw: &str) -> Result<Days, String> {
+    if raw.eq_ignore_ascii_case("forever") {
+        return Ok(Days(None));
+    }
+    match raw.parse::<u32>().ok().and_then(|n| i32::try_from(n).ok()) {
+        Some(n) if (1..=36_500).contains(&n) => Ok(Days(Some(n))),
+        _ => Err(format!("`{raw}` is not a number of days (1 to 36500) or `forever`")),
+    }
+}
+
 /// A team, key, script or number that is not there. The message gets the database's name, so an
 /// operator who ran the command against the wrong database sees which one it was.
 #[derive(Debug, thiserror::Error)]
@@ -511,6 +525,18 @@ enum TeamCommand {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
+    /// Keep recordings and transcripts for a limited time: days after a call ends, or `forever`.
+    /// What is older is deleted by `serve`'s hourly sweep. A kind not given stays as it is.
+    SetRetention {
+        /// Team name or id.
+        team: String,
+        /// Days recordings are kept, or `forever`.
+        #[arg(long, value_parser = parse_days)]
+        recordings: Option<Days>,
+        /// Days transcripts are kept, or `forever` (the call's analysis stays).
+        #[arg(long, value_parser = parse_days)]
+        transcripts: Option<Days>,
+    },
     /// Set a team's limits; a limit not given stays as it is.
     SetLimits {
         /// Team name or id.
@@ -650,7 +676,7 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
         backend = db.backend(),
         "voxd serving"
     );
-    let expiry = tokio::spawn(expire_idempotency_keys(db.clone()));
+    let expiry = tokio::spawn(housekeeping(db.clone(), settings.voice.recordings.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let calls = dispatcher(db.clone(), &settings);
     let dispatching = settings.dispatcher_enabled.then(|| {
@@ -798,10 +824,14 @@ fn automation_runner(db: Db, settings: &Settings) -> anyhow::Result<crate::autom
     ))
 }
 
-async fn expire_idempotency_keys(db: Db) {
+/// Hourly: replays and hook receipts past their day, and what teams keep past their retention.
+async fn housekeeping(db: Db, recordings: Option<std::path::PathBuf>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        if let Err(e) = crate::retention::sweep(&db, recordings.as_deref(), chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "retention sweep failed; it runs again in an hour");
+        }
         match db.expire_idempotency_keys(chrono::Utc::now().timestamp_millis()).await {
             Ok(n) if n > 0 => tracing::info!(expired = n, "idempotency keys expired"),
             Ok(_) => {}
@@ -907,6 +937,32 @@ async fn team(db: &Db, cmd: TeamCommand) -> anyhow::Result<()> {
                 None => println!("calling_window: none (any time)"),
             }
             println!("recordings: {}", if team.recordings { "on" } else { "off" });
+            let r = db.team_retention(team.id).await?.unwrap_or_default();
+            let days = |d: Option<i32>| d.map_or("forever".to_owned(), |d| format!("{d} days"));
+            println!("recordings kept: {}", days(r.recording_retention_days));
+            println!("transcripts kept: {}", days(r.transcript_retention_days));
+        }
+        TeamCommand::SetRetention {
+            team,
+            recordings,
+            transcripts,
+        } => {
+            let team = find_team(db, &team).await?;
+            let mut r = db.team_retention(team.id).await?.unwrap_or_default();
+            if let Some(Days(d)) = recordings {
+                r.recording_retention_days = d;
+            }
+            if let Some(Days(d)) = transcripts {
+                r.transcript_retention_days = d;
+            }
+            db.set_team_retention(team.id, r).await?;
+            let days = |d: Option<i32>| d.map_or("forever".to_owned(), |d| format!("{d} days"));
+            println!(
+                "team {} keeps recordings {} and transcripts {}",
+                team.name,
+                days(r.recording_retention_days),
+                days(r.transcript_retention_days)
+            );
         }
         TeamCommand::SetRecording { team, state } => {
             let team = find_team(db, &team).await?;

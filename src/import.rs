@@ -81,7 +81,7 @@ fn read_rows(
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(input.take(limit + 1));
+        .from_reader(input.take(limit.saturating_add(1)));
     let headers = match reader.headers() {
         Ok(h) if h.iter().any(|f| !f.is_empty()) => h.clone(),
         Ok(_) => {

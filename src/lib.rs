@@ -19,6 +19,7 @@ pub mod lists;
 pub mod numbers;
 pub mod objects;
 pub mod outbound;
+pub mod retention;
 pub mod session;
 pub mod store;
 pub mod voice;

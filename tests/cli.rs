@@ -447,6 +447,34 @@ async fn operators_keep_a_do_not_call_list(app: &TestApp) {
     assert!(removed.contains("+61429069971 removed"), "{removed}");
     let r = stderr(&voxd(app, &["dnc", "remove", "--team", "acme", "0429069971"]));
     assert!(r.contains("not") && r.contains("in the database"), "{r}");
+    // Retention belongs with what a team keeps.
+    let set = stdout(&voxd(app, &["team", "set-retention", "acme", "--recordings", "30"]));
+    assert_eq!(set.trim(), "team acme keeps recordings 30 days and transcripts forever");
+    let shown = stdout(&voxd(app, &["team", "show", "acme"]));
+    assert!(
+        shown.contains("recordings kept: 30 days") && shown.contains("transcripts kept: forever"),
+        "{shown}"
+    );
+    stdout(&voxd(
+        app,
+        &[
+            "team",
+            "set-retention",
+            "acme",
+            "--recordings",
+            "forever",
+            "--transcripts",
+            "7",
+        ],
+    ));
+    let shown = stdout(&voxd(app, &["team", "show", "acme"]));
+    assert!(
+        shown.contains("recordings kept: forever") && shown.contains("transcripts kept: 7 days"),
+        "{shown}"
+    );
+    assert!(!voxd(app, &["team", "set-retention", "acme", "--recordings", "0"])
+        .status
+        .success());
 }
 
 on_both_backends!(

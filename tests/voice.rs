@@ -270,6 +270,20 @@ async fn a_call_runs_its_script_over_live_audio(backend: Backend) {
     assert_eq!(keyed.status, 200);
     assert_eq!(endings(&v.app, &call_id).await, 1);
     assert_eq!(v.gateway.live_calls(), 0, "media and pipeline freed");
+    // Erasing the callee deletes the recording with the rest.
+    let erased = v
+        .app
+        .call(
+            axum::http::Method::DELETE,
+            &format!("/api/v1/contacts/{contact}?erase=true"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(erased.ok(200)["erased"]["recordings"], 1, "{}", erased.body);
+    let keyed = v.app.get(&format!("/api/v1/calls/{call_id}/recording")).await;
+    assert_eq!(keyed.status, 404);
+    assert_eq!(http.get(&link).send().await.unwrap().status(), 404);
     v.app.cleanup().await;
 }
 

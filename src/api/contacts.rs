@@ -20,6 +20,7 @@ use crate::{
     },
     store::{
         contacts::{Contact, ContactFilter, ContactInUse},
+        erasure::EraseRefusal,
         OnUnique,
     },
 };
@@ -284,6 +285,29 @@ pub struct DeleteContactResponse {
     pub success: bool,
     pub contact_id: String,
     pub deleted: bool,
+    /// With `erase=true`: what the erasure reached.
+    #[schema(nullable = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erased: Option<ErasedView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErasedView {
+    /// The person's calls, kept as anonymised records (scheduled ones cancelled).
+    pub calls: usize,
+    /// Recording files deleted.
+    pub recordings: usize,
+    /// Automation executions whose inputs and outputs named the person (cleared; pending ones stopped).
+    pub executions: u64,
+    /// Webhook deliveries whose payload named the person (cleared; pending ones not sent).
+    pub deliveries: u64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteContactParams {
+    /// Erase the person everywhere (see the operation), not only the contact.
+    pub erase: Option<bool>,
 }
 
 /// Delete contact (extension)
@@ -291,18 +315,30 @@ pub struct DeleteContactResponse {
 /// Deletes the contact, its list memberships and its object links (the objects stay). Its past
 /// calls stay with their results, detached (`contact_id` null). Refused with a 409 while calls to
 /// the contact are scheduled or under way: cancel them first.
+///
+/// With `erase=true` the person is erased everywhere instead: their calls (linked, or to or from
+/// their number) stay only as anonymised records (status, times, script, attempts, duration; no
+/// numbers, metadata, variables, transcript or analysis) and scheduled ones are cancelled;
+/// recordings are deleted; automation inputs and outputs, webhook payloads and idempotency
+/// replays that carry their number, email, contact id or a call id are cleared, and pending ones
+/// are stopped. Refused with a 409 while a call to them is under way. Their do-not-call entry, if
+/// any, stays. Objects linked to them are unlinked, not deleted.
 #[utoipa::path(delete, path = "/api/v1/contacts/{contact_id}", tag = "Contacts", operation_id = "deleteContact",
-    params(("contact_id" = String, Path, description = "Contact id")),
+    params(("contact_id" = String, Path, description = "Contact id"), DeleteContactParams),
     responses(
-        (status = 200, description = "Contact deleted.", body = DeleteContactResponse),
+        (status = 200, description = "Contact deleted (or erased).", body = DeleteContactResponse),
         (status = 409, description = "Calls to the contact are scheduled or under way.", body = ErrorBody),
     ))]
 pub async fn delete(
     State(state): State<AppState>,
     team: TeamCtx,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DeleteContactParams>,
 ) -> ApiResult<Json<DeleteContactResponse>> {
     let id = parse_id(&id, "Contact")?;
+    if q.erase == Some(true) {
+        return erase(&state, &team, id).await;
+    }
     let deleted = state.db.delete_contact(team.team_id, id).await.map_err(|e| {
         e.refused_as(|ContactInUse::ActiveCalls(n)| {
             ApiError::conflict(format!(
@@ -318,5 +354,36 @@ pub async fn delete(
         success: true,
         contact_id: id.to_string(),
         deleted: true,
+        erased: None,
+    }))
+}
+
+async fn erase(state: &AppState, team: &TeamCtx, id: uuid::Uuid) -> ApiResult<Json<DeleteContactResponse>> {
+    let erased = state
+        .db
+        .erase_contact(team.team_id, id, now())
+        .await
+        .map_err(|e| {
+            e.refused_as(|EraseRefusal::CallsUnderWay(n)| {
+                ApiError::conflict(format!(
+                    "{n} calls to this person are under way; erase them once they end"
+                ))
+            })
+        })?
+        .ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
+    state.db.forget_erased().await;
+    let recordings = super::voice::delete_recordings(state, &erased.calls);
+    tracing::info!(contact_id = %id, calls = erased.calls.len(), recordings, executions = erased.executions,
+        deliveries = erased.deliveries, "contact erased");
+    Ok(Json(DeleteContactResponse {
+        success: true,
+        contact_id: id.to_string(),
+        deleted: true,
+        erased: Some(ErasedView {
+            calls: erased.calls.len(),
+            recordings,
+            executions: erased.executions,
+            deliveries: erased.deliveries,
+        }),
     }))
 }

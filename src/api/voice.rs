@@ -61,6 +61,28 @@ pub fn recording_url(state: &AppState, call: &Call) -> Option<String> {
     ))
 }
 
+/// Deletes the recordings of these calls (files in this node's recordings folder); how many
+/// there were.
+pub fn delete_recordings(state: &AppState, calls: &[Uuid]) -> usize {
+    let Some(dir) = state.voice.as_ref().and_then(|g| g.settings().recordings.clone()) else {
+        return 0;
+    };
+    calls
+        .iter()
+        .filter(|id| {
+            let path = recording::path(&dir, **id);
+            match std::fs::remove_file(&path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => {
+                    tracing::error!(call_id = %id, error = %e, "recording not deleted");
+                    false
+                }
+            }
+        })
+        .count()
+}
+
 async fn serve_recording(state: &AppState, call_id: Uuid, req: Request) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound("No recording for this call".into());
     let dir = state

@@ -7,11 +7,13 @@ pub mod automations;
 pub mod calls;
 pub mod contacts;
 pub mod do_not_call;
+pub mod erasure;
 pub mod idempotency;
 pub mod keys;
 pub mod lists;
 pub mod numbers;
 pub mod objects;
+pub mod retention;
 pub mod scripts;
 pub mod teams;
 pub mod webhooks;
@@ -250,7 +252,10 @@ impl Db {
             // power cut can drop the last commits. It is what makes small write transactions cheap.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted content is overwritten, not left in free pages: an erased person must not
+            // be readable from the file.
+            .pragma("secure_delete", "ON");
         if let Some(dir) = Path::new(connect.get_filename()).parent() {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {
                 return Err(StoreError::Settings(format!(
