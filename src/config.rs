@@ -91,6 +91,8 @@ pub struct FileConfig {
     pub trusted_proxy_header: Option<String>,
     /// Let tools reach private and loopback addresses.
     pub allow_private_network: Option<bool>,
+    /// A bearer token `/metrics` requires (also `VOXD_METRICS_TOKEN`); unset, it is open.
+    pub metrics_token: Option<String>,
     /// Simulated carrier: milliseconds of ringing, and before answer.
     pub sim_ring_ms: Option<u64>,
     pub sim_answer_ms: Option<u64>,
@@ -289,6 +291,11 @@ impl Settings {
                     .unauthenticated_requests_per_second
                     .unwrap_or(defaults.unauthenticated_per_second),
                 allow_private_network,
+                metrics_token: std::env::var("VOXD_METRICS_TOKEN")
+                    .ok()
+                    .or(file.metrics_token)
+                    .filter(|t| !t.is_empty())
+                    .map(crate::api::metrics::MetricsToken),
                 trusted_proxy_header: match serve.trusted_proxy_header.clone().or(file.trusted_proxy_header) {
                     None => None,
                     Some(h) => Some(

@@ -16,6 +16,7 @@ pub mod do_not_call;
 pub mod domain;
 pub mod import;
 pub mod lists;
+pub mod metrics;
 pub mod numbers;
 pub mod objects;
 pub mod outbound;

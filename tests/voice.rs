@@ -270,6 +270,11 @@ async fn a_call_runs_its_script_over_live_audio(backend: Backend) {
     assert_eq!(keyed.status, 200);
     assert_eq!(endings(&v.app, &call_id).await, 1);
     assert_eq!(v.gateway.live_calls(), 0, "media and pipeline freed");
+    // Speech latencies reach the metrics, by engine.
+    let metrics = String::from_utf8(v.app.get("/metrics").await.raw).unwrap();
+    for family in ["voxd_stt_seconds_count{engine=", "voxd_tts_seconds_count{engine="] {
+        assert!(metrics.contains(family), "{family} in /metrics");
+    }
     // Erasing the callee deletes the recording with the rest.
     let erased = v
         .app

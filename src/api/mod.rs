@@ -11,6 +11,7 @@ pub mod extract;
 pub mod hooks;
 pub mod idempotency;
 pub mod lists;
+pub mod metrics;
 pub mod numbers;
 pub mod objects;
 pub mod openapi;
@@ -59,6 +60,8 @@ pub struct ApiSettings {
     /// URL is refused when it is saved (and again when it is used).
     pub allow_private_network: bool,
     pub web_calls: WebCallSettings,
+    /// Set: `/metrics` answers only with this bearer token.
+    pub metrics_token: Option<metrics::MetricsToken>,
 }
 
 /// What browsers need to join web calls through the SIP-over-WebSocket gateway.
@@ -109,6 +112,7 @@ impl Default for ApiSettings {
             trusted_proxy_header: None,
             allow_private_network: false,
             web_calls: WebCallSettings::default(),
+            metrics_token: None,
         }
     }
 }
@@ -259,6 +263,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/openapi.json", get(openapi::spec))
         .route("/docs", get(openapi::docs))
         .route("/docs/scalar.js", get(openapi::docs_script))
@@ -274,6 +279,7 @@ pub fn router(state: AppState) -> Router {
         .route("/softphone/jssip.js", get(voice::jssip))
         .merge(team_routes)
         .fallback(not_found)
+        .layer(middleware::from_fn(metrics::record))
         .layer(middleware::from_fn(refuse_nul))
         .layer(middleware::from_fn(envelope_bare_errors))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))

@@ -157,6 +157,11 @@ impl Dispatcher {
             );
         }
         let n = claim.claimed.len();
+        let now_ms = self.clock.now().timestamp_millis();
+        for call in &claim.claimed {
+            let late = (now_ms - call.due_ms).max(0) as f64 / 1000.0;
+            crate::metrics::METRICS.dispatch_lateness.observe(late);
+        }
         for call in claim.claimed {
             let me = self.clone();
             running.spawn(async move {

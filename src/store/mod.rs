@@ -6,6 +6,7 @@
 pub mod automations;
 pub mod calls;
 pub mod contacts;
+pub mod counts;
 pub mod do_not_call;
 pub mod erasure;
 pub mod idempotency;

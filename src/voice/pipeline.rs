@@ -337,7 +337,9 @@ impl Pipeline {
         let tts = self.options.tts.clone();
         let synth = tokio::spawn(async move {
             while let Some((generation, id, text, interruptible)) = synth_rx.recv().await {
-                let pcm = tts.synthesize(&text).await.map_err(|e| e.to_string());
+                let pcm = crate::metrics::timed(&crate::metrics::METRICS.tts, &[tts.name()], tts.synthesize(&text))
+                    .await
+                    .map_err(|e| e.to_string());
                 if voiced_tx.send((generation, id, interruptible, text, pcm)).is_err() {
                     break;
                 }
@@ -648,11 +650,14 @@ impl Pipeline {
         let (stt, keywords, heard) = (self.options.stt.clone(), self.listening.keywords.clone(), heard.clone());
         tokio::spawn(async move {
             let samples = audio::resample(&audio::to_f32(&samples), audio::RATE, 16000);
-            let text = stt
-                .transcribe(samples, &keywords)
-                .await
-                .map(|t| keywords::spell(&t, &keywords))
-                .map_err(|e| e.to_string());
+            let text = crate::metrics::timed(
+                &crate::metrics::METRICS.stt,
+                &[stt.name()],
+                stt.transcribe(samples, &keywords),
+            )
+            .await
+            .map(|t| keywords::spell(&t, &keywords))
+            .map_err(|e| e.to_string());
             let _ = heard.send(Transcribed { seq, text });
         });
     }

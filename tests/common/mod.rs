@@ -157,6 +157,15 @@ impl TestApp {
         create_team(&self.db, name, None).await
     }
 
+    /// The backend this app's database runs on.
+    pub fn backend(&self) -> Backend {
+        if self.database_url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
     pub async fn team_with_rate(&self, name: &str, rps: i32) -> (Uuid, String) {
         create_team(&self.db, name, Some(rps)).await
     }

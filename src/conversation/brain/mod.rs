@@ -134,15 +134,56 @@ pub fn complete_sentences_end(text: &str) -> usize {
     end
 }
 
-/// A brain by name, with the OpenAI-compatible settings from the environment when it needs them.
+/// A brain by name, with the OpenAI-compatible settings from the environment when it needs them;
+/// its requests are timed into the metrics.
 pub fn from_name(name: &str) -> Result<std::sync::Arc<dyn Brain>, String> {
-    match name {
-        "rules" => Ok(std::sync::Arc::new(rules::RulesBrain)),
-        "openai" => Ok(std::sync::Arc::new(openai::OpenAiBrain::from_env()?)),
-        "hybrid" => Ok(std::sync::Arc::new(hybrid::HybridBrain::new(
-            openai::OpenAiBrain::from_env()?,
-        ))),
-        other => Err(format!("unknown brain `{other}` (rules, openai, hybrid)")),
+    let brain: std::sync::Arc<dyn Brain> = match name {
+        "rules" => std::sync::Arc::new(rules::RulesBrain),
+        "openai" => std::sync::Arc::new(openai::OpenAiBrain::from_env()?),
+        "hybrid" => std::sync::Arc::new(hybrid::HybridBrain::new(openai::OpenAiBrain::from_env()?)),
+        other => return Err(format!("unknown brain `{other}` (rules, openai, hybrid)")),
+    };
+    Ok(std::sync::Arc::new(Timed(brain)))
+}
+
+/// A brain whose requests are timed into `voxd_brain_seconds` (by brain and operation).
+pub struct Timed(pub std::sync::Arc<dyn Brain>);
+
+impl Timed {
+    async fn time<T>(&self, operation: &str, f: impl std::future::Future<Output = T>) -> T {
+        let m = &crate::metrics::METRICS;
+        crate::metrics::timed(&m.brain, &[self.0.name(), operation], f).await
+    }
+}
+
+#[async_trait]
+impl Brain for Timed {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn decide(&self, req: DecideRequest<'_>) -> Result<Decision, BrainError> {
+        self.time("decide", self.0.decide(req)).await
+    }
+
+    async fn compose(&self, script: &Script, instruction: &str, transcript: &[Turn]) -> Result<String, BrainError> {
+        self.time("compose", self.0.compose(script, instruction, transcript))
+            .await
+    }
+
+    async fn compose_stream(
+        &self,
+        script: &Script,
+        instruction: &str,
+        transcript: &[Turn],
+        piece: &mut (dyn FnMut(String) + Send),
+    ) -> Result<String, BrainError> {
+        self.time("compose", self.0.compose_stream(script, instruction, transcript, piece))
+            .await
+    }
+
+    async fn analyse(&self, req: AnalyseRequest<'_>) -> Result<Analysis, BrainError> {
+        self.time("analyse", self.0.analyse(req)).await
     }
 }
 
