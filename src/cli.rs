@@ -684,6 +684,10 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
             let _ = stop_rx.await;
         }))
     });
+    // Campaigns are fed where calls are dispatched.
+    let feeding = settings
+        .dispatcher_enabled
+        .then(|| tokio::spawn(feed_campaigns(db.clone())));
     let mut api_settings = settings.api.clone();
     let voice = if settings.voice.enabled {
         Some(voice_gateway(&db, &settings, &mut api_settings, calls).await?)
@@ -722,6 +726,9 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
         let _ = a.await;
     }
     expiry.abort();
+    if let Some(f) = feeding {
+        f.abort();
+    }
     tracing::info!("stopped: in-flight requests finished");
     Ok(())
 }
@@ -822,6 +829,17 @@ fn automation_runner(db: Db, settings: &Settings) -> anyhow::Result<crate::autom
         Arc::new(Channels { smtp, sms: None }),
         settings.automations.clone(),
     ))
+}
+
+/// Every two seconds: campaigns get their next calls where they have room.
+async fn feed_campaigns(db: Db) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::campaigns::feed(&db, chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "campaign pass failed; trying again shortly");
+        }
+    }
 }
 
 /// Hourly: replays and hook receipts past their day, and what teams keep past their retention.

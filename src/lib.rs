@@ -5,6 +5,7 @@
 pub mod api;
 pub mod automations;
 pub mod calls;
+pub mod campaigns;
 pub mod carrier;
 pub mod chat;
 pub mod cli;

@@ -666,6 +666,14 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
         .get(&format!("/api/v1/webhook-endpoints/{endpoint_id}/deliveries"))
         .await;
     let delivery_id = deliveries.body["deliveries"][0]["id"].as_str().unwrap().to_owned();
+    let campaign = app
+        .post(
+            "/api/v1/campaigns",
+            &json!({"name": "Buyers", "list_id": list_id, "script_id": script_id, "from_number": CALLER_ID,
+                    "scheduled_time": (Utc::now() + chrono::Duration::days(3)).to_rfc3339()}),
+        )
+        .await;
+    let campaign_id = campaign.body["campaign"]["id"].as_str().unwrap_or_default().to_owned();
     app.post(
         "/api/v1/dnc",
         &json!({"phone_number": "0412345673", "reason": "Buyers"}),
@@ -677,6 +685,7 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
     let ids: std::collections::HashMap<&str, String> = [
         ("number_id", number_id.clone()),
         ("phone_number", "+61412345673".to_owned()),
+        ("campaign_id", campaign_id.clone()),
         ("contact_id", contact_id.clone()),
         ("list_id", list_id.clone()),
         ("object_id", object_id.clone()),
@@ -769,6 +778,11 @@ async fn another_teams_ids_are_404_everywhere(app: &TestApp) {
         ),
         (format!("/api/v1/lists/{list_id}"), "/list/name", json!("Buyers")),
         ("/api/v1/dnc/+61412345673".to_owned(), "/entry/reason", json!("Buyers")),
+        (
+            format!("/api/v1/campaigns/{campaign_id}"),
+            "/campaign/status",
+            json!("scheduled"),
+        ),
         (
             format!("/api/v1/objects/{object_id}"),
             "/object/data/address",

@@ -326,6 +326,8 @@ pub struct ListCallsParams {
     pub progress: Option<String>,
     pub contact_id: Option<String>,
     pub script_id: Option<String>,
+    /// Only the calls a campaign placed.
+    pub campaign_id: Option<String>,
     /// Created at or after this time: RFC 3339, or a date (its start, UTC).
     #[param(value_type = Option<String>, example = "2026-12-01")]
     pub created_after: Option<TimeBound>,
@@ -397,6 +399,7 @@ pub fn call_filter(q: ListCallsParams, page: crate::store::Seek) -> ApiResult<Ca
         script_id: optional_id("script_id", q.script_id.as_deref())?,
         created_after: q.created_after.map(|t| id_bound(t.0)),
         created_before: q.created_before.map(|t| id_bound(t.0)),
+        campaign_id: optional_id("campaign_id", q.campaign_id.as_deref())?,
         page,
     };
     Ok(filter)

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod automations;
 pub mod calls;
+pub mod campaigns;
 pub mod contacts;
 pub mod do_not_call;
 pub mod error;
@@ -228,6 +229,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/executions/{execution_id}/retry",
             post(automations::retry_execution),
         )
+        .route("/api/v1/campaigns", post(campaigns::create).get(campaigns::list))
+        .route("/api/v1/campaigns/{campaign_id}", get(campaigns::get))
+        .route("/api/v1/campaigns/{campaign_id}/pause", post(campaigns::pause))
+        .route("/api/v1/campaigns/{campaign_id}/resume", post(campaigns::resume))
+        .route("/api/v1/campaigns/{campaign_id}/cancel", post(campaigns::cancel))
+        .route("/api/v1/campaigns/{campaign_id}/log", get(campaigns::log))
         .route("/api/v1/dnc", post(do_not_call::add).get(do_not_call::list))
         .route("/api/v1/dnc/import", post(do_not_call::import))
         .route(

@@ -117,6 +117,8 @@ pub struct CallFilter {
     pub script_id: Option<Uuid>,
     pub created_after: Option<Uuid>,
     pub created_before: Option<Uuid>,
+    /// Only the calls of this campaign.
+    pub campaign_id: Option<Uuid>,
     pub page: Seek,
 }
 
@@ -260,13 +262,14 @@ impl Db {
                AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR call_type = $3) AND ($4 IS NULL OR progress = $4)
                AND ($5 IS NULL OR contact_id = $5) AND ($6 IS NULL OR script_id = $6)
                AND ($7 IS NULL OR id >= $7) AND ($8 IS NULL OR id < $8) AND {}
+               AND ($11 IS NULL OR id IN (SELECT call_id FROM campaign_members WHERE campaign_id = $11))
              {} LIMIT $10",
             f.page.beyond("id", 9),
             f.page.order_by("id")
         );
         Ok(read_pool!(self, p => sqlx::query_as::<_, Call>(&sql)
             .bind(team_id).bind(&f.status).bind(&f.call_type).bind(&f.progress).bind(f.contact_id).bind(f.script_id)
-            .bind(f.created_after).bind(f.created_before).bind(f.page.after).bind(f.page.limit)
+            .bind(f.created_after).bind(f.created_before).bind(f.page.after).bind(f.page.limit).bind(f.campaign_id)
             .fetch_all(p).await?))
     }
 

@@ -127,6 +127,7 @@ impl Db {
                 }
             }
             sqlx::query("DELETE FROM list_members WHERE contact_id = $1").bind(contact_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM campaign_members WHERE contact_id = $1").bind(contact_id).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM object_contacts WHERE contact_id = $1").bind(contact_id).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM contacts WHERE team_id = $1 AND id = $2")
                 .bind(team_id).bind(contact_id).execute(&mut *tx).await?;

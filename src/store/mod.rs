@@ -5,6 +5,7 @@
 
 pub mod automations;
 pub mod calls;
+pub mod campaigns;
 pub mod contacts;
 pub mod counts;
 pub mod do_not_call;
