@@ -314,7 +314,39 @@ async fn a_redial_calls_only_the_unreached(app: &TestApp) {
     assert_eq!(r.status.as_u16(), 400, "{}", r.body);
 }
 
+/// With `join_new_members`, contacts added to the list later are called too; such a campaign
+/// runs until it is cancelled.
+async fn new_members_join_when_the_campaign_says_so(app: &TestApp) {
+    let script_id = common::caller_id_and_script(app).await;
+    let list_id = list_of(app, (0..2).map(mobile)).await;
+    let body = json!({"name": "Open", "list_id": list_id, "script_id": script_id, "from_number": CALLER_ID,
+                      "join_new_members": true});
+    let id = campaign(app, &body).await["id"].as_str().unwrap().to_owned();
+    let clock = Arc::new(ManualClock::new(Utc::now() + Duration::seconds(1)));
+    let dispatcher = common::sim_dispatcher(app, clock.clone());
+    for _ in 0..3 {
+        voxd::campaigns::feed(&app.db, clock.now()).await.unwrap();
+        dispatcher.run_once().await.unwrap();
+    }
+    let c = get(app, &id).await;
+    assert_eq!((&c["status"], &c["counts"]["total"]), (&json!("running"), &json!(2)), "{c:#}");
+    app.post(&format!("/api/v1/add-contacts-to-list/{list_id}"), &json!({"contact": {"phone_number": mobile(2)}}))
+        .await
+        .ok(200);
+    for _ in 0..2 {
+        voxd::campaigns::feed(&app.db, clock.now()).await.unwrap();
+        dispatcher.run_once().await.unwrap();
+    }
+    let c = get(app, &id).await;
+    assert_eq!((&c["counts"]["total"], &c["counts"]["ended"]["completed"]), (&json!(3), &json!(3)), "{c:#}");
+    let log = app.get(&format!("/api/v1/campaigns/{id}/log")).await.ok(200)["log"].to_string();
+    assert!(log.contains("1 members added to the list joined"), "{log}");
+    let r = app.post(&format!("/api/v1/campaigns/{id}/cancel"), &json!({})).await;
+    assert_eq!(r.ok(200)["campaign"]["status"], "cancelled");
+}
+
 on_both_backends!(
+    new_members_join_when_the_campaign_says_so,
     a_campaign_calls_its_list_to_the_end,
     campaigns_refuse_bad_input_and_follow_their_states,
     a_failing_campaign_pauses_itself,
