@@ -20,7 +20,10 @@ use crate::{
         call::{CallingWindow, RetryPolicy},
         new_id, phone, FieldError,
     },
-    store::{campaigns::Campaign, Db, StoreError},
+    store::{
+        campaigns::{Campaign, Transition},
+        Db, StoreError,
+    },
 };
 
 /// Members called by one worker pass at most.
@@ -221,10 +224,12 @@ pub async fn pause(db: &Db, team_id: Uuid, id: Uuid, now: DateTime<Utc>) -> Resu
         db,
         team_id,
         id,
-        &["scheduled", "running"],
-        "paused",
-        Some("paused through the API"),
-        "paused through the API",
+        Transition {
+            from: &["scheduled", "running"],
+            to: "paused",
+            reason: Some("paused through the API"),
+            log: "paused through the API",
+        },
         now,
         "only a scheduled or running campaign can be paused",
     )
@@ -237,10 +242,12 @@ pub async fn resume(db: &Db, team_id: Uuid, id: Uuid, now: DateTime<Utc>) -> Res
         db,
         team_id,
         id,
-        &["paused"],
-        "running",
-        None,
-        "resumed",
+        Transition {
+            from: &["paused"],
+            to: "running",
+            reason: None,
+            log: "resumed",
+        },
         now,
         "only a paused campaign can be resumed",
     )
@@ -253,10 +260,12 @@ pub async fn cancel(db: &Db, team_id: Uuid, id: Uuid, now: DateTime<Utc>) -> Res
         db,
         team_id,
         id,
-        &["scheduled", "running", "paused"],
-        "cancelled",
-        Some("cancelled through the API"),
-        "cancelled through the API",
+        Transition {
+            from: &["scheduled", "running", "paused"],
+            to: "cancelled",
+            reason: Some("cancelled through the API"),
+            log: "cancelled through the API",
+        },
         now,
         "it is over already",
     )
@@ -264,7 +273,7 @@ pub async fn cancel(db: &Db, team_id: Uuid, id: Uuid, now: DateTime<Utc>) -> Res
     let skipped = db.skip_pending_campaign_members(id, "cancelled").await?;
     let mut cancelled = 0;
     for call in db.campaign_calls_not_started(id).await? {
-        if matches!(db.cancel_call(team_id, call, now).await?, Ok(_)) {
+        if db.cancel_call(team_id, call, now).await?.is_ok() {
             cancelled += 1;
         }
     }
@@ -278,19 +287,15 @@ pub async fn cancel(db: &Db, team_id: Uuid, id: Uuid, now: DateTime<Utc>) -> Res
     Ok(c)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn transition(
     db: &Db,
     team_id: Uuid,
     id: Uuid,
-    from: &[&str],
-    to: &str,
-    reason: Option<&str>,
-    log: &str,
+    t: Transition<'_>,
     now: DateTime<Utc>,
     refused: &'static str,
 ) -> Result<Campaign, CampaignError> {
-    match db.set_campaign_status(team_id, id, from, to, reason, log, now).await? {
+    match db.set_campaign_status(team_id, id, t, now).await? {
         Some(c) => Ok(c),
         None => match db.get_campaign(team_id, id).await? {
             Some(c) => Err(CampaignError::Refused(c.status, refused)),
@@ -315,8 +320,18 @@ pub async fn feed(db: &Db, now: DateTime<Utc>) -> Result<usize, StoreError> {
 
 async fn feed_one(db: &Db, c: &Campaign, now: DateTime<Utc>) -> Result<usize, StoreError> {
     if c.status == "scheduled" {
-        db.set_campaign_status(c.team_id, c.id, &["scheduled"], "running", None, "started", now)
-            .await?;
+        db.set_campaign_status(
+            c.team_id,
+            c.id,
+            Transition {
+                from: &["scheduled"],
+                to: "running",
+                reason: None,
+                log: "started",
+            },
+            now,
+        )
+        .await?;
     }
     if c.join_new_members {
         let joined = db.add_new_campaign_members(c).await?;
@@ -331,16 +346,14 @@ async fn feed_one(db: &Db, c: &Campaign, now: DateTime<Utc>) -> Result<usize, St
         }
     }
     if let Some(why) = breaker(db, c).await? {
-        db.set_campaign_status(
-            c.team_id,
-            c.id,
-            &["running", "scheduled"],
-            "paused",
-            Some(&why),
-            &format!("paused: {why}"),
-            now,
-        )
-        .await?;
+        let log = format!("paused: {why}");
+        let t = Transition {
+            from: &["running", "scheduled"],
+            to: "paused",
+            reason: Some(&why),
+            log: &log,
+        };
+        db.set_campaign_status(c.team_id, c.id, t, now).await?;
         tracing::warn!(campaign_id = %c.id, %why, "campaign paused by its circuit breaker");
         return Ok(0);
     }
@@ -400,16 +413,13 @@ async fn feed_one(db: &Db, c: &Campaign, now: DateTime<Utc>) -> Result<usize, St
     }
     let left = db.next_campaign_members(c.id, 1).await?;
     if created == 0 && left.is_empty() && db.campaign_active_calls(c.id).await? == 0 && !c.join_new_members {
-        db.set_campaign_status(
-            c.team_id,
-            c.id,
-            &["running"],
-            "completed",
-            None,
-            "completed: every member was called or skipped",
-            now,
-        )
-        .await?;
+        let t = Transition {
+            from: &["running"],
+            to: "completed",
+            reason: None,
+            log: "completed: every member was called or skipped",
+        };
+        db.set_campaign_status(c.team_id, c.id, t, now).await?;
         tracing::info!(campaign_id = %c.id, "campaign completed");
     }
     Ok(created)

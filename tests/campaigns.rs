@@ -329,16 +329,27 @@ async fn new_members_join_when_the_campaign_says_so(app: &TestApp) {
         dispatcher.run_once().await.unwrap();
     }
     let c = get(app, &id).await;
-    assert_eq!((&c["status"], &c["counts"]["total"]), (&json!("running"), &json!(2)), "{c:#}");
-    app.post(&format!("/api/v1/add-contacts-to-list/{list_id}"), &json!({"contact": {"phone_number": mobile(2)}}))
-        .await
-        .ok(200);
+    assert_eq!(
+        (&c["status"], &c["counts"]["total"]),
+        (&json!("running"), &json!(2)),
+        "{c:#}"
+    );
+    app.post(
+        &format!("/api/v1/add-contacts-to-list/{list_id}"),
+        &json!({"contact": {"phone_number": mobile(2)}}),
+    )
+    .await
+    .ok(200);
     for _ in 0..2 {
         voxd::campaigns::feed(&app.db, clock.now()).await.unwrap();
         dispatcher.run_once().await.unwrap();
     }
     let c = get(app, &id).await;
-    assert_eq!((&c["counts"]["total"], &c["counts"]["ended"]["completed"]), (&json!(3), &json!(3)), "{c:#}");
+    assert_eq!(
+        (&c["counts"]["total"], &c["counts"]["ended"]["completed"]),
+        (&json!(3), &json!(3)),
+        "{c:#}"
+    );
     let log = app.get(&format!("/api/v1/campaigns/{id}/log")).await.ok(200)["log"].to_string();
     assert!(log.contains("1 members added to the list joined"), "{log}");
     let r = app.post(&format!("/api/v1/campaigns/{id}/cancel"), &json!({})).await;

@@ -27,6 +27,7 @@ use crate::store::{calls::Call, contacts::Contact, Seek, StoreError};
 /// Rows read per page.
 const PAGE: i64 = 500;
 
+type RowFn<T> = Arc<dyn Fn(&T) -> Vec<String> + Send + Sync>;
 type Fetch<T> = Arc<dyn Fn(Seek) -> Pin<Box<dyn Future<Output = Result<Vec<T>, StoreError>> + Send>> + Send + Sync>;
 
 /// A cell as spreadsheets should show it: text that would start a formula (`=`, `@`, a `+` or `-`
@@ -77,7 +78,7 @@ fn stream<T: Send + 'static>(
     start: Seek,
     fetch: Fetch<T>,
     id: fn(&T) -> Uuid,
-    row: Arc<dyn Fn(&T) -> Vec<String> + Send + Sync>,
+    row: RowFn<T>,
 ) -> Response {
     let first = csv_bytes(Some(&header), std::iter::empty());
     let pages = futures_util::stream::unfold(Some(start), move |next| {

@@ -53,6 +53,16 @@ pub struct CampaignCounts {
     pub calls: Vec<(String, Option<String>, i64)>,
 }
 
+/// A change of a campaign's status: from which states, to which, why (shown as
+/// `status_reason`) and the log line. The `from` states are the code's own words, never input.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub from: &'a [&'a str],
+    pub to: &'a str,
+    pub reason: Option<&'a str>,
+    pub log: &'a str,
+}
+
 const INSERT_LOG: &str = "INSERT INTO campaign_log (id, campaign_id, at, kind, message) VALUES ($1, $2, $3, $4, $5)";
 const ACTIVE_CALLS: &str = "SELECT COUNT(*) FROM campaign_members m JOIN calls c ON c.id = m.call_id
      WHERE m.campaign_id = $1 AND c.progress NOT IN ('ended', 'cancelled')";
@@ -98,28 +108,25 @@ impl Db {
             .bind(team_id).bind(page.after).bind(page.limit).fetch_all(p).await?))
     }
 
-    /// Moves the campaign from one of `from` to `to` and logs why; the campaign as it is now, or
-    /// `None` when it is not in one of `from` (or not the team's).
+    /// Applies the change when the campaign is in one of its `from` states and logs it; the
+    /// campaign as it is now, or `None` when it is not (or not the team's).
     pub async fn set_campaign_status(
         &self,
         team_id: Uuid,
         id: Uuid,
-        from: &[&str],
-        to: &str,
-        reason: Option<&str>,
-        log: &str,
+        t: Transition<'_>,
         at: DateTime<Utc>,
     ) -> Result<Option<Campaign>> {
-        let allowed = from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+        let allowed = t.from.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
         let sql = format!(
             "UPDATE campaigns SET status = $3, status_reason = $4, updated_at = $5
              WHERE team_id = $1 AND id = $2 AND status IN ({allowed}) RETURNING {COLUMNS}"
         );
         transaction!(self, tx => {
             let c = sqlx::query_as::<_, Campaign>(&sql)
-                .bind(team_id).bind(id).bind(to).bind(reason).bind(at).fetch_optional(&mut *tx).await?;
+                .bind(team_id).bind(id).bind(t.to).bind(t.reason).bind(at).fetch_optional(&mut *tx).await?;
             if c.is_some() {
-                sqlx::query(INSERT_LOG).bind(new_id()).bind(id).bind(at).bind(to).bind(log).execute(&mut *tx).await?;
+                sqlx::query(INSERT_LOG).bind(new_id()).bind(id).bind(at).bind(t.to).bind(t.log).execute(&mut *tx).await?;
             }
             Ok(c)
         })
