@@ -108,7 +108,7 @@ fn read_rows(
         match read {
             Ok(false) => break,
             Ok(true) if record.iter().all(str::is_empty) => continue,
-            Ok(true) => rows.push((record.position().map_or(line, |p| p.line()), Ok(record.clone()))),
+            Ok(true) => rows.push((first_line(&record, reader.position().line(), line), Ok(record.clone()))),
             // A broken body (the client went away) ends the import; a bad row is reported.
             Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
                 let _ = tx.blocking_send(Err(CsvError::Unreadable(format!("reading the file failed: {e}"))));
@@ -123,6 +123,17 @@ fn read_rows(
     if !rows.is_empty() {
         let _ = tx.blocking_send(Ok(rows));
     }
+}
+
+/// The line a record starts on. The reader's own start position counts blank lines before the
+/// record as its start, so it is worked back from where the record ended (the line after it,
+/// less the line breaks inside its fields); a last record with no line break after it has not
+/// moved the reader to a new line, hence the larger of the two. (One case stays a line early: a
+/// last record with no line break after it that follows a blank line.)
+fn first_line(record: &csv::StringRecord, line_after: u64, fallback: u64) -> u64 {
+    let breaks: u64 = record.iter().map(|f| f.matches('\n').count() as u64).sum();
+    let scanned_from = record.position().map_or(fallback, |p| p.line());
+    scanned_from.max(line_after.saturating_sub(1 + breaks))
 }
 
 /// A row that was not imported.
@@ -185,6 +196,9 @@ mod tests {
         assert_eq!(lines, [2, 4, 6, 7]);
         assert_eq!(rows[1].1.as_ref().unwrap(), &["x\ny", "3"]);
         assert_eq!(rows[2].1.as_ref().unwrap(), &["4"]);
+        // No line break at the end.
+        let (_, rows, _) = all("a\n1\n2", 1 << 20).await;
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 3]);
     }
 
     #[tokio::test]

@@ -88,19 +88,48 @@ async fn a_campaign_calls_its_list_to_the_end(app: &TestApp) {
             .await
             .ok(201);
     }
-    // Another call of the team is not kept waiting behind the campaign.
+    // Another call of the team, and one of another team, are not kept waiting behind it.
+    let (other_team, other_key) = app.other_team("others").await;
+    let n = voxd::store::numbers::PhoneNumber {
+        id: voxd::domain::new_id(),
+        team_id: other_team,
+        number: "+61291234599".into(),
+        inbound_script_id: None,
+        created_at: voxd::domain::now(),
+    };
+    app.db.add_number(&n).await.unwrap();
+    let theirs = app
+        .post_as(
+            &other_key,
+            "/api/v1/scripts",
+            &common::example_script("buyer-follow-up"),
+        )
+        .await;
+    let their_script = theirs.ok(201)["script_id"].as_str().unwrap().to_owned();
     let most = {
         let clock = Arc::new(ManualClock::new(Utc::now() + Duration::seconds(1)));
         voxd::campaigns::feed(&app.db, clock.now()).await.unwrap();
-        let other =
-            json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0429069971"}});
-        let other_id = app.post("/api/v1/create-phone-call", &other).await.ok(201)["call_id"]
+        let ours = json!({"from_number": CALLER_ID, "script_id": script_id, "contact": {"phone_number": "0429069971"}});
+        let ours = app.post("/api/v1/create-phone-call", &ours).await.ok(201)["call_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let theirs = json!({"from_number": "+61291234599", "script_id": their_script, "contact": {"phone_number": "0429069972"}});
+        let theirs = app
+            .post_as(&other_key, "/api/v1/create-phone-call", &theirs)
+            .await
+            .ok(201)["call_id"]
             .as_str()
             .unwrap()
             .to_owned();
         common::sim_dispatcher(app, clock).run_once().await.unwrap();
-        let c = app.get(&format!("/api/v1/get-call/{other_id}")).await.ok(200)["call"].clone();
-        assert_eq!(c["progress"], "ended", "the other call ran in the first pass: {c}");
+        for (key, call) in [(&app.key, &ours), (&other_key, &theirs)] {
+            let c = app.get_as(key, &format!("/api/v1/get-call/{call}")).await.ok(200)["call"].clone();
+            assert_eq!(
+                c["progress"], "ended",
+                "ran in the first pass, beside the campaign: {c}"
+            );
+        }
         run(app, &id, 400).await
     };
     assert!(most <= 7, "at most 7 calls open at once, saw {most}");

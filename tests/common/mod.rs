@@ -552,6 +552,10 @@ pub fn browser_available() -> bool {
 
 /// Runs a script of `tests/browser` with node; returns its one JSON line and whether it exited 0.
 pub async fn run_browser_script(script: &str, args: &[&str]) -> (Value, bool) {
+    // One browser at a time per test binary: two Chromium calls beside live speech recognition
+    // overload two cores, and a call whose timing slips fails for the wrong reason.
+    static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_BROWSER.lock().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let out = tokio::process::Command::new("node")
         .arg(script)
