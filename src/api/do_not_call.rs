@@ -142,7 +142,11 @@ pub async fn list(
 /// The number's entry when it is on the list; 404 when it is not.
 #[utoipa::path(get, path = "/api/v1/dnc/{phone_number}", tag = "Do not call", operation_id = "getDoNotCall",
     params(("phone_number" = String, Path, description = "The number, any common format (`+` may be written `%2B`)")),
-    responses((status = 200, description = "The number is listed.", body = SuppressionResponse)))]
+    responses(
+        (status = 200, description = "The number is listed.", body = SuppressionResponse),
+        (status = 400, description = "Not a phone number.", body = super::error::ErrorBody),
+        (status = 404, description = "The number is not on your team's list.", body = super::error::ErrorBody),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     team: TeamCtx,
@@ -160,7 +164,11 @@ pub async fn get(
 /// Remove from the do-not-call list (extension)
 #[utoipa::path(delete, path = "/api/v1/dnc/{phone_number}", tag = "Do not call", operation_id = "removeDoNotCall",
     params(("phone_number" = String, Path, description = "The number, any common format (`+` may be written `%2B`)")),
-    responses((status = 200, description = "Number taken off the list.", body = RemoveSuppressionResponse)))]
+    responses(
+        (status = 200, description = "Number taken off the list.", body = RemoveSuppressionResponse),
+        (status = 400, description = "Not a phone number.", body = super::error::ErrorBody),
+        (status = 404, description = "The number is not on your team's list.", body = super::error::ErrorBody),
+    ))]
 pub async fn remove(
     State(state): State<AppState>,
     team: TeamCtx,
