@@ -31,13 +31,8 @@ pub async fn sweep(db: &Db, recordings: Option<&Path>, now: DateTime<Utc>) -> Re
             let cutoff = now - Duration::days(i64::from(days));
             loop {
                 let calls = db.take_recordings_past(team_id, cutoff, BATCH).await?;
-                for id in &calls {
-                    let Some(dir) = recordings else { break };
-                    match std::fs::remove_file(recording::path(dir, *id)) {
-                        Ok(()) => swept.recordings += 1,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => tracing::error!(call_id = %id, error = %e, "recording past retention not deleted"),
-                    }
+                if let Some(dir) = recordings {
+                    swept.recordings += calls.iter().filter(|id| recording::remove(dir, **id)).count() as u64;
                 }
                 if (calls.len() as i64) < BATCH {
                     break;

@@ -19,14 +19,9 @@ async fn list_of(app: &TestApp, numbers: impl Iterator<Item = String>) -> String
     for (i, n) in numbers.enumerate() {
         csv.push_str(&format!("{n},Member{i}\n"));
     }
-    let req = axum::http::Request::builder()
-        .method("POST")
-        .uri(format!("/api/v1/lists/{list_id}/import"))
-        .header("authorization", format!("Bearer {}", app.key))
-        .header("content-type", "text/csv")
-        .body(axum::body::Body::from(csv))
-        .unwrap();
-    let r = app.send(req).await;
+    let r = app
+        .post_csv(&format!("/api/v1/lists/{list_id}/import"), "text/csv", csv)
+        .await;
     assert_eq!(r.ok(200)["invalid_count"], 0, "{}", r.body);
     list_id
 }

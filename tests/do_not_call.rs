@@ -5,10 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use axum::{
-    body::Body,
-    http::{header, Method, Request},
-};
+use axum::http::Method;
 use chrono::{Duration, Utc};
 use common::{TestApp, CALLER_ID};
 use serde_json::{json, Value};
@@ -25,14 +22,7 @@ async fn list(app: &TestApp, query: &str) -> Value {
 }
 
 async fn import(app: &TestApp, content_type: &str, csv: &str) -> common::TestResponse {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/api/v1/dnc/import")
-        .header(header::AUTHORIZATION, format!("Bearer {}", app.key))
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Body::from(csv.to_owned()))
-        .unwrap();
-    app.send(req).await
+    app.post_csv("/api/v1/dnc/import", content_type, csv).await
 }
 
 fn call_body(script_id: &str, phone: &str, metadata: Value) -> Value {

@@ -51,14 +51,12 @@ async fn contacts_export_every_page_with_the_listings_filters(app: &TestApp) {
     for i in 0..1100 {
         csv.push_str(&format!("+6141{i:07},Bulk {i}\n"));
     }
-    let req = axum::http::Request::builder()
-        .method("POST")
-        .uri(format!("/api/v1/lists/{list_id}/import"))
-        .header("authorization", format!("Bearer {}", app.key))
-        .header("content-type", "text/csv")
-        .body(axum::body::Body::from(csv))
-        .unwrap();
-    assert_eq!(app.send(req).await.ok(200)["created"], 1100);
+    assert_eq!(
+        app.post_csv(&format!("/api/v1/lists/{list_id}/import"), "text/csv", csv)
+            .await
+            .ok(200)["created"],
+        1100
+    );
     // Another team's contact is not ours to export.
     let (_, other) = app.other_team("others").await;
     app.post_as(

@@ -194,14 +194,8 @@ async fn concurrent_adds_of_a_new_number_share_one_contact(app: &TestApp) {
 }
 
 async fn import_csv(app: &TestApp, list_id: &str, content_type: &str, csv: String) -> common::TestResponse {
-    let req = axum::http::Request::builder()
-        .method("POST")
-        .uri(format!("/api/v1/lists/{list_id}/import"))
-        .header("authorization", format!("Bearer {}", app.key))
-        .header("content-type", content_type)
-        .body(axum::body::Body::from(csv))
-        .unwrap();
-    app.send(req).await
+    app.post_csv(&format!("/api/v1/lists/{list_id}/import"), content_type, csv)
+        .await
 }
 
 async fn members_import_from_csv(app: &TestApp) {

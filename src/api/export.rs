@@ -148,23 +148,12 @@ pub async fn contacts(
         );
         Box::pin(async move { db.list_contacts(team_id, &filter).await })
     });
-    let header = [
-        "id",
-        "phone_number",
-        "first_name",
-        "last_name",
-        "email",
-        "title",
-        "company",
-        "address",
-        "location",
-        "timezone",
-        "metadata",
-        "created_at",
-        "updated_at",
-    ]
-    .map(String::from)
-    .to_vec();
+    // The contact's own fields, in the order an import reads them, between its id and its stamps.
+    let header: Vec<String> = std::iter::once("id")
+        .chain(crate::domain::automation::CONTACT_FIELDS)
+        .chain(["metadata", "created_at", "updated_at"])
+        .map(String::from)
+        .collect();
     let row = Arc::new(|c: &Contact| {
         vec![
             c.id.to_string(),

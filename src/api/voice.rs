@@ -67,20 +67,7 @@ pub fn delete_recordings(state: &AppState, calls: &[Uuid]) -> usize {
     let Some(dir) = state.voice.as_ref().and_then(|g| g.settings().recordings.clone()) else {
         return 0;
     };
-    calls
-        .iter()
-        .filter(|id| {
-            let path = recording::path(&dir, **id);
-            match std::fs::remove_file(&path) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-                Err(e) => {
-                    tracing::error!(call_id = %id, error = %e, "recording not deleted");
-                    false
-                }
-            }
-        })
-        .count()
+    calls.iter().filter(|id| recording::remove(&dir, **id)).count()
 }
 
 async fn serve_recording(state: &AppState, call_id: Uuid, req: Request) -> Result<Response, ApiError> {

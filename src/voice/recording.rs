@@ -65,6 +65,19 @@ pub fn path(dir: &Path, call_id: Uuid) -> PathBuf {
     dir.join(format!("{call_id}.flac"))
 }
 
+/// Deletes a call's recording; whether there was one. A failure other than "not there" is
+/// logged and counts as not deleted.
+pub fn remove(dir: &Path, call_id: Uuid) -> bool {
+    match std::fs::remove_file(path(dir, call_id)) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            tracing::error!(%call_id, error = %e, "recording not deleted");
+            false
+        }
+    }
+}
+
 /// Writes the recording (through a temporary file, so a reader never sees half of one).
 pub fn save(dir: &Path, call_id: Uuid, recorder: &Recorder) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

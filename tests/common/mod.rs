@@ -228,6 +228,18 @@ impl TestApp {
         self.call(Method::GET, path, None, &[]).await
     }
 
+    /// A CSV upload (an import) with the main key, under this content type.
+    pub async fn post_csv(&self, path: &str, content_type: &str, csv: impl Into<String>) -> TestResponse {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.key))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(csv.into()))
+            .unwrap();
+        self.send(req).await
+    }
+
     /// A request with another key (or none) and a raw body.
     pub async fn raw(&self, method: Method, path: &str, key: Option<&str>, body: impl Into<Body>) -> TestResponse {
         let mut req = Request::builder().method(method).uri(path);
