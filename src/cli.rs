@@ -12,11 +12,11 @@ use crate::{
     api::{self, AppState},
     config::{DbArgs, LogFormat, ServeArgs, Settings},
     domain::{
-        api_key,
+
         call::{default_days, CallingWindow},
         new_id, now, phone,
     },
-    store::{keys::ApiKey, redact_url, teams::Team, Db, OnUnique},
+    store::{redact_url, teams::Team, Db, OnUnique},
 };
 
 #[derive(Parser)]
@@ -62,6 +62,13 @@ enum Command {
         db: DbArgs,
         #[command(subcommand)]
         cmd: KeyCommand,
+    },
+    /// Manage dashboard users (people who sign in to a team's web dashboard at `/`).
+    User {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        cmd: UserCommand,
     },
     /// Manage scripts.
     Script {
@@ -239,6 +246,7 @@ impl Command {
             | Command::Migrate { db }
             | Command::Team { db, .. }
             | Command::Key { db, .. }
+            | Command::User { db, .. }
             | Command::Script { db, .. }
             | Command::Automation { db, .. }
             | Command::Number { db, .. }
@@ -305,6 +313,42 @@ fn parse_days(raw: &str) -> Result<Days, String> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct Missing(String);
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user to a team. The password comes from standard input (`--password-stdin`) or
+    /// `VOXD_USER_PASSWORD`; with neither, one is generated and printed once.
+    Add {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The email the user signs in with (unique across teams).
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List a team's users.
+    List {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+    },
+    /// Set a user's password (from standard input or `VOXD_USER_PASSWORD`, else generated); ends
+    /// their sessions.
+    SetPassword {
+        /// The user's email.
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user; their sessions end.
+    Remove {
+        /// The user's email.
+        email: String,
+    },
+}
 
 #[derive(Subcommand)]
 enum DncCommand {
@@ -631,6 +675,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Team { cmd, .. } => team(&db, cmd).await,
         Command::Key { cmd, .. } => key(&db, cmd).await,
+        Command::User { cmd, .. } => user(&db, cmd).await,
         Command::Script { cmd, .. } => script(&db, cmd).await,
         Command::Automation { cmd, .. } => automation(&db, cmd).await,
         Command::Number { cmd, .. } => number(&db, cmd).await,
@@ -842,7 +887,8 @@ async fn feed_campaigns(db: Db) {
     }
 }
 
-/// Hourly: replays and hook receipts past their day, and what teams keep past their retention.
+/// Hourly: replays and hook receipts past their day, expired dashboard sessions, and what teams
+/// keep past their retention.
 async fn housekeeping(db: Db, recordings: Option<std::path::PathBuf>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
@@ -859,6 +905,11 @@ async fn housekeeping(db: Db, recordings: Option<std::path::PathBuf>) {
             Ok(n) if n > 0 => tracing::info!(expired = n, "hook idempotency keys expired"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not expire hook idempotency keys"),
+        }
+        match db.purge_sessions(chrono::Utc::now()).await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "dashboard sessions expired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not expire dashboard sessions"),
         }
     }
 }
@@ -1057,22 +1108,12 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
         KeyCommand::Create { team, name } => {
             let team = find_team(db, &team).await?;
-            let generated = api_key::generate();
-            let key = ApiKey {
-                id: new_id(),
-                team_id: team.id,
-                name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
-                prefix: generated.prefix.clone(),
-                created_at: now(),
-                last_used_at: None,
-                revoked_at: None,
-            };
-            db.create_key(&key, &generated.hash).await?;
+            let (key, secret) = db.issue_key(team.id, name.as_deref()).await?;
             println!(
                 "Created API key {} for team {}. It is shown only this once:",
                 key.id, team.name
             );
-            println!("{}", generated.secret);
+            println!("{secret}");
         }
         KeyCommand::List { team } => {
             let team = find_team(db, &team).await?;
@@ -1098,6 +1139,100 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
                 return Err(Missing(format!("no active key with id {id}")).into());
             }
             println!("key {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// The password for `user add` / `user set-password`, and whether it was generated (to print).
+fn new_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    use crate::domain::password;
+    let given = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Some(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        std::env::var("VOXD_USER_PASSWORD").ok().filter(|p| !p.is_empty())
+    };
+    match given {
+        Some(p) => {
+            password::check_new(&p).map_err(|why| anyhow::anyhow!("password refused: {why}"))?;
+            Ok((p, false))
+        }
+        None => Ok((password::generate(), true)),
+    }
+}
+
+async fn user(db: &Db, cmd: UserCommand) -> anyhow::Result<()> {
+    use crate::{domain::password, store::users::User};
+    let normalise = |e: &str| e.trim().to_lowercase();
+    match cmd {
+        UserCommand::Add {
+            team,
+            email,
+            password_stdin,
+        } => {
+            let team = find_team(db, &team).await?;
+            let email = normalise(&email);
+            if !email_address::EmailAddress::is_valid(&email) {
+                anyhow::bail!("`{email}` is not an email address");
+            }
+            let (clear, generated) = new_password(password_stdin)?;
+            let shown = clear.clone();
+            let user = User {
+                id: new_id(),
+                team_id: team.id,
+                email: email.clone(),
+                // Argon2 is deliberately slow: off the async workers.
+                password_hash: tokio::task::spawn_blocking(move || password::hash(&clear)).await?,
+                created_at: now(),
+                last_signed_in_at: None,
+            };
+            match db.create_user(&user).await {
+                Err(crate::store::StoreError::Conflict(_)) => anyhow::bail!("a user with email {email} exists already"),
+                other => other?,
+            }
+            println!("Added dashboard user {email} to team {}.", team.name);
+            if generated {
+                println!("Their password, shown only this once:");
+                println!("{shown}");
+            }
+        }
+        UserCommand::List { team } => {
+            let team = find_team(db, &team).await?;
+            println!("{:<40}  {:<20}  LAST SIGN-IN", "EMAIL", "CREATED");
+            let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+            for u in db.list_users(team.id).await? {
+                println!(
+                    "{:<40}  {:<20}  {}",
+                    u.email,
+                    fmt(u.created_at),
+                    u.last_signed_in_at.map_or("never".to_owned(), fmt)
+                );
+            }
+        }
+        UserCommand::SetPassword { email, password_stdin } => {
+            let email = normalise(&email);
+            let user = db
+                .user_by_email(&email)
+                .await?
+                .ok_or_else(|| Missing(format!("no dashboard user with email {email}")))?;
+            let (clear, generated) = new_password(password_stdin)?;
+            let shown = clear.clone();
+            let hash = tokio::task::spawn_blocking(move || password::hash(&clear)).await?;
+            db.set_user_password(user.id, &hash).await?;
+            println!("Password of {email} set; their sessions have ended.");
+            if generated {
+                println!("The new password, shown only this once:");
+                println!("{shown}");
+            }
+        }
+        UserCommand::Remove { email } => {
+            let email = normalise(&email);
+            if !db.remove_user(&email).await? {
+                return Err(Missing(format!("no dashboard user with email {email}")).into());
+            }
+            println!("dashboard user {email} removed");
         }
     }
     Ok(())

@@ -126,7 +126,10 @@ pub struct FileConfig {
     pub web_call_secret: Option<String>,
     pub web_call_credential_seconds: Option<u64>,
     /// Live voice: the base URL clients reach the API at (recording links); default from `listen`.
+    /// An `https://` URL also makes dashboard cookies `Secure`.
     pub public_url: Option<String>,
+    /// How long a dashboard sign-in lasts (default 12 hours).
+    pub dashboard_session_hours: Option<u64>,
     /// The address media (WebRTC UDP) sockets bind to; default the `listen` address's (loopback
     /// stays loopback; `0.0.0.0` needs `media_public_address`).
     pub media_address: Option<std::net::IpAddr>,
@@ -302,6 +305,13 @@ impl Settings {
                         axum::http::HeaderName::try_from(h.trim().to_ascii_lowercase())
                             .map_err(|_| anyhow::anyhow!("trusted_proxy_header `{h}` is not a header name"))?,
                     ),
+                },
+                dashboard: crate::api::DashboardSettings {
+                    session_ttl: file
+                        .dashboard_session_hours
+                        .map(|h| std::time::Duration::from_secs(h.clamp(1, 24 * 30) * 3600))
+                        .unwrap_or(defaults.dashboard.session_ttl),
+                    secure_cookies: file.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
                 },
                 web_calls: {
                     let d = crate::api::WebCallSettings::default();

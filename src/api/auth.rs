@@ -20,18 +20,21 @@ use uuid::Uuid;
 use super::{
     error::ApiError,
     rate_limit::{client_key, Decision},
-    AppState,
+    session, AppState,
 };
 use crate::{
     domain::{api_key, now, phone},
     store::keys::KeyOwner,
 };
 
-/// The team a request acts for, resolved from its API key.
+/// The team a request acts for, resolved from its API key or a dashboard session.
 #[derive(Debug, Clone)]
 pub struct TeamCtx {
     pub team_id: Uuid,
-    pub key_id: Uuid,
+    /// The API key the request came with.
+    pub key_id: Option<Uuid>,
+    /// The dashboard user whose session the request came with (see `session`).
+    pub user_id: Option<Uuid>,
     pub region: country::Id,
     pub timezone: String,
 }
@@ -63,6 +66,12 @@ impl KeyCache {
             .get(hash)
             .filter(|(_, at)| now.duration_since(*at) < ttl)
             .map(|(o, _)| o.clone())
+    }
+
+    /// Drops a revoked key at once (in this process; others wait out their `ttl`).
+    pub fn forget(&self, key_id: Uuid) {
+        let mut entries = self.entries.lock().expect("key cache lock");
+        entries.retain(|_, (owner, _)| owner.key_id != key_id);
     }
 
     fn put(&self, hash: Vec<u8>, owner: KeyOwner, now: Instant) {
@@ -106,28 +115,41 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     if let Err(e) = guard_unauthenticated(&state, client) {
         return e.into_response();
     }
-    let owner = match authenticate(&state, req.headers()).await {
-        Ok(owner) => owner,
-        Err(e @ ApiError::Unauthorized(_)) => return failed_authentication(&state, client, e).into_response(),
+    // An API key when there is an Authorization header; else a dashboard session cookie, which
+    // counts only with its CSRF token.
+    let ctx = if req.headers().contains_key(header::AUTHORIZATION) || session::cookie(req.headers(), session::SESSION_COOKIE).is_none() {
+        authenticate(&state, req.headers()).await.map(|owner| {
+            let ctx = TeamCtx {
+                team_id: owner.team_id,
+                key_id: Some(owner.key_id),
+                user_id: None,
+                region: phone::parse_region(&owner.region).unwrap_or(country::Id::AU),
+                timezone: owner.timezone,
+            };
+            (ctx, owner.requests_per_second)
+        })
+    } else {
+        session::authenticate_api(&state, req.headers())
+            .await
+            .map(|owner| (owner.team_ctx(), owner.requests_per_second))
+    };
+    let (ctx, team_limit) = match ctx {
+        Ok(found) => found,
+        Err(e @ (ApiError::Unauthorized(_) | ApiError::Forbidden(_))) => {
+            return failed_authentication(&state, client, e).into_response()
+        }
         Err(e) => return e.into_response(),
     };
-    let limit = owner
-        .requests_per_second
+    let limit = team_limit
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(state.settings.requests_per_second);
     // One bucket per team: making more keys does not raise a team's limit.
-    let decision = state.limiter.check(owner.team_id, limit, Instant::now());
+    let decision = state.limiter.check(ctx.team_id, limit, Instant::now());
     let mut response = if decision.allowed {
-        let region = phone::parse_region(&owner.region).unwrap_or(country::Id::AU);
-        req.extensions_mut().insert(TeamCtx {
-            team_id: owner.team_id,
-            key_id: owner.key_id,
-            region,
-            timezone: owner.timezone,
-        });
+        req.extensions_mut().insert(ctx);
         next.run(req).await
     } else {
-        tracing::info!(team_id = %owner.team_id, key_id = %owner.key_id, "rate limited");
+        tracing::info!(team_id = %ctx.team_id, key_id = ?ctx.key_id, user_id = ?ctx.user_id, "rate limited");
         ApiError::RateLimited {
             retry_after_secs: decision.retry_after_secs,
         }

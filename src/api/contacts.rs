@@ -120,6 +120,26 @@ pub async fn create(
 pub struct GetContactResponse {
     pub success: bool,
     pub contact: ContactView,
+    /// The lists that hold the contact (at most 200).
+    pub lists: Vec<MembershipView>,
+    /// The objects linked to the contact, with their type's name (at most 200).
+    pub objects: Vec<MembershipView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembershipView {
+    pub id: String,
+    /// The list's name, or the object's type name.
+    pub name: String,
+}
+
+impl From<crate::store::contacts::Membership> for MembershipView {
+    fn from(m: crate::store::contacts::Membership) -> Self {
+        MembershipView {
+            id: m.id.to_string(),
+            name: m.name,
+        }
+    }
 }
 
 /// Get contact (extension)
@@ -140,9 +160,12 @@ pub async fn get(
         .get_contact(team.team_id, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("Contact not found".into()))?;
+    let (lists, objects) = state.db.contact_memberships(team.team_id, contact.id).await?;
     Ok(Json(GetContactResponse {
         success: true,
         contact: contact.into(),
+        lists: lists.into_iter().map(Into::into).collect(),
+        objects: objects.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -153,6 +176,9 @@ pub struct ListContactsParams {
     pub phone_number: Option<String>,
     /// Only contacts with this email address.
     pub email: Option<String>,
+    /// Text found anywhere in the contact's name, email or phone number (case-insensitive; at
+    /// most 100 characters).
+    pub search: Option<String>,
     /// Items per page, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -172,7 +198,8 @@ pub struct ListContactsResponse {
 
 /// List contacts (extension)
 ///
-/// Contacts oldest first (`order=desc`: newest first), filtered by phone number or email, with cursor pagination.
+/// Contacts oldest first (`order=desc`: newest first), filtered by phone number, email or `search`
+/// (text anywhere in the name, email or number), with cursor pagination.
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "Contacts", operation_id = "listContacts",
     params(ListContactsParams),
     responses((status = 200, description = "A page of contacts.", body = ListContactsResponse)))]
@@ -201,6 +228,12 @@ pub fn contact_filter(q: ListContactsParams, team: &TeamCtx, page: crate::store:
     Ok(ContactFilter {
         phone_number,
         email: q.email.filter(|e| !e.is_empty()),
+        search: match q.search.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+            Some(s) if s.chars().count() > 100 => {
+                return Err(ApiError::bad_request("search: at most 100 characters").with("field", "search"))
+            }
+            s => s,
+        },
         page,
     })
 }
@@ -274,9 +307,12 @@ pub async fn update(
         }
     };
     tracing::info!(contact_id = %id, "contact updated");
+    let (lists, objects) = state.db.contact_memberships(team.team_id, updated.id).await?;
     Ok(Json(GetContactResponse {
         success: true,
         contact: updated.into(),
+        lists: lists.into_iter().map(Into::into).collect(),
+        objects: objects.into_iter().map(Into::into).collect(),
     }))
 }
 

@@ -22,6 +22,10 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unauthorized(String),
+    /// Authenticated, but the request lacks what this credential needs (a dashboard session's
+    /// CSRF token).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -54,7 +58,7 @@ pub struct ErrorBody {
     pub success: bool,
     /// What went wrong, in words; names the field for input errors.
     pub message: String,
-    /// Stable machine-readable kind: bad_request, unauthorized, not_found, method_not_allowed,
+    /// Stable machine-readable kind: bad_request, unauthorized, forbidden, not_found, method_not_allowed,
     /// conflict, do_not_call (422: the number is on the team's do-not-call list),
     /// payload_too_large, unsupported_media_type, rate_limited, unavailable, internal.
     pub code: String,
@@ -108,6 +112,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),

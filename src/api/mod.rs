@@ -5,6 +5,7 @@ pub mod automations;
 pub mod calls;
 pub mod campaigns;
 pub mod contacts;
+pub mod dashboard;
 pub mod do_not_call;
 pub mod error;
 pub mod export;
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 pub mod scripts;
+pub mod session;
 pub mod voice;
 pub mod webhooks;
 
@@ -63,6 +65,26 @@ pub struct ApiSettings {
     pub web_calls: WebCallSettings,
     /// Set: `/metrics` answers only with this bearer token.
     pub metrics_token: Option<metrics::MetricsToken>,
+    pub dashboard: DashboardSettings,
+}
+
+/// Sign-in to the web dashboard.
+#[derive(Debug, Clone)]
+pub struct DashboardSettings {
+    /// How long a session lasts after sign-in.
+    pub session_ttl: Duration,
+    /// Cookies marked `Secure` (served over TLS: an `https://` public URL). Also set per request
+    /// when a trusted proxy says `X-Forwarded-Proto: https`.
+    pub secure_cookies: bool,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+        }
+    }
 }
 
 /// What browsers need to join web calls through the SIP-over-WebSocket gateway.
@@ -114,6 +136,7 @@ impl Default for ApiSettings {
             allow_private_network: false,
             web_calls: WebCallSettings::default(),
             metrics_token: None,
+            dashboard: DashboardSettings::default(),
         }
     }
 }
@@ -125,6 +148,8 @@ pub struct AppState {
     pub limiter: Arc<rate_limit::RateLimiter>,
     /// Failed authentications per client address.
     pub failures: Arc<rate_limit::RateLimiter<std::net::IpAddr>>,
+    /// Dashboard sign-in attempts, per client address and per email.
+    pub sign_ins: Arc<session::SignInLimiter>,
     pub keys: Arc<auth::KeyCache>,
     /// Live voice in this process (the web-call gateway), when it runs.
     pub voice: Option<Arc<crate::voice::gateway::Gateway>>,
@@ -137,6 +162,7 @@ impl AppState {
             settings: Arc::new(settings),
             limiter: Arc::default(),
             failures: Arc::default(),
+            sign_ins: Arc::default(),
             keys: Arc::default(),
             voice: None,
         }
@@ -264,6 +290,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/webhook-deliveries/{delivery_id}/redeliver",
             post(webhooks::redeliver),
         )
+        // The dashboard's own operations (a session only; see dashboard.rs).
+        .route("/ui/api/keys", get(dashboard::list_keys).post(dashboard::create_key))
+        .route("/ui/api/keys/{key_id}/revoke", post(dashboard::revoke_key))
+        .route("/ui/api/team", get(dashboard::get_team).patch(dashboard::update_team))
+        .route("/ui/api/scripts/check", post(dashboard::check_script))
+        .route("/ui/api/scripts/{script_id}/yaml", get(dashboard::script_yaml))
         // Layers run outside-in: authenticate (and rate-limit), then idempotency, then the handler.
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::middleware))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::middleware));
@@ -274,8 +306,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::spec))
         .route("/docs", get(openapi::docs))
         .route("/docs/scalar.js", get(openapi::docs_script))
-        // No dashboard yet: the reference is the front page.
-        .route("/", get(|| async { axum::response::Redirect::temporary("/docs") }))
+        // The dashboard: its page and assets, sign-in, the live view (each checks the session).
+        .route("/", get(dashboard::index))
+        .route("/ui/app.js", get(dashboard::script))
+        .route("/ui/app.css", get(dashboard::style))
+        .route("/ui/events", get(dashboard::events))
+        .route("/sign-in", get(session::sign_in_form).post(session::sign_in))
+        .route("/sign-out", post(session::sign_out))
         // The token in the path is the credential: no API key, so outside the team routes.
         .route("/api/v1/hooks/{token}", post(hooks::receive))
         // Browsers: SIP over WebSocket (the digest inside is the credential), signed recording

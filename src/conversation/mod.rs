@@ -10,6 +10,7 @@ pub mod eval;
 pub mod functions;
 pub mod persona;
 pub mod script;
+pub mod script_source;
 pub mod suite;
 pub mod summary;
 pub mod text;

@@ -6,6 +6,7 @@ pub mod call;
 pub mod contact;
 pub mod json_path;
 pub mod object_schema;
+pub mod password;
 pub mod phone;
 pub mod signature;
 pub mod template;

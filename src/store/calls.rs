@@ -279,6 +279,15 @@ impl Db {
             .bind(call_id).fetch_all(p).await?))
     }
 
+    /// The team's call events at or after `since`, oldest first (the dashboard's live view).
+    pub async fn team_call_events_since(&self, team_id: Uuid, since: DateTime<Utc>, limit: i64) -> Result<Vec<CallEvent>> {
+        Ok(read_pool!(self, p => sqlx::query_as::<_, CallEvent>(
+            "SELECT e.id, e.call_id, e.at, e.attempt, e.progress, e.status, e.detail
+             FROM call_events e JOIN calls c ON c.id = e.call_id
+             WHERE c.team_id = $1 AND e.at >= $2 ORDER BY e.at, e.id LIMIT $3")
+            .bind(team_id).bind(since).bind(limit).fetch_all(p).await?))
+    }
+
     /// Cancels a call that has not started.
     pub async fn cancel_call(
         &self,

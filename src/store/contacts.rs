@@ -80,7 +80,22 @@ pub(crate) use bind_contact;
 pub struct ContactFilter {
     pub phone_number: Option<String>,
     pub email: Option<String>,
+    /// Words anywhere in the name, email or phone number (case-insensitive).
+    pub search: Option<String>,
     pub page: Seek,
+}
+
+/// A LIKE pattern matching `text` anywhere, its own `%`, `_` and `\` taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 impl Db {
@@ -109,6 +124,8 @@ impl Db {
              WHERE team_id = $1
                AND ($2 IS NULL OR phone_number = $2)
                AND ($3 IS NULL OR email = $3)
+               AND ($6 IS NULL OR LOWER(COALESCE(first_name, '') || ' ' || COALESCE(last_name, '') || ' '
+                    || COALESCE(email, '') || ' ' || phone_number) LIKE $6 ESCAPE '\\')
                AND {}
              {} LIMIT $5",
             f.page.beyond("id", 4),
@@ -120,8 +137,31 @@ impl Db {
             .bind(&f.email)
             .bind(f.page.after)
             .bind(f.page.limit)
+            .bind(f.search.as_deref().map(contains_pattern))
             .fetch_all(p)
             .await?))
+    }
+}
+
+/// A list or object a contact belongs to, by id and name (objects: their type's name).
+#[derive(Debug, Clone, FromRow)]
+pub struct Membership {
+    pub id: Uuid,
+    pub name: String,
+}
+
+impl Db {
+    /// The team's lists that hold the contact, and the objects linked to it.
+    pub async fn contact_memberships(&self, team_id: Uuid, contact_id: Uuid) -> Result<(Vec<Membership>, Vec<Membership>)> {
+        let lists = "SELECT l.id, l.name FROM list_members m JOIN lists l ON l.id = m.list_id
+                     WHERE m.contact_id = $1 AND l.team_id = $2 ORDER BY l.name LIMIT 200";
+        let objects = "SELECT o.id, t.name FROM object_contacts oc JOIN objects o ON o.id = oc.object_id
+                       JOIN object_types t ON t.id = o.object_type_id
+                       WHERE oc.contact_id = $1 AND o.team_id = $2 ORDER BY t.name, o.id LIMIT 200";
+        Ok(read_pool!(self, p => (
+            sqlx::query_as::<_, Membership>(lists).bind(contact_id).bind(team_id).fetch_all(p).await?,
+            sqlx::query_as::<_, Membership>(objects).bind(contact_id).bind(team_id).fetch_all(p).await?,
+        )))
     }
 }
 

@@ -54,6 +54,31 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as::<_, ApiKey>(sql).bind(team_id).fetch_all(p).await?))
     }
 
+    /// Makes a key for the team and stores its digest; the clear key is returned to be shown once.
+    pub async fn issue_key(&self, team_id: Uuid, name: Option<&str>) -> Result<(ApiKey, String)> {
+        let generated = crate::domain::api_key::generate();
+        let key = ApiKey {
+            id: crate::domain::new_id(),
+            team_id,
+            name: name.map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned),
+            prefix: generated.prefix.clone(),
+            created_at: crate::domain::now(),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        self.create_key(&key, &generated.hash).await?;
+        Ok((key, generated.secret))
+    }
+
+    /// Revokes one of the team's keys; false when the team has no unrevoked key with that id.
+    pub async fn revoke_team_key(&self, team_id: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
+        let sql = "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND team_id = $2 AND revoked_at IS NULL";
+        let n = write_pool!(self, pool => {
+            sqlx::query(sql).bind(id).bind(team_id).bind(at).execute(pool).await?.rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// Revokes a key; false when no unrevoked key has that id.
     pub async fn revoke_key(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool> {
         let sql = "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";

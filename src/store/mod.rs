@@ -18,6 +18,7 @@ pub mod objects;
 pub mod retention;
 pub mod scripts;
 pub mod teams;
+pub mod users;
 pub mod webhooks;
 
 use std::{path::Path, str::FromStr, time::Duration};
