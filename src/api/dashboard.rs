@@ -241,8 +241,30 @@ pub async fn script_yaml(
         .get_script(team.team_id, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("Script not found".into()))?;
-    let yaml = serde_yaml_ng::to_string(&s.definition).map_err(|e| ApiError::Internal(e.into()))?;
+    // Without the empty fields serde writes out (`name: null`, `keywords: []`): what a person
+    // would write.
+    // (A YAML value keeps the fields in the script's order.)
+    let mut definition = serde_yaml_ng::to_value(&s.definition).map_err(|e| ApiError::Internal(e.into()))?;
+    prune(&mut definition);
+    let yaml = serde_yaml_ng::to_string(&definition).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(Json(json!({ "success": true, "yaml": yaml, "version": s.version })))
+}
+
+/// Drops nulls and empty lists and maps from mappings, all the way down.
+fn prune(v: &mut serde_yaml_ng::Value) {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Mapping(map) => {
+            for (_, v) in map.iter_mut() {
+                prune(v);
+            }
+            map.retain(|_, v| {
+                !(v.is_null() || v.as_sequence().is_some_and(|s| s.is_empty()) || v.as_mapping().is_some_and(|m| m.is_empty()))
+            });
+        }
+        Y::Sequence(items) => items.iter_mut().for_each(prune),
+        _ => {}
+    }
 }
 
 /// How often the live view looks for new call events, and how far back each look reaches again

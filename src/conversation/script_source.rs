@@ -142,9 +142,9 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
         let mut range = (from..to).filter(|&j| !blank(&lines[j]));
         let hit = match segment {
             Segment::Key(k) => range.find(|&j| key_of(lines[j].content) == Some(k)),
-            Segment::Id(id) => items(&mut range).into_iter().find_map(|j| {
-                // The item's own `id:`, at the column of its first key (not a nested one).
-                (j..item_end(j)).find(|&k| {
+            // The item whose own `id:` (at the column of its first key, not a nested one) says it.
+            Segment::Id(id) => items(&mut range).into_iter().find(|&j| {
+                (j..item_end(j)).any(|k| {
                     lines[k].content_at == lines[j].content_at
                         && key_of(lines[k].content) == Some("id")
                         && value_of(lines[k].content) == Some(id)

@@ -155,9 +155,9 @@ impl Db {
     pub async fn contact_memberships(&self, team_id: Uuid, contact_id: Uuid) -> Result<(Vec<Membership>, Vec<Membership>)> {
         let lists = "SELECT l.id, l.name FROM list_members m JOIN lists l ON l.id = m.list_id
                      WHERE m.contact_id = $1 AND l.team_id = $2 ORDER BY l.name LIMIT 200";
-        let objects = "SELECT o.id, t.name FROM object_contacts oc JOIN objects o ON o.id = oc.object_id
+        let objects = "SELECT o.id, t.type_name AS name FROM object_contacts oc JOIN objects o ON o.id = oc.object_id
                        JOIN object_types t ON t.id = o.object_type_id
-                       WHERE oc.contact_id = $1 AND o.team_id = $2 ORDER BY t.name, o.id LIMIT 200";
+                       WHERE oc.contact_id = $1 AND o.team_id = $2 ORDER BY t.type_name, o.id LIMIT 200";
         Ok(read_pool!(self, p => (
             sqlx::query_as::<_, Membership>(lists).bind(contact_id).bind(team_id).fetch_all(p).await?,
             sqlx::query_as::<_, Membership>(objects).bind(contact_id).bind(team_id).fetch_all(p).await?,

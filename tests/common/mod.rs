@@ -358,15 +358,20 @@ pub fn example_script(name: &str) -> Value {
 
 /// Gives the main team the caller id and the buyer follow-up script; returns the script's id.
 pub async fn caller_id_and_script(app: &TestApp) -> String {
+    number_and_script(app, app.team_id, &app.key, CALLER_ID).await
+}
+
+/// Gives a team (by id and key) a caller id and the buyer follow-up script; returns the script's id.
+pub async fn number_and_script(app: &TestApp, team_id: Uuid, key: &str, number: &str) -> String {
     let n = voxd::store::numbers::PhoneNumber {
         id: new_id(),
-        team_id: app.team_id,
-        number: CALLER_ID.into(),
+        team_id,
+        number: number.into(),
         inbound_script_id: None,
         created_at: now(),
     };
     app.db.add_number(&n).await.unwrap();
-    let r = app.post("/api/v1/scripts", &example_script("buyer-follow-up")).await;
+    let r = app.post_as(key, "/api/v1/scripts", &example_script("buyer-follow-up")).await;
     r.ok(201)["script_id"].as_str().unwrap().to_owned()
 }
 
@@ -588,4 +593,17 @@ pub async fn run_browser_script(script: &str, args: &[&str]) -> (Value, bool) {
         )
     });
     (report, out.status.success())
+}
+
+/// A dashboard user of the team with this password.
+pub async fn add_user(db: &Db, team_id: Uuid, email: &str, password: &str) {
+    let user = voxd::store::users::User {
+        id: new_id(),
+        team_id,
+        email: email.into(),
+        password_hash: voxd::domain::password::hash(password),
+        created_at: now(),
+        last_signed_in_at: None,
+    };
+    db.create_user(&user).await.unwrap();
 }
