@@ -12,7 +12,6 @@ use crate::{
     api::{self, AppState},
     config::{DbArgs, LogFormat, ServeArgs, Settings},
     domain::{
-
         call::{default_days, CallingWindow},
         new_id, now, phone,
     },

@@ -31,14 +31,19 @@ fn set_cookie(r: &TestResponse, name: &str) -> Option<String> {
 }
 
 fn cookie_value(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
 }
 
 /// Loads the sign-in form and posts it; returns the form's answer.
 async fn post_sign_in(app: &TestApp, email: &str, password: &str) -> TestResponse {
-    let form = app
-        .send(Request::get("/sign-in").body(Body::empty()).unwrap())
-        .await;
+    let form = app.send(Request::get("/sign-in").body(Body::empty()).unwrap()).await;
     assert_eq!(form.status, 200);
     let token = cookie_value(&set_cookie(&form, "voxd_signin").expect("form cookie"));
     let body = url_encode(&[("csrf", &token), ("email", email), ("password", password)]);
@@ -53,15 +58,25 @@ async fn post_sign_in(app: &TestApp, email: &str, password: &str) -> TestRespons
 }
 
 fn url_encode(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 async fn sign_in(app: &TestApp, email: &str, password: &str) -> Session {
     let r = post_sign_in(app, email, password).await;
     assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.raw));
-    let cookie = format!("voxd_session={}", cookie_value(&set_cookie(&r, "voxd_session").unwrap()));
+    let cookie = format!(
+        "voxd_session={}",
+        cookie_value(&set_cookie(&r, "voxd_session").unwrap())
+    );
     let page = app
-        .send(Request::get("/").header(header::COOKIE, &cookie).body(Body::empty()).unwrap())
+        .send(
+            Request::get("/")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(page.status, 200);
     let html = String::from_utf8(page.raw).unwrap();
@@ -75,8 +90,18 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> Session {
 }
 
 /// A request as the dashboard page makes it: the cookie, and the CSRF token unless `None`.
-async fn as_page(app: &TestApp, s: &Session, method: Method, path: &str, body: Option<Value>, csrf: Option<&str>) -> TestResponse {
-    let mut req = Request::builder().method(method).uri(path).header(header::COOKIE, &s.cookie);
+async fn as_page(
+    app: &TestApp,
+    s: &Session,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    csrf: Option<&str>,
+) -> TestResponse {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::COOKIE, &s.cookie);
     if let Some(t) = csrf {
         req = req.header("x-csrf-token", t);
     }
@@ -113,7 +138,11 @@ async fn signing_in_sets_a_strict_cookie_and_wrong_passwords_are_refused(app: &T
         .send(
             Request::post("/sign-in")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(url_encode(&[("email", EMAIL), ("password", PASSWORD), ("csrf", "x")])))
+                .body(Body::from(url_encode(&[
+                    ("email", EMAIL),
+                    ("password", PASSWORD),
+                    ("csrf", "x"),
+                ])))
                 .unwrap(),
         )
         .await;
@@ -161,9 +190,23 @@ async fn a_session_works_the_api_only_with_its_csrf_token(app: &TestApp) {
     let r = page(app, &s, Method::GET, &format!("/api/v1/contacts/{id}"), None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["lists"], json!([]));
-    let list = page(app, &s, Method::POST, "/api/v1/create-list", Some(json!({"name": "Buyers"}))).await;
+    let list = page(
+        app,
+        &s,
+        Method::POST,
+        "/api/v1/create-list",
+        Some(json!({"name": "Buyers"})),
+    )
+    .await;
     let list_id = list.ok(201)["list_id"].as_str().unwrap().to_owned();
-    let r = page(app, &s, Method::POST, &format!("/api/v1/add-contacts-to-list/{list_id}"), Some(json!({"contacts": [{"phone_number": "+61412345678"}]}))).await;
+    let r = page(
+        app,
+        &s,
+        Method::POST,
+        &format!("/api/v1/add-contacts-to-list/{list_id}"),
+        Some(json!({"contacts": [{"phone_number": "+61412345678"}]})),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = page(app, &s, Method::GET, &format!("/api/v1/contacts/{id}"), None).await;
     assert_eq!(r.body["lists"], json!([{"id": list_id, "name": "Buyers"}]));
@@ -174,7 +217,10 @@ async fn a_session_works_the_api_only_with_its_csrf_token(app: &TestApp) {
         cookie: "voxd_session=forged".into(),
         csrf: s.csrf.clone(),
     };
-    assert_eq!(page(app, &forged, Method::GET, "/api/v1/contacts", None).await.status, 401);
+    assert_eq!(
+        page(app, &forged, Method::GET, "/api/v1/contacts", None).await.status,
+        401
+    );
     assert_eq!(as_page(app, &forged, Method::GET, "/", None, None).await.status, 303);
 }
 
@@ -183,7 +229,11 @@ async fn another_teams_ids_are_not_found_from_a_session(app: &TestApp) {
     let (other_team, other_key) = app.other_team("globex").await;
     add_user(&app.db, other_team, "boss@globex.test", PASSWORD).await;
     let r = app
-        .post_as(&other_key, "/api/v1/create-contact", &json!({"phone_number": "+61498765432"}))
+        .post_as(
+            &other_key,
+            "/api/v1/create-contact",
+            &json!({"phone_number": "+61498765432"}),
+        )
         .await;
     let theirs = r.ok(201)["contact_id"].as_str().unwrap().to_owned();
     let s = sign_in(app, EMAIL, PASSWORD).await;
@@ -193,12 +243,23 @@ async fn another_teams_ids_are_not_found_from_a_session(app: &TestApp) {
     let theirs_s = sign_in(app, "boss@globex.test", PASSWORD).await;
     let keys = page(app, &theirs_s, Method::GET, "/ui/api/keys", None).await;
     let their_key_id = keys.ok(200)["keys"][0]["id"].as_str().unwrap().to_owned();
-    let r = page(app, &s, Method::POST, &format!("/ui/api/keys/{their_key_id}/revoke"), None).await;
+    let r = page(
+        app,
+        &s,
+        Method::POST,
+        &format!("/ui/api/keys/{their_key_id}/revoke"),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 404);
     assert_eq!(app.get_as(&other_key, "/api/v1/contacts").await.status, 200);
     // Each session lists its own team's keys only.
     let mine = page(app, &s, Method::GET, "/ui/api/keys", None).await;
-    assert!(mine.body["keys"].as_array().unwrap().iter().all(|k| k["id"] != their_key_id.as_str()));
+    assert!(mine.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["id"] != their_key_id.as_str()));
 }
 
 async fn keys_are_made_shown_once_and_revoked_by_sessions_only(app: &TestApp) {
@@ -209,7 +270,11 @@ async fn keys_are_made_shown_once_and_revoked_by_sessions_only(app: &TestApp) {
     assert_eq!(r.status, 403);
     assert_eq!(app.get("/ui/api/keys").await.status, 403);
     let before = app.count("api_keys").await;
-    for bad in [json!({"name": 5}), json!({"label": "x"}), json!({"name": "x".repeat(101)})] {
+    for bad in [
+        json!({"name": 5}),
+        json!({"label": "x"}),
+        json!({"name": "x".repeat(101)}),
+    ] {
         let r = page(app, &s, Method::POST, "/ui/api/keys", Some(bad.clone())).await;
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
     }
@@ -223,7 +288,13 @@ async fn keys_are_made_shown_once_and_revoked_by_sessions_only(app: &TestApp) {
     assert_eq!(app.get_as(&secret, "/api/v1/contacts").await.status, 200);
     let list = page(app, &s, Method::GET, "/ui/api/keys", None).await;
     assert!(!list.body.to_string().contains(&secret), "the secret is shown once");
-    let listed = list.body["keys"].as_array().unwrap().iter().find(|k| k["id"] == id.as_str()).unwrap().clone();
+    let listed = list.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(listed["name"], "CRM sync");
     assert!(secret.starts_with(listed["prefix"].as_str().unwrap()));
 
@@ -259,7 +330,11 @@ async fn signing_out_ends_the_session(app: &TestApp) {
             .body(Body::from(url_encode(&[("csrf", csrf)])))
             .unwrap()
     };
-    assert_eq!(app.send(sign_out("wrong")).await.status, 403, "no sign-out from another site");
+    assert_eq!(
+        app.send(sign_out("wrong")).await.status,
+        403,
+        "no sign-out from another site"
+    );
     assert_eq!(page(app, &s, Method::GET, "/api/v1/contacts", None).await.status, 200);
     let r = app.send(sign_out(&s.csrf.clone())).await;
     assert_eq!(r.status, 303);
@@ -284,12 +359,30 @@ async fn team_settings_change_only_what_a_team_may(app: &TestApp) {
         let r = page(app, &s, Method::PATCH, "/ui/api/team", Some(bad.clone())).await;
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
     }
-    assert_eq!(app.db.team_calling_window(app.team_id).await.unwrap(), None, "nothing changed");
+    assert_eq!(
+        app.db.team_calling_window(app.team_id).await.unwrap(),
+        None,
+        "nothing changed"
+    );
     let window = json!({"start": "09:00", "end": "17:00", "days": ["mon", "tue"]});
-    let r = page(app, &s, Method::PATCH, "/ui/api/team", Some(json!({"calling_window": window, "recordings": false}))).await;
+    let r = page(
+        app,
+        &s,
+        Method::PATCH,
+        "/ui/api/team",
+        Some(json!({"calling_window": window, "recordings": false})),
+    )
+    .await;
     assert_eq!(r.ok(200)["team"]["calling_window"], window);
     assert_eq!(r.body["team"]["recordings"], false);
-    let r = page(app, &s, Method::PATCH, "/ui/api/team", Some(json!({"calling_window": null}))).await;
+    let r = page(
+        app,
+        &s,
+        Method::PATCH,
+        "/ui/api/team",
+        Some(json!({"calling_window": null})),
+    )
+    .await;
     assert_eq!(r.ok(200)["team"]["calling_window"], Value::Null);
     assert_eq!(r.body["team"]["recordings"], false, "left out: unchanged");
 }
@@ -297,37 +390,96 @@ async fn team_settings_change_only_what_a_team_may(app: &TestApp) {
 async fn script_yaml_is_checked_with_problem_lines(app: &TestApp) {
     add_user(&app.db, app.team_id, EMAIL, PASSWORD).await;
     let s = sign_in(app, EMAIL, PASSWORD).await;
-    let script = app.post("/api/v1/scripts", &common::example_script("buyer-follow-up")).await;
+    let script = app
+        .post("/api/v1/scripts", &common::example_script("buyer-follow-up"))
+        .await;
     let id = script.ok(201)["script_id"].as_str().unwrap().to_owned();
     let r = page(app, &s, Method::GET, &format!("/ui/api/scripts/{id}/yaml"), None).await;
     let yaml = r.ok(200)["yaml"].as_str().unwrap().to_owned();
-    let r = page(app, &s, Method::POST, "/ui/api/scripts/check", Some(json!({"yaml": yaml}))).await;
+    let r = page(
+        app,
+        &s,
+        Method::POST,
+        "/ui/api/scripts/check",
+        Some(json!({"yaml": yaml})),
+    )
+    .await;
     assert_eq!(r.ok(200)["valid"], true, "{}", r.body);
 
     // A `next` that names no step: the problem points at its line.
-    let target = yaml.lines().position(|l| l.trim_start().starts_with("next: ")).expect("a next");
+    let target = yaml
+        .lines()
+        .position(|l| l.trim_start().starts_with("next: "))
+        .expect("a next");
     // The problem names the condition: its first line.
-    let condition = (0..=target).rev().find(|&i| yaml.lines().nth(i).unwrap().trim_start().starts_with("- ")).unwrap();
+    let condition = (0..=target)
+        .rev()
+        .find(|&i| yaml.lines().nth(i).unwrap().trim_start().starts_with("- "))
+        .unwrap();
     let broken: String = yaml
         .lines()
         .enumerate()
-        .map(|(i, l)| if i == target { format!("{}next: nowhere\n", &l[..l.find("next").unwrap()]) } else { format!("{l}\n") })
+        .map(|(i, l)| {
+            if i == target {
+                format!("{}next: nowhere\n", &l[..l.find("next").unwrap()])
+            } else {
+                format!("{l}\n")
+            }
+        })
         .collect();
-    let r = page(app, &s, Method::POST, "/ui/api/scripts/check", Some(json!({"yaml": broken}))).await;
+    let r = page(
+        app,
+        &s,
+        Method::POST,
+        "/ui/api/scripts/check",
+        Some(json!({"yaml": broken})),
+    )
+    .await;
     assert_eq!(r.ok(200)["valid"], false);
-    let problem = r.body["problems"].as_array().unwrap().iter().find(|p| p["problem"].as_str().unwrap().contains("nowhere")).unwrap().clone();
+    let problem = r.body["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["problem"].as_str().unwrap().contains("nowhere"))
+        .unwrap()
+        .clone();
     assert_eq!(problem["line"], condition + 1, "{problem}\n{broken}");
 
-    let r = page(app, &s, Method::POST, "/ui/api/scripts/check", Some(json!({"yaml": "name: [unclosed"}))).await;
+    let r = page(
+        app,
+        &s,
+        Method::POST,
+        "/ui/api/scripts/check",
+        Some(json!({"yaml": "name: [unclosed"})),
+    )
+    .await;
     assert_eq!(r.body["problems"][0]["at"], "yaml");
     assert_eq!(r.body["problems"][0]["line"], 1);
-    let r = page(app, &s, Method::POST, "/ui/api/scripts/check", Some(json!({"text": "x"}))).await;
+    let r = page(
+        app,
+        &s,
+        Method::POST,
+        "/ui/api/scripts/check",
+        Some(json!({"text": "x"})),
+    )
+    .await;
     assert_eq!(r.status, 400);
     // Another team's script is not found.
     let (_, other_key) = app.other_team("globex").await;
-    let theirs = app.post_as(&other_key, "/api/v1/scripts", &common::example_script("buyer-follow-up")).await;
+    let theirs = app
+        .post_as(
+            &other_key,
+            "/api/v1/scripts",
+            &common::example_script("buyer-follow-up"),
+        )
+        .await;
     let theirs = theirs.ok(201)["script_id"].as_str().unwrap().to_owned();
-    assert_eq!(page(app, &s, Method::GET, &format!("/ui/api/scripts/{theirs}/yaml"), None).await.status, 404);
+    assert_eq!(
+        page(app, &s, Method::GET, &format!("/ui/api/scripts/{theirs}/yaml"), None)
+            .await
+            .status,
+        404
+    );
 }
 
 async fn contacts_are_found_by_any_part_of_name_email_or_number(app: &TestApp) {
@@ -337,15 +489,26 @@ async fn contacts_are_found_by_any_part_of_name_email_or_number(app: &TestApp) {
         ("+61412000003", "Zoe", "100%_Real", "zoe@else.org"),
     ] {
         let r = app
-            .post("/api/v1/create-contact", &json!({"phone_number": phone, "first_name": first, "last_name": last, "email": email}))
+            .post(
+                "/api/v1/create-contact",
+                &json!({"phone_number": phone, "first_name": first, "last_name": last, "email": email}),
+            )
             .await;
         r.ok(201);
     }
     let names = |r: &TestResponse| -> Vec<String> {
-        r.body["contacts"].as_array().unwrap().iter().map(|c| c["first_name"].as_str().unwrap().to_owned()).collect()
+        r.body["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["first_name"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(names(&app.get("/api/v1/contacts?search=nguy").await), ["Ava"]);
-    assert_eq!(names(&app.get("/api/v1/contacts?search=EXAMPLE.COM").await), ["Ava", "Liam"]);
+    assert_eq!(
+        names(&app.get("/api/v1/contacts?search=EXAMPLE.COM").await),
+        ["Ava", "Liam"]
+    );
     assert_eq!(names(&app.get("/api/v1/contacts?search=000003").await), ["Zoe"]);
     assert_eq!(names(&app.get("/api/v1/contacts?search=ava%20nguyen").await), ["Ava"]);
     // LIKE's wildcards are taken literally.
@@ -364,7 +527,12 @@ async fn the_live_view_streams_the_teams_call_events(app: &TestApp) {
     let response = app
         .router
         .clone()
-        .oneshot(Request::get("/ui/events").header(header::COOKIE, &s.cookie).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/ui/events")
+                .header(header::COOKIE, &s.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -373,18 +541,31 @@ async fn the_live_view_streams_the_teams_call_events(app: &TestApp) {
     // Another team's call is not in this team's stream; ours is.
     let (other_id, other_key) = app.other_team("globex").await;
     let their_script = common::number_and_script(app, other_id, &other_key, "+61291230000").await;
-    app.post_as(&other_key, "/api/v1/create-phone-call", &json!({
-        "from_number": "+61291230000", "script_id": their_script, "contact": {"phone_number": "+61412999999"}
-    })).await.ok(201);
+    app.post_as(
+        &other_key,
+        "/api/v1/create-phone-call",
+        &json!({
+            "from_number": "+61291230000", "script_id": their_script, "contact": {"phone_number": "+61412999999"}
+        }),
+    )
+    .await
+    .ok(201);
     let script = common::caller_id_and_script(app).await;
-    let r = app.post("/api/v1/create-phone-call", &json!({
-        "from_number": common::CALLER_ID, "script_id": script, "contact": {"phone_number": "+61412345678"}
-    })).await;
+    let r = app
+        .post(
+            "/api/v1/create-phone-call",
+            &json!({
+                "from_number": common::CALLER_ID, "script_id": script, "contact": {"phone_number": "+61412345678"}
+            }),
+        )
+        .await;
     let call_id = r.ok(201)["call_id"].as_str().unwrap().to_owned();
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while !seen.contains(&call_id) {
-        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("an event within 10 s");
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("an event within 10 s");
         let frame = frame.expect("stream open").unwrap();
         if let Some(data) = frame.data_ref() {
             seen.push_str(&String::from_utf8_lossy(data));

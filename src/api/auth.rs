@@ -117,7 +117,9 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     }
     // An API key when there is an Authorization header; else a dashboard session cookie, which
     // counts only with its CSRF token.
-    let ctx = if req.headers().contains_key(header::AUTHORIZATION) || session::cookie(req.headers(), session::SESSION_COOKIE).is_none() {
+    let ctx = if req.headers().contains_key(header::AUTHORIZATION)
+        || session::cookie(req.headers(), session::SESSION_COOKIE).is_none()
+    {
         authenticate(&state, req.headers()).await.map(|owner| {
             let ctx = TeamCtx {
                 team_id: owner.team_id,

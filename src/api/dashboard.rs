@@ -48,7 +48,8 @@ pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Respons
         .replace("{{email}}", &escape(&owner.email))
         .replace("{{team}}", &escape(&owner.team_name));
     let mut r = Html(page).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -61,11 +62,17 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 pub async fn script() -> Response {
-    asset(include_str!("../../assets/dashboard/app.js"), "text/javascript; charset=utf-8")
+    asset(
+        include_str!("../../assets/dashboard/app.js"),
+        "text/javascript; charset=utf-8",
+    )
 }
 
 pub async fn style() -> Response {
-    asset(include_str!("../../assets/dashboard/app.css"), "text/css; charset=utf-8")
+    asset(
+        include_str!("../../assets/dashboard/app.css"),
+        "text/css; charset=utf-8",
+    )
 }
 
 /// Endpoints of the dashboard's own: a session only, never an API key.
@@ -99,7 +106,13 @@ impl From<ApiKey> for KeyView {
 
 pub async fn list_keys(State(state): State<AppState>, team: TeamCtx) -> ApiResult<Json<Value>> {
     session_only(&team)?;
-    let keys: Vec<KeyView> = state.db.list_keys(team.team_id).await?.into_iter().map(Into::into).collect();
+    let keys: Vec<KeyView> = state
+        .db
+        .list_keys(team.team_id)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     Ok(Json(json!({ "success": true, "keys": keys })))
 }
 
@@ -122,7 +135,10 @@ pub async fn create_key(
     let (key, secret) = state.db.issue_key(team.team_id, body.name.as_deref()).await?;
     tracing::info!(key_id = %key.id, user_id = %user, "API key created in the dashboard");
     let view = KeyView::from(key);
-    Ok((StatusCode::CREATED, Json(json!({ "success": true, "key": view, "secret": secret }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "success": true, "key": view, "secret": secret })),
+    ))
 }
 
 pub async fn revoke_key(
@@ -167,7 +183,9 @@ async fn team_view(db: &Db, team_id: Uuid, server_rps: u32) -> ApiResult<Value> 
 
 pub async fn get_team(State(state): State<AppState>, team: TeamCtx) -> ApiResult<Json<Value>> {
     session_only(&team)?;
-    Ok(Json(team_view(&state.db, team.team_id, state.settings.requests_per_second).await?))
+    Ok(Json(
+        team_view(&state.db, team.team_id, state.settings.requests_per_second).await?,
+    ))
 }
 
 /// What a team may change of its own settings; limits stay the operator's (`voxd team`).
@@ -206,7 +224,9 @@ pub async fn update_team(
         state.db.set_team_recordings(team.team_id, on).await?;
     }
     tracing::info!(user_id = %user, "team settings changed in the dashboard");
-    Ok(Json(team_view(&state.db, team.team_id, state.settings.requests_per_second).await?))
+    Ok(Json(
+        team_view(&state.db, team.team_id, state.settings.requests_per_second).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -259,7 +279,9 @@ fn prune(v: &mut serde_yaml_ng::Value) {
                 prune(v);
             }
             map.retain(|_, v| {
-                !(v.is_null() || v.as_sequence().is_some_and(|s| s.is_empty()) || v.as_mapping().is_some_and(|m| m.is_empty()))
+                !(v.is_null()
+                    || v.as_sequence().is_some_and(|s| s.is_empty())
+                    || v.as_mapping().is_some_and(|m| m.is_empty()))
             });
         }
         Y::Sequence(items) => items.iter_mut().for_each(prune),
@@ -320,7 +342,11 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Respon
             if live.polls % 60 == 0 && !matches!(session::signed_in(&live.state, &live.headers).await, Ok(Some(_))) {
                 return None;
             }
-            let rows = match live.db.team_call_events_since(live.team_id, live.since - OVERLAP, 500).await {
+            let rows = match live
+                .db
+                .team_call_events_since(live.team_id, live.since - OVERLAP, 500)
+                .await
+            {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "live view could not read call events");
@@ -338,7 +364,8 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Respon
                     "status": e.status.map(|s| s.to_string()),
                     "at": e.at,
                 });
-                live.queue.push_back(Event::default().event("call").data(data.to_string()));
+                live.queue
+                    .push_back(Event::default().event("call").data(data.to_string()));
             }
             let horizon = live.since - OVERLAP - OVERLAP;
             live.seen.retain(|_, at| *at >= horizon);

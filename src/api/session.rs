@@ -185,7 +185,9 @@ fn sign_in_page(state: &AppState, headers: &HeaderMap, status: StatusCode, error
     let mut response = (status, Html(page)).into_response();
     let cookie = set_cookie(FORM_COOKIE, &token, Duration::from_secs(3600), secure(state, headers));
     response.headers_mut().insert(header::SET_COOKIE, cookie);
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -206,7 +208,15 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
     let headers = parts.headers;
     let body: Bytes = match axum::body::to_bytes(body, 16 * 1024).await {
         Ok(b) => b,
-        Err(_) => return sign_in_page(&state, &headers, StatusCode::PAYLOAD_TOO_LARGE, "The form was too large.", ""),
+        Err(_) => {
+            return sign_in_page(
+                &state,
+                &headers,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form was too large.",
+                "",
+            )
+        }
     };
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
@@ -217,7 +227,13 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
         return sign_in_page(&state, &headers, StatusCode::FORBIDDEN, why, &email);
     }
     if email.is_empty() || field("password").is_empty() {
-        return sign_in_page(&state, &headers, StatusCode::BAD_REQUEST, "Enter your email and password.", &email);
+        return sign_in_page(
+            &state,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "Enter your email and password.",
+            &email,
+        );
     }
     let at = Instant::now();
     let email_key = format!("email:{email}");
@@ -231,7 +247,8 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
         tracing::info!(%client, "dashboard sign-in refused: too many failed attempts");
         let why = format!("Too many failed sign-ins. Try again in {minutes} minute(s).");
         let mut r = sign_in_page(&state, &headers, StatusCode::TOO_MANY_REQUESTS, &why, &email);
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
         return r;
     }
     let user = match state.db.user_by_email(&email).await {
@@ -250,7 +267,13 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
         state.sign_ins.fail(email_key, at);
         state.sign_ins.fail(client_key, at);
         tracing::info!(%client, "dashboard sign-in failed");
-        return sign_in_page(&state, &headers, StatusCode::UNAUTHORIZED, "Wrong email or password.", &email);
+        return sign_in_page(
+            &state,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            "Wrong email or password.",
+            &email,
+        );
     };
     state.sign_ins.clear(&email_key);
     let token = random_token();

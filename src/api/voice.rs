@@ -155,11 +155,16 @@ pub async fn recording_by_link(
 
 /// The softphone: paste an API key, choose a script and contact, call, talk, hang up; the live
 /// transcript and status beside. A page for trying a Script in the browser.
-pub async fn softphone() -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-cache")],
-        Html(include_str!("../../assets/softphone.html")),
-    )
+/// The softphone page; for a signed-in dashboard user it carries the session's CSRF token, so it
+/// works without an API key (the dashboard's "try it").
+pub async fn softphone(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let csrf = match super::session::signed_in(&state, &headers).await {
+        Ok(Some(owner)) => super::session::escape(&owner.csrf_token),
+        Ok(None) => String::new(),
+        Err(e) => return e.into_response(),
+    };
+    let page = include_str!("../../assets/softphone.html").replace("{{csrf}}", &csrf);
+    ([(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
 }
 
 pub async fn jssip() -> impl IntoResponse {

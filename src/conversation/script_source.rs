@@ -29,7 +29,14 @@ pub fn check(text: &str) -> (Option<Script>, Vec<SourceProblem>) {
                 Some((head, _)) => head.to_owned(),
                 None => problem,
             };
-            return (None, vec![SourceProblem { at: "yaml".into(), problem, line }]);
+            return (
+                None,
+                vec![SourceProblem {
+                    at: "yaml".into(),
+                    problem,
+                    line,
+                }],
+            );
         }
     };
     let problems = script
@@ -134,7 +141,9 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
     let items = |range: &mut dyn Iterator<Item = usize>| {
         let all: Vec<usize> = range.filter(|&j| lines[j].item).collect();
         let column = all.first().map(|&j| lines[j].raw);
-        all.into_iter().filter(|&j| Some(lines[j].raw) == column).collect::<Vec<_>>()
+        all.into_iter()
+            .filter(|&j| Some(lines[j].raw) == column)
+            .collect::<Vec<_>>()
     };
     let (mut from, mut to) = (0, lines.len());
     let mut found = None;
@@ -209,7 +218,10 @@ flows:
     fn a_broken_script_reports_its_problems_at_their_lines() {
         let (script, problems) = check(YAML);
         assert!(script.is_some(), "{problems:?}");
-        let p = problems.iter().find(|p| p.problem.contains("nowhere")).expect("the bad next");
+        let p = problems
+            .iter()
+            .find(|p| p.problem.contains("nowhere"))
+            .expect("the bad next");
         assert_eq!(p.line, Some(21), "{problems:?}");
 
         let (script, problems) = check("name: Demo\nflows: [\n");

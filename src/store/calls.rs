@@ -280,7 +280,12 @@ impl Db {
     }
 
     /// The team's call events at or after `since`, oldest first (the dashboard's live view).
-    pub async fn team_call_events_since(&self, team_id: Uuid, since: DateTime<Utc>, limit: i64) -> Result<Vec<CallEvent>> {
+    pub async fn team_call_events_since(
+        &self,
+        team_id: Uuid,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<CallEvent>> {
         Ok(read_pool!(self, p => sqlx::query_as::<_, CallEvent>(
             "SELECT e.id, e.call_id, e.at, e.attempt, e.progress, e.status, e.detail
              FROM call_events e JOIN calls c ON c.id = e.call_id

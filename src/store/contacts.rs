@@ -152,7 +152,11 @@ pub struct Membership {
 
 impl Db {
     /// The team's lists that hold the contact, and the objects linked to it.
-    pub async fn contact_memberships(&self, team_id: Uuid, contact_id: Uuid) -> Result<(Vec<Membership>, Vec<Membership>)> {
+    pub async fn contact_memberships(
+        &self,
+        team_id: Uuid,
+        contact_id: Uuid,
+    ) -> Result<(Vec<Membership>, Vec<Membership>)> {
         let lists = "SELECT l.id, l.name FROM list_members m JOIN lists l ON l.id = m.list_id
                      WHERE m.contact_id = $1 AND l.team_id = $2 ORDER BY l.name LIMIT 200";
         let objects = "SELECT o.id, t.type_name AS name FROM object_contacts oc JOIN objects o ON o.id = oc.object_id

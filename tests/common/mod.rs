@@ -371,7 +371,9 @@ pub async fn number_and_script(app: &TestApp, team_id: Uuid, key: &str, number: 
         created_at: now(),
     };
     app.db.add_number(&n).await.unwrap();
-    let r = app.post_as(key, "/api/v1/scripts", &example_script("buyer-follow-up")).await;
+    let r = app
+        .post_as(key, "/api/v1/scripts", &example_script("buyer-follow-up"))
+        .await;
     r.ok(201)["script_id"].as_str().unwrap().to_owned()
 }
 
