@@ -69,6 +69,14 @@ async fn dashboard_in_chromium() {
     // A key to revoke from the page.
     let (key, _) = app.db.issue_key(app.team_id, Some("old integration")).await.unwrap();
 
+    let endpoint = app
+        .post(
+            "/api/v1/webhook-endpoints",
+            &serde_json::json!({"url": "http://127.0.0.1:9/voxd", "events": ["call.ended"]}),
+        )
+        .await;
+    let endpoint_id = endpoint.ok(201)["endpoint_id"].as_str().unwrap().to_owned();
+    let first_secret = endpoint.body["secret"].as_str().unwrap().to_owned();
     // A dead-lettered execution: its destination refuses connections.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -129,6 +137,7 @@ async fn dashboard_in_chromium() {
         "script_id": script_id,
         "execution_id": execution_id,
         "revoke_key_id": key.id.to_string(),
+        "endpoint_id": endpoint_id,
         "to_number": "+61412345671",
     });
     let shots = std::env::var("VOXD_SCREENSHOTS").unwrap_or_default();
@@ -162,6 +171,8 @@ async fn dashboard_in_chromium() {
         "{report:#}"
     );
     assert_eq!(report["softphone_script"], script_id.as_str(), "{report:#}");
+    let rotated = report["rotated_secret"].as_str().unwrap();
+    assert!(!rotated.is_empty() && rotated != first_secret, "{report:#}");
     assert_eq!(report["softphone_status"], "idle", "{report:#}");
     assert_ne!(report["execution_status_after_retry"], "Dead Letter");
     assert_eq!(report["failed_requests"], serde_json::json!([]), "{report:#}");

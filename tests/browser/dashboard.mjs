@@ -1,6 +1,6 @@
 // Drives voxd's dashboard in Debian's chromium as an operator would, and reports what happened.
 // Usage: node dashboard.mjs BASE_URL EMAIL PASSWORD IDS_JSON [SCREENSHOT_DIR]
-//   IDS_JSON: {"script_id", "execution_id", "revoke_key_id", "to_number"}
+//   IDS_JSON: {"script_id", "execution_id", "revoke_key_id", "endpoint_id", "to_number"}
 // Prints one JSON line; exits non-zero when a step failed.
 import { chromium } from 'playwright-core';
 
@@ -109,8 +109,14 @@ try {
   await shot(page, 'settings');
   step('keys managed');
 
+  // A webhook endpoint's secret is rotated and shown once.
+  await page.goto(`${base}/#/webhooks/${ids.endpoint_id}`);
+  await page.getByRole('button', { name: 'Rotate secret' }).click();
+  report.rotated_secret = (await page.locator('#new-secret').innerText()).trim();
+  step('secret rotated');
+
   // The other pages render for the README.
-  for (const [name, hash, heading] of [['contacts', '#/contacts', 'Contacts'], ['automations', '#/automations', 'Automations']]) {
+  for (const [name, hash, heading] of [['contacts', '#/contacts', 'Contacts'], ['automations', '#/automations', 'Automations'], ['webhooks', '#/webhooks', 'Webhook endpoints']]) {
     await page.goto(`${base}/${hash}`);
     await page.getByRole('heading', { name: heading }).waitFor();
     await shot(page, name);
