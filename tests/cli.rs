@@ -477,7 +477,81 @@ async fn operators_keep_a_do_not_call_list(app: &TestApp) {
         .success());
 }
 
+/// `voxd user`: add (password from stdin, the environment, or generated and shown once), list,
+/// set-password, remove; what it stores signs in.
+async fn dashboard_users_from_the_command_line(app: &TestApp) {
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_voxd"))
+            .args(args)
+            .env("VOXD_DATABASE_URL", &app.database_url)
+            .env_remove("VOXD_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = with_stdin(
+        &["user", "add", "--team", "acme", "Ops@Acme.test", "--password-stdin"],
+        "long enough pass\n",
+    );
+    assert!(stdout(&out).contains("Added dashboard user ops@acme.test"));
+    let user = app
+        .db
+        .user_by_email("ops@acme.test")
+        .await
+        .unwrap()
+        .expect("stored lower-case");
+    assert!(user.password_hash.starts_with("$argon2id$"));
+    assert!(voxd::domain::password::verify(&user.password_hash, "long enough pass"));
+    let out = with_stdin(
+        &["user", "add", "--team", "acme", "ops@acme.test", "--password-stdin"],
+        "long enough pass\n",
+    );
+    assert!(!out.status.success(), "the email is taken");
+    let out = with_stdin(
+        &["user", "add", "--team", "acme", "b@acme.test", "--password-stdin"],
+        "short\n",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10"));
+    assert!(!voxd(app, &["user", "add", "--team", "acme", "not-an-email"])
+        .status
+        .success());
+    assert!(!voxd(app, &["user", "add", "--team", "nope", "c@acme.test"])
+        .status
+        .success());
+
+    // No password given: one is generated and printed once, last.
+    let out = stdout(&voxd(app, &["user", "add", "--team", "acme", "gen@acme.test"]));
+    let generated = out.lines().last().unwrap().trim().to_owned();
+    assert_eq!(generated.len(), 16, "{out}");
+    let user = app.db.user_by_email("gen@acme.test").await.unwrap().unwrap();
+    assert!(voxd::domain::password::verify(&user.password_hash, &generated));
+
+    let listed = stdout(&voxd(app, &["user", "list", "--team", "acme"]));
+    assert!(
+        listed.contains("ops@acme.test") && listed.contains("gen@acme.test"),
+        "{listed}"
+    );
+    assert!(!listed.contains("argon2"), "{listed}");
+
+    let out = with_stdin(
+        &["user", "set-password", "gen@acme.test", "--password-stdin"],
+        "another long one\n",
+    );
+    stdout(&out);
+    let user = app.db.user_by_email("gen@acme.test").await.unwrap().unwrap();
+    assert!(voxd::domain::password::verify(&user.password_hash, "another long one"));
+    stdout(&voxd(app, &["user", "remove", "gen@acme.test"]));
+    assert!(app.db.user_by_email("gen@acme.test").await.unwrap().is_none());
+    assert!(!voxd(app, &["user", "remove", "gen@acme.test"]).status.success());
+}
+
 on_both_backends!(
+    dashboard_users_from_the_command_line,
     operators_keep_a_do_not_call_list,
     operators_manage_scripts_automations_and_numbers,
     simulate_inbound_answers_with_the_numbers_script,

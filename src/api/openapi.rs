@@ -31,7 +31,10 @@ use super::{
             Creating POSTs accept `Idempotency-Key` (or `X-Idempotency-Key`): a retry with the same key \
             and body within 24 h replays the first response with `Idempotent-Replayed: true`; the same \
             key with another body is a 409. Every response has an `X-Request-Id`. Operations marked \
-            (extension) are voxd's additions to the Voxworks contract.",
+            (extension) are voxd's additions to the Voxworks contract. The web dashboard at `/` uses \
+            this API with its sign-in session instead of a key: the session cookie counts only with \
+            the session's CSRF token in `X-CSRF-Token`, and without it the answer is 403 \
+            (`code: forbidden`).",
         license(name = "MIT OR Apache-2.0"),
     ),
     paths(
