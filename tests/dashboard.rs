@@ -164,6 +164,15 @@ async fn signing_in_sets_a_strict_cookie_and_wrong_passwords_are_refused(app: &T
     let s = sign_in(app, EMAIL, PASSWORD).await;
     let html = as_page(app, &s, Method::GET, "/", None, None).await;
     assert!(String::from_utf8_lossy(&html.raw).contains(EMAIL));
+    // Pages run only this origin's scripts and are never framed (clickjacking).
+    for r in [&html, &post_sign_in(app, EMAIL, "wrong password!").await] {
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    }
     assert_ne!(token, s.csrf);
 }
 

@@ -53,18 +53,22 @@ async fn private_targets_are_refused_when_saved(backend: common::Backend) {
     app.cleanup().await;
 }
 
+/// The front page is the dashboard's sign-in, which also points at the API reference.
 async fn the_front_page_points_at_the_reference(app: &TestApp) {
-    let r = app
-        .send(
+    let get = |path: &'static str| {
+        app.send(
             Request::builder()
                 .method(Method::GET)
-                .uri("/")
+                .uri(path)
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )
-        .await;
-    assert_eq!(r.status.as_u16(), 307);
-    assert_eq!(r.header("location"), Some("/docs"));
+    };
+    let r = get("/").await;
+    assert_eq!(r.status.as_u16(), 303);
+    assert_eq!(r.header("location"), Some("/sign-in"));
+    let page = String::from_utf8(get("/sign-in").await.raw).unwrap();
+    assert!(page.contains(r#"href="/docs""#), "{page}");
 }
 
 fn voxd(args: &[&str], url: &str) -> std::process::Output {

@@ -48,8 +48,7 @@ pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Respons
         .replace("{{email}}", &escape(&owner.email))
         .replace("{{team}}", &escape(&owner.team_name));
     let mut r = Html(page).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    session::page_headers(r.headers_mut());
     r
 }
 

@@ -154,6 +154,17 @@ fn set_cookie(name: &str, value: &str, max_age: Duration, secure: bool) -> Heade
     .expect("cookie values are base64url")
 }
 
+/// Headers of the dashboard's HTML pages: nothing but this origin may run, load or frame them
+/// (media aside: recording links point at `public_url`, which may be another origin).
+pub fn page_headers(headers: &mut HeaderMap) {
+    let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+               media-src *; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
 /// Text for HTML, escaped.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -185,9 +196,7 @@ fn sign_in_page(state: &AppState, headers: &HeaderMap, status: StatusCode, error
     let mut response = (status, Html(page)).into_response();
     let cookie = set_cookie(FORM_COOKIE, &token, Duration::from_secs(3600), secure(state, headers));
     response.headers_mut().insert(header::SET_COOKIE, cookie);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    page_headers(response.headers_mut());
     response
 }
 
