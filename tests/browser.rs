@@ -77,6 +77,24 @@ async fn dashboard_in_chromium() {
         .await;
     let endpoint_id = endpoint.ok(201)["endpoint_id"].as_str().unwrap().to_owned();
     let first_secret = endpoint.body["secret"].as_str().unwrap().to_owned();
+    // A campaign over a list of two, starting tomorrow (no feed worker runs here).
+    let list = app.post("/api/v1/create-list", &serde_json::json!({"name": "Open house"})).await;
+    let list_id = list.ok(201)["list_id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/v1/add-contacts-to-list/{list_id}"),
+        &serde_json::json!({"contacts": [{"phone_number": "+61412000101"}, {"phone_number": "+61412000102"}]}),
+    )
+    .await
+    .ok(200);
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let campaign = app
+        .post(
+            "/api/v1/campaigns",
+            &serde_json::json!({"name": "Open house follow-up", "list_id": list_id, "script_id": script_id,
+                                "from_number": common::CALLER_ID, "scheduled_time": tomorrow}),
+        )
+        .await;
+    let campaign_id = campaign.ok(201)["campaign"]["id"].as_str().unwrap().to_owned();
     // A dead-lettered execution: its destination refuses connections.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -182,6 +200,9 @@ async fn dashboard_in_chromium() {
     assert_eq!(calls.body["calls"][0]["progress"], "ended");
     let keys = app.db.list_keys(app.team_id).await.unwrap();
     assert!(keys.iter().find(|k| k.id == key.id).unwrap().revoked_at.is_some());
+    let c = app.get(&format!("/api/v1/campaigns/{campaign_id}")).await;
+    assert_eq!(c.body["campaign"]["status"], "paused", "{}", c.body);
+    assert_eq!(app.get("/api/v1/dnc/+61412999000").await.status, 200);
     let new_key = report["new_key"].as_str().unwrap();
     assert_eq!(app.get_as(new_key, "/api/v1/contacts").await.status, 200);
     app.cleanup().await;

@@ -495,6 +495,60 @@ async function deliveryView(id) {
     h('h2', {}, 'Payload'), json(d.payload));
 }
 
+async function campaignsView() {
+  const r = await get('/api/v1/campaigns?limit=200&order=desc');
+  view.replaceChildren(h('h1', {}, 'Campaigns'),
+    table(r.campaigns, [
+      ['Name', c => link(`#/campaigns/${c.id}`, c.name)], ['Status', c => badge(c.status)],
+      ['Members', c => c.counts?.total ?? ''], ['Starts', c => when(c.scheduled_time)], ['Created', c => when(c.created_at)],
+    ]));
+}
+
+async function campaignView(id) {
+  const [{ campaign: c }, log, calls] = await Promise.all([
+    get(`/api/v1/campaigns/${id}`),
+    get(`/api/v1/campaigns/${id}/log?order=desc&limit=50`),
+    get(`/api/v1/calls${query({ campaign_id: id, order: 'desc', limit: 50 })}`),
+  ]);
+  const scripts = await scriptsById();
+  const action = (verb, label, done, cls = 'secondary') => h('button', { type: 'button', class: cls, id: `campaign-${verb}`, onclick: () => act(() => api('POST', `/api/v1/campaigns/${id}/${verb}`), done).then(() => campaignView(id)) }, label);
+  const running = !['completed', 'cancelled'].includes(c.status);
+  const n = c.counts || {};
+  view.replaceChildren(
+    h('h1', {}, `Campaign: ${c.name} `, badge(c.status)),
+    h('div', { class: 'bar' },
+      running && c.status !== 'paused' ? action('pause', 'Pause', 'Campaign paused') : '',
+      c.status === 'paused' ? action('resume', 'Resume', 'Campaign resumed') : '',
+      running ? action('cancel', 'Cancel campaign', 'Campaign cancelled', 'danger') : ''),
+    h('div', { class: 'card grid' }, fields([
+      ['Why', c.status_reason], ['List', link(`#/lists/${c.list_id}`, c.list_id.slice(-8))], ['Script', link(`#/scripts/${c.script_id}`, scripts[c.script_id]?.name || c.script_id.slice(-8))],
+      ['From', c.from_numbers.join(', ')], ['Starts', when(c.scheduled_time)], ['At most at once', c.max_concurrent_calls], ['Per minute', c.calls_per_minute],
+      ['Members', n.total], ['Waiting', n.pending], ['Suppressed', n.suppressed], ['Skipped', n.skipped], ['Scheduled', n.scheduled], ['In progress', n.in_progress],
+      ['Ended', Object.entries(n.ended || {}).map(([k, v]) => `${k}: ${v}`).join(', ')],
+    ])),
+    h('h2', {}, 'Calls'), table(calls.calls, callRow(null, scripts)),
+    h('h2', {}, 'Log'), table(log.log, [['At', e => when(e.at)], ['Kind', e => e.kind], ['Message', e => e.message]]));
+}
+
+async function doNotCallView() {
+  const list = paged(async cursor => {
+    const r = await get(`/api/v1/dnc${query({ cursor, limit: 100, order: 'desc' })}`);
+    return { items: r.entries, meta: r.meta };
+  }, rows => table(rows, [['Number', e => e.phone_number], ['Reason', e => e.reason || ''], ['Listed', e => when(e.created_at)],
+    ['', e => h('button', { type: 'button', class: 'secondary', onclick: () => act(() => api('DELETE', `/api/v1/dnc/${encodeURIComponent(e.phone_number)}`), 'Removed from the list').then(doNotCallView) }, 'Remove')]]));
+  const add = h('form', { class: 'inline', id: 'add-dnc' },
+    h('label', {}, 'Number', h('input', { name: 'phone_number', required: true })),
+    h('label', {}, 'Reason', h('input', { name: 'reason' })),
+    h('button', { type: 'submit' }, 'Add to the list'));
+  add.addEventListener('submit', e => {
+    e.preventDefault();
+    const f = formData(add);
+    act(() => api('POST', '/api/v1/dnc', { phone_number: f.phone_number, ...(f.reason ? { reason: f.reason } : {}) }), 'Listed').then(doNotCallView);
+  });
+  view.replaceChildren(h('h1', {}, 'Do not call'), h('p', { class: 'muted' }, 'Numbers here are never dialled: calls to them are refused when made and ended before they ring.'), add, list.box);
+  await list.next();
+}
+
 async function settingsView() {
   const [{ team }, numbers, keys, scripts] = await Promise.all([
     get('/ui/api/team'), get('/api/v1/phone-numbers?limit=200'), get('/ui/api/keys'), scriptsById(),
@@ -572,6 +626,8 @@ const routes = [
   [/^executions\/([\w-]+)$/, m => executionView(m[1])],
   [/^webhooks$/, () => webhooksView()], [/^webhooks\/([\w-]+)$/, m => webhookView(m[1])],
   [/^deliveries\/([\w-]+)$/, m => deliveryView(m[1])],
+  [/^campaigns$/, () => campaignsView()], [/^campaigns\/([\w-]+)$/, m => campaignView(m[1])],
+  [/^dnc$/, () => doNotCallView()],
   [/^settings$/, () => settingsView()],
 ];
 

@@ -115,6 +115,20 @@ try {
   report.rotated_secret = (await page.locator('#new-secret').innerText()).trim();
   step('secret rotated');
 
+  // A campaign is paused from its page; a number goes on the do-not-call list.
+  await page.goto(`${base}/#/campaigns`);
+  await page.getByRole('link', { name: 'Open house follow-up' }).click();
+  await page.locator('#campaign-pause').click();
+  await page.locator('h1 .badge', { hasText: 'paused' }).waitFor();
+  await page.locator('#campaign-resume').waitFor();
+  await shot(page, 'campaign');
+  await page.goto(`${base}/#/dnc`);
+  await page.locator('#add-dnc').getByLabel('Number').fill('0412 999 000');
+  await page.locator('#add-dnc').getByLabel('Reason').fill('asked on the phone');
+  await page.locator('#add-dnc').getByRole('button', { name: 'Add to the list' }).click();
+  await page.locator('#view td', { hasText: '+61412999000' }).waitFor();
+  step('campaign paused, number listed');
+
   // The other pages render for the README.
   for (const [name, hash, heading] of [['contacts', '#/contacts', 'Contacts'], ['automations', '#/automations', 'Automations'], ['webhooks', '#/webhooks', 'Webhook endpoints']]) {
     await page.goto(`${base}/${hash}`);
