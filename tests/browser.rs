@@ -78,7 +78,9 @@ async fn dashboard_in_chromium() {
     let endpoint_id = endpoint.ok(201)["endpoint_id"].as_str().unwrap().to_owned();
     let first_secret = endpoint.body["secret"].as_str().unwrap().to_owned();
     // A campaign over a list of two, starting tomorrow (no feed worker runs here).
-    let list = app.post("/api/v1/create-list", &serde_json::json!({"name": "Open house"})).await;
+    let list = app
+        .post("/api/v1/create-list", &serde_json::json!({"name": "Open house"}))
+        .await;
     let list_id = list.ok(201)["list_id"].as_str().unwrap().to_owned();
     app.post(
         &format!("/api/v1/add-contacts-to-list/{list_id}"),

@@ -585,7 +585,36 @@ async fn the_live_view_streams_the_teams_call_events(app: &TestApp) {
     assert_eq!(seen.matches("\"call_id\"").count(), 1, "only our team's call: {seen}");
 }
 
+/// Each open live view polls the database: a user gets a bounded number of them.
+async fn live_views_per_user_are_bounded(app: &TestApp) {
+    add_user(&app.db, app.team_id, EMAIL, PASSWORD).await;
+    let s = sign_in(app, EMAIL, PASSWORD).await;
+    let open = || {
+        app.router.clone().oneshot(
+            Request::get("/ui/events")
+                .header(header::COOKIE, &s.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        let r = open().await.unwrap();
+        assert_eq!(r.status(), 200);
+        streams.push(r);
+    }
+    let refused = open().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    streams.pop();
+    assert_eq!(
+        open().await.unwrap().status(),
+        200,
+        "a closed view gives its place back"
+    );
+}
+
 on_both_backends!(
+    live_views_per_user_are_bounded,
     signing_in_sets_a_strict_cookie_and_wrong_passwords_are_refused,
     a_session_works_the_api_only_with_its_csrf_token,
     another_teams_ids_are_not_found_from_a_session,

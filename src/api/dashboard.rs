@@ -295,7 +295,48 @@ const OVERLAP: chrono::Duration = chrono::Duration::seconds(5);
 /// A stream ends after this long; the browser's EventSource reconnects by itself.
 const STREAM_FOR: Duration = Duration::from_secs(30 * 60);
 
+/// A user may keep this many live views open at once (tabs); each polls the database.
+const LIVE_VIEWS_PER_USER: usize = 8;
+
+/// Counts the live views each user has open.
+#[derive(Default)]
+pub struct LiveViews(std::sync::Mutex<HashMap<Uuid, usize>>);
+
+/// One open live view; closing it (the stream dropped) gives the place back.
+struct LiveView {
+    views: std::sync::Arc<LiveViews>,
+    user_id: Uuid,
+}
+
+impl LiveViews {
+    fn open(self: &std::sync::Arc<Self>, user_id: Uuid) -> Option<LiveView> {
+        let mut open = self.0.lock().expect("live views lock");
+        let n = open.entry(user_id).or_default();
+        if *n >= LIVE_VIEWS_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(LiveView {
+            views: self.clone(),
+            user_id,
+        })
+    }
+}
+
+impl Drop for LiveView {
+    fn drop(&mut self) {
+        let mut open = self.views.0.lock().expect("live views lock");
+        if let Some(n) = open.get_mut(&self.user_id) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
+}
+
 struct Live {
+    _view: LiveView,
     db: Db,
     team_id: Uuid,
     since: DateTime<Utc>,
@@ -309,14 +350,18 @@ struct Live {
 
 /// `GET /ui/events`: the team's call events as they happen (`event: call`, data: call id,
 /// progress, status, time). Signed-in users only; the cookie is enough (a read, and another
-/// site's page cannot read the stream).
+/// site's page cannot read the stream). A user has at most [`LIVE_VIEWS_PER_USER`] open (429).
 pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let owner = match session::signed_in(&state, &headers).await {
         Ok(Some(o)) => o,
         Ok(None) => return ApiError::Unauthorized("sign in to the dashboard first".into()).into_response(),
         Err(e) => return e.into_response(),
     };
+    let Some(view) = state.live_views.open(owner.user_id) else {
+        return ApiError::RateLimited { retry_after_secs: 5 }.into_response();
+    };
     let live = Live {
+        _view: view,
         db: state.db.clone(),
         team_id: owner.team_id,
         since: now(),

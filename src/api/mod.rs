@@ -150,6 +150,8 @@ pub struct AppState {
     pub failures: Arc<rate_limit::RateLimiter<std::net::IpAddr>>,
     /// Dashboard sign-in attempts, per client address and per email.
     pub sign_ins: Arc<session::SignInLimiter>,
+    /// Open live views (`/ui/events`) per dashboard user.
+    pub live_views: Arc<dashboard::LiveViews>,
     pub keys: Arc<auth::KeyCache>,
     /// Live voice in this process (the web-call gateway), when it runs.
     pub voice: Option<Arc<crate::voice::gateway::Gateway>>,
@@ -163,6 +165,7 @@ impl AppState {
             limiter: Arc::default(),
             failures: Arc::default(),
             sign_ins: Arc::default(),
+            live_views: Arc::default(),
             keys: Arc::default(),
             voice: None,
         }
