@@ -62,6 +62,13 @@ enum Command {
         #[command(subcommand)]
         cmd: KeyCommand,
     },
+    /// Manage SIP trunks (where calls from a team's numbers ring out).
+    Trunk {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        cmd: TrunkCommand,
+    },
     /// Manage dashboard users (people who sign in to a team's web dashboard at `/`).
     User {
         #[command(flatten)]
@@ -246,6 +253,7 @@ impl Command {
             | Command::Team { db, .. }
             | Command::Key { db, .. }
             | Command::User { db, .. }
+            | Command::Trunk { db, .. }
             | Command::Script { db, .. }
             | Command::Automation { db, .. }
             | Command::Number { db, .. }
@@ -312,6 +320,45 @@ fn parse_days(raw: &str) -> Result<Days, String> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct Missing(String);
+
+#[derive(Subcommand)]
+enum TrunkCommand {
+    /// Add a SIP trunk to a team. The password (for digest challenges) comes from standard input
+    /// with `--password-stdin`, or `VOXD_TRUNK_PASSWORD`; it is stored sealed and never shown.
+    Add {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// A name for the trunk (unique in the team).
+        name: String,
+        /// Where it is: `sip:HOST[:PORT]` (port 5060 when left out).
+        #[arg(long)]
+        uri: String,
+        /// Only `udp` so far.
+        #[arg(long, default_value = "udp")]
+        transport: String,
+        /// The user name for digest authentication.
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List a team's trunks (never their passwords).
+    List {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+    },
+    /// Remove a trunk (refused while numbers ring through it).
+    Remove {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The trunk's name.
+        name: String,
+    },
+}
 
 #[derive(Subcommand)]
 enum UserCommand {
@@ -398,6 +445,24 @@ enum NumberCommand {
         /// The inbound script that answers calls to this number (its id).
         #[arg(long)]
         inbound_script: Option<Uuid>,
+        /// The SIP trunk calls from this number ring through (`voxd trunk add`); without one
+        /// they run on the simulated network.
+        #[arg(long)]
+        trunk: Option<String>,
+    },
+    /// Put a number on a SIP trunk, or (`--no-trunk`) back on the simulated network.
+    SetTrunk {
+        /// Team name or id.
+        #[arg(long)]
+        team: String,
+        /// The number, in any common format.
+        number: String,
+        /// The trunk's name.
+        #[arg(required_unless_present = "no_trunk")]
+        trunk: Option<String>,
+        /// Take the number off its trunk.
+        #[arg(long, conflicts_with = "trunk")]
+        no_trunk: bool,
     },
     /// List a team's numbers with the script answering each.
     List {
@@ -675,6 +740,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Team { cmd, .. } => team(&db, cmd).await,
         Command::Key { cmd, .. } => key(&db, cmd).await,
         Command::User { cmd, .. } => user(&db, cmd).await,
+        Command::Trunk { cmd, .. } => trunk(&db, cmd).await,
         Command::Script { cmd, .. } => script(&db, cmd).await,
         Command::Automation { cmd, .. } => automation(&db, cmd).await,
         Command::Number { cmd, .. } => number(&db, cmd).await,
@@ -722,7 +788,9 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     );
     let expiry = tokio::spawn(housekeeping(db.clone(), settings.voice.recordings.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let calls = dispatcher(db.clone(), &settings);
+    let engines = settings.voice.enabled.then(|| speech_engines(&settings));
+    let carrier = carrier(&db, &settings, engines.clone()).await?;
+    let calls = dispatcher(db.clone(), &settings, carrier);
     let dispatching = settings.dispatcher_enabled.then(|| {
         tokio::spawn(calls.clone().run(async {
             let _ = stop_rx.await;
@@ -733,8 +801,8 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
         .dispatcher_enabled
         .then(|| tokio::spawn(feed_campaigns(db.clone())));
     let mut api_settings = settings.api.clone();
-    let voice = if settings.voice.enabled {
-        Some(voice_gateway(&db, &settings, &mut api_settings, calls).await?)
+    let voice = if let Some(engines) = engines {
+        Some(voice_gateway(&db, &settings, &mut api_settings, calls, engines).await?)
     } else {
         tracing::info!("live voice is off (voice_disabled): web calls need an external gateway");
         None
@@ -777,18 +845,9 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The web-call gateway of `serve`: the speech engines the settings choose (saying which and why),
-/// and the web-call secret (configured, else made on first start and kept in the database).
-async fn voice_gateway(
-    db: &Db,
-    settings: &Settings,
-    api: &mut api::ApiSettings,
-    calls: crate::dispatcher::Dispatcher,
-) -> anyhow::Result<Arc<crate::voice::gateway::Gateway>> {
-    use crate::voice::{
-        gateway,
-        speech::{EngineSource, Engines},
-    };
+/// The speech engines the settings choose, saying which and why.
+fn speech_engines(settings: &Settings) -> crate::voice::speech::Engines {
+    use crate::voice::speech::{EngineSource, Engines};
     let v = &settings.voice;
     let key = std::env::var("VOXD_SPEECH_API_KEY").ok();
     let source = EngineSource {
@@ -810,6 +869,54 @@ async fn voice_gateway(
             "text-to-speech disabled: web calls will be refused with this reason"
         ),
     }
+    engines
+}
+
+/// The carrier of `serve`: calls from numbers on a SIP trunk go over SIP (when this process runs
+/// live voice and its SIP endpoint), others on the simulated network.
+async fn carrier(db: &Db, settings: &Settings, engines: Option<crate::voice::speech::Engines>) -> anyhow::Result<Arc<dyn crate::carrier::Carrier>> {
+    use crate::voice::{trunk, trunk_carrier};
+    let sim = Arc::new(crate::carrier::sim::SimCarrier {
+        delays: settings.sim_delays,
+    });
+    let endpoint = match (&engines, settings.voice.sip_listen) {
+        (Some(_), Some(address)) => match trunk::Endpoint::bind(address).await {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!(%address, error = %e, "SIP endpoint not started: calls over trunks will fail saying so");
+                None
+            }
+        },
+        _ => None,
+    };
+    let seal = seal_key(db).await?;
+    Ok(Arc::new(trunk_carrier::TrunkCarrier {
+        db: db.clone(),
+        endpoint,
+        engines,
+        seal: Arc::new(seal),
+        settings: trunk_carrier::TrunkSettings {
+            media: settings.voice.media.clone(),
+            media_timeout: settings.voice.media_timeout,
+            ring_timeout: settings.voice.ring_timeout,
+            recordings: settings.voice.recordings.clone(),
+            public_url: settings.voice.public_url.clone(),
+        },
+        fallback: sim,
+    }))
+}
+
+/// The web-call gateway of `serve`, and the web-call secret (configured, else made on first start
+/// and kept in the database).
+async fn voice_gateway(
+    db: &Db,
+    settings: &Settings,
+    api: &mut api::ApiSettings,
+    calls: crate::dispatcher::Dispatcher,
+    engines: crate::voice::speech::Engines,
+) -> anyhow::Result<Arc<crate::voice::gateway::Gateway>> {
+    use crate::voice::gateway;
+    let v = &settings.voice;
     if api.web_calls.secret.is_empty() {
         api.web_calls.secret = db.server_secret("web_call", chrono::Utc::now()).await?;
     }
@@ -835,8 +942,8 @@ async fn voice_gateway(
     )))
 }
 
-/// The dispatcher of `serve`: the simulated carrier and the rules brain.
-fn dispatcher(db: Db, settings: &Settings) -> crate::dispatcher::Dispatcher {
+/// The dispatcher of `serve`: the carrier, and the rules brain.
+fn dispatcher(db: Db, settings: &Settings, carrier: Arc<dyn crate::carrier::Carrier>) -> crate::dispatcher::Dispatcher {
     use crate::{
         clock::SystemClock,
         conversation::{brain::rules::RulesBrain, tools},
@@ -846,9 +953,7 @@ fn dispatcher(db: Db, settings: &Settings) -> crate::dispatcher::Dispatcher {
     crate::dispatcher::Dispatcher::new(
         db,
         Arc::new(SystemClock),
-        Arc::new(crate::carrier::sim::SimCarrier {
-            delays: settings.sim_delays,
-        }),
+        carrier,
         Arc::new(RulesBrain),
         Arc::new(tools),
         crate::dispatcher::DispatcherSettings {
@@ -1143,6 +1248,119 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The key trunk passwords are sealed with: `VOXD_SEAL_KEY`, else the database's own.
+async fn seal_key(db: &Db) -> anyhow::Result<crate::domain::sealed::SealKey> {
+    use crate::domain::sealed::SealKey;
+    match SealKey::from_env() {
+        Some(key) => key.map_err(anyhow::Error::msg),
+        None => SealKey::new(&db.server_secret("trunk_seal", now()).await?).map_err(anyhow::Error::msg),
+    }
+}
+
+async fn find_trunk(db: &Db, team: &Team, name: &str) -> anyhow::Result<crate::store::trunks::Trunk> {
+    db.trunk_by_name(team.id, name)
+        .await?
+        .ok_or_else(|| Missing(format!("team {} has no trunk named {name}", team.name)).into())
+}
+
+/// `sip:HOST[:PORT]` (or `HOST[:PORT]`) as host and port.
+fn trunk_uri(uri: &str) -> anyhow::Result<(String, u16)> {
+    let rest = uri.trim().strip_prefix("sip:").unwrap_or(uri.trim());
+    let rest = rest.split(';').next().unwrap_or(rest);
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+            (h, p.parse::<u16>().map_err(|_| anyhow::anyhow!("`{uri}`: the port must be a number"))?)
+        }
+        _ => (rest, 5060),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(['@', '/', ' ']) || port == 0 {
+        anyhow::bail!("`{uri}` is not a trunk address: give sip:HOST[:PORT]");
+    }
+    Ok((host.to_owned(), port))
+}
+
+async fn trunk(db: &Db, cmd: TrunkCommand) -> anyhow::Result<()> {
+    use crate::store::trunks::Trunk;
+    match cmd {
+        TrunkCommand::Add {
+            team,
+            name,
+            uri,
+            transport,
+            username,
+            password_stdin,
+        } => {
+            let team = find_team(db, &team).await?;
+            let (host, port) = trunk_uri(&uri)?;
+            if transport != "udp" {
+                anyhow::bail!("transport `{transport}`: only udp is supported so far");
+            }
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.len() > 100 {
+                anyhow::bail!("a trunk's name is 1 to 100 characters");
+            }
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                std::env::var("VOXD_TRUNK_PASSWORD").ok()
+            }
+            .filter(|p| !p.is_empty());
+            if password.is_some() && username.is_none() {
+                anyhow::bail!("a password needs --username");
+            }
+            let id = new_id();
+            let sealed = match &password {
+                Some(p) => Some(seal_key(db).await?.seal(p, id.as_bytes())),
+                None => None,
+            };
+            let trunk = Trunk {
+                id,
+                team_id: team.id,
+                name: name.clone(),
+                host,
+                port: i32::from(port),
+                transport,
+                username,
+                password: sealed,
+                created_at: now(),
+            };
+            match db.add_trunk(&trunk).await {
+                Err(crate::store::StoreError::Conflict(_)) => anyhow::bail!("team {} has a trunk named {name} already", team.name),
+                other => other?,
+            }
+            println!("Added trunk {name} (sip:{}:{}) to team {}.", trunk.host, trunk.port, team.name);
+        }
+        TrunkCommand::List { team } => {
+            let team = find_team(db, &team).await?;
+            println!("{:<20}  {:<32}  {:<6}  {:<16}  PASSWORD", "NAME", "ADDRESS", "VIA", "USERNAME");
+            for t in db.list_trunks(team.id).await? {
+                println!(
+                    "{:<20}  {:<32}  {:<6}  {:<16}  {}",
+                    t.name,
+                    format!("sip:{}:{}", t.host, t.port),
+                    t.transport,
+                    t.username.as_deref().unwrap_or("-"),
+                    if t.password.is_some() { "set" } else { "-" }
+                );
+            }
+        }
+        TrunkCommand::Remove { team, name } => {
+            let team = find_team(db, &team).await?;
+            let t = find_trunk(db, &team, &name).await?;
+            let used = db.trunk_numbers(t.id).await?;
+            if used > 0 {
+                anyhow::bail!("{used} number(s) ring through trunk {name}: move them first (voxd number set-trunk)");
+            }
+            db.remove_trunk(team.id, t.id).await?;
+            println!("trunk {name} removed");
+        }
+    }
+    Ok(())
+}
+
 /// The password for `user add` / `user set-password`, and whether it was generated (to print).
 fn new_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     use crate::domain::password;
@@ -1400,12 +1618,41 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
             team,
             number,
             inbound_script,
+            trunk,
         } => {
             let team = find_team(db, &team).await?;
+            let trunk = match trunk {
+                Some(name) => Some(find_trunk(db, &team, &name).await?),
+                None => None,
+            };
             let n = numbers::add(db, &(&team).into(), &number, inbound_script)
                 .await
                 .map_err(|e| fail(&team, e))?;
+            if let Some(t) = trunk {
+                db.set_number_trunk(team.id, &n.number, Some(t.id)).await?;
+            }
             println!("{}", n.number);
+        }
+        NumberCommand::SetTrunk {
+            team,
+            number,
+            trunk,
+            no_trunk: _,
+        } => {
+            let team = find_team(db, &team).await?;
+            let region = phone::parse_region(&team.region).unwrap_or(phonenumber::country::Id::AU);
+            let number = phone::normalize("number", &number, region).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let trunk = match trunk {
+                Some(name) => Some(find_trunk(db, &team, &name).await?),
+                None => None,
+            };
+            if !db.set_number_trunk(team.id, &number, trunk.as_ref().map(|t| t.id)).await? {
+                return Err(Missing(format!("team {} has no number {number}", team.name)).into());
+            }
+            match trunk {
+                Some(t) => println!("{number} rings through trunk {}", t.name),
+                None => println!("{number} is on no trunk (simulated network)"),
+            }
         }
         NumberCommand::List { team } => {
             let team = find_team(db, &team).await?;
@@ -1548,7 +1795,10 @@ async fn simulate_inbound(db: &Db, settings: &Settings, to: &str, from: &str, pe
     println!("{}", call.id);
     let mut settings = settings.clone();
     settings.sim_delays = Default::default();
-    let d = dispatcher(db.clone(), &settings).with_owner(&owner);
+    let sim = Arc::new(crate::carrier::sim::SimCarrier {
+        delays: settings.sim_delays,
+    });
+    let d = dispatcher(db.clone(), &settings, sim).with_owner(&owner);
     d.run_claimed(call.clone()).await?;
     let done = db
         .get_call(team.id, call.id)

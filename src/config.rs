@@ -151,6 +151,11 @@ pub struct FileConfig {
     pub recordings: Option<bool>,
     /// Run no web-call gateway in this process.
     pub voice_disabled: Option<bool>,
+    /// Where the SIP endpoint for trunks listens (UDP), `off` for none; default the listen
+    /// address's IP, port 5060.
+    pub sip_listen: Option<String>,
+    /// How long an outbound call over a trunk may ring before it is cancelled (default 45).
+    pub ring_timeout_seconds: Option<u64>,
 }
 
 /// Live voice, resolved.
@@ -166,6 +171,9 @@ pub struct VoiceSettings {
     pub speech_base_url: Option<String>,
     /// Where recordings go; None: off.
     pub recordings: Option<PathBuf>,
+    /// The SIP endpoint for trunks; None: off.
+    pub sip_listen: Option<SocketAddr>,
+    pub ring_timeout: std::time::Duration,
 }
 
 /// `FIRST-LAST` as a port range.
@@ -261,6 +269,14 @@ impl Settings {
                     ..d
                 },
                 media_timeout: std::time::Duration::from_secs(file.media_timeout_seconds.unwrap_or(15).max(1)),
+                sip_listen: match file.sip_listen.as_deref().map(str::trim) {
+                    Some("off") => None,
+                    Some(text) => Some(
+                        parse_listen(text).map_err(|e| anyhow::anyhow!("config `sip_listen`: {e}"))?,
+                    ),
+                    None => Some(SocketAddr::new(listen.ip(), 5060)),
+                },
+                ring_timeout: std::time::Duration::from_secs(file.ring_timeout_seconds.unwrap_or(45).clamp(5, 300)),
                 stt: file.stt.clone().unwrap_or_else(|| "whisper".into()),
                 tts: file.tts.clone().unwrap_or_else(|| "auto".into()),
                 speech_dir: file

@@ -18,6 +18,7 @@ use crate::{
 /// What a carrier needs to place one call attempt.
 pub struct Dial {
     pub call_id: uuid::Uuid,
+    pub team_id: uuid::Uuid,
     pub to_number: String,
     pub from_number: String,
     /// Hints for the carrier: the `sim` carrier reads `sim_outcome` and `sim_persona` (the call's

@@ -303,6 +303,7 @@ impl Dispatcher {
         hints.extend(call.metadata.0.clone());
         let dial = Dial {
             call_id: call.id,
+            team_id: call.team_id,
             to_number: call.to_number.clone().unwrap_or_default(),
             from_number: call.from_number.clone().unwrap_or_default(),
             hints,

@@ -7,6 +7,7 @@ pub mod contact;
 pub mod json_path;
 pub mod object_schema;
 pub mod password;
+pub mod sealed;
 pub mod phone;
 pub mod signature;
 pub mod template;

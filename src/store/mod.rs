@@ -18,6 +18,7 @@ pub mod objects;
 pub mod retention;
 pub mod scripts;
 pub mod teams;
+pub mod trunks;
 pub mod users;
 pub mod webhooks;
 

@@ -1,5 +1,6 @@
 //! SIP digest authentication (RFC 3261 §22, RFC 2617 with `qop=auth`, MD5 as every softphone
-//! does it) for the web-call gateway. The password is never sent: the browser proves it knows the
+//! does it): the web-call gateway's challenges, and the answers voxd gives a SIP trunk that
+//! challenges it ([`answer`]). The password is never sent: the browser proves it knows the
 //! ephemeral password minted for its call (`domain::web_call`). Nonces are stateless: a time and a
 //! MAC over it, so any replica behind the same database verifies any other's challenge.
 
@@ -142,6 +143,32 @@ impl Authorization {
         };
         bool::from(expected.as_bytes().ct_eq(response.to_ascii_lowercase().as_bytes()))
     }
+}
+
+/// What a client sends back for a server's challenge (`WWW-Authenticate` / `Proxy-Authenticate`):
+/// the `Authorization` value for `method` on `uri`, with `qop=auth` when the server offers it.
+pub fn answer(challenge: &str, username: &str, password: &str, method: &str, uri: &str) -> Option<String> {
+    let c = Authorization::parse(challenge)?;
+    let (realm, nonce) = (c.get("realm")?, c.get("nonce")?);
+    let hash = |s: String| md5_hex(&s);
+    let ha1 = hash(format!("{username}:{realm}:{password}"));
+    let ha2 = hash(format!("{method}:{uri}"));
+    let opaque = c.get("opaque").map(|o| format!(", opaque=\"{o}\"")).unwrap_or_default();
+    let offers_auth = c.get("qop").is_some_and(|q| q.split(',').any(|q| q.trim() == "auth"));
+    Some(if offers_auth {
+        let cnonce = hex::encode(rand::random::<[u8; 8]>());
+        let response = hash(format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"));
+        format!(
+            "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"{opaque}"
+        )
+    } else {
+        let response = hash(format!("{ha1}:{nonce}:{ha2}"));
+        format!(
+            "Digest username=\"{username}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{response}\", algorithm=MD5{opaque}"
+        )
+    })
 }
 
 #[cfg(test)]

@@ -15,5 +15,8 @@ pub mod keywords;
 pub mod pipeline;
 pub mod recording;
 pub mod sip;
+pub mod rtp;
 pub mod speech;
+pub mod trunk;
+pub mod trunk_carrier;
 pub mod webrtc;

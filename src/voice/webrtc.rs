@@ -65,7 +65,7 @@ pub enum Notice {
     Transcript { role: &'static str, text: String },
 }
 
-async fn bind(settings: &MediaSettings) -> Result<UdpSocket, String> {
+pub(crate) async fn bind(settings: &MediaSettings) -> Result<UdpSocket, String> {
     let (start, end) = (*settings.ports.start(), *settings.ports.end());
     if start > end {
         return Err("media port range is empty".into());

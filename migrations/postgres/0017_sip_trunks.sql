@@ -1,0 +1,17 @@
+-- SIP trunks: where a team's phone numbers ring out. The password is sealed (AES-256-GCM with a
+-- server key, see domain::sealed); a number rings through the trunk it names, or on the
+-- simulated network when it names none.
+CREATE TABLE sip_trunks (
+    id          UUID PRIMARY KEY,
+    team_id     UUID NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    port        INTEGER NOT NULL,
+    transport   TEXT NOT NULL,
+    username    TEXT,
+    password    BYTEA,
+    created_at  TIMESTAMPTZ NOT NULL,
+    UNIQUE (team_id, name)
+);
+
+ALTER TABLE phone_numbers ADD COLUMN trunk_id UUID REFERENCES sip_trunks(id);

@@ -1,0 +1,249 @@
+//! Plain RTP (RFC 3550) for SIP trunks: G.711 µ-law at 8 kHz, 20 ms packets as the pipeline plays
+//! them (it paces its frames), RFC 4733 telephone events in, symmetric RTP (packets go back to
+//! where the far end's come from once they arrive; to the SDP's address before that), and a
+//! media timeout. Our own code: a 12-byte header and µ-law are smaller than any crate's API.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use tokio::{net::UdpSocket, sync::mpsc};
+
+use super::{
+    audio::{self, FRAME},
+    pipeline::{Inbound, Outbound},
+    webrtc::{self, MediaSettings, Notice},
+};
+
+pub const PCMU: u8 = 0;
+pub const TELEPHONE_EVENT: u8 = 101;
+
+/// A media socket, opened for one call before its SDP is written.
+pub struct Media {
+    socket: UdpSocket,
+    pub local: SocketAddr,
+    /// The address written in our SDP.
+    pub advertised: IpAddr,
+}
+
+pub async fn open(settings: &MediaSettings) -> Result<Media, String> {
+    let socket = webrtc::bind(settings).await?;
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    Ok(Media {
+        socket,
+        local,
+        advertised: settings.public.unwrap_or(settings.bind),
+    })
+}
+
+/// Our SDP (offer or answer): one audio stream, PCMU and telephone events.
+pub fn sdp(address: IpAddr, port: u16, session: u64) -> String {
+    let ip = if address.is_ipv6() { "IP6" } else { "IP4" };
+    format!(
+        "v=0\r\no=voxd {session} {session} IN {ip} {address}\r\ns=voxd\r\nc=IN {ip} {address}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {PCMU} {TELEPHONE_EVENT}\r\na=rtpmap:{PCMU} PCMU/8000\r\n\
+         a=rtpmap:{TELEPHONE_EVENT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT} 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
+/// The far end's audio address and whether it offers PCMU, from its SDP.
+pub fn remote(sdp: &str) -> Result<SocketAddr, String> {
+    let mut session_ip: Option<IpAddr> = None;
+    let mut media_ip: Option<IpAddr> = None;
+    let mut port: Option<u16> = None;
+    let mut pcmu = false;
+    let mut in_audio = false;
+    for line in sdp.lines().map(str::trim) {
+        if let Some(c) = line.strip_prefix("c=") {
+            let ip = c.split_whitespace().nth(2).and_then(|a| a.split('/').next()?.parse().ok());
+            if in_audio {
+                media_ip = ip;
+            } else {
+                session_ip = ip;
+            }
+        } else if let Some(m) = line.strip_prefix("m=") {
+            let mut parts = m.split_whitespace();
+            in_audio = parts.next() == Some("audio");
+            if in_audio {
+                port = parts.next().and_then(|p| p.parse().ok());
+                pcmu = parts.skip(1).any(|pt| pt == "0");
+            }
+        }
+    }
+    let ip = media_ip.or(session_ip).ok_or("the SDP has no connection address")?;
+    let port = port.filter(|p| *p != 0).ok_or("the SDP has no audio stream")?;
+    if !pcmu {
+        return Err("the far end does not offer PCMU (G.711 µ-law)".into());
+    }
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// The RFC 4733 event codes of the keypad.
+fn dtmf_key(event: u8) -> Option<char> {
+    match event {
+        0..=9 => Some((b'0' + event) as char),
+        10 => Some('*'),
+        11 => Some('#'),
+        12..=15 => Some((b'A' + event - 12) as char),
+        _ => None,
+    }
+}
+
+struct Header {
+    payload_type: u8,
+    timestamp: u32,
+    /// Where the payload starts.
+    offset: usize,
+}
+
+fn parse(packet: &[u8]) -> Option<Header> {
+    if packet.len() < 12 || packet[0] >> 6 != 2 {
+        return None;
+    }
+    let csrc = usize::from(packet[0] & 0x0f);
+    let mut offset = 12 + 4 * csrc;
+    if packet[0] & 0x10 != 0 {
+        // Header extension: 4 bytes of profile and length, then length words.
+        let ext = packet.get(offset + 2..offset + 4)?;
+        offset += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    (offset <= packet.len()).then(|| Header {
+        payload_type: packet[1] & 0x7f,
+        timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
+        offset,
+    })
+}
+
+struct Sender {
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+    first: bool,
+}
+
+impl Sender {
+    fn packet(&mut self, frame: &[i16]) -> Vec<u8> {
+        let mut p = Vec::with_capacity(12 + frame.len());
+        p.push(0x80);
+        p.push(if self.first { 0x80 } else { 0 } | PCMU);
+        p.extend_from_slice(&self.sequence.to_be_bytes());
+        p.extend_from_slice(&self.timestamp.to_be_bytes());
+        p.extend_from_slice(&self.ssrc.to_be_bytes());
+        p.extend(frame.iter().map(|&s| audio::ulaw_encode(s)));
+        self.first = false;
+        self.sequence = self.sequence.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(frame.len() as u32);
+        p
+    }
+}
+
+/// Starts moving the call's media with the far end at `remote`: its audio and keys go to
+/// `inbound`, the pipeline's frames come in on the returned sender; the pipeline's hang-up comes
+/// back as a notice for the signalling to send its BYE.
+pub fn start(
+    media: Media,
+    remote: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+    timeout: Duration,
+) -> (mpsc::Sender<Outbound>, mpsc::UnboundedReceiver<Notice>) {
+    let (outbound, mut out) = mpsc::channel::<Outbound>(64);
+    let (notices_tx, notices) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let socket = media.socket;
+        let mut peer = remote;
+        let mut sender = Sender {
+            ssrc: rand::random(),
+            sequence: rand::random(),
+            timestamp: rand::random(),
+            first: true,
+        };
+        let mut last_event: Option<u32> = None;
+        let mut pending: Vec<i16> = Vec::with_capacity(FRAME);
+        let mut buf = vec![0u8; 2048];
+        let mut heard = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                r = socket.recv_from(&mut buf) => {
+                    let Ok((n, from)) = r else { continue };
+                    let Some(h) = parse(&buf[..n]) else { continue };
+                    // Symmetric RTP: answer where the audio comes from (NAT on the far side).
+                    peer = from;
+                    heard = tokio::time::Instant::now();
+                    let payload = &buf[h.offset..n];
+                    match h.payload_type {
+                        PCMU => {
+                            pending.extend(payload.iter().map(|&b| audio::ulaw_decode(b)));
+                            while pending.len() >= FRAME {
+                                let frame: Vec<i16> = pending.drain(..FRAME).collect();
+                                let _ = inbound.try_send(Inbound::Audio(frame));
+                            }
+                        }
+                        TELEPHONE_EVENT if payload.len() >= 4 => {
+                            // The end bit, once per event (its end packet is sent three times).
+                            if payload[1] & 0x80 != 0 && last_event != Some(h.timestamp) {
+                                last_event = Some(h.timestamp);
+                                if let Some(key) = dtmf_key(payload[0]) {
+                                    let _ = inbound.send(Inbound::Dtmf(key)).await;
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                o = out.recv() => match o {
+                    Some(Outbound::Audio(frame)) => {
+                        let _ = socket.send_to(&sender.packet(&frame), peer).await;
+                    }
+                    Some(Outbound::Transcript { .. }) => {}
+                    Some(Outbound::HangUp) | None => {
+                        let _ = notices_tx.send(Notice::HungUp);
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep_until(heard + timeout) => {
+                    let why = format!("no RTP from the far end for {} s", timeout.as_secs());
+                    let _ = inbound.send(Inbound::Dropped(why)).await;
+                    return;
+                }
+            }
+        }
+    });
+    (outbound, notices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_far_ends_audio_address_comes_from_its_sdp() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+                   m=audio 4000 RTP/AVP 8 0 101\r\nc=IN IP4 10.0.0.2\r\na=rtpmap:0 PCMU/8000\r\n";
+        assert_eq!(remote(sdp).unwrap(), "10.0.0.2:4000".parse().unwrap());
+        let no_pcmu = sdp.replace("RTP/AVP 8 0 101", "RTP/AVP 8");
+        assert!(remote(&no_pcmu).unwrap_err().contains("PCMU"));
+        let ours = super::sdp("127.0.0.1".parse().unwrap(), 40002, 7);
+        assert_eq!(remote(&ours).unwrap(), "127.0.0.1:40002".parse().unwrap());
+    }
+
+    #[test]
+    fn packets_carry_a_header_and_advance_by_a_frame() {
+        let mut s = Sender {
+            ssrc: 9,
+            sequence: u16::MAX,
+            timestamp: 0,
+            first: true,
+        };
+        let a = s.packet(&[0; FRAME]);
+        let b = s.packet(&[0; FRAME]);
+        assert_eq!(a.len(), 12 + FRAME);
+        assert_eq!(a[1], 0x80, "marker on the first packet");
+        assert_eq!(b[1], PCMU);
+        assert_eq!(u16::from_be_bytes([b[2], b[3]]), 0, "sequence wraps");
+        let h = parse(&b).unwrap();
+        assert_eq!((h.payload_type, h.timestamp, h.offset), (PCMU, FRAME as u32, 12));
+        assert!(parse(&[0u8; 8]).is_none());
+        assert_eq!(dtmf_key(11), Some('#'));
+    }
+}
