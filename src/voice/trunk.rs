@@ -262,6 +262,8 @@ impl Endpoint {
                 401 | 407 => return Err(Refused::Failed(format!("{reason}: the trunk refused the credentials"))),
                 486 | 600 | 603 => return Err(Refused::Rejected(reason)),
                 404 | 480 => return Err(Refused::Unavailable(reason)),
+                // Our CANCEL went through: on the ring timeout, or because the call was taken away.
+                487 if wanted => return Err(Refused::NoAnswer),
                 487 => return Err(Refused::Cancelled),
                 408 => return Err(Refused::NoAnswer),
                 _ => return Err(Refused::Failed(reason)),

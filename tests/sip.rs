@@ -1,0 +1,297 @@
+//! Calls over a SIP trunk, against real SIP peers from Debian on loopback: baresip answers a
+//! scheduled outbound call, plays the callee's lines (synthesised here) and records what voxd
+//! says; sipp plays far ends that are busy, unavailable or never answer.
+
+mod common;
+
+use std::{path::Path, process::Stdio, sync::Arc, time::Duration};
+
+use common::{
+    voice::{callee_audio, espeak, have, scripted_engines, whisper_engines, ScriptedStt},
+    Backend, TestApp, CALLER_ID,
+};
+use serde_json::json;
+use voxd::{
+    clock::SystemClock,
+    conversation::{
+        brain::rules::RulesBrain,
+        tools::{RecordingSms, Tools},
+    },
+    dispatcher::{Dispatcher, DispatcherSettings},
+    domain::{new_id, now, sealed::SealKey},
+    store::trunks::Trunk,
+    voice::{
+        speech::Engines,
+        trunk::Endpoint,
+        trunk_carrier::{TrunkCarrier, TrunkSettings},
+        webrtc::MediaSettings,
+    },
+};
+
+fn tool(name: &str, package: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    have(&format!("{name} (apt install {package})"), found)
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The team's caller id (added the first time) on a new trunk at 127.0.0.1:`port`, and the voice
+/// tests' script.
+async fn trunk_and_script(app: &TestApp, name: &str, port: u16) -> String {
+    let script = common::voice::appointment_script(app, json!({})).await;
+    if app.db.trunk_for_number(app.team_id, CALLER_ID).await.unwrap().is_none() && app.db.list_trunks(app.team_id).await.unwrap().is_empty() {
+        common::number_and_script(app, app.team_id, &app.key, CALLER_ID).await;
+    }
+    let trunk = Trunk {
+        id: new_id(),
+        team_id: app.team_id,
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port: i32::from(port),
+        transport: "udp".into(),
+        username: None,
+        password: None,
+        created_at: now(),
+    };
+    app.db.add_trunk(&trunk).await.unwrap();
+    assert!(app.db.set_number_trunk(app.team_id, CALLER_ID, Some(trunk.id)).await.unwrap());
+    script
+}
+
+/// A dispatcher whose carrier places trunk calls from a SIP endpoint of its own.
+async fn dispatcher(app: &TestApp, engines: Engines, recordings: Option<&Path>, ring: Duration) -> Dispatcher {
+    let endpoint = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let carrier = TrunkCarrier {
+        db: app.db.clone(),
+        endpoint: Some(endpoint),
+        engines: Some(engines),
+        seal: Arc::new(SealKey::new(&[3; 32]).unwrap()),
+        settings: TrunkSettings {
+            media: MediaSettings {
+                ports: 42000..=42999,
+                ..MediaSettings::default()
+            },
+            media_timeout: Duration::from_secs(5),
+            ring_timeout: ring,
+            recordings: recordings.map(Path::to_owned),
+            public_url: "http://127.0.0.1:8080".into(),
+        },
+        fallback: Arc::new(voxd::carrier::sim::SimCarrier {
+            delays: Default::default(),
+        }),
+    };
+    Dispatcher::new(
+        app.db.clone(),
+        Arc::new(SystemClock),
+        Arc::new(carrier),
+        Arc::new(RulesBrain),
+        Arc::new(Tools::new(true, Arc::new(RecordingSms::default()))),
+        DispatcherSettings {
+            calls_per_second_per_number: 0,
+            ..Default::default()
+        },
+    )
+}
+
+async fn place(app: &TestApp, script: &str, to: &str) -> String {
+    let r = app
+        .post(
+            "/api/v1/create-phone-call",
+            &json!({"from_number": CALLER_ID, "script_id": script, "contact": {"phone_number": to, "first_name": "Ava"}}),
+        )
+        .await;
+    r.ok(201)["call_id"].as_str().unwrap().to_owned()
+}
+
+/// 16-bit mono PCM as a WAV file.
+fn write_wav(path: &Path, samples: &[i16], rate: u32) {
+    let mut out = Vec::with_capacity(44 + samples.len() * 2);
+    let data = (samples.len() * 2) as u32;
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// baresip as the far end: answers at once, plays `wav` (and hangs up when it ends), records
+/// what it hears into `dir/rec`.
+fn baresip(dir: &Path, port: u16, wav: &Path) -> tokio::process::Child {
+    std::fs::create_dir_all(dir.join("rec")).unwrap();
+    let config = format!(
+        "poll_method poll\nsip_listen 127.0.0.1:{port}\naudio_player aufile,{rec}/ignored.wav\n\
+         audio_source aufile,{wav}\naudio_alert aufile,{rec}/alert.wav\naudio_srate 8000\naudio_channels 1\n\
+         rtp_ports 41000-41999\nrtcp_mux no\njitter_buffer_delay 5-10\nnet_interface 127.0.0.1\n\
+         module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\n\
+         module_app account.so\nmodule_app menu.so\nsnd_path {rec}\n",
+        rec = dir.join("rec").display(),
+        wav = wav.display()
+    );
+    std::fs::write(dir.join("config"), config).unwrap();
+    std::fs::write(
+        dir.join("accounts"),
+        format!("<sip:callee@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU\n"),
+    )
+    .unwrap();
+    tokio::process::Command::new("baresip")
+        .args(["-4", "-f"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start baresip")
+}
+
+/// A scheduled call over the trunk to baresip: the script runs to its end on the callee's
+/// words, and what baresip recorded is the assistant speaking.
+async fn an_outbound_call_over_a_trunk_reaches_baresip(backend: Backend) {
+    if !tool("baresip", "baresip-core") {
+        return;
+    }
+    let Some(engines) = whisper_engines() else { return };
+    let Some(app) = TestApp::start(backend).await else { return };
+    let port = free_udp_port();
+    let script = trunk_and_script(&app, "baresip", port).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The callee answers each question after the assistant asks it (the script's lines are short).
+    let lines = [(3.5, "Yes, now is fine."), (8.0, "Tuesday suits me."), (12.5, "No, that's all. Thanks.")];
+    let audio = callee_audio(&lines, 20.0, 8000).await;
+    let wav = dir.path().join("callee.wav");
+    write_wav(&wav, &audio, 8000);
+    let _far = baresip(dir.path(), port, &wav);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let recordings = tempfile::tempdir().unwrap();
+    let stt = engines.stt.clone().unwrap();
+    let d = dispatcher(&app, engines, Some(recordings.path()), Duration::from_secs(20)).await;
+    let call_id = place(&app, &script, "+61412345671").await;
+    let ran = tokio::time::timeout(Duration::from_secs(90), d.run_once()).await;
+    assert_eq!(ran.expect("the call ended within 90 s").unwrap(), 1);
+
+    let call = app.get(&format!("/api/v1/get-call/{call_id}")).await;
+    let events = app.get(&format!("/api/v1/calls/{call_id}/events")).await;
+    let result = app.get(&format!("/api/v1/get-call-result/{call_id}")).await;
+    let r = &result.body["call"];
+    assert_eq!(call.body["call"]["progress"], "ended", "{}", events.body);
+    assert_eq!(r["simulated"], false, "{r}");
+    let progress: Vec<&str> = events.body["events"].as_array().unwrap().iter().map(|e| e["progress"].as_str().unwrap()).collect();
+    assert!(progress.contains(&"ringing") && progress.contains(&"in_progress"), "{progress:?}");
+    let heard: String = r["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["role"] == "user")
+        .map(|t| t["text"].as_str().unwrap().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(heard.contains("tuesday"), "the callee's words reached the transcript: {r}");
+    assert_eq!(r["status"], "completed", "{r}");
+
+    // What baresip heard: the assistant, recognisably.
+    let recorded = std::fs::read_dir(dir.path().join("rec"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().contains("dump") && p.to_string_lossy().ends_with(".wav"))
+        .or_else(|| {
+            std::fs::read_dir(dir.path().join("rec"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wav") && !p.ends_with("ignored.wav"))
+                .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        })
+        .expect("baresip recorded the call");
+    let (samples, rate) = voxd::voice::speech::read_wav(&std::fs::read(&recorded).unwrap()).unwrap();
+    let samples = voxd::voice::audio::resample(&voxd::voice::audio::to_f32(&samples), rate, 16_000);
+    let said = stt.transcribe(samples, &[]).await.unwrap().to_lowercase();
+    assert!(said.contains("clinic") || said.contains("which day"), "baresip heard: {said}");
+    app.cleanup().await;
+}
+
+/// A sipp far end running `scenario` on `port` for one call.
+fn sipp(scenario: &str, port: u16) -> tokio::process::Child {
+    let path = format!("{}/tests/sip/{scenario}", env!("CARGO_MANIFEST_DIR"));
+    tokio::process::Command::new("sipp")
+        .args(["-sf", &path, "-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1", "-timeout", "40s", "-nostdin"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start sipp")
+}
+
+/// Busy, unavailable and unanswered far ends end the call with the contract's statuses, the SIP
+/// reason in its events, and the retry policy deciding what happens next.
+async fn refusals_over_a_trunk_map_to_call_statuses(backend: Backend) {
+    if !tool("sipp", "sip-tester") || espeak().is_none() {
+        return;
+    }
+    let Some(engines) = scripted_engines(ScriptedStt::new(&[])) else { return };
+    let Some(app) = TestApp::start(backend).await else { return };
+    for (scenario, status, reason) in [
+        ("uas_busy.xml", "User rejected", "486 Busy Here"),
+        ("uas_unavailable.xml", "User unavailable", "480 Temporarily Unavailable"),
+        ("uas_no_answer.xml", "rang-out", "no answer"),
+    ] {
+        let port = free_udp_port();
+        let script = trunk_and_script(&app, scenario, port).await;
+        let mut far = sipp(scenario, port);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let d = dispatcher(&app, engines.clone(), None, Duration::from_secs(3)).await;
+        let call_id = place(&app, &script, "+61412345672").await;
+        let ran = tokio::time::timeout(Duration::from_secs(30), d.run_once()).await;
+        assert_eq!(ran.expect("the attempt ended within 30 s").unwrap(), 1);
+        let call = app.get(&format!("/api/v1/get-call/{call_id}")).await;
+        let events = app.get(&format!("/api/v1/calls/{call_id}/events")).await;
+        let last = events.body["events"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["status"], status, "{scenario}: {}", events.body);
+        assert_eq!(last["detail"]["end_reason"], reason, "{scenario}: {}", events.body);
+        assert_eq!(call.body["call"]["progress"], "ended", "{scenario}: no retry policy, no retry");
+        // sipp saw its scenario through (our ACK, our CANCEL).
+        let done = tokio::time::timeout(Duration::from_secs(10), far.wait()).await;
+        assert!(done.expect("sipp finished").unwrap().success(), "{scenario}: sipp's scenario failed");
+    }
+    app.cleanup().await;
+}
+
+mod sqlite {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_outbound_call_over_a_trunk_reaches_baresip() {
+        super::an_outbound_call_over_a_trunk_reaches_baresip(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refusals_over_a_trunk_map_to_call_statuses() {
+        super::refusals_over_a_trunk_map_to_call_statuses(Backend::Sqlite).await;
+    }
+}
+
+mod postgres {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refusals_over_a_trunk_map_to_call_statuses() {
+        super::refusals_over_a_trunk_map_to_call_statuses(Backend::Postgres).await;
+    }
+}
