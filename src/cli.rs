@@ -874,7 +874,11 @@ fn speech_engines(settings: &Settings) -> crate::voice::speech::Engines {
 
 /// The carrier of `serve`: calls from numbers on a SIP trunk go over SIP (when this process runs
 /// live voice and its SIP endpoint), others on the simulated network.
-async fn carrier(db: &Db, settings: &Settings, engines: Option<crate::voice::speech::Engines>) -> anyhow::Result<Arc<dyn crate::carrier::Carrier>> {
+async fn carrier(
+    db: &Db,
+    settings: &Settings,
+    engines: Option<crate::voice::speech::Engines>,
+) -> anyhow::Result<Arc<dyn crate::carrier::Carrier>> {
     use crate::voice::{trunk, trunk_carrier};
     let sim = Arc::new(crate::carrier::sim::SimCarrier {
         delays: settings.sim_delays,
@@ -1268,9 +1272,11 @@ fn trunk_uri(uri: &str) -> anyhow::Result<(String, u16)> {
     let rest = uri.trim().strip_prefix("sip:").unwrap_or(uri.trim());
     let rest = rest.split(';').next().unwrap_or(rest);
     let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-            (h, p.parse::<u16>().map_err(|_| anyhow::anyhow!("`{uri}`: the port must be a number"))?)
-        }
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| anyhow::anyhow!("`{uri}`: the port must be a number"))?,
+        ),
         _ => (rest, 5060),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -1328,14 +1334,22 @@ async fn trunk(db: &Db, cmd: TrunkCommand) -> anyhow::Result<()> {
                 created_at: now(),
             };
             match db.add_trunk(&trunk).await {
-                Err(crate::store::StoreError::Conflict(_)) => anyhow::bail!("team {} has a trunk named {name} already", team.name),
+                Err(crate::store::StoreError::Conflict(_)) => {
+                    anyhow::bail!("team {} has a trunk named {name} already", team.name)
+                }
                 other => other?,
             }
-            println!("Added trunk {name} (sip:{}:{}) to team {}.", trunk.host, trunk.port, team.name);
+            println!(
+                "Added trunk {name} (sip:{}:{}) to team {}.",
+                trunk.host, trunk.port, team.name
+            );
         }
         TrunkCommand::List { team } => {
             let team = find_team(db, &team).await?;
-            println!("{:<20}  {:<32}  {:<6}  {:<16}  PASSWORD", "NAME", "ADDRESS", "VIA", "USERNAME");
+            println!(
+                "{:<20}  {:<32}  {:<6}  {:<16}  PASSWORD",
+                "NAME", "ADDRESS", "VIA", "USERNAME"
+            );
             for t in db.list_trunks(team.id).await? {
                 println!(
                     "{:<20}  {:<32}  {:<6}  {:<16}  {}",
@@ -1646,7 +1660,10 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
                 Some(name) => Some(find_trunk(db, &team, &name).await?),
                 None => None,
             };
-            if !db.set_number_trunk(team.id, &number, trunk.as_ref().map(|t| t.id)).await? {
+            if !db
+                .set_number_trunk(team.id, &number, trunk.as_ref().map(|t| t.id))
+                .await?
+            {
                 return Err(Missing(format!("team {} has no number {number}", team.name)).into());
             }
             match trunk {

@@ -271,9 +271,7 @@ impl Settings {
                 media_timeout: std::time::Duration::from_secs(file.media_timeout_seconds.unwrap_or(15).max(1)),
                 sip_listen: match file.sip_listen.as_deref().map(str::trim) {
                     Some("off") => None,
-                    Some(text) => Some(
-                        parse_listen(text).map_err(|e| anyhow::anyhow!("config `sip_listen`: {e}"))?,
-                    ),
+                    Some(text) => Some(parse_listen(text).map_err(|e| anyhow::anyhow!("config `sip_listen`: {e}"))?),
                     None => Some(SocketAddr::new(listen.ip(), 5060)),
                 },
                 ring_timeout: std::time::Duration::from_secs(file.ring_timeout_seconds.unwrap_or(45).clamp(5, 300)),

@@ -37,14 +37,20 @@ fn tool(name: &str, package: &str) -> bool {
 }
 
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The team's caller id (added the first time) on a new trunk at 127.0.0.1:`port`, and the voice
 /// tests' script.
 async fn trunk_and_script(app: &TestApp, name: &str, port: u16) -> String {
     let script = common::voice::appointment_script(app, json!({})).await;
-    if app.db.trunk_for_number(app.team_id, CALLER_ID).await.unwrap().is_none() && app.db.list_trunks(app.team_id).await.unwrap().is_empty() {
+    if app.db.trunk_for_number(app.team_id, CALLER_ID).await.unwrap().is_none()
+        && app.db.list_trunks(app.team_id).await.unwrap().is_empty()
+    {
         common::number_and_script(app, app.team_id, &app.key, CALLER_ID).await;
     }
     let trunk = Trunk {
@@ -59,7 +65,11 @@ async fn trunk_and_script(app: &TestApp, name: &str, port: u16) -> String {
         created_at: now(),
     };
     app.db.add_trunk(&trunk).await.unwrap();
-    assert!(app.db.set_number_trunk(app.team_id, CALLER_ID, Some(trunk.id)).await.unwrap());
+    assert!(app
+        .db
+        .set_number_trunk(app.team_id, CALLER_ID, Some(trunk.id))
+        .await
+        .unwrap());
     script
 }
 
@@ -130,9 +140,9 @@ fn write_wav(path: &Path, samples: &[i16], rate: u32) {
     std::fs::write(path, out).unwrap();
 }
 
-/// baresip as the far end: answers at once, plays `wav` (and hangs up when it ends), records
+/// baresip as the far end, the phone of `number`: answers at once, plays `wav` (and hangs up when it ends), records
 /// what it hears into `dir/rec`.
-fn baresip(dir: &Path, port: u16, wav: &Path) -> tokio::process::Child {
+fn baresip(dir: &Path, port: u16, number: &str, wav: &Path) -> tokio::process::Child {
     std::fs::create_dir_all(dir.join("rec")).unwrap();
     let config = format!(
         "poll_method poll\nsip_listen 127.0.0.1:{port}\naudio_player aufile,{rec}/ignored.wav\n\
@@ -146,7 +156,8 @@ fn baresip(dir: &Path, port: u16, wav: &Path) -> tokio::process::Child {
     std::fs::write(dir.join("config"), config).unwrap();
     std::fs::write(
         dir.join("accounts"),
-        format!("<sip:callee@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU\n"),
+        // The account is the number dialled: baresip answers 404 to any other user.
+        format!("<sip:{number}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU\n"),
     )
     .unwrap();
     tokio::process::Command::new("baresip")
@@ -166,17 +177,30 @@ async fn an_outbound_call_over_a_trunk_reaches_baresip(backend: Backend) {
     if !tool("baresip", "baresip-core") {
         return;
     }
-    let Some(engines) = whisper_engines() else { return };
-    let Some(app) = TestApp::start(backend).await else { return };
+    if whisper_engines().is_none() {
+        return;
+    }
+    // Piper speaks for the assistant: Whisper hears its voice through G.711 far better than
+    // espeak-ng's.
+    let engines = Engines::choose("whisper", "piper", common::voice::speech_source());
+    assert!(engines.tts.is_some(), "{:?}", engines.tts_missing);
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     let port = free_udp_port();
     let script = trunk_and_script(&app, "baresip", port).await;
     let dir = tempfile::tempdir().unwrap();
-    // The callee answers each question after the assistant asks it (the script's lines are short).
-    let lines = [(3.5, "Yes, now is fine."), (8.0, "Tuesday suits me."), (12.5, "No, that's all. Thanks.")];
-    let audio = callee_audio(&lines, 20.0, 8000).await;
+    // The callee answers each question well after the assistant asks it (a synthesised callee
+    // follows the script by timing; baresip hangs up when the audio ends).
+    let lines = [
+        (5.0, "Yes, now is fine."),
+        (11.0, "Tuesday suits me."),
+        (17.0, "No, that's all. Thanks."),
+    ];
+    let audio = callee_audio(&lines, 28.0, 8000).await;
     let wav = dir.path().join("callee.wav");
     write_wav(&wav, &audio, 8000);
-    let _far = baresip(dir.path(), port, &wav);
+    let _far = baresip(dir.path(), port, "+61412345671", &wav);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let recordings = tempfile::tempdir().unwrap();
     let stt = engines.stt.clone().unwrap();
@@ -191,8 +215,17 @@ async fn an_outbound_call_over_a_trunk_reaches_baresip(backend: Backend) {
     let r = &result.body["call"];
     assert_eq!(call.body["call"]["progress"], "ended", "{}", events.body);
     assert_eq!(r["simulated"], false, "{r}");
-    let progress: Vec<&str> = events.body["events"].as_array().unwrap().iter().map(|e| e["progress"].as_str().unwrap()).collect();
-    assert!(progress.contains(&"ringing") && progress.contains(&"in_progress"), "{progress:?}");
+    let progress: Vec<&str> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["progress"].as_str().unwrap())
+        .collect();
+    assert!(
+        progress.contains(&"ringing") && progress.contains(&"in_progress"),
+        "{progress:?}: {}",
+        events.body
+    );
     let heard: String = r["transcript"]
         .as_array()
         .unwrap()
@@ -201,28 +234,33 @@ async fn an_outbound_call_over_a_trunk_reaches_baresip(backend: Backend) {
         .map(|t| t["text"].as_str().unwrap().to_lowercase())
         .collect::<Vec<_>>()
         .join(" ");
-    assert!(heard.contains("tuesday"), "the callee's words reached the transcript: {r}");
+    // Whisper tiny on 8 kHz audio misreads some words ("Tuesday" came out "2-day"): these it keeps.
+    assert!(
+        heard.contains("fine") && heard.contains("that's all"),
+        "the callee's words reached the transcript: {r}"
+    );
     assert_eq!(r["status"], "completed", "{r}");
 
     // What baresip heard: the assistant, recognisably.
-    let recorded = std::fs::read_dir(dir.path().join("rec"))
+    // sndfile writes what baresip decoded from voxd (`-dec.wav`) and what it sent (`-enc.wav`).
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("rec"))
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().contains("dump") && p.to_string_lossy().ends_with(".wav"))
-        .or_else(|| {
-            std::fs::read_dir(dir.path().join("rec"))
-                .unwrap()
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "wav") && !p.ends_with("ignored.wav"))
-                .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        })
-        .expect("baresip recorded the call");
-    let (samples, rate) = voxd::voice::speech::read_wav(&std::fs::read(&recorded).unwrap()).unwrap();
-    let samples = voxd::voice::audio::resample(&voxd::voice::audio::to_f32(&samples), rate, 16_000);
+        .collect();
+    let recorded = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip recorded what it heard: {files:?}"));
+    let (samples, rate) = voxd::voice::speech::read_wav(&std::fs::read(recorded).unwrap()).unwrap();
+    // The greeting, which plays from the answer on (one utterance, as the recogniser expects).
+    let samples = &samples[..samples.len().min(rate as usize * 5)];
+    let samples = voxd::voice::audio::resample(&voxd::voice::audio::to_f32(samples), rate, 16_000);
     let said = stt.transcribe(samples, &[]).await.unwrap().to_lowercase();
-    assert!(said.contains("clinic") || said.contains("which day"), "baresip heard: {said}");
+    assert!(
+        said.contains("clinic") || said.contains("good time"),
+        "baresip heard: {said}"
+    );
     app.cleanup().await;
 }
 
@@ -230,7 +268,19 @@ async fn an_outbound_call_over_a_trunk_reaches_baresip(backend: Backend) {
 fn sipp(scenario: &str, port: u16) -> tokio::process::Child {
     let path = format!("{}/tests/sip/{scenario}", env!("CARGO_MANIFEST_DIR"));
     tokio::process::Command::new("sipp")
-        .args(["-sf", &path, "-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1", "-timeout", "40s", "-nostdin"])
+        .args([
+            "-sf",
+            &path,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+            "-timeout",
+            "40s",
+            "-nostdin",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -245,8 +295,12 @@ async fn refusals_over_a_trunk_map_to_call_statuses(backend: Backend) {
     if !tool("sipp", "sip-tester") || espeak().is_none() {
         return;
     }
-    let Some(engines) = scripted_engines(ScriptedStt::new(&[])) else { return };
-    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(engines) = scripted_engines(ScriptedStt::new(&[])) else {
+        return;
+    };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     for (scenario, status, reason) in [
         ("uas_busy.xml", "User rejected", "486 Busy Here"),
         ("uas_unavailable.xml", "User unavailable", "480 Temporarily Unavailable"),
@@ -265,10 +319,16 @@ async fn refusals_over_a_trunk_map_to_call_statuses(backend: Backend) {
         let last = events.body["events"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["status"], status, "{scenario}: {}", events.body);
         assert_eq!(last["detail"]["end_reason"], reason, "{scenario}: {}", events.body);
-        assert_eq!(call.body["call"]["progress"], "ended", "{scenario}: no retry policy, no retry");
+        assert_eq!(
+            call.body["call"]["progress"], "ended",
+            "{scenario}: no retry policy, no retry"
+        );
         // sipp saw its scenario through (our ACK, our CANCEL).
         let done = tokio::time::timeout(Duration::from_secs(10), far.wait()).await;
-        assert!(done.expect("sipp finished").unwrap().success(), "{scenario}: sipp's scenario failed");
+        assert!(
+            done.expect("sipp finished").unwrap().success(),
+            "{scenario}: sipp's scenario failed"
+        );
     }
     app.cleanup().await;
 }

@@ -48,8 +48,10 @@ impl Db {
 
     /// How many of the team's numbers ring through the trunk.
     pub async fn trunk_numbers(&self, trunk_id: Uuid) -> Result<i64> {
-        Ok(read_pool!(self, p => sqlx::query_scalar("SELECT COUNT(*) FROM phone_numbers WHERE trunk_id = $1")
-            .bind(trunk_id).fetch_one(p).await?))
+        Ok(
+            read_pool!(self, p => sqlx::query_scalar("SELECT COUNT(*) FROM phone_numbers WHERE trunk_id = $1")
+            .bind(trunk_id).fetch_one(p).await?),
+        )
     }
 
     pub async fn remove_trunk(&self, team_id: Uuid, id: Uuid) -> Result<bool> {

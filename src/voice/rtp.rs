@@ -56,7 +56,10 @@ pub fn remote(sdp: &str) -> Result<SocketAddr, String> {
     let mut in_audio = false;
     for line in sdp.lines().map(str::trim) {
         if let Some(c) = line.strip_prefix("c=") {
-            let ip = c.split_whitespace().nth(2).and_then(|a| a.split('/').next()?.parse().ok());
+            let ip = c
+                .split_whitespace()
+                .nth(2)
+                .and_then(|a| a.split('/').next()?.parse().ok());
             if in_audio {
                 media_ip = ip;
             } else {

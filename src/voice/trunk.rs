@@ -80,8 +80,12 @@ impl Endpoint {
     async fn receive(self: Arc<Self>) {
         let mut buf = vec![0u8; 65_536];
         loop {
-            let Ok((n, from)) = self.socket.recv_from(&mut buf).await else { continue };
-            let Ok(text) = std::str::from_utf8(&buf[..n]) else { continue };
+            let Ok((n, from)) = self.socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let Ok(text) = std::str::from_utf8(&buf[..n]) else {
+                continue;
+            };
             if text.trim().is_empty() {
                 continue; // keep-alive
             }
@@ -97,7 +101,11 @@ impl Endpoint {
                 }
                 None if m.method().is_some_and(|x| x != "ACK") => {
                     // No such call here (inbound calls over trunks are not answered yet).
-                    let code = if m.method() == Some("OPTIONS") { (200, "OK") } else { (481, "Call/Transaction Does Not Exist") };
+                    let code = if m.method() == Some("OPTIONS") {
+                        (200, "OK")
+                    } else {
+                        (481, "Call/Transaction Does Not Exist")
+                    };
                     let _ = self.send(&m.response(code.0, code.1, Some(&token())), from).await;
                 }
                 None => {}
@@ -175,7 +183,12 @@ impl Drop for Unroute<'_> {
 impl Endpoint {
     /// Places the call; `sink` hears `ringing` at the first 180/183, and refusing it (the call was
     /// taken away) cancels the call.
-    pub async fn invite(self: &Arc<Self>, target: &Target, call: &Invite, sink: &dyn ProgressSink) -> Result<Answered, Refused> {
+    pub async fn invite(
+        self: &Arc<Self>,
+        target: &Target,
+        call: &Invite,
+        sink: &dyn ProgressSink,
+    ) -> Result<Answered, Refused> {
         let peer = tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
             .ok()
@@ -202,7 +215,10 @@ impl Endpoint {
                 .with("Call-ID", call_id.clone())
                 .with("CSeq", format!("{cseq} INVITE"))
                 .with("Contact", format!("<sip:voxd@{}>", self.local))
-                .with("P-Asserted-Identity", format!("<sip:{}@{}>", call.from_number, target.host))
+                .with(
+                    "P-Asserted-Identity",
+                    format!("<sip:{}@{}>", call.from_number, target.host),
+                )
                 .with("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
                 .with("User-Agent", concat!("voxd/", env!("CARGO_PKG_VERSION")));
             if let Some((name, value)) = &authorization {
@@ -251,7 +267,9 @@ impl Endpoint {
                         ("Proxy-Authenticate", "Proxy-Authorization")
                     };
                     let (Some(user), Some(password)) = (&target.username, &target.password) else {
-                        return Err(Refused::Failed(format!("{reason}: the trunk asks for credentials and has none")));
+                        return Err(Refused::Failed(format!(
+                            "{reason}: the trunk asks for credentials and has none"
+                        )));
                     };
                     let challenge = final_response.header(challenge_header).unwrap_or_default();
                     let answer = digest::answer(challenge, user, password, "INVITE", &uri)
@@ -293,11 +311,16 @@ impl Endpoint {
         let mut cancel_sent: Option<Instant> = None;
         let ring_deadline = started + call.ring_timeout;
         loop {
-            let wake = [resend_at, Some(ring_deadline), Some(started + TRANSACTION), Some(Instant::now() + Duration::from_millis(250))]
-                .into_iter()
-                .flatten()
-                .min()
-                .expect("deadlines");
+            let wake = [
+                resend_at,
+                Some(ring_deadline),
+                Some(started + TRANSACTION),
+                Some(Instant::now() + Duration::from_millis(250)),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("deadlines");
             match timeout_at(wake, messages.recv()).await {
                 Ok(Some(m)) => {
                     let Some(code) = m.code() else {

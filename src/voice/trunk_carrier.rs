@@ -71,7 +71,12 @@ impl Carrier for TrunkCarrier {
         let password = match &trunk.password {
             Some(sealed) => match self.seal.open(sealed, trunk.id.as_bytes()) {
                 Some(p) => Some(p),
-                None => return not_connected(CallStatus::Failed, "the trunk's password cannot be opened (seal key changed?)"),
+                None => {
+                    return not_connected(
+                        CallStatus::Failed,
+                        "the trunk's password cannot be opened (seal key changed?)",
+                    )
+                }
             },
             None => None,
         };
