@@ -789,8 +789,19 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     let expiry = tokio::spawn(housekeeping(db.clone(), settings.voice.recordings.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let engines = settings.voice.enabled.then(|| speech_engines(&settings));
-    let carrier = carrier(&db, &settings, engines.clone()).await?;
+    let (carrier, sip) = carrier(&db, &settings, engines.clone()).await?;
     let calls = dispatcher(db.clone(), &settings, carrier);
+    // Calls to the teams' numbers over their trunks.
+    if let (Some(endpoint), Some(engines)) = (sip, engines.clone()) {
+        crate::voice::trunk_carrier::InboundCalls {
+            db: db.clone(),
+            endpoint,
+            engines,
+            settings: trunk_settings(&settings),
+            dispatcher: calls.clone(),
+        }
+        .start();
+    }
     let dispatching = settings.dispatcher_enabled.then(|| {
         tokio::spawn(calls.clone().run(async {
             let _ = stop_rx.await;
@@ -878,7 +889,10 @@ async fn carrier(
     db: &Db,
     settings: &Settings,
     engines: Option<crate::voice::speech::Engines>,
-) -> anyhow::Result<Arc<dyn crate::carrier::Carrier>> {
+) -> anyhow::Result<(
+    Arc<dyn crate::carrier::Carrier>,
+    Option<Arc<crate::voice::trunk::Endpoint>>,
+)> {
     use crate::voice::{trunk, trunk_carrier};
     let sim = Arc::new(crate::carrier::sim::SimCarrier {
         delays: settings.sim_delays,
@@ -894,20 +908,25 @@ async fn carrier(
         _ => None,
     };
     let seal = seal_key(db).await?;
-    Ok(Arc::new(trunk_carrier::TrunkCarrier {
+    let carrier = Arc::new(trunk_carrier::TrunkCarrier {
         db: db.clone(),
-        endpoint,
+        endpoint: endpoint.clone(),
         engines,
         seal: Arc::new(seal),
-        settings: trunk_carrier::TrunkSettings {
-            media: settings.voice.media.clone(),
-            media_timeout: settings.voice.media_timeout,
-            ring_timeout: settings.voice.ring_timeout,
-            recordings: settings.voice.recordings.clone(),
-            public_url: settings.voice.public_url.clone(),
-        },
+        settings: trunk_settings(settings),
         fallback: sim,
-    }))
+    });
+    Ok((carrier, endpoint))
+}
+
+fn trunk_settings(settings: &Settings) -> crate::voice::trunk_carrier::TrunkSettings {
+    crate::voice::trunk_carrier::TrunkSettings {
+        media: settings.voice.media.clone(),
+        media_timeout: settings.voice.media_timeout,
+        ring_timeout: settings.voice.ring_timeout,
+        recordings: settings.voice.recordings.clone(),
+        public_url: settings.voice.public_url.clone(),
+    }
 }
 
 /// The web-call gateway of `serve`, and the web-call secret (configured, else made on first start

@@ -333,8 +333,211 @@ async fn refusals_over_a_trunk_map_to_call_statuses(backend: Backend) {
     app.cleanup().await;
 }
 
+/// G.711 µ-law as a WAV file (format 7), what sipp's `rtp_stream` plays.
+fn write_ulaw_wav(path: &Path, samples: &[i16]) {
+    let data = samples.len() as u32;
+    let mut out = Vec::with_capacity(58 + samples.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(50 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&18u32.to_le_bytes());
+    out.extend_from_slice(&7u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(b"fact");
+    out.extend_from_slice(&4u32.to_le_bytes());
+    out.extend_from_slice(&data.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    out.extend(samples.iter().map(|&s| voxd::voice::audio::ulaw_encode(s)));
+    std::fs::write(path, out).unwrap();
+}
+
+/// sipp as a caller over the trunk, running `scenario` (from tests/sip, WAVFILE replaced) once
+/// against voxd's endpoint at `voxd`, dialling `number`.
+fn sipp_caller(
+    scenario: &str,
+    dir: &Path,
+    wav: &Path,
+    voxd: std::net::SocketAddr,
+    number: &str,
+) -> tokio::process::Child {
+    let template = std::fs::read_to_string(format!("{}/tests/sip/{scenario}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let path = dir.join(scenario);
+    std::fs::write(&path, template.replace("WAVFILE", &wav.display().to_string())).unwrap();
+    tokio::process::Command::new("sipp")
+        .arg(voxd.to_string())
+        .args([
+            "-sf",
+            &path.display().to_string(),
+            "-s",
+            number,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &free_udp_port().to_string(),
+        ])
+        .args([
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-nostdin",
+            "-mp",
+            &free_udp_port().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start sipp")
+}
+
+/// A call to the team's number over its trunk is answered by the number's inbound script and
+/// shows in the API as an inbound call with its transcript; an unknown number gets 404, and the
+/// team's number called from an address other than its trunk's gets 403.
+async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
+    if !tool("sipp", "sip-tester") {
+        return;
+    }
+    if whisper_engines().is_none() {
+        return;
+    }
+    let engines = Engines::choose("whisper", "piper", common::voice::speech_source());
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let receptionist = app
+        .post("/api/v1/scripts", &common::example_script("receptionist"))
+        .await;
+    let receptionist = receptionist.ok(201)["script_id"].as_str().unwrap().to_owned();
+    // The number, on a trunk at 127.0.0.1 (where sipp calls from).
+    trunk_and_script(&app, "pbx", 5060).await;
+    let r = app
+        .call(
+            axum::http::Method::PATCH,
+            &format!(
+                "/api/v1/phone-numbers/{}",
+                app.db.numbers_by_value(CALLER_ID).await.unwrap()[0].id
+            ),
+            Some(&json!({"inbound_script_id": receptionist})),
+            &[],
+        )
+        .await;
+    r.ok(200);
+    let endpoint = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let d = dispatcher(&app, engines.clone(), None, Duration::from_secs(20)).await;
+    voxd::voice::trunk_carrier::InboundCalls {
+        db: app.db.clone(),
+        endpoint: endpoint.clone(),
+        engines,
+        settings: TrunkSettings {
+            media: MediaSettings {
+                ports: 43000..=43999,
+                ..MediaSettings::default()
+            },
+            media_timeout: Duration::from_secs(10),
+            ring_timeout: Duration::from_secs(20),
+            recordings: None,
+            public_url: "http://127.0.0.1:8080".into(),
+        },
+        dispatcher: d,
+    }
+    .start();
+
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [(6.0, "Hi, I'd like to sell my house."), (14.0, "That's all, goodbye.")];
+    let wav = dir.path().join("caller.wav");
+    write_ulaw_wav(&wav, &callee_audio(&lines, 20.0, 8000).await);
+    let mut caller = sipp_caller("uac_call.xml", dir.path(), &wav, endpoint.local, CALLER_ID);
+    let done = tokio::time::timeout(Duration::from_secs(70), caller.wait()).await;
+    assert!(
+        done.expect("sipp's call ended within 70 s").unwrap().success(),
+        "sipp's call failed"
+    );
+
+    // The call as the API shows it (the dispatcher may still be writing its result).
+    let mut call = serde_json::Value::Null;
+    for _ in 0..100 {
+        let list = app.get("/api/v1/calls?type=inbound").await;
+        call = list.body["calls"][0].clone();
+        if call["progress"] == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call["progress"], "ended", "{call}");
+    assert_eq!(call["to_number"], CALLER_ID);
+    assert_eq!(call["script_id"], receptionist.as_str());
+    let id = call["id"].as_str().unwrap();
+    let result = app.get(&format!("/api/v1/get-call-result/{id}")).await;
+    let r = &result.body["call"];
+    let heard: String = r["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["role"] == "user")
+        .map(|t| t["text"].as_str().unwrap().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(heard.contains("sell"), "the caller's words reached the transcript: {r}");
+    let said = r["transcript"][0]["text"].as_str().unwrap_or_default();
+    assert!(said.contains("Harbour Realty"), "the inbound script answered: {r}");
+    let contact = app
+        .get(&format!("/api/v1/contacts/{}", call["contact_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        contact.body["contact"]["phone_number"], "+61412345670",
+        "the caller is the contact"
+    );
+
+    // A number no team has; the team's number from elsewhere than its trunk.
+    let mut unknown = sipp_caller("uac_unknown.xml", dir.path(), &wav, endpoint.local, "+61299990000");
+    let done = tokio::time::timeout(Duration::from_secs(20), unknown.wait()).await;
+    assert!(
+        done.unwrap().unwrap().success(),
+        "an unknown number is not answered 404"
+    );
+    let t = app.db.trunk_by_name(app.team_id, "pbx").await.unwrap().unwrap();
+    app.db.set_number_trunk(app.team_id, CALLER_ID, None).await.unwrap();
+    let elsewhere = Trunk {
+        id: new_id(),
+        name: "elsewhere".into(),
+        host: "127.0.0.2".into(),
+        ..t
+    };
+    app.db.add_trunk(&elsewhere).await.unwrap();
+    app.db
+        .set_number_trunk(app.team_id, CALLER_ID, Some(elsewhere.id))
+        .await
+        .unwrap();
+    let mut forbidden = sipp_caller("uac_forbidden.xml", dir.path(), &wav, endpoint.local, CALLER_ID);
+    let done = tokio::time::timeout(Duration::from_secs(20), forbidden.wait()).await;
+    assert!(
+        done.unwrap().unwrap().success(),
+        "a call from elsewhere than the trunk is not answered 403"
+    );
+    let inbound = app.get("/api/v1/calls?type=inbound").await;
+    assert_eq!(
+        inbound.body["calls"].as_array().unwrap().len(),
+        1,
+        "refused calls leave no call behind"
+    );
+    app.cleanup().await;
+}
+
 mod sqlite {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inbound_calls_over_a_trunk_reach_the_numbers_script() {
+        super::inbound_calls_over_a_trunk_reach_the_numbers_script(Backend::Sqlite).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_outbound_call_over_a_trunk_reaches_baresip() {
@@ -349,6 +552,11 @@ mod sqlite {
 
 mod postgres {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inbound_calls_over_a_trunk_reach_the_numbers_script() {
+        super::inbound_calls_over_a_trunk_reach_the_numbers_script(Backend::Postgres).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn refusals_over_a_trunk_map_to_call_statuses() {

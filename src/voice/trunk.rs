@@ -1,4 +1,5 @@
-//! SIP over UDP to a team's trunk (RFC 3261): voxd's endpoint places outbound calls. One UDP
+//! SIP over UDP with teams' trunks (RFC 3261): voxd's endpoint places outbound calls and is
+//! offered inbound ones (handed to whoever [`Endpoint::accept_calls`]). One UDP
 //! socket; messages are routed to their call by Call-ID. Requests are retransmitted on the
 //! RFC's timer (T1 = 500 ms, doubling) until answered; digest challenges (401/407) are answered
 //! once with the trunk's credentials; 180/183 is ringing, 2xx is answered (ACKed, media starts),
@@ -57,6 +58,15 @@ pub struct Endpoint {
     socket: UdpSocket,
     pub local: SocketAddr,
     calls: Mutex<HashMap<String, mpsc::UnboundedSender<Message>>>,
+    /// Where new INVITEs go (a call to one of the teams' numbers); unset, they get 480.
+    inbound: std::sync::OnceLock<mpsc::UnboundedSender<Offered>>,
+}
+
+/// A call offered to voxd: the INVITE, where it came from, and its messages from then on.
+pub struct Offered {
+    pub invite: Message,
+    pub from: SocketAddr,
+    pub messages: mpsc::UnboundedReceiver<Message>,
 }
 
 fn token() -> String {
@@ -71,6 +81,7 @@ impl Endpoint {
             socket,
             local,
             calls: Mutex::new(HashMap::new()),
+            inbound: std::sync::OnceLock::new(),
         });
         tokio::spawn(endpoint.clone().receive());
         tracing::info!(%local, "SIP trunk endpoint listening (UDP)");
@@ -99,6 +110,22 @@ impl Endpoint {
                 Some(tx) => {
                     let _ = tx.send(m);
                 }
+                None if m.method() == Some("INVITE") && !call.is_empty() => {
+                    let _ = self.send(&m.response(100, "Trying", None), from).await;
+                    let Some(offers) = self.inbound.get() else {
+                        let _ = self
+                            .send(&m.response(480, "Temporarily Unavailable", Some(&token())), from)
+                            .await;
+                        continue;
+                    };
+                    let (tx, messages) = mpsc::unbounded_channel();
+                    self.calls.lock().expect("sip calls").insert(call.clone(), tx);
+                    let _ = offers.send(Offered {
+                        invite: m,
+                        from,
+                        messages,
+                    });
+                }
                 None if m.method().is_some_and(|x| x != "ACK") => {
                     // No such call here (inbound calls over trunks are not answered yet).
                     let code = if m.method() == Some("OPTIONS") {
@@ -109,6 +136,85 @@ impl Endpoint {
                     let _ = self.send(&m.response(code.0, code.1, Some(&token())), from).await;
                 }
                 None => {}
+            }
+        }
+    }
+
+    /// New calls to voxd are handed to `offers` from now on.
+    pub fn accept_calls(&self, offers: mpsc::UnboundedSender<Offered>) {
+        let _ = self.inbound.set(offers);
+    }
+
+    /// Refuses an offered call with a final response (and forgets it once ACKed or after 32 s).
+    pub async fn refuse(self: &Arc<Self>, mut offered: Offered, code: u16, reason: &str) {
+        let response = offered.invite.response(code, reason, Some(&token()));
+        let call_id = offered.invite.header("Call-ID").unwrap_or_default().to_owned();
+        let _ = self.send(&response, offered.from).await;
+        let deadline = Instant::now() + TRANSACTION;
+        let mut interval = T1;
+        loop {
+            match timeout_at((Instant::now() + interval).min(deadline), offered.messages.recv()).await {
+                Ok(Some(m)) if m.method() == Some("ACK") => break,
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) if Instant::now() >= deadline => break,
+                Err(_) => {
+                    let _ = self.send(&response, offered.from).await;
+                    interval = (interval * 2).min(Duration::from_secs(4));
+                }
+            }
+        }
+        self.calls.lock().expect("sip calls").remove(&call_id);
+    }
+
+    /// Answers an offered call with our SDP; the dialog once the caller ACKs (its 200 is sent
+    /// again on T1 until then). None: no ACK came, or the caller cancelled.
+    pub async fn answer(self: &Arc<Self>, offered: Offered, sdp: String) -> Option<Dialog> {
+        let Offered {
+            invite,
+            from,
+            mut messages,
+        } = offered;
+        let call_id = invite.header("Call-ID").unwrap_or_default().to_owned();
+        let ok = invite
+            .response(200, "OK", Some(&token()))
+            .with("Contact", format!("<sip:voxd@{}>", self.local))
+            .with("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
+            .with_body("application/sdp", sdp);
+        // Our To, with our tag: the From of requests we send in this dialog.
+        let local = ok.header("To").unwrap_or_default().to_owned();
+        let dialog = |messages| Dialog {
+            endpoint: self.clone(),
+            call_id: call_id.clone(),
+            peer: from,
+            local: local.clone(),
+            remote: invite.header("From").unwrap_or_default().to_owned(),
+            target: invite.header("Contact").map(addr).unwrap_or_default().to_owned(),
+            cseq: 0,
+            messages,
+            ack: None,
+        };
+        let _ = self.send(&ok, from).await;
+        let deadline = Instant::now() + TRANSACTION;
+        let mut interval = T1;
+        loop {
+            match timeout_at((Instant::now() + interval).min(deadline), messages.recv()).await {
+                Ok(Some(m)) if m.method() == Some("ACK") => return Some(dialog(messages)),
+                Ok(Some(m)) if m.method() == Some("CANCEL") || m.method() == Some("BYE") => {
+                    let _ = self.send(&m.response(200, "OK", None), from).await;
+                    drop(dialog(messages));
+                    return None;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(_) if Instant::now() >= deadline => {
+                    drop(dialog(messages));
+                    return None;
+                }
+                Err(_) => {
+                    let _ = self.send(&ok, from).await;
+                    interval = (interval * 2).min(Duration::from_secs(4));
+                }
             }
         }
     }
@@ -160,7 +266,8 @@ pub struct Dialog {
     target: String,
     cseq: u32,
     messages: mpsc::UnboundedReceiver<Message>,
-    ack: Message,
+    /// Our ACK of their 200 (outbound calls), sent again if the 200 comes again.
+    ack: Option<Message>,
 }
 
 /// What ended an established call.
@@ -253,7 +360,7 @@ impl Endpoint {
                         target: target_uri,
                         cseq,
                         messages,
-                        ack,
+                        ack: Some(ack),
                     },
                 });
             }
@@ -434,7 +541,9 @@ impl Dialog {
                         Some("ACK") | None => {
                             // A 200 sent again means our ACK was lost: send it again.
                             if m.code().is_some_and(|c| (200..300).contains(&c)) && m.cseq().is_some_and(|(_, x)| x == "INVITE") {
-                                let _ = self.endpoint.send(&self.ack, self.peer).await;
+                                if let Some(ack) = &self.ack {
+                                    let _ = self.endpoint.send(ack, self.peer).await;
+                                }
                             }
                         }
                         Some(_) => {

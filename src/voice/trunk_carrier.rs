@@ -10,11 +10,13 @@ use tokio::sync::mpsc;
 use super::{
     pipeline::{Inbound, Line, Options, VoiceLeg},
     rtp,
+    sip::{addr, uri_user},
     speech::Engines,
-    trunk::{Endpoint, Invite, Refused, Target},
+    trunk::{Dialog, Endpoint, Invite, Offered, Refused, Target},
     webrtc::{MediaSettings, Notice},
 };
 use crate::{
+    calls,
     carrier::{Carrier, Dial, Placed, ProgressSink},
     domain::{
         call::{CallStatus, Progress},
@@ -23,6 +25,7 @@ use crate::{
     store::Db,
 };
 
+#[derive(Clone)]
 pub struct TrunkSettings {
     pub media: MediaSettings,
     pub media_timeout: Duration,
@@ -42,6 +45,200 @@ pub struct TrunkCarrier {
     pub settings: TrunkSettings,
     /// Calls from numbers on no trunk.
     pub fallback: Arc<dyn Carrier>,
+}
+
+/// Calls offered to voxd over trunks: an INVITE to one of a team's numbers, from the address of
+/// that number's trunk, is answered with the number's inbound script and runs as an inbound call.
+/// An unknown number gets 404, a number from anywhere but its trunk 403, a number without an
+/// inbound script 480.
+pub struct InboundCalls {
+    pub db: Db,
+    pub endpoint: Arc<Endpoint>,
+    pub engines: Engines,
+    pub settings: TrunkSettings,
+    pub dispatcher: crate::dispatcher::Dispatcher,
+}
+
+/// The E.164 number a SIP user part names (`+61…`, or digits taken as with a `+`).
+fn e164(user: &str) -> Option<String> {
+    let user = user.trim();
+    let digits = user.strip_prefix('+').unwrap_or(user);
+    (!digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("+{digits}"))
+}
+
+impl InboundCalls {
+    pub fn start(self) {
+        let (tx, mut offers) = mpsc::unbounded_channel();
+        self.endpoint.accept_calls(tx);
+        let me = Arc::new(self);
+        tokio::spawn(async move {
+            while let Some(offered) = offers.recv().await {
+                tokio::spawn(me.clone().take(offered));
+            }
+        });
+    }
+
+    async fn take(self: Arc<Self>, offered: Offered) {
+        let invite = &offered.invite;
+        let user = invite
+            .uri()
+            .and_then(uri_user)
+            .or_else(|| invite.header("To").map(addr).and_then(uri_user))
+            .unwrap_or_default();
+        let from_ip = offered.from.ip();
+        let Some(number) = e164(user) else {
+            return self.endpoint.refuse(offered, 404, "Not Found").await;
+        };
+        let owners = match self.db.numbers_by_value(&number).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "inbound SIP call: number lookup failed");
+                return self.endpoint.refuse(offered, 500, "Server Internal Error").await;
+            }
+        };
+        if owners.is_empty() {
+            tracing::info!(%number, %from_ip, "inbound SIP call to an unknown number refused");
+            return self.endpoint.refuse(offered, 404, "Not Found").await;
+        }
+        // The number's own trunk must be where the call comes from.
+        let mut chosen = None;
+        for n in owners {
+            let Ok(Some(trunk)) = self.db.trunk_for_number(n.team_id, &n.number).await else {
+                continue;
+            };
+            let port = u16::try_from(trunk.port).unwrap_or(5060);
+            let from_trunk = tokio::net::lookup_host((trunk.host.as_str(), port))
+                .await
+                .is_ok_and(|mut addrs| addrs.any(|a| a.ip() == from_ip));
+            if from_trunk {
+                chosen = Some(n);
+                break;
+            }
+        }
+        let Some(n) = chosen else {
+            tracing::warn!(%number, %from_ip, "inbound SIP call refused: not from the number's trunk");
+            return self.endpoint.refuse(offered, 403, "Forbidden").await;
+        };
+        let Some(script_id) = n.inbound_script_id else {
+            return self.endpoint.refuse(offered, 480, "Temporarily Unavailable").await;
+        };
+        let remote = match rtp::remote(&invite.body) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::info!(%number, %why, "inbound SIP call: unusable offer");
+                return self.endpoint.refuse(offered, 488, "Not Acceptable Here").await;
+            }
+        };
+        let (Ok((stt, tts)), Ok(media)) = (self.engines.pick(None, None), rtp::open(&self.settings.media).await) else {
+            return self.endpoint.refuse(offered, 503, "Service Unavailable").await;
+        };
+        let team = match self.db.get_team(n.team_id).await {
+            Ok(Some(t)) => t,
+            _ => return self.endpoint.refuse(offered, 500, "Server Internal Error").await,
+        };
+        let caller = invite.header("From").map(addr).and_then(uri_user).and_then(e164);
+        let owner = self.dispatcher.owner().to_owned();
+        let lease_until_ms = chrono::Utc::now().timestamp_millis() + self.dispatcher.lease().as_millis() as i64;
+        let contact = crate::domain::contact::ContactInput {
+            phone_number: caller.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        let new = calls::NewCall::new(
+            calls::Kind::Inbound {
+                to_number: number.clone(),
+                lease_owner: owner.clone(),
+                lease_until_ms,
+            },
+            script_id,
+            calls::Callee::Upsert(Box::new(contact)),
+        );
+        let call = match calls::create(&self.db, &calls::TeamScope::from(&team), new, chrono::Utc::now()).await {
+            Ok(created) => created.call,
+            Err(e) => {
+                tracing::warn!(%number, error = %e, "inbound SIP call: the call could not be created");
+                return self.endpoint.refuse(offered, 500, "Server Internal Error").await;
+            }
+        };
+        let call_id = call.id;
+        let sdp = rtp::sdp(media.advertised, media.local.port(), rand::random::<u32>().into());
+        let Some(dialog) = self.endpoint.answer(offered, sdp).await else {
+            let _ = self
+                .db
+                .finish_attempt(
+                    call_id,
+                    &owner,
+                    "failed",
+                    "the caller never confirmed the answer",
+                    None,
+                    serde_json::json!({}),
+                    chrono::Utc::now(),
+                )
+                .await;
+            return;
+        };
+        tracing::info!(%call_id, team_id = %team.id, %number, "inbound SIP call answered");
+        let leg = live_leg(
+            dialog,
+            media,
+            remote,
+            stt,
+            tts,
+            &self.settings,
+            call_id,
+            team.recordings,
+        );
+        if let Err(e) = self.dispatcher.run_joined(call, Box::new(leg), "sip").await {
+            tracing::warn!(%call_id, error = %e, "inbound SIP call failed");
+        }
+    }
+}
+
+/// The pipeline over an established call's RTP, with its dialog: our hang-up (the pipeline's,
+/// through the media) becomes a BYE; theirs ends the pipeline.
+#[allow(clippy::too_many_arguments)]
+fn live_leg(
+    dialog: Dialog,
+    media: rtp::Media,
+    remote: std::net::SocketAddr,
+    stt: Arc<dyn super::speech::SpeechToText>,
+    tts: Arc<dyn super::speech::TextToSpeech>,
+    settings: &TrunkSettings,
+    call_id: uuid::Uuid,
+    record: bool,
+) -> VoiceLeg {
+    let (inbound_tx, inbound_rx) = mpsc::channel(512);
+    let (outbound, mut notices) = rtp::start(media, remote, inbound_tx.clone(), settings.media_timeout);
+    tokio::spawn(async move {
+        let hang_up = Box::pin(async move {
+            while let Some(n) = notices.recv().await {
+                if matches!(n, Notice::HungUp) {
+                    return;
+                }
+            }
+        });
+        if dialog.run(hang_up).await == super::trunk::Ended::ByThem {
+            let _ = inbound_tx.send(Inbound::HungUp).await;
+        }
+    });
+    VoiceLeg::start(
+        Line {
+            inbound: inbound_rx,
+            outbound,
+        },
+        Options {
+            call_id,
+            stt,
+            tts,
+            recordings: settings.recordings.clone().filter(|_| record),
+            recording_url: Some(format!(
+                "{}/api/v1/calls/{call_id}/recording",
+                settings.public_url.trim_end_matches('/')
+            )),
+            media_timeout: settings.media_timeout,
+            timings: None,
+        },
+    )
 }
 
 fn not_connected(status: CallStatus, end_reason: impl Into<String>) -> Placed {
@@ -126,22 +323,6 @@ impl Carrier for TrunkCarrier {
             tokio::spawn(answered.dialog.run(Box::pin(async {})));
             return not_connected(CallStatus::Failed, "api_ended");
         }
-        let (inbound_tx, inbound_rx) = mpsc::channel(512);
-        let (outbound, mut notices) = rtp::start(media, remote, inbound_tx.clone(), self.settings.media_timeout);
-        // The dialog: our hang-up (the pipeline's, through the media) becomes a BYE; theirs ends
-        // the pipeline.
-        tokio::spawn(async move {
-            let hang_up = Box::pin(async move {
-                while let Some(n) = notices.recv().await {
-                    if matches!(n, Notice::HungUp) {
-                        return;
-                    }
-                }
-            });
-            if answered.dialog.run(hang_up).await == super::trunk::Ended::ByThem {
-                let _ = inbound_tx.send(Inbound::HungUp).await;
-            }
-        });
         let team_records = self
             .db
             .get_team(dial.team_id)
@@ -149,24 +330,15 @@ impl Carrier for TrunkCarrier {
             .ok()
             .flatten()
             .is_none_or(|t| t.recordings);
-        let recordings = self.settings.recordings.clone().filter(|_| team_records);
-        let leg = VoiceLeg::start(
-            Line {
-                inbound: inbound_rx,
-                outbound,
-            },
-            Options {
-                call_id,
-                stt,
-                tts,
-                recordings,
-                recording_url: Some(format!(
-                    "{}/api/v1/calls/{call_id}/recording",
-                    self.settings.public_url.trim_end_matches('/')
-                )),
-                media_timeout: self.settings.media_timeout,
-                timings: None,
-            },
+        let leg = live_leg(
+            answered.dialog,
+            media,
+            remote,
+            stt,
+            tts,
+            &self.settings,
+            call_id,
+            team_records,
         );
         Placed::Answered(Box::new(leg))
     }
