@@ -333,6 +333,54 @@ async fn refusals_over_a_trunk_map_to_call_statuses(backend: Backend) {
     app.cleanup().await;
 }
 
+/// A trunk that challenges voxd: the second INVITE carries a digest made with the trunk's
+/// (sealed) credentials, and the trunk accepts it.
+async fn digest_challenges_are_answered_with_the_trunks_credentials(backend: Backend) {
+    if !tool("sipp", "sip-tester") || espeak().is_none() {
+        return;
+    }
+    let Some(engines) = scripted_engines(ScriptedStt::new(&[])) else {
+        return;
+    };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let port = free_udp_port();
+    let script = trunk_and_script(&app, "plain", port).await;
+    // The same trunk, now with credentials (sealed with the key the test dispatcher opens them with).
+    let t = app.db.trunk_by_name(app.team_id, "plain").await.unwrap().unwrap();
+    let id = new_id();
+    let sealed = SealKey::new(&[3; 32]).unwrap().seal("trunk-pass-1", id.as_bytes());
+    let with_auth = Trunk {
+        id,
+        name: "authenticated".into(),
+        username: Some("voxd-user".into()),
+        password: Some(sealed),
+        ..t
+    };
+    app.db.add_trunk(&with_auth).await.unwrap();
+    app.db
+        .set_number_trunk(app.team_id, CALLER_ID, Some(with_auth.id))
+        .await
+        .unwrap();
+    let mut far = sipp("uas_auth.xml", port);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let d = dispatcher(&app, engines, None, Duration::from_secs(5)).await;
+    let call_id = place(&app, &script, "+61412345673").await;
+    let ran = tokio::time::timeout(Duration::from_secs(30), d.run_once()).await;
+    assert_eq!(ran.expect("the attempt ended").unwrap(), 1);
+    let events = app.get(&format!("/api/v1/calls/{call_id}/events")).await;
+    let last = events.body["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last["status"], "User rejected",
+        "the trunk took the digest: {}",
+        events.body
+    );
+    let done = tokio::time::timeout(Duration::from_secs(10), far.wait()).await;
+    assert!(done.unwrap().unwrap().success());
+    app.cleanup().await;
+}
+
 /// G.711 µ-law as a WAV file (format 7), what sipp's `rtp_stream` plays.
 fn write_ulaw_wav(path: &Path, samples: &[i16]) {
     let data = samples.len() as u32;
@@ -533,6 +581,11 @@ async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
 
 mod sqlite {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn digest_challenges_are_answered_with_the_trunks_credentials() {
+        super::digest_challenges_are_answered_with_the_trunks_credentials(Backend::Sqlite).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn inbound_calls_over_a_trunk_reach_the_numbers_script() {
