@@ -550,7 +550,61 @@ async fn dashboard_users_from_the_command_line(app: &TestApp) {
     assert!(!voxd(app, &["user", "remove", "gen@acme.test"]).status.success());
 }
 
+/// `voxd trunk` and `voxd number --trunk / set-trunk`: the password is sealed, never printed.
+async fn trunks_from_the_command_line(app: &TestApp) {
+    let add = |args: &[&str], password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_voxd"))
+            .args(args)
+            .env("VOXD_DATABASE_URL", &app.database_url)
+            .env_remove("VOXD_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = add(
+        &["trunk", "add", "--team", "acme", "carrier", "--uri", "sip:sip.example.net:5080", "--username", "acme1", "--password-stdin"],
+        "hunter2-trunk\n",
+    );
+    assert!(stdout(&out).contains("sip:sip.example.net:5080"));
+    let trunk = app.db.trunk_by_name(app.team_id, "carrier").await.unwrap().unwrap();
+    let sealed = trunk.password.clone().unwrap();
+    assert!(!sealed.windows(13).any(|w| w == b"hunter2-trunk"), "stored sealed");
+    assert_eq!((trunk.host.as_str(), trunk.port), ("sip.example.net", 5080));
+    let listed = stdout(&voxd(app, &["trunk", "list", "--team", "acme"]));
+    assert!(listed.contains("carrier") && listed.contains("set") && !listed.contains("hunter2"), "{listed}");
+    for bad in [
+        vec!["trunk", "add", "--team", "acme", "carrier", "--uri", "sip:other.example.net"],
+        vec!["trunk", "add", "--team", "acme", "x", "--uri", "sip:host:notaport"],
+        vec!["trunk", "add", "--team", "acme", "y", "--uri", "sip:h", "--transport", "tcp"],
+        vec!["trunk", "add", "--team", "nope", "z", "--uri", "sip:h"],
+    ] {
+        assert!(!voxd(app, &bad).status.success(), "{bad:?}");
+    }
+    // Port 5060 when left out.
+    stdout(&voxd(app, &["trunk", "add", "--team", "acme", "pbx", "--uri", "sip:10.0.0.5"]));
+    assert_eq!(app.db.trunk_by_name(app.team_id, "pbx").await.unwrap().unwrap().port, 5060);
+
+    stdout(&voxd(app, &["number", "add", "--team", "acme", "0291234567", "--trunk", "carrier"]));
+    let on = app.db.trunk_for_number(app.team_id, "+61291234567").await.unwrap().unwrap();
+    assert_eq!(on.name, "carrier");
+    assert!(!voxd(app, &["number", "add", "--team", "acme", "0291234568", "--trunk", "nope"]).status.success());
+    assert!(app.db.numbers_by_value("+61291234568").await.unwrap().is_empty(), "nothing added");
+    let removed = voxd(app, &["trunk", "remove", "--team", "acme", "carrier"]);
+    assert!(!removed.status.success(), "a trunk in use stays");
+    stdout(&voxd(app, &["number", "set-trunk", "--team", "acme", "0291234567", "pbx"]));
+    assert_eq!(app.db.trunk_for_number(app.team_id, "+61291234567").await.unwrap().unwrap().name, "pbx");
+    stdout(&voxd(app, &["number", "set-trunk", "--team", "acme", "0291234567", "--no-trunk"]));
+    assert!(app.db.trunk_for_number(app.team_id, "+61291234567").await.unwrap().is_none());
+    stdout(&voxd(app, &["trunk", "remove", "--team", "acme", "carrier"]));
+    assert!(app.db.trunk_by_name(app.team_id, "carrier").await.unwrap().is_none());
+}
+
 on_both_backends!(
+    trunks_from_the_command_line,
     dashboard_users_from_the_command_line,
     operators_keep_a_do_not_call_list,
     operators_manage_scripts_automations_and_numbers,
