@@ -80,6 +80,7 @@ async fn setup(dir: &tempfile::TempDir, name: &str, limit: i32) -> Setup {
             team_id: team.id,
             number: number.clone(),
             inbound_script_id: None,
+            trunk_id: None,
             created_at: now(),
         };
         db.add_number(&n).await.unwrap();

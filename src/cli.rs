@@ -907,7 +907,7 @@ async fn carrier(
         },
         _ => None,
     };
-    let seal = seal_key(db).await?;
+    let seal = crate::trunks::seal_key(db).await?;
     let carrier = Arc::new(trunk_carrier::TrunkCarrier {
         db: db.clone(),
         endpoint: endpoint.clone(),
@@ -926,6 +926,10 @@ fn trunk_settings(settings: &Settings) -> crate::voice::trunk_carrier::TrunkSett
         ring_timeout: settings.voice.ring_timeout,
         recordings: settings.voice.recordings.clone(),
         public_url: settings.voice.public_url.clone(),
+        machine_detection: settings
+            .voice
+            .machine_detection
+            .then(crate::voice::amd::Settings::default),
     }
 }
 
@@ -1271,42 +1275,14 @@ async fn key(db: &Db, cmd: KeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The key trunk passwords are sealed with: `VOXD_SEAL_KEY`, else the database's own.
-async fn seal_key(db: &Db) -> anyhow::Result<crate::domain::sealed::SealKey> {
-    use crate::domain::sealed::SealKey;
-    match SealKey::from_env() {
-        Some(key) => key.map_err(anyhow::Error::msg),
-        None => SealKey::new(&db.server_secret("trunk_seal", now()).await?).map_err(anyhow::Error::msg),
-    }
-}
-
 async fn find_trunk(db: &Db, team: &Team, name: &str) -> anyhow::Result<crate::store::trunks::Trunk> {
     db.trunk_by_name(team.id, name)
         .await?
         .ok_or_else(|| Missing(format!("team {} has no trunk named {name}", team.name)).into())
 }
 
-/// `sip:HOST[:PORT]` (or `HOST[:PORT]`) as host and port.
-fn trunk_uri(uri: &str) -> anyhow::Result<(String, u16)> {
-    let rest = uri.trim().strip_prefix("sip:").unwrap_or(uri.trim());
-    let rest = rest.split(';').next().unwrap_or(rest);
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| anyhow::anyhow!("`{uri}`: the port must be a number"))?,
-        ),
-        _ => (rest, 5060),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.contains(['@', '/', ' ']) || port == 0 {
-        anyhow::bail!("`{uri}` is not a trunk address: give sip:HOST[:PORT]");
-    }
-    Ok((host.to_owned(), port))
-}
-
 async fn trunk(db: &Db, cmd: TrunkCommand) -> anyhow::Result<()> {
-    use crate::store::trunks::Trunk;
+    use crate::trunks;
     match cmd {
         TrunkCommand::Add {
             team,
@@ -1317,47 +1293,28 @@ async fn trunk(db: &Db, cmd: TrunkCommand) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let team = find_team(db, &team).await?;
-            let (host, port) = trunk_uri(&uri)?;
-            if transport != "udp" {
-                anyhow::bail!("transport `{transport}`: only udp is supported so far");
-            }
-            let name = name.trim().to_owned();
-            if name.is_empty() || name.len() > 100 {
-                anyhow::bail!("a trunk's name is 1 to 100 characters");
-            }
             let password = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line)?;
                 Some(line.trim_end_matches(['\r', '\n']).to_owned())
             } else {
                 std::env::var("VOXD_TRUNK_PASSWORD").ok()
-            }
-            .filter(|p| !p.is_empty());
-            if password.is_some() && username.is_none() {
-                anyhow::bail!("a password needs --username");
-            }
-            let id = new_id();
-            let sealed = match &password {
-                Some(p) => Some(seal_key(db).await?.seal(p, id.as_bytes())),
-                None => None,
             };
-            let trunk = Trunk {
-                id,
-                team_id: team.id,
-                name: name.clone(),
-                host,
-                port: i32::from(port),
-                transport,
+            let new = trunks::NewTrunk {
+                name,
+                uri,
+                transport: Some(transport),
                 username,
-                password: sealed,
-                created_at: now(),
+                password,
             };
-            match db.add_trunk(&trunk).await {
-                Err(crate::store::StoreError::Conflict(_)) => {
-                    anyhow::bail!("team {} has a trunk named {name} already", team.name)
+            let trunk = trunks::add(db, team.id, new).await.map_err(|e| match e {
+                trunks::TrunkError::Invalid(f) => anyhow::anyhow!("{}: {}", f.field, f.reason),
+                trunks::TrunkError::Taken(name) => {
+                    anyhow::anyhow!("team {} has a trunk named {name} already", team.name)
                 }
-                other => other?,
-            }
+                other => other.into(),
+            })?;
+            let name = &trunk.name;
             println!(
                 "Added trunk {name} (sip:{}:{}) to team {}.",
                 trunk.host, trunk.port, team.name
@@ -1383,11 +1340,12 @@ async fn trunk(db: &Db, cmd: TrunkCommand) -> anyhow::Result<()> {
         TrunkCommand::Remove { team, name } => {
             let team = find_team(db, &team).await?;
             let t = find_trunk(db, &team, &name).await?;
-            let used = db.trunk_numbers(t.id).await?;
-            if used > 0 {
-                anyhow::bail!("{used} number(s) ring through trunk {name}: move them first (voxd number set-trunk)");
-            }
-            db.remove_trunk(team.id, t.id).await?;
+            trunks::remove(db, team.id, t.id).await.map_err(|e| match e {
+                trunks::TrunkError::InUse(n) => {
+                    anyhow::anyhow!("{n} number(s) ring through trunk {name}: move them first (voxd number set-trunk)")
+                }
+                other => other.into(),
+            })?;
             println!("trunk {name} removed");
         }
     }
@@ -1658,12 +1616,9 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
                 Some(name) => Some(find_trunk(db, &team, &name).await?),
                 None => None,
             };
-            let n = numbers::add(db, &(&team).into(), &number, inbound_script)
+            let n = numbers::add(db, &(&team).into(), &number, inbound_script, trunk.map(|t| t.id))
                 .await
                 .map_err(|e| fail(&team, e))?;
-            if let Some(t) = trunk {
-                db.set_number_trunk(team.id, &n.number, Some(t.id)).await?;
-            }
             println!("{}", n.number);
         }
         NumberCommand::SetTrunk {
@@ -1673,18 +1628,17 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
             no_trunk: _,
         } => {
             let team = find_team(db, &team).await?;
-            let region = phone::parse_region(&team.region).unwrap_or(phonenumber::country::Id::AU);
-            let number = phone::normalize("number", &number, region).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let found = numbers::find(db, &(&team).into(), &number)
+                .await
+                .map_err(|e| fail(&team, e))?;
             let trunk = match trunk {
                 Some(name) => Some(find_trunk(db, &team, &name).await?),
                 None => None,
             };
-            if !db
-                .set_number_trunk(team.id, &number, trunk.as_ref().map(|t| t.id))
-                .await?
-            {
-                return Err(Missing(format!("team {} has no number {number}", team.name)).into());
-            }
+            let number = numbers::set_trunk(db, team.id, found.id, trunk.as_ref().map(|t| t.id))
+                .await
+                .map_err(|e| fail(&team, e))?
+                .number;
             match trunk {
                 Some(t) => println!("{number} rings through trunk {}", t.name),
                 None => println!("{number} is on no trunk (simulated network)"),

@@ -156,6 +156,9 @@ pub struct FileConfig {
     pub sip_listen: Option<String>,
     /// How long an outbound call over a trunk may ring before it is cancelled (default 45).
     pub ring_timeout_seconds: Option<u64>,
+    /// Tell answering machines from people on outbound trunk calls (default true): a machine
+    /// gets the script's voicemail message after its greeting, and the call ends `voicemail`.
+    pub answering_machine_detection: Option<bool>,
 }
 
 /// Live voice, resolved.
@@ -174,6 +177,7 @@ pub struct VoiceSettings {
     /// The SIP endpoint for trunks; None: off.
     pub sip_listen: Option<SocketAddr>,
     pub ring_timeout: std::time::Duration,
+    pub machine_detection: bool,
 }
 
 /// `FIRST-LAST` as a port range.
@@ -275,6 +279,7 @@ impl Settings {
                     None => Some(SocketAddr::new(listen.ip(), 5060)),
                 },
                 ring_timeout: std::time::Duration::from_secs(file.ring_timeout_seconds.unwrap_or(45).clamp(5, 300)),
+                machine_detection: file.answering_machine_detection.unwrap_or(true),
                 stt: file.stt.clone().unwrap_or_else(|| "whisper".into()),
                 tts: file.tts.clone().unwrap_or_else(|| "auto".into()),
                 speech_dir: file

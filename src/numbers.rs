@@ -27,6 +27,8 @@ pub enum NumberError {
     NoSuchScript(Uuid),
     #[error("script {0} is an outbound script; a number is answered by an inbound script")]
     NotInbound(Uuid),
+    #[error("trunk {0} not found")]
+    NoSuchTrunk(Uuid),
     #[error("{0} calls that are scheduled or under way ring from this number; cancel them or let them end first")]
     InUse(i64),
     #[error(transparent)]
@@ -45,22 +47,36 @@ async fn check_inbound_script(db: &Db, team_id: Uuid, script: Uuid) -> Result<()
     Ok(())
 }
 
-/// Adds a number (any common format) to the team, answered by `inbound_script` if given.
+/// Checks that the trunk is one of the team's.
+async fn check_trunk(db: &Db, team_id: Uuid, trunk: Uuid) -> Result<(), NumberError> {
+    db.get_trunk(team_id, trunk)
+        .await?
+        .map(|_| ())
+        .ok_or(NumberError::NoSuchTrunk(trunk))
+}
+
+/// Adds a number (any common format) to the team, answered by `inbound_script` if given, its
+/// calls ringing through `trunk` if given.
 pub async fn add(
     db: &Db,
     team: &TeamScope,
     number: &str,
     inbound_script: Option<Uuid>,
+    trunk: Option<Uuid>,
 ) -> Result<PhoneNumber, NumberError> {
     let e164 = phone::normalize("number", number, team.region)?;
     if let Some(script) = inbound_script {
         check_inbound_script(db, team.id, script).await?;
+    }
+    if let Some(trunk) = trunk {
+        check_trunk(db, team.id, trunk).await?;
     }
     let n = PhoneNumber {
         id: new_id(),
         team_id: team.id,
         number: e164.clone(),
         inbound_script_id: inbound_script,
+        trunk_id: trunk,
         created_at: now(),
     };
     db.add_number(&n).await.on_unique(|| NumberError::Taken(e164))?;
@@ -74,12 +90,43 @@ pub async fn set_inbound_script(
     id: Uuid,
     inbound_script: Option<Uuid>,
 ) -> Result<PhoneNumber, NumberError> {
-    if let Some(script) = inbound_script {
+    update(db, team_id, id, Some(inbound_script), None).await
+}
+
+/// Puts one of the team's numbers on one of its trunks, or (`None`) back on the simulated network.
+pub async fn set_trunk(db: &Db, team_id: Uuid, id: Uuid, trunk: Option<Uuid>) -> Result<PhoneNumber, NumberError> {
+    update(db, team_id, id, None, Some(trunk)).await
+}
+
+/// Changes what is given of a number's inbound script and trunk (`Some(None)` clears one), both
+/// checked before either is written.
+pub async fn update(
+    db: &Db,
+    team_id: Uuid,
+    id: Uuid,
+    inbound_script: Option<Option<Uuid>>,
+    trunk: Option<Option<Uuid>>,
+) -> Result<PhoneNumber, NumberError> {
+    if let Some(Some(script)) = inbound_script {
         check_inbound_script(db, team_id, script).await?;
     }
-    db.set_inbound_script(team_id, id, inbound_script)
-        .await?
-        .ok_or(NumberError::NotFound)
+    if let Some(Some(trunk)) = trunk {
+        check_trunk(db, team_id, trunk).await?;
+    }
+    let mut n = db.get_number(team_id, id).await?.ok_or(NumberError::NotFound)?;
+    if let Some(script) = inbound_script {
+        n = db
+            .set_inbound_script(team_id, id, script)
+            .await?
+            .ok_or(NumberError::NotFound)?;
+    }
+    if let Some(trunk) = trunk {
+        n = db
+            .set_number_trunk(team_id, id, trunk)
+            .await?
+            .ok_or(NumberError::NotFound)?;
+    }
+    Ok(n)
 }
 
 /// Removes one of the team's numbers.

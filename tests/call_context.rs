@@ -65,6 +65,7 @@ async fn team(app: &TestApp, region: &str, timezone: &str, caller_id: &str) -> S
         team_id: team.id,
         number: caller_id.into(),
         inbound_script_id: None,
+        trunk_id: None,
         created_at: now(),
     };
     app.db.add_number(&number).await.unwrap();

@@ -212,6 +212,7 @@ async fn scripts_and_automations_see_the_same_variables(app: &TestApp) {
             team_id: app.team_id,
             number: CALLER_ID.into(),
             inbound_script_id: None,
+            trunk_id: None,
             created_at: voxd::domain::now(),
         })
         .await
@@ -283,6 +284,7 @@ async fn simulate_inbound_obeys_the_same_rules(app: &TestApp) {
             team_id: app.team_id,
             number: "+61291234567".into(),
             inbound_script_id: Some(script_id.parse().unwrap()),
+            trunk_id: None,
             created_at: voxd::domain::now(),
         })
         .await

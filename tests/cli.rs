@@ -566,7 +566,18 @@ async fn trunks_from_the_command_line(app: &TestApp) {
         child.wait_with_output().unwrap()
     };
     let out = add(
-        &["trunk", "add", "--team", "acme", "carrier", "--uri", "sip:sip.example.net:5080", "--username", "acme1", "--password-stdin"],
+        &[
+            "trunk",
+            "add",
+            "--team",
+            "acme",
+            "carrier",
+            "--uri",
+            "sip:sip.example.net:5080",
+            "--username",
+            "acme1",
+            "--password-stdin",
+        ],
         "hunter2-trunk\n",
     );
     assert!(stdout(&out).contains("sip:sip.example.net:5080"));
@@ -575,30 +586,92 @@ async fn trunks_from_the_command_line(app: &TestApp) {
     assert!(!sealed.windows(13).any(|w| w == b"hunter2-trunk"), "stored sealed");
     assert_eq!((trunk.host.as_str(), trunk.port), ("sip.example.net", 5080));
     let listed = stdout(&voxd(app, &["trunk", "list", "--team", "acme"]));
-    assert!(listed.contains("carrier") && listed.contains("set") && !listed.contains("hunter2"), "{listed}");
+    assert!(
+        listed.contains("carrier") && listed.contains("set") && !listed.contains("hunter2"),
+        "{listed}"
+    );
     for bad in [
-        vec!["trunk", "add", "--team", "acme", "carrier", "--uri", "sip:other.example.net"],
+        vec![
+            "trunk",
+            "add",
+            "--team",
+            "acme",
+            "carrier",
+            "--uri",
+            "sip:other.example.net",
+        ],
         vec!["trunk", "add", "--team", "acme", "x", "--uri", "sip:host:notaport"],
-        vec!["trunk", "add", "--team", "acme", "y", "--uri", "sip:h", "--transport", "tcp"],
+        vec![
+            "trunk",
+            "add",
+            "--team",
+            "acme",
+            "y",
+            "--uri",
+            "sip:h",
+            "--transport",
+            "tcp",
+        ],
         vec!["trunk", "add", "--team", "nope", "z", "--uri", "sip:h"],
     ] {
         assert!(!voxd(app, &bad).status.success(), "{bad:?}");
     }
     // Port 5060 when left out.
-    stdout(&voxd(app, &["trunk", "add", "--team", "acme", "pbx", "--uri", "sip:10.0.0.5"]));
-    assert_eq!(app.db.trunk_by_name(app.team_id, "pbx").await.unwrap().unwrap().port, 5060);
+    stdout(&voxd(
+        app,
+        &["trunk", "add", "--team", "acme", "pbx", "--uri", "sip:10.0.0.5"],
+    ));
+    assert_eq!(
+        app.db.trunk_by_name(app.team_id, "pbx").await.unwrap().unwrap().port,
+        5060
+    );
 
-    stdout(&voxd(app, &["number", "add", "--team", "acme", "0291234567", "--trunk", "carrier"]));
-    let on = app.db.trunk_for_number(app.team_id, "+61291234567").await.unwrap().unwrap();
+    stdout(&voxd(
+        app,
+        &["number", "add", "--team", "acme", "0291234567", "--trunk", "carrier"],
+    ));
+    let on = app
+        .db
+        .trunk_for_number(app.team_id, "+61291234567")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(on.name, "carrier");
-    assert!(!voxd(app, &["number", "add", "--team", "acme", "0291234568", "--trunk", "nope"]).status.success());
-    assert!(app.db.numbers_by_value("+61291234568").await.unwrap().is_empty(), "nothing added");
+    assert!(!voxd(
+        app,
+        &["number", "add", "--team", "acme", "0291234568", "--trunk", "nope"]
+    )
+    .status
+    .success());
+    assert!(
+        app.db.numbers_by_value("+61291234568").await.unwrap().is_empty(),
+        "nothing added"
+    );
     let removed = voxd(app, &["trunk", "remove", "--team", "acme", "carrier"]);
     assert!(!removed.status.success(), "a trunk in use stays");
-    stdout(&voxd(app, &["number", "set-trunk", "--team", "acme", "0291234567", "pbx"]));
-    assert_eq!(app.db.trunk_for_number(app.team_id, "+61291234567").await.unwrap().unwrap().name, "pbx");
-    stdout(&voxd(app, &["number", "set-trunk", "--team", "acme", "0291234567", "--no-trunk"]));
-    assert!(app.db.trunk_for_number(app.team_id, "+61291234567").await.unwrap().is_none());
+    stdout(&voxd(
+        app,
+        &["number", "set-trunk", "--team", "acme", "0291234567", "pbx"],
+    ));
+    assert_eq!(
+        app.db
+            .trunk_for_number(app.team_id, "+61291234567")
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "pbx"
+    );
+    stdout(&voxd(
+        app,
+        &["number", "set-trunk", "--team", "acme", "0291234567", "--no-trunk"],
+    ));
+    assert!(app
+        .db
+        .trunk_for_number(app.team_id, "+61291234567")
+        .await
+        .unwrap()
+        .is_none());
     stdout(&voxd(app, &["trunk", "remove", "--team", "acme", "carrier"]));
     assert!(app.db.trunk_by_name(app.team_id, "carrier").await.unwrap().is_none());
 }

@@ -65,16 +65,41 @@ async fn trunk_and_script(app: &TestApp, name: &str, port: u16) -> String {
         created_at: now(),
     };
     app.db.add_trunk(&trunk).await.unwrap();
-    assert!(app
-        .db
-        .set_number_trunk(app.team_id, CALLER_ID, Some(trunk.id))
-        .await
-        .unwrap());
+    put_caller_id_on(app, Some(trunk.id)).await;
     script
 }
 
 /// A dispatcher whose carrier places trunk calls from a SIP endpoint of its own.
+/// Puts the team's caller id on a trunk (or off any) through the API.
+async fn put_caller_id_on(app: &TestApp, trunk: Option<uuid::Uuid>) {
+    let number = app.db.team_number(app.team_id, CALLER_ID).await.unwrap().unwrap();
+    let res = app
+        .call(
+            axum::http::Method::PATCH,
+            &format!("/api/v1/phone-numbers/{}", number.id),
+            Some(&json!({ "trunk_id": trunk.map(|t| t.to_string()) })),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(
+        res.body["phone_number"]["trunk_id"],
+        json!(trunk.map(|t| t.to_string()))
+    );
+}
+
 async fn dispatcher(app: &TestApp, engines: Engines, recordings: Option<&Path>, ring: Duration) -> Dispatcher {
+    dispatcher_with(app, engines, recordings, ring, None).await
+}
+
+/// The same, with answering-machine detection.
+async fn dispatcher_with(
+    app: &TestApp,
+    engines: Engines,
+    recordings: Option<&Path>,
+    ring: Duration,
+    machine_detection: Option<voxd::voice::amd::Settings>,
+) -> Dispatcher {
     let endpoint = Endpoint::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let carrier = TrunkCarrier {
         db: app.db.clone(),
@@ -90,6 +115,7 @@ async fn dispatcher(app: &TestApp, engines: Engines, recordings: Option<&Path>, 
             ring_timeout: ring,
             recordings: recordings.map(Path::to_owned),
             public_url: "http://127.0.0.1:8080".into(),
+            machine_detection,
         },
         fallback: Arc::new(voxd::carrier::sim::SimCarrier {
             delays: Default::default(),
@@ -194,10 +220,15 @@ async fn an_outbound_call_over_a_trunk_reaches_baresip(backend: Backend) {
     // follows the script by timing; baresip hangs up when the audio ends).
     let lines = [
         (5.0, "Yes, now is fine."),
-        (11.0, "Tuesday suits me."),
-        (17.0, "No, that's all. Thanks."),
+        (17.0, "Tuesday suits me."),
+        (29.0, "No, that's all. Thanks."),
     ];
-    let audio = callee_audio(&lines, 28.0, 8000).await;
+    // Twelve seconds apart: on a CPU without AVX-512 Whisper tiny takes 3 to 4 s per utterance.
+    let audio = callee_audio(&lines, 40.0, 8000).await;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("voxd=debug")
+        .with_test_writer()
+        .try_init();
     let wav = dir.path().join("callee.wav");
     write_wav(&wav, &audio, 8000);
     let _far = baresip(dir.path(), port, "+61412345671", &wav);
@@ -359,10 +390,7 @@ async fn digest_challenges_are_answered_with_the_trunks_credentials(backend: Bac
         ..t
     };
     app.db.add_trunk(&with_auth).await.unwrap();
-    app.db
-        .set_number_trunk(app.team_id, CALLER_ID, Some(with_auth.id))
-        .await
-        .unwrap();
+    put_caller_id_on(&app, Some(with_auth.id)).await;
     let mut far = sipp("uas_auth.xml", port);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let d = dispatcher(&app, engines, None, Duration::from_secs(5)).await;
@@ -493,6 +521,7 @@ async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
             ring_timeout: Duration::from_secs(20),
             recordings: None,
             public_url: "http://127.0.0.1:8080".into(),
+            machine_detection: None,
         },
         dispatcher: d,
     }
@@ -552,7 +581,7 @@ async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
         "an unknown number is not answered 404"
     );
     let t = app.db.trunk_by_name(app.team_id, "pbx").await.unwrap().unwrap();
-    app.db.set_number_trunk(app.team_id, CALLER_ID, None).await.unwrap();
+    put_caller_id_on(&app, None).await;
     let elsewhere = Trunk {
         id: new_id(),
         name: "elsewhere".into(),
@@ -560,10 +589,7 @@ async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
         ..t
     };
     app.db.add_trunk(&elsewhere).await.unwrap();
-    app.db
-        .set_number_trunk(app.team_id, CALLER_ID, Some(elsewhere.id))
-        .await
-        .unwrap();
+    put_caller_id_on(&app, Some(elsewhere.id)).await;
     let mut forbidden = sipp_caller("uac_forbidden.xml", dir.path(), &wav, endpoint.local, CALLER_ID);
     let done = tokio::time::timeout(Duration::from_secs(20), forbidden.wait()).await;
     assert!(
@@ -576,6 +602,146 @@ async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
         1,
         "refused calls leave no call behind"
     );
+    app.cleanup().await;
+}
+
+/// A real `voxd serve` killed with SIGKILL while a call over its trunk is answered: after a
+/// restart the lost attempt is settled once (`dropout`, "worker lost"), the retry policy dials
+/// again (never while the first attempt is open), and the second attempt, whose far end falls
+/// silent, ends on the media timeout. The trunk and the number are set up through the API.
+async fn killed_mid_call_over_a_trunk_ends_once(backend: Backend) {
+    if !tool("sipp", "sip-tester") || whisper_engines().is_none() {
+        return;
+    }
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let script = common::voice::appointment_script(&app, json!({})).await;
+    common::number_and_script(&app, app.team_id, &app.key, CALLER_ID).await;
+    let far_port = free_udp_port();
+    let r = app
+        .post(
+            "/api/v1/trunks",
+            &json!({"name": "pbx", "uri": format!("sip:127.0.0.1:{far_port}")}),
+        )
+        .await;
+    let trunk: uuid::Uuid = r.ok(201)["trunk"]["id"].as_str().unwrap().parse().unwrap();
+    put_caller_id_on(&app, Some(trunk)).await;
+
+    // The far end answers every INVITE and plays 4 s of low noise, then nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("noise.wav");
+    let noise: Vec<i16> = (0..32_000).map(|i| ((i * 7919 % 61) as i16 - 30) * 4).collect();
+    write_ulaw_wav(&wav, &noise);
+    let scenario = dir.path().join("uas_answer.xml");
+    let template = std::fs::read_to_string(format!("{}/tests/sip/uas_answer.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    std::fs::write(&scenario, template.replace("WAVFILE", &wav.display().to_string())).unwrap();
+    let mut far = tokio::process::Command::new("sipp")
+        .args([
+            "-sf",
+            &scenario.display().to_string(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &far_port.to_string(),
+        ])
+        .args(["-mp", &free_udp_port().to_string(), "-timeout", "90s", "-nostdin"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start sipp");
+
+    let r = app
+        .post(
+            "/api/v1/create-phone-call",
+            &json!({"from_number": CALLER_ID, "script_id": script, "contact": {"phone_number": "+61412345673"},
+                    "retry_policy": {"max_attempts": 2, "backoff_seconds": 0}}),
+        )
+        .await;
+    let call_id = r.ok(201)["call_id"].as_str().unwrap().to_owned();
+    let config = dir.path().join("voxd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "dispatch_lease_seconds = 2\nsip_listen = \"127.0.0.1:{}\"\nmedia_ports = \"45100-45199\"\n\
+             media_timeout_seconds = 3\ntts = \"espeak\"\nrecordings = false\n",
+            free_udp_port()
+        ),
+    )
+    .unwrap();
+    let progress = |events: &serde_json::Value| -> Vec<(String, String, String)> {
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                (
+                    text(&e["progress"]),
+                    text(&e["status"]),
+                    text(&e["detail"]["end_reason"]),
+                )
+            })
+            .collect()
+    };
+    let events = || async { progress(&app.get(&format!("/api/v1/calls/{call_id}/events")).await.body) };
+
+    let mut first = common::spawn_serve(&app, &config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    while !events().await.iter().any(|(p, _, _)| p == "in_progress") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call was never answered: {:?}",
+            events().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-9", &first.id().to_string()])
+        .status()
+        .unwrap();
+    first.wait().unwrap();
+    assert!(
+        !events().await.iter().any(|(p, _, _)| p == "ended"),
+        "the kill came mid-call"
+    );
+
+    let mut second = common::spawn_serve(&app, &config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !events().await.iter().any(|(p, _, _)| p == "ended") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call never ended after the restart: {:?}",
+            events().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let _ = far.kill().await;
+
+    let timeline = events().await;
+    let dials = timeline.iter().filter(|(p, _, _)| p == "dialing").count();
+    assert_eq!(dials, 2, "the lost attempt was retried once: {timeline:?}");
+    assert_eq!(
+        timeline.iter().filter(|(p, _, _)| p == "ended").count(),
+        1,
+        "{timeline:?}"
+    );
+    let lost = timeline
+        .iter()
+        .position(|(_, _, reason)| reason == "worker lost")
+        .unwrap_or_else(|| panic!("the lost attempt is settled with its reason: {timeline:?}"));
+    assert_eq!(timeline[lost].1, "dropout", "{timeline:?}");
+    let second_dial = timeline.iter().rposition(|(p, _, _)| p == "dialing").unwrap();
+    assert!(
+        lost < second_dial,
+        "dialled again only after the lost attempt settled: {timeline:?}"
+    );
+    let call = app.get(&format!("/api/v1/get-call/{call_id}")).await;
+    assert_eq!(call.body["call"]["attempts"], 2, "{}", call.body);
     app.cleanup().await;
 }
 
@@ -601,6 +767,11 @@ mod sqlite {
     async fn refusals_over_a_trunk_map_to_call_statuses() {
         super::refusals_over_a_trunk_map_to_call_statuses(Backend::Sqlite).await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn killed_mid_call_over_a_trunk_ends_once() {
+        super::killed_mid_call_over_a_trunk_ends_once(Backend::Sqlite).await;
+    }
 }
 
 mod postgres {
@@ -614,5 +785,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn refusals_over_a_trunk_map_to_call_statuses() {
         super::refusals_over_a_trunk_map_to_call_statuses(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn killed_mid_call_over_a_trunk_ends_once() {
+        super::killed_mid_call_over_a_trunk_ends_once(Backend::Postgres).await;
     }
 }

@@ -724,12 +724,16 @@ async fn whisper_hears_speech_over_the_phone_band() {
     for (_, line) in LINES {
         let pcm = voice::callee_audio(&[(0.3, line)], 4.0, audio::RATE).await;
         let phone: Vec<i16> = pcm.iter().map(|&s| audio::ulaw_decode(audio::ulaw_encode(s))).collect();
+        let started = std::time::Instant::now();
         let heard = stt
             .transcribe(audio::resample(&audio::to_f32(&phone), audio::RATE, 16000), &[])
             .await
             .unwrap();
         let e = voice::wer(line, &heard);
-        eprintln!("{line:?} → {heard:?} (WER {e:.2})");
+        eprintln!(
+            "{line:?} → {heard:?} (WER {e:.2}, {} ms)",
+            started.elapsed().as_millis()
+        );
         total += e;
     }
     assert!(total / 3.0 <= 0.2, "mean WER {:.2}", total / 3.0);

@@ -21,6 +21,7 @@ pub mod pagination;
 pub mod rate_limit;
 pub mod scripts;
 pub mod session;
+pub mod trunks;
 pub mod voice;
 pub mod webhooks;
 
@@ -275,6 +276,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/phone-numbers/{number_id}",
             get(numbers::get).patch(numbers::update).delete(numbers::delete),
         )
+        .route("/api/v1/trunks", post(trunks::create).get(trunks::list))
+        .route("/api/v1/trunks/{trunk_id}", get(trunks::get).delete(trunks::delete))
         .route("/api/v1/webhook-endpoints", post(webhooks::create).get(webhooks::list))
         .route(
             "/api/v1/webhook-endpoints/{endpoint_id}",

@@ -27,6 +27,8 @@ pub struct PhoneNumberView {
     pub phone_number: String,
     /// The inbound script that answers calls to this number; null: calls to it are not answered.
     pub inbound_script_id: Option<String>,
+    /// The SIP trunk calls from this number ring through; null: the simulated network.
+    pub trunk_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -36,6 +38,7 @@ impl From<PhoneNumber> for PhoneNumberView {
             id: n.id.to_string(),
             phone_number: n.number,
             inbound_script_id: n.inbound_script_id.map(|s| s.to_string()),
+            trunk_id: n.trunk_id.map(|t| t.to_string()),
             created_at: n.created_at,
         }
     }
@@ -55,6 +58,8 @@ pub struct AddNumberRequest {
     pub phone_number: String,
     /// An inbound script of your team to answer calls to the number.
     pub inbound_script_id: Option<String>,
+    /// A SIP trunk of your team (`/trunks`) for calls from and to the number.
+    pub trunk_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -62,8 +67,12 @@ pub struct AddNumberRequest {
 pub struct UpdateNumberRequest {
     /// The inbound script that answers the number from now on; null to stop answering it.
     #[serde(default, deserialize_with = "crate::domain::present")]
-    #[schema(value_type = Option<String>, required = true)]
+    #[schema(value_type = Option<String>)]
     pub inbound_script_id: Option<Option<String>>,
+    /// The SIP trunk the number's calls go through from now on; null for the simulated network.
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<String>)]
+    pub trunk_id: Option<Option<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -101,7 +110,8 @@ pub async fn create(
         .as_deref()
         .map(|s| field_id("inbound_script_id", s))
         .transpose()?;
-    let n = numbers::add(&state.db, &TeamScope::from(&team), &req.phone_number, script)
+    let trunk = req.trunk_id.as_deref().map(|t| field_id("trunk_id", t)).transpose()?;
+    let n = numbers::add(&state.db, &TeamScope::from(&team), &req.phone_number, script, trunk)
         .await
         .map_err(number_error)?;
     tracing::info!(number_id = %n.id, "phone number added");
@@ -156,13 +166,14 @@ pub async fn get(
 
 /// Update phone number (extension)
 ///
-/// Changes the inbound script that answers the number (null: not answered).
+/// Changes the inbound script that answers the number (null: not answered) and/or the trunk its
+/// calls go through (null: the simulated network); at least one of the two.
 #[utoipa::path(patch, path = "/api/v1/phone-numbers/{number_id}", tag = "Phone numbers", operation_id = "updatePhoneNumber",
     params(("number_id" = String, Path, description = "Phone number id")),
     request_body = UpdateNumberRequest,
     responses(
         (status = 200, description = "Number updated.", body = PhoneNumberResponse),
-        (status = 404, description = "No such number, or no such script, in your team.", body = ErrorBody),
+        (status = 404, description = "No such number, script or trunk in your team.", body = ErrorBody),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -171,11 +182,18 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateNumberRequest>,
 ) -> ApiResult<Json<PhoneNumberResponse>> {
     let id = parse_id(&id, "Phone number")?;
-    let script = match req.inbound_script_id {
-        None => return Err(FieldError::new("inbound_script_id", "is required (null to clear it)").into()),
-        Some(s) => s.as_deref().map(|s| field_id("inbound_script_id", s)).transpose()?,
+    if req.inbound_script_id.is_none() && req.trunk_id.is_none() {
+        return Err(FieldError::new("inbound_script_id", "or trunk_id is required (null to clear it)").into());
+    }
+    let script = match &req.inbound_script_id {
+        Some(s) => Some(s.as_deref().map(|s| field_id("inbound_script_id", s)).transpose()?),
+        None => None,
     };
-    let n = numbers::set_inbound_script(&state.db, team.team_id, id, script)
+    let trunk = match &req.trunk_id {
+        Some(t) => Some(t.as_deref().map(|t| field_id("trunk_id", t)).transpose()?),
+        None => None,
+    };
+    let n = numbers::update(&state.db, team.team_id, id, script, trunk)
         .await
         .map_err(number_error)?;
     Ok(Json(PhoneNumberResponse {
@@ -217,7 +235,7 @@ fn number_error(e: numbers::NumberError) -> ApiError {
         E::Invalid(f) => FieldError::new("phone_number", f.reason).into(),
         E::Taken(_) | E::InUse(_) => ApiError::conflict(e.to_string()),
         E::NotFound => ApiError::NotFound("Phone number not found".into()),
-        E::NoSuchScript(_) => ApiError::NotFound(e.to_string()),
+        E::NoSuchScript(_) | E::NoSuchTrunk(_) => ApiError::NotFound(e.to_string()),
         E::NotInbound(_) => ApiError::bad_request(e.to_string()).with("field", "inbound_script_id"),
         E::Store(s) => s.into(),
     }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{read_pool, write_pool, Db, Result, StoreError};
+use super::{read_pool, write_pool, Db, Result, Seek, StoreError};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Trunk {
@@ -41,6 +41,22 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as::<_, Trunk>(&sql).bind(team_id).fetch_all(p).await?))
     }
 
+    /// A page of the team's trunks in id order.
+    pub async fn page_trunks(&self, team_id: Uuid, page: Seek) -> Result<Vec<Trunk>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sip_trunks WHERE team_id = $1 AND {} {} LIMIT $3",
+            page.beyond("id", 2),
+            page.order_by("id")
+        );
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Trunk>(&sql)
+            .bind(team_id).bind(page.after).bind(page.limit).fetch_all(p).await?))
+    }
+
+    pub async fn get_trunk(&self, team_id: Uuid, id: Uuid) -> Result<Option<Trunk>> {
+        let sql = format!("SELECT {COLUMNS} FROM sip_trunks WHERE team_id = $1 AND id = $2");
+        Ok(read_pool!(self, p => sqlx::query_as::<_, Trunk>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
+    }
+
     pub async fn trunk_by_name(&self, team_id: Uuid, name: &str) -> Result<Option<Trunk>> {
         let sql = format!("SELECT {COLUMNS} FROM sip_trunks WHERE team_id = $1 AND name = $2");
         Ok(read_pool!(self, p => sqlx::query_as::<_, Trunk>(&sql).bind(team_id).bind(name).fetch_optional(p).await?))
@@ -57,14 +73,6 @@ impl Db {
     pub async fn remove_trunk(&self, team_id: Uuid, id: Uuid) -> Result<bool> {
         let n = write_pool!(self, pool => sqlx::query("DELETE FROM sip_trunks WHERE team_id = $1 AND id = $2")
             .bind(team_id).bind(id).execute(pool).await?.rows_affected());
-        Ok(n == 1)
-    }
-
-    /// Puts one of the team's numbers on a trunk (`None`: back to the simulated network); false
-    /// when the team has no such number.
-    pub async fn set_number_trunk(&self, team_id: Uuid, number: &str, trunk_id: Option<Uuid>) -> Result<bool> {
-        let n = write_pool!(self, pool => sqlx::query("UPDATE phone_numbers SET trunk_id = $3 WHERE team_id = $1 AND number = $2")
-            .bind(team_id).bind(number).bind(trunk_id).execute(pool).await?.rows_affected());
         Ok(n == 1)
     }
 

@@ -8,6 +8,7 @@
 //!   transcripts; [`audio`]: frames, G.711, resampling;
 //!   [`recording`]: both sides to FLAC.
 
+pub mod amd;
 pub mod audio;
 pub mod digest;
 pub mod gateway;

@@ -182,13 +182,13 @@ pub fn start(
                                 let _ = inbound.try_send(Inbound::Audio(frame));
                             }
                         }
-                        TELEPHONE_EVENT if payload.len() >= 4 => {
-                            // The end bit, once per event (its end packet is sent three times).
-                            if payload[1] & 0x80 != 0 && last_event != Some(h.timestamp) {
-                                last_event = Some(h.timestamp);
-                                if let Some(key) = dtmf_key(payload[0]) {
-                                    let _ = inbound.send(Inbound::Dtmf(key)).await;
-                                }
+                        // The end bit, once per event (its end packet is sent three times).
+                        TELEPHONE_EVENT
+                            if payload.len() >= 4 && payload[1] & 0x80 != 0 && last_event != Some(h.timestamp) =>
+                        {
+                            last_event = Some(h.timestamp);
+                            if let Some(key) = dtmf_key(payload[0]) {
+                                let _ = inbound.send(Inbound::Dtmf(key)).await;
                             }
                         }
                         _ => {}

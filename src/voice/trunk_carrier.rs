@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::{
+    amd,
     pipeline::{Inbound, Line, Options, VoiceLeg},
     rtp,
     sip::{addr, uri_user},
@@ -33,6 +34,9 @@ pub struct TrunkSettings {
     pub ring_timeout: Duration,
     pub recordings: Option<PathBuf>,
     pub public_url: String,
+    /// Answering-machine detection on outbound answers (config `answering_machine_detection`);
+    /// None: every answer is taken for a person.
+    pub machine_detection: Option<amd::Settings>,
 }
 
 pub struct TrunkCarrier {
@@ -178,15 +182,15 @@ impl InboundCalls {
             return;
         };
         tracing::info!(%call_id, team_id = %team.id, %number, "inbound SIP call answered");
-        let leg = live_leg(
+        let (leg, _) = live_leg(
             dialog,
             media,
             remote,
-            stt,
-            tts,
+            (stt, tts),
             &self.settings,
             call_id,
             team.recordings,
+            None,
         );
         if let Err(e) = self.dispatcher.run_joined(call, Box::new(leg), "sip").await {
             tracing::warn!(%call_id, error = %e, "inbound SIP call failed");
@@ -194,21 +198,51 @@ impl InboundCalls {
     }
 }
 
+/// Who answered an outbound call, as the machine detector hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answerer {
+    Person,
+    /// A machine, still greeting.
+    Machine,
+    /// The machine's greeting is over: leave the message now.
+    MachineReady,
+}
+
 /// The pipeline over an established call's RTP, with its dialog: our hang-up (the pipeline's,
-/// through the media) becomes a BYE; theirs ends the pipeline.
+/// through the media) becomes a BYE; theirs ends the pipeline. With `detect`, the first seconds
+/// of the callee's audio go to the answering-machine detector instead of the pipeline, and the
+/// receiver tells who answered.
 #[allow(clippy::too_many_arguments)]
 fn live_leg(
     dialog: Dialog,
     media: rtp::Media,
     remote: std::net::SocketAddr,
-    stt: Arc<dyn super::speech::SpeechToText>,
-    tts: Arc<dyn super::speech::TextToSpeech>,
+    (stt, tts): (
+        Arc<dyn super::speech::SpeechToText>,
+        Arc<dyn super::speech::TextToSpeech>,
+    ),
     settings: &TrunkSettings,
     call_id: uuid::Uuid,
     record: bool,
-) -> VoiceLeg {
+    detect: Option<amd::Settings>,
+) -> (VoiceLeg, Option<mpsc::Receiver<Answerer>>) {
     let (inbound_tx, inbound_rx) = mpsc::channel(512);
-    let (outbound, mut notices) = rtp::start(media, remote, inbound_tx.clone(), settings.media_timeout);
+    let (from_line, answerer) = match detect {
+        Some(amd_settings) => {
+            let (screened_tx, screened_rx) = mpsc::channel(512);
+            let (verdict_tx, verdict_rx) = mpsc::channel(2);
+            tokio::spawn(screen(
+                call_id,
+                screened_rx,
+                inbound_tx.clone(),
+                amd_settings,
+                verdict_tx,
+            ));
+            (screened_tx, Some(verdict_rx))
+        }
+        None => (inbound_tx.clone(), None),
+    };
+    let (outbound, mut notices) = rtp::start(media, remote, from_line.clone(), settings.media_timeout);
     tokio::spawn(async move {
         let hang_up = Box::pin(async move {
             while let Some(n) = notices.recv().await {
@@ -218,10 +252,10 @@ fn live_leg(
             }
         });
         if dialog.run(hang_up).await == super::trunk::Ended::ByThem {
-            let _ = inbound_tx.send(Inbound::HungUp).await;
+            let _ = from_line.send(Inbound::HungUp).await;
         }
     });
-    VoiceLeg::start(
+    let leg = VoiceLeg::start(
         Line {
             inbound: inbound_rx,
             outbound,
@@ -238,7 +272,60 @@ fn live_leg(
             media_timeout: settings.media_timeout,
             timings: None,
         },
-    )
+    );
+    (leg, answerer)
+}
+
+/// Feeds the callee's first audio to the machine detector until it decides (a machine: until
+/// its greeting is over), then passes everything on to the pipeline. The greeting itself is not
+/// passed on: the assistant does not answer a machine's words, nor a person's "Hello?".
+async fn screen(
+    call_id: uuid::Uuid,
+    mut line: mpsc::Receiver<Inbound>,
+    pipeline: mpsc::Sender<Inbound>,
+    settings: amd::Settings,
+    verdict: mpsc::Sender<Answerer>,
+) {
+    let mut detector = amd::Detector::new(super::audio::RATE, settings);
+    let mut screening = true;
+    while let Some(event) = line.recv().await {
+        if screening {
+            let Inbound::Audio(frame) = &event else {
+                // Keys, a hang-up or a failure: whoever it is, the call goes on (or ends) as it is.
+                screening = false;
+                let _ = verdict.try_send(Answerer::Person);
+                if pipeline.send(event).await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let after_ms = detector.elapsed().as_millis() as u64;
+            let told = match detector.push(frame) {
+                Some(amd::Verdict::Human(reason)) => {
+                    tracing::info!(%call_id, ?reason, after_ms, "a person answered");
+                    screening = false;
+                    Some(Answerer::Person)
+                }
+                Some(amd::Verdict::Machine(reason)) => {
+                    tracing::info!(%call_id, ?reason, after_ms, "an answering machine answered");
+                    Some(Answerer::Machine)
+                }
+                Some(amd::Verdict::ReadyToSpeak) => {
+                    tracing::info!(%call_id, after_ms, "the machine's greeting is over");
+                    screening = false;
+                    Some(Answerer::MachineReady)
+                }
+                None => None,
+            };
+            if let Some(who) = told {
+                let _ = verdict.try_send(who);
+            }
+            continue;
+        }
+        if pipeline.send(event).await.is_err() {
+            return;
+        }
+    }
 }
 
 fn not_connected(status: CallStatus, end_reason: impl Into<String>) -> Placed {
@@ -330,16 +417,31 @@ impl Carrier for TrunkCarrier {
             .ok()
             .flatten()
             .is_none_or(|t| t.recordings);
-        let leg = live_leg(
+        let detect = self.settings.machine_detection;
+        let (leg, answerer) = live_leg(
             answered.dialog,
             media,
             remote,
-            stt,
-            tts,
+            (stt, tts),
             &self.settings,
             call_id,
             team_records,
+            detect,
         );
-        Placed::Answered(Box::new(leg))
+        let (Some(mut answerer), Some(detect)) = (answerer, detect) else {
+            return Placed::Answered(Box::new(leg));
+        };
+        // Bounded both ways: a far end that sends no audio at all is taken for a person, and a
+        // machine that never stops talking gets the message at the latest after `max_wait_ms`.
+        let first = Duration::from_millis(detect.total_ms + 1500);
+        match tokio::time::timeout(first, answerer.recv()).await {
+            Ok(Some(Answerer::Machine)) => {
+                let rest = Duration::from_millis(detect.max_wait_ms + 1000);
+                let _ = tokio::time::timeout(rest, answerer.recv()).await;
+                Placed::Voicemail(Box::new(leg))
+            }
+            Ok(Some(Answerer::MachineReady)) => Placed::Voicemail(Box::new(leg)),
+            _ => Placed::Answered(Box::new(leg)),
+        }
     }
 }
