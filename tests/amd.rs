@@ -93,7 +93,10 @@ fn verdict(audio_in: &[i16]) -> (Verdict, u64) {
             return (v, d.elapsed().as_millis() as u64);
         }
     }
-    (Verdict::Human(voxd::voice::amd::Reason::Undecided), d.elapsed().as_millis() as u64)
+    (
+        Verdict::Human(voxd::voice::amd::Reason::Undecided),
+        d.elapsed().as_millis() as u64,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +132,11 @@ async fn machines_and_people_are_told_apart() {
     for (voice, tts) in &voices {
         for (i, text) in MACHINES.iter().enumerate() {
             let speech = tts.synthesize(text).await.unwrap();
-            let tail = if i % 2 == 0 { beep([1000.0, 850.0, 1400.0][i % 3]) } else { Vec::new() };
+            let tail = if i % 2 == 0 {
+                beep([1000.0, 850.0, 1400.0][i % 3])
+            } else {
+                Vec::new()
+            };
             seed += 1;
             let (v, ms) = verdict(&line(&speech, 300 + 100 * (i % 5), &tail, seed));
             if matches!(v, Verdict::Machine(_)) {
@@ -137,7 +144,9 @@ async fn machines_and_people_are_told_apart() {
                 machine_ms.push(ms);
             } else {
                 fn_ += 1;
-                misses.push(format!("machine taken for a person ({voice}, {v:?} at {ms} ms): {text}"));
+                misses.push(format!(
+                    "machine taken for a person ({voice}, {v:?} at {ms} ms): {text}"
+                ));
             }
         }
         for (i, text) in PEOPLE.iter().enumerate() {
@@ -149,7 +158,9 @@ async fn machines_and_people_are_told_apart() {
                 person_ms.push(ms);
             } else {
                 fp += 1;
-                misses.push(format!("person taken for a machine ({voice}, {v:?} at {ms} ms): {text}"));
+                misses.push(format!(
+                    "person taken for a machine ({voice}, {v:?} at {ms} ms): {text}"
+                ));
             }
         }
     }

@@ -760,31 +760,54 @@ async fn an_answering_machine_gets_the_voicemail_message(backend: Backend) {
     };
     let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/voice/appointment.yaml")).unwrap();
     let mut body = serde_json::to_value(voxd::conversation::script::Script::from_yaml_or_json(&yaml).unwrap()).unwrap();
-    body["voicemail_message"] = json!("Hi {{contact.first_name}}, it's the clinic about your appointment. Please call us back.");
-    let script = app.post("/api/v1/scripts", &body).await.ok(201)["script_id"].as_str().unwrap().to_owned();
+    body["voicemail_message"] =
+        json!("Hi {{contact.first_name}}, it's the clinic about your appointment. Please call us back.");
+    let script = app.post("/api/v1/scripts", &body).await.ok(201)["script_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let far_port = free_udp_port();
     let _ = trunk_and_script(&app, "machine", far_port).await;
 
     let dir = tempfile::tempdir().unwrap();
     let greeting = callee_audio(
-        &[(0.4, "Hi, you've reached Ava. I can't take your call, please leave a message after the tone.")],
+        &[(
+            0.4,
+            "Hi, you've reached Ava. I can't take your call, please leave a message after the tone.",
+        )],
         6.0,
         8000,
     )
     .await;
     let speech_end = greeting.iter().rposition(|s| s.unsigned_abs() > 500).unwrap_or(0) + 2400;
     let mut audio = greeting[..speech_end.min(greeting.len())].to_vec();
-    audio.extend((0..3200).map(|i| (9000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(i) / 8000.0).sin()) as i16));
+    audio.extend(
+        (0..3200).map(|i| (9000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(i) / 8000.0).sin()) as i16),
+    );
     audio.extend(std::iter::repeat_n(0i16, 8000 * 8));
     let wav = dir.path().join("greeting.wav");
     write_ulaw_wav(&wav, &audio);
     let scenario = dir.path().join("uas_answer.xml");
-    let template =
-        std::fs::read_to_string(format!("{}/tests/sip/uas_answer.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let template = std::fs::read_to_string(format!("{}/tests/sip/uas_answer.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
     std::fs::write(&scenario, template.replace("WAVFILE", &wav.display().to_string())).unwrap();
     let mut far = tokio::process::Command::new("sipp")
-        .args(["-sf", &scenario.display().to_string(), "-i", "127.0.0.1", "-p", &far_port.to_string()])
-        .args(["-mp", &free_udp_port().to_string(), "-m", "1", "-timeout", "60s", "-nostdin"])
+        .args([
+            "-sf",
+            &scenario.display().to_string(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &far_port.to_string(),
+        ])
+        .args([
+            "-mp",
+            &free_udp_port().to_string(),
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-nostdin",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -811,7 +834,10 @@ async fn an_answering_machine_gets_the_voicemail_message(backend: Backend) {
     assert!(said.starts_with("Hi Ava, it's the clinic"), "{r}");
     // voxd hung up after its message: sipp got the BYE and finished its scenario.
     let done = tokio::time::timeout(Duration::from_secs(20), far.wait()).await;
-    assert!(done.expect("sipp finished").unwrap().success(), "sipp's scenario failed");
+    assert!(
+        done.expect("sipp finished").unwrap().success(),
+        "sipp's scenario failed"
+    );
     app.cleanup().await;
 }
 
