@@ -70,6 +70,10 @@ async fn trunk_and_script(app: &TestApp, name: &str, port: u16) -> String {
 }
 
 /// A dispatcher whose carrier places trunk calls from a SIP endpoint of its own.
+/// The tests that run Whisper on live calls take turns: on a 2-core machine two of them at once
+/// make each other's turns late enough to miss the callee's lines.
+static SPEECH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Puts the team's caller id on a trunk (or off any) through the API.
 async fn put_caller_id_on(app: &TestApp, trunk: Option<uuid::Uuid>) {
     let number = app.db.team_number(app.team_id, CALLER_ID).await.unwrap().unwrap();
@@ -200,6 +204,7 @@ fn baresip(dir: &Path, port: u16, number: &str, wav: &Path) -> tokio::process::C
 /// A scheduled call over the trunk to baresip: the script runs to its end on the callee's
 /// words, and what baresip recorded is the assistant speaking.
 async fn an_outbound_call_over_a_trunk_reaches_baresip(backend: Backend) {
+    let _turn = SPEECH.lock().await;
     if !tool("baresip", "baresip-core") {
         return;
     }
@@ -219,12 +224,12 @@ async fn an_outbound_call_over_a_trunk_reaches_baresip(backend: Backend) {
     // The callee answers each question well after the assistant asks it (a synthesised callee
     // follows the script by timing; baresip hangs up when the audio ends).
     let lines = [
-        (5.0, "Yes, now is fine."),
-        (17.0, "Tuesday suits me."),
-        (29.0, "No, that's all. Thanks."),
+        (8.0, "Yes, now is fine."),
+        (20.0, "Tuesday suits me."),
+        (32.0, "No, that's all. Thanks."),
     ];
-    // Twelve seconds apart: on a CPU without AVX-512 Whisper tiny takes 3 to 4 s per utterance.
-    let audio = callee_audio(&lines, 40.0, 8000).await;
+    // Twelve seconds apart: on a CPU without AVX-512 Whisper tiny takes 3 to 7 s per utterance.
+    let audio = callee_audio(&lines, 44.0, 8000).await;
     let _ = tracing_subscriber::fmt()
         .with_env_filter("voxd=debug")
         .with_test_writer()
@@ -411,13 +416,18 @@ async fn digest_challenges_are_answered_with_the_trunks_credentials(backend: Bac
 
 /// G.711 µ-law as a WAV file (format 7), what sipp's `rtp_stream` plays.
 fn write_ulaw_wav(path: &Path, samples: &[i16]) {
+    write_g711_wav(path, samples, 7, voxd::voice::audio::ulaw_encode);
+}
+
+/// G.711 as a WAV file: format 7 (µ-law) or 6 (A-law).
+fn write_g711_wav(path: &Path, samples: &[i16], format: u16, encode: fn(i16) -> u8) {
     let data = samples.len() as u32;
     let mut out = Vec::with_capacity(58 + samples.len());
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(50 + data).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&18u32.to_le_bytes());
-    out.extend_from_slice(&7u16.to_le_bytes());
+    out.extend_from_slice(&format.to_le_bytes());
     out.extend_from_slice(&1u16.to_le_bytes());
     out.extend_from_slice(&8000u32.to_le_bytes());
     out.extend_from_slice(&8000u32.to_le_bytes());
@@ -429,7 +439,7 @@ fn write_ulaw_wav(path: &Path, samples: &[i16]) {
     out.extend_from_slice(&data.to_le_bytes());
     out.extend_from_slice(b"data");
     out.extend_from_slice(&data.to_le_bytes());
-    out.extend(samples.iter().map(|&s| voxd::voice::audio::ulaw_encode(s)));
+    out.extend(samples.iter().map(|&s| encode(s)));
     std::fs::write(path, out).unwrap();
 }
 
@@ -478,6 +488,7 @@ fn sipp_caller(
 /// shows in the API as an inbound call with its transcript; an unknown number gets 404, and the
 /// team's number called from an address other than its trunk's gets 403.
 async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
+    let _turn = SPEECH.lock().await;
     if !tool("sipp", "sip-tester") {
         return;
     }
@@ -528,9 +539,10 @@ async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
     .start();
 
     let dir = tempfile::tempdir().unwrap();
-    let lines = [(6.0, "Hi, I'd like to sell my house."), (14.0, "That's all, goodbye.")];
+    // After the greeting (about 6 s), and 12 s apart for a slow Whisper.
+    let lines = [(8.0, "Hi, I'd like to sell my house."), (20.0, "That's all, goodbye.")];
     let wav = dir.path().join("caller.wav");
-    write_ulaw_wav(&wav, &callee_audio(&lines, 20.0, 8000).await);
+    write_ulaw_wav(&wav, &callee_audio(&lines, 28.0, 8000).await);
     let mut caller = sipp_caller("uac_call.xml", dir.path(), &wav, endpoint.local, CALLER_ID);
     let done = tokio::time::timeout(Duration::from_secs(70), caller.wait()).await;
     assert!(
@@ -610,6 +622,7 @@ async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
 /// again (never while the first attempt is open), and the second attempt, whose far end falls
 /// silent, ends on the media timeout. The trunk and the number are set up through the API.
 async fn killed_mid_call_over_a_trunk_ends_once(backend: Backend) {
+    let _turn = SPEECH.lock().await;
     if !tool("sipp", "sip-tester") || whisper_engines().is_none() {
         return;
     }
@@ -745,9 +758,9 @@ async fn killed_mid_call_over_a_trunk_ends_once(backend: Backend) {
     app.cleanup().await;
 }
 
-/// An answering machine picks up an outbound call over the trunk: its greeting and beep (sipp
-/// plays them) are heard as a machine's, the script's voicemail message is left after the beep,
-/// and the call ends `voicemail`.
+/// An answering machine picks up an outbound call over the trunk, answering in A-law: its
+/// greeting and beep (sipp plays them) are heard as a machine's, the script's voicemail message
+/// is left after the beep, and the call ends `voicemail`.
 async fn an_answering_machine_gets_the_voicemail_message(backend: Backend) {
     if !tool("sipp", "sip-tester") || espeak().is_none() {
         return;

@@ -17,6 +17,39 @@ use super::{
 };
 
 pub const PCMU: u8 = 0;
+pub const PCMA: u8 = 8;
+
+/// The G.711 law a call's audio travels in, agreed in the SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// µ-law (North America, Japan; what voxd offers first).
+    Pcmu,
+    /// A-law (Europe, Australia and most of the world's trunks).
+    Pcma,
+}
+
+impl Codec {
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Codec::Pcmu => PCMU,
+            Codec::Pcma => PCMA,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+        }
+    }
+
+    fn encode(self, sample: i16) -> u8 {
+        match self {
+            Codec::Pcmu => audio::ulaw_encode(sample),
+            Codec::Pcma => audio::alaw_encode(sample),
+        }
+    }
+}
 pub const TELEPHONE_EVENT: u8 = 101;
 
 /// A media socket, opened for one call before its SDP is written.
@@ -37,22 +70,31 @@ pub async fn open(settings: &MediaSettings) -> Result<Media, String> {
     })
 }
 
-/// Our SDP (offer or answer): one audio stream, PCMU and telephone events.
-pub fn sdp(address: IpAddr, port: u16, session: u64) -> String {
+/// Our SDP (an offer: both laws, µ-law first; an answer: the one agreed) with telephone events.
+pub fn sdp(address: IpAddr, port: u16, session: u64, codecs: &[Codec]) -> String {
     let ip = if address.is_ipv6() { "IP6" } else { "IP4" };
+    let types: Vec<String> = codecs.iter().map(|c| c.payload_type().to_string()).collect();
+    let maps: String = codecs
+        .iter()
+        .map(|c| format!("a=rtpmap:{} {}/8000\r\n", c.payload_type(), c.name()))
+        .collect();
     format!(
         "v=0\r\no=voxd {session} {session} IN {ip} {address}\r\ns=voxd\r\nc=IN {ip} {address}\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP {PCMU} {TELEPHONE_EVENT}\r\na=rtpmap:{PCMU} PCMU/8000\r\n\
-         a=rtpmap:{TELEPHONE_EVENT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT} 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+         m=audio {port} RTP/AVP {} {TELEPHONE_EVENT}\r\n{maps}\
+         a=rtpmap:{TELEPHONE_EVENT} telephone-event/8000\r\na=fmtp:{TELEPHONE_EVENT} 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+        types.join(" ")
     )
 }
 
-/// The far end's audio address and whether it offers PCMU, from its SDP.
-pub fn remote(sdp: &str) -> Result<SocketAddr, String> {
+/// What voxd offers on outbound calls.
+pub const OFFER: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+
+/// The far end's audio address, and the first G.711 law in its list (its preference), from its SDP.
+pub fn remote(sdp: &str) -> Result<(SocketAddr, Codec), String> {
     let mut session_ip: Option<IpAddr> = None;
     let mut media_ip: Option<IpAddr> = None;
     let mut port: Option<u16> = None;
-    let mut pcmu = false;
+    let mut codec = None;
     let mut in_audio = false;
     for line in sdp.lines().map(str::trim) {
         if let Some(c) = line.strip_prefix("c=") {
@@ -70,16 +112,18 @@ pub fn remote(sdp: &str) -> Result<SocketAddr, String> {
             in_audio = parts.next() == Some("audio");
             if in_audio {
                 port = parts.next().and_then(|p| p.parse().ok());
-                pcmu = parts.skip(1).any(|pt| pt == "0");
+                codec = parts.skip(1).find_map(|pt| match pt {
+                    "0" => Some(Codec::Pcmu),
+                    "8" => Some(Codec::Pcma),
+                    _ => None,
+                });
             }
         }
     }
     let ip = media_ip.or(session_ip).ok_or("the SDP has no connection address")?;
     let port = port.filter(|p| *p != 0).ok_or("the SDP has no audio stream")?;
-    if !pcmu {
-        return Err("the far end does not offer PCMU (G.711 µ-law)".into());
-    }
-    Ok(SocketAddr::new(ip, port))
+    let codec = codec.ok_or("the far end offers neither PCMU nor PCMA (G.711)")?;
+    Ok((SocketAddr::new(ip, port), codec))
 }
 
 /// The RFC 4733 event codes of the keypad.
@@ -119,6 +163,7 @@ fn parse(packet: &[u8]) -> Option<Header> {
 }
 
 struct Sender {
+    codec: Codec,
     ssrc: u32,
     sequence: u16,
     timestamp: u32,
@@ -129,11 +174,11 @@ impl Sender {
     fn packet(&mut self, frame: &[i16]) -> Vec<u8> {
         let mut p = Vec::with_capacity(12 + frame.len());
         p.push(0x80);
-        p.push(if self.first { 0x80 } else { 0 } | PCMU);
+        p.push(if self.first { 0x80 } else { 0 } | self.codec.payload_type());
         p.extend_from_slice(&self.sequence.to_be_bytes());
         p.extend_from_slice(&self.timestamp.to_be_bytes());
         p.extend_from_slice(&self.ssrc.to_be_bytes());
-        p.extend(frame.iter().map(|&s| audio::ulaw_encode(s)));
+        p.extend(frame.iter().map(|&s| self.codec.encode(s)));
         self.first = false;
         self.sequence = self.sequence.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(frame.len() as u32);
@@ -146,7 +191,7 @@ impl Sender {
 /// back as a notice for the signalling to send its BYE.
 pub fn start(
     media: Media,
-    remote: SocketAddr,
+    (remote, codec): (SocketAddr, Codec),
     inbound: mpsc::Sender<Inbound>,
     timeout: Duration,
 ) -> (mpsc::Sender<Outbound>, mpsc::UnboundedReceiver<Notice>) {
@@ -156,6 +201,7 @@ pub fn start(
         let socket = media.socket;
         let mut peer = remote;
         let mut sender = Sender {
+            codec,
             ssrc: rand::random(),
             sequence: rand::random(),
             timestamp: rand::random(),
@@ -175,8 +221,10 @@ pub fn start(
                     heard = tokio::time::Instant::now();
                     let payload = &buf[h.offset..n];
                     match h.payload_type {
-                        PCMU => {
-                            pending.extend(payload.iter().map(|&b| audio::ulaw_decode(b)));
+                        // Either law is understood, whichever was agreed.
+                        PCMU | PCMA => {
+                            let decode = if h.payload_type == PCMU { audio::ulaw_decode } else { audio::alaw_decode };
+                            pending.extend(payload.iter().map(|&b| decode(b)));
                             while pending.len() >= FRAME {
                                 let frame: Vec<i16> = pending.drain(..FRAME).collect();
                                 let _ = inbound.try_send(Inbound::Audio(frame));
@@ -223,16 +271,22 @@ mod tests {
     fn the_far_ends_audio_address_comes_from_its_sdp() {
         let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
                    m=audio 4000 RTP/AVP 8 0 101\r\nc=IN IP4 10.0.0.2\r\na=rtpmap:0 PCMU/8000\r\n";
-        assert_eq!(remote(sdp).unwrap(), "10.0.0.2:4000".parse().unwrap());
-        let no_pcmu = sdp.replace("RTP/AVP 8 0 101", "RTP/AVP 8");
-        assert!(remote(&no_pcmu).unwrap_err().contains("PCMU"));
-        let ours = super::sdp("127.0.0.1".parse().unwrap(), 40002, 7);
-        assert_eq!(remote(&ours).unwrap(), "127.0.0.1:40002".parse().unwrap());
+        assert_eq!(remote(sdp).unwrap(), ("10.0.0.2:4000".parse().unwrap(), Codec::Pcma));
+        let mu_first = sdp.replace("RTP/AVP 8 0 101", "RTP/AVP 0 8 101");
+        assert_eq!(remote(&mu_first).unwrap().1, Codec::Pcmu);
+        let neither = sdp.replace("RTP/AVP 8 0 101", "RTP/AVP 9 101");
+        assert!(remote(&neither).unwrap_err().contains("PCMA"));
+        let ours = super::sdp("127.0.0.1".parse().unwrap(), 40002, 7, &OFFER);
+        assert!(ours.contains("RTP/AVP 0 8 101") && ours.contains("a=rtpmap:8 PCMA/8000"), "{ours}");
+        assert_eq!(remote(&ours).unwrap(), ("127.0.0.1:40002".parse().unwrap(), Codec::Pcmu));
+        let answer = super::sdp("127.0.0.1".parse().unwrap(), 40002, 7, &[Codec::Pcma]);
+        assert_eq!(remote(&answer).unwrap().1, Codec::Pcma);
     }
 
     #[test]
     fn packets_carry_a_header_and_advance_by_a_frame() {
         let mut s = Sender {
+            codec: Codec::Pcmu,
             ssrc: 9,
             sequence: u16::MAX,
             timestamp: 0,

@@ -165,7 +165,7 @@ impl InboundCalls {
             }
         };
         let call_id = call.id;
-        let sdp = rtp::sdp(media.advertised, media.local.port(), rand::random::<u32>().into());
+        let sdp = rtp::sdp(media.advertised, media.local.port(), rand::random::<u32>().into(), &[remote.1]);
         let Some(dialog) = self.endpoint.answer(offered, sdp).await else {
             let _ = self
                 .db
@@ -216,7 +216,7 @@ enum Answerer {
 fn live_leg(
     dialog: Dialog,
     media: rtp::Media,
-    remote: std::net::SocketAddr,
+    remote: (std::net::SocketAddr, rtp::Codec),
     (stt, tts): (
         Arc<dyn super::speech::SpeechToText>,
         Arc<dyn super::speech::TextToSpeech>,
@@ -381,7 +381,7 @@ impl Carrier for TrunkCarrier {
         let invite = Invite {
             to_number: dial.to_number.clone(),
             from_number: dial.from_number.clone(),
-            sdp: rtp::sdp(media.advertised, media.local.port(), rand::random::<u32>().into()),
+            sdp: rtp::sdp(media.advertised, media.local.port(), rand::random::<u32>().into(), &rtp::OFFER),
             ring_timeout: self.settings.ring_timeout,
         };
         tracing::info!(%call_id, trunk = %trunk.name, "dialling over SIP");
