@@ -277,8 +277,14 @@ mod tests {
         let neither = sdp.replace("RTP/AVP 8 0 101", "RTP/AVP 9 101");
         assert!(remote(&neither).unwrap_err().contains("PCMA"));
         let ours = super::sdp("127.0.0.1".parse().unwrap(), 40002, 7, &OFFER);
-        assert!(ours.contains("RTP/AVP 0 8 101") && ours.contains("a=rtpmap:8 PCMA/8000"), "{ours}");
-        assert_eq!(remote(&ours).unwrap(), ("127.0.0.1:40002".parse().unwrap(), Codec::Pcmu));
+        assert!(
+            ours.contains("RTP/AVP 0 8 101") && ours.contains("a=rtpmap:8 PCMA/8000"),
+            "{ours}"
+        );
+        assert_eq!(
+            remote(&ours).unwrap(),
+            ("127.0.0.1:40002".parse().unwrap(), Codec::Pcmu)
+        );
         let answer = super::sdp("127.0.0.1".parse().unwrap(), 40002, 7, &[Codec::Pcma]);
         assert_eq!(remote(&answer).unwrap().1, Codec::Pcma);
     }

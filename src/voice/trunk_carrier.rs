@@ -165,7 +165,12 @@ impl InboundCalls {
             }
         };
         let call_id = call.id;
-        let sdp = rtp::sdp(media.advertised, media.local.port(), rand::random::<u32>().into(), &[remote.1]);
+        let sdp = rtp::sdp(
+            media.advertised,
+            media.local.port(),
+            rand::random::<u32>().into(),
+            &[remote.1],
+        );
         let Some(dialog) = self.endpoint.answer(offered, sdp).await else {
             let _ = self
                 .db
@@ -381,7 +386,12 @@ impl Carrier for TrunkCarrier {
         let invite = Invite {
             to_number: dial.to_number.clone(),
             from_number: dial.from_number.clone(),
-            sdp: rtp::sdp(media.advertised, media.local.port(), rand::random::<u32>().into(), &rtp::OFFER),
+            sdp: rtp::sdp(
+                media.advertised,
+                media.local.port(),
+                rand::random::<u32>().into(),
+                &rtp::OFFER,
+            ),
             ring_timeout: self.settings.ring_timeout,
         };
         tracing::info!(%call_id, trunk = %trunk.name, "dialling over SIP");
