@@ -414,13 +414,24 @@ async fn digest_challenges_are_answered_with_the_trunks_credentials(backend: Bac
     app.cleanup().await;
 }
 
+/// The G.711 law of a far end's audio.
+#[derive(Clone, Copy)]
+enum Law {
+    Mu,
+    A,
+}
+
 /// G.711 µ-law as a WAV file (format 7), what sipp's `rtp_stream` plays.
 fn write_ulaw_wav(path: &Path, samples: &[i16]) {
-    write_g711_wav(path, samples, 7, voxd::voice::audio::ulaw_encode);
+    write_g711_wav(path, samples, Law::Mu);
 }
 
 /// G.711 as a WAV file: format 7 (µ-law) or 6 (A-law).
-fn write_g711_wav(path: &Path, samples: &[i16], format: u16, encode: fn(i16) -> u8) {
+fn write_g711_wav(path: &Path, samples: &[i16], law: Law) {
+    let (format, encode): (u16, fn(i16) -> u8) = match law {
+        Law::Mu => (7, voxd::voice::audio::ulaw_encode),
+        Law::A => (6, voxd::voice::audio::alaw_encode),
+    };
     let data = samples.len() as u32;
     let mut out = Vec::with_capacity(58 + samples.len());
     out.extend_from_slice(b"RIFF");
@@ -441,6 +452,44 @@ fn write_g711_wav(path: &Path, samples: &[i16], format: u16, encode: fn(i16) -> 
     out.extend_from_slice(&data.to_le_bytes());
     out.extend(samples.iter().map(|&s| encode(s)));
     std::fs::write(path, out).unwrap();
+}
+
+/// sipp as a far end that answers every call on `port` (tests/sip/uas_answer.xml), playing `wav`
+/// once in `law` (A-law: its answer picks PCMA from voxd's offer); ends after `calls` calls if given.
+fn sipp_answering(dir: &Path, port: u16, wav: &Path, law: Law, calls: Option<u32>) -> tokio::process::Child {
+    let template = std::fs::read_to_string(format!("{}/tests/sip/uas_answer.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text = match law {
+        Law::Mu => template.replace("WAVFILE,1,0", &format!("{},1,0", wav.display())),
+        Law::A => template
+            .replace("RTP/AVP 0", "RTP/AVP 8")
+            .replace("rtpmap:0 PCMU/8000", "rtpmap:8 PCMA/8000")
+            .replace("WAVFILE,1,0", &format!("{},1,8", wav.display())),
+    };
+    assert!(
+        text.contains(&wav.display().to_string()),
+        "uas_answer.xml no longer has `WAVFILE,1,0`"
+    );
+    let scenario = dir.join("uas_answer.xml");
+    std::fs::write(&scenario, text).unwrap();
+    let mut sipp = tokio::process::Command::new("sipp");
+    sipp.args([
+        "-sf",
+        &scenario.display().to_string(),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+    ])
+    .args(["-mp", &free_udp_port().to_string(), "-timeout", "90s", "-nostdin"]);
+    if let Some(n) = calls {
+        sipp.args(["-m", &n.to_string()]);
+    }
+    sipp.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start sipp")
 }
 
 /// sipp as a caller over the trunk, running `scenario` (from tests/sip, WAVFILE replaced) once
@@ -646,25 +695,7 @@ async fn killed_mid_call_over_a_trunk_ends_once(backend: Backend) {
     let wav = dir.path().join("noise.wav");
     let noise: Vec<i16> = (0..32_000).map(|i| ((i * 7919 % 61) as i16 - 30) * 4).collect();
     write_ulaw_wav(&wav, &noise);
-    let scenario = dir.path().join("uas_answer.xml");
-    let template = std::fs::read_to_string(format!("{}/tests/sip/uas_answer.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    std::fs::write(&scenario, template.replace("WAVFILE", &wav.display().to_string())).unwrap();
-    let mut far = tokio::process::Command::new("sipp")
-        .args([
-            "-sf",
-            &scenario.display().to_string(),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &far_port.to_string(),
-        ])
-        .args(["-mp", &free_udp_port().to_string(), "-timeout", "90s", "-nostdin"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start sipp");
+    let mut far = sipp_answering(dir.path(), far_port, &wav, Law::Mu, None);
 
     let r = app
         .post(
@@ -799,34 +830,8 @@ async fn an_answering_machine_gets_the_voicemail_message(backend: Backend) {
     );
     audio.extend(std::iter::repeat_n(0i16, 8000 * 8));
     let wav = dir.path().join("greeting.wav");
-    write_ulaw_wav(&wav, &audio);
-    let scenario = dir.path().join("uas_answer.xml");
-    let template = std::fs::read_to_string(format!("{}/tests/sip/uas_answer.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    std::fs::write(&scenario, template.replace("WAVFILE", &wav.display().to_string())).unwrap();
-    let mut far = tokio::process::Command::new("sipp")
-        .args([
-            "-sf",
-            &scenario.display().to_string(),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &far_port.to_string(),
-        ])
-        .args([
-            "-mp",
-            &free_udp_port().to_string(),
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-nostdin",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start sipp");
+    write_g711_wav(&wav, &audio, Law::A);
+    let mut far = sipp_answering(dir.path(), far_port, &wav, Law::A, Some(1));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let d = dispatcher_with(
         &app,
