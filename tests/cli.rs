@@ -477,22 +477,25 @@ async fn operators_keep_a_do_not_call_list(app: &TestApp) {
         .success());
 }
 
+/// `voxd ARGS` on the app's database with `input` on its standard input.
+fn voxd_with_stdin(app: &TestApp, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voxd"))
+        .args(args)
+        .env("VOXD_DATABASE_URL", &app.database_url)
+        .env_remove("VOXD_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// `voxd user`: add (password from stdin, the environment, or generated and shown once), list,
 /// set-password, remove; what it stores signs in.
 async fn dashboard_users_from_the_command_line(app: &TestApp) {
-    let with_stdin = |args: &[&str], input: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_voxd"))
-            .args(args)
-            .env("VOXD_DATABASE_URL", &app.database_url)
-            .env_remove("VOXD_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let with_stdin = |args: &[&str], input: &str| voxd_with_stdin(app, args, input);
     let out = with_stdin(
         &["user", "add", "--team", "acme", "Ops@Acme.test", "--password-stdin"],
         "long enough pass\n",
@@ -552,19 +555,7 @@ async fn dashboard_users_from_the_command_line(app: &TestApp) {
 
 /// `voxd trunk` and `voxd number --trunk / set-trunk`: the password is sealed, never printed.
 async fn trunks_from_the_command_line(app: &TestApp) {
-    let add = |args: &[&str], password: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_voxd"))
-            .args(args)
-            .env("VOXD_DATABASE_URL", &app.database_url)
-            .env_remove("VOXD_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let add = |args: &[&str], password: &str| voxd_with_stdin(app, args, password);
     let out = add(
         &[
             "trunk",
