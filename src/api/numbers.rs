@@ -185,14 +185,14 @@ pub async fn update(
     if req.inbound_script_id.is_none() && req.trunk_id.is_none() {
         return Err(FieldError::new("inbound_script_id", "or trunk_id is required (null to clear it)").into());
     }
-    let script = match &req.inbound_script_id {
-        Some(s) => Some(s.as_deref().map(|s| field_id("inbound_script_id", s)).transpose()?),
-        None => None,
+    // Absent: unchanged; null: cleared; an id: set.
+    let change = |field: &'static str, v: &Option<Option<String>>| {
+        v.as_ref()
+            .map(|v| v.as_deref().map(|id| field_id(field, id)).transpose())
+            .transpose()
     };
-    let trunk = match &req.trunk_id {
-        Some(t) => Some(t.as_deref().map(|t| field_id("trunk_id", t)).transpose()?),
-        None => None,
-    };
+    let script = change("inbound_script_id", &req.inbound_script_id)?;
+    let trunk = change("trunk_id", &req.trunk_id)?;
     let n = numbers::update(&state.db, team.team_id, id, script, trunk)
         .await
         .map_err(number_error)?;
