@@ -447,8 +447,12 @@ enum NumberCommand {
         inbound_script: Option<Uuid>,
         /// The SIP trunk calls from this number ring through (`voxd trunk add`); without one
         /// they run on the simulated network.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "twilio")]
         trunk: Option<String>,
+        /// Calls from and to this number go through the team's Twilio account (`PUT
+        /// /api/v1/twilio`).
+        #[arg(long)]
+        twilio: bool,
     },
     /// Put a number on a SIP trunk, or (`--no-trunk`) back on the simulated network.
     SetTrunk {
@@ -789,8 +793,9 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     let expiry = tokio::spawn(housekeeping(db.clone(), settings.voice.recordings.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let engines = settings.voice.enabled.then(|| speech_engines(&settings));
-    let (carrier, sip) = carrier(&db, &settings, engines.clone()).await?;
+    let (carrier, sip, twilio) = carrier(&db, &settings, engines.clone()).await?;
     let calls = dispatcher(db.clone(), &settings, carrier);
+    twilio.set_dispatcher(calls.clone());
     // Calls to the teams' numbers over their trunks.
     if let (Some(endpoint), Some(engines)) = (sip, engines.clone()) {
         crate::voice::trunk_carrier::InboundCalls {
@@ -827,7 +832,7 @@ async fn serve(db: Db, settings: Settings) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut state = AppState::new(db, api_settings);
+    let mut state = AppState::new(db, api_settings).with_twilio(twilio);
     if let Some(gateway) = voice {
         state = state.with_voice(gateway);
     }
@@ -884,7 +889,8 @@ fn speech_engines(settings: &Settings) -> crate::voice::speech::Engines {
 }
 
 /// The carrier of `serve`: calls from numbers on a SIP trunk go over SIP (when this process runs
-/// live voice and its SIP endpoint), others on the simulated network.
+/// live voice and its SIP endpoint), from Twilio numbers through Twilio, others on the simulated
+/// network.
 async fn carrier(
     db: &Db,
     settings: &Settings,
@@ -892,10 +898,27 @@ async fn carrier(
 ) -> anyhow::Result<(
     Arc<dyn crate::carrier::Carrier>,
     Option<Arc<crate::voice::trunk::Endpoint>>,
+    Arc<crate::voice::twilio::Twilio>,
 )> {
-    use crate::voice::{trunk, trunk_carrier};
+    use crate::voice::{trunk, trunk_carrier, twilio};
     let sim = Arc::new(crate::carrier::sim::SimCarrier {
         delays: settings.sim_delays,
+    });
+    let v = &settings.voice;
+    let twilio = twilio::Twilio::new(
+        db.clone(),
+        engines.clone(),
+        twilio::TwilioSettings {
+            api_base: v.twilio_api_base.clone(),
+            public_url: v.public_url.clone(),
+            media_timeout: v.media_timeout,
+            ring_timeout: v.ring_timeout,
+            recordings: v.recordings.clone(),
+        },
+    );
+    let via_twilio = Arc::new(twilio::TwilioCarrier {
+        twilio: twilio.clone(),
+        fallback: sim,
     });
     let endpoint = match (&engines, settings.voice.sip_listen) {
         (Some(_), Some(address)) => match trunk::Endpoint::bind(address).await {
@@ -914,9 +937,9 @@ async fn carrier(
         engines,
         seal: Arc::new(seal),
         settings: trunk_settings(settings),
-        fallback: sim,
+        fallback: via_twilio,
     });
-    Ok((carrier, endpoint))
+    Ok((carrier, endpoint, twilio))
 }
 
 fn trunk_settings(settings: &Settings) -> crate::voice::trunk_carrier::TrunkSettings {
@@ -1610,15 +1633,23 @@ async fn number(db: &Db, cmd: NumberCommand) -> anyhow::Result<()> {
             number,
             inbound_script,
             trunk,
+            twilio,
         } => {
             let team = find_team(db, &team).await?;
             let trunk = match trunk {
                 Some(name) => Some(find_trunk(db, &team, &name).await?),
                 None => None,
             };
-            let n = numbers::add(db, &(&team).into(), &number, inbound_script, trunk.map(|t| t.id))
-                .await
-                .map_err(|e| fail(&team, e))?;
+            let n = numbers::add(
+                db,
+                &(&team).into(),
+                &number,
+                inbound_script,
+                trunk.map(|t| t.id),
+                twilio,
+            )
+            .await
+            .map_err(|e| fail(&team, e))?;
             println!("{}", n.number);
         }
         NumberCommand::SetTrunk {

@@ -159,6 +159,9 @@ pub struct FileConfig {
     /// Tell answering machines from people on outbound trunk calls (default true): a machine
     /// gets the script's voicemail message after its greeting, and the call ends `voicemail`.
     pub answering_machine_detection: Option<bool>,
+    /// Twilio's REST API (default https://api.twilio.com): teams' Twilio numbers place calls
+    /// there. Twilio must reach `public_url` for its webhooks and media streams.
+    pub twilio_api_base: Option<String>,
 }
 
 /// Live voice, resolved.
@@ -178,6 +181,7 @@ pub struct VoiceSettings {
     pub sip_listen: Option<SocketAddr>,
     pub ring_timeout: std::time::Duration,
     pub machine_detection: bool,
+    pub twilio_api_base: String,
 }
 
 /// `FIRST-LAST` as a port range.
@@ -280,6 +284,12 @@ impl Settings {
                 },
                 ring_timeout: std::time::Duration::from_secs(file.ring_timeout_seconds.unwrap_or(45).clamp(5, 300)),
                 machine_detection: file.answering_machine_detection.unwrap_or(true),
+                twilio_api_base: file
+                    .twilio_api_base
+                    .clone()
+                    .unwrap_or_else(|| "https://api.twilio.com".into())
+                    .trim_end_matches('/')
+                    .to_owned(),
                 stt: file.stt.clone().unwrap_or_else(|| "whisper".into()),
                 tts: file.tts.clone().unwrap_or_else(|| "auto".into()),
                 speech_dir: file

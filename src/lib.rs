@@ -25,6 +25,7 @@ pub mod retention;
 pub mod session;
 pub mod store;
 pub mod trunks;
+pub mod twilio;
 pub mod voice;
 
 /// The text a panic was raised with, when it has one (for the error recorded where a panic is

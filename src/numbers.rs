@@ -29,6 +29,10 @@ pub enum NumberError {
     NotInbound(Uuid),
     #[error("trunk {0} not found")]
     NoSuchTrunk(Uuid),
+    #[error(
+        "a number rings through a SIP trunk or through Twilio, not both: clear trunk_id first, or set twilio false"
+    )]
+    TwoCarriers,
     #[error("{0} calls that are scheduled or under way ring from this number; cancel them or let them end first")]
     InUse(i64),
     #[error(transparent)]
@@ -56,15 +60,19 @@ async fn check_trunk(db: &Db, team_id: Uuid, trunk: Uuid) -> Result<(), NumberEr
 }
 
 /// Adds a number (any common format) to the team, answered by `inbound_script` if given, its
-/// calls ringing through `trunk` if given.
+/// calls ringing through `trunk` if given, or through the team's Twilio account with `twilio`.
 pub async fn add(
     db: &Db,
     team: &TeamScope,
     number: &str,
     inbound_script: Option<Uuid>,
     trunk: Option<Uuid>,
+    twilio: bool,
 ) -> Result<PhoneNumber, NumberError> {
     let e164 = phone::normalize("number", number, team.region)?;
+    if trunk.is_some() && twilio {
+        return Err(NumberError::TwoCarriers);
+    }
     if let Some(script) = inbound_script {
         check_inbound_script(db, team.id, script).await?;
     }
@@ -77,6 +85,7 @@ pub async fn add(
         number: e164.clone(),
         inbound_script_id: inbound_script,
         trunk_id: trunk,
+        twilio,
         created_at: now(),
     };
     db.add_number(&n).await.on_unique(|| NumberError::Taken(e164))?;
@@ -90,23 +99,37 @@ pub async fn set_inbound_script(
     id: Uuid,
     inbound_script: Option<Uuid>,
 ) -> Result<PhoneNumber, NumberError> {
-    update(db, team_id, id, Some(inbound_script), None).await
+    let change = Change {
+        inbound_script: Some(inbound_script),
+        ..Change::default()
+    };
+    update(db, team_id, id, change).await
 }
 
 /// Puts one of the team's numbers on one of its trunks, or (`None`) back on the simulated network.
 pub async fn set_trunk(db: &Db, team_id: Uuid, id: Uuid, trunk: Option<Uuid>) -> Result<PhoneNumber, NumberError> {
-    update(db, team_id, id, None, Some(trunk)).await
+    let change = Change {
+        trunk: Some(trunk),
+        ..Change::default()
+    };
+    update(db, team_id, id, change).await
 }
 
-/// Changes what is given of a number's inbound script and trunk (`Some(None)` clears one), both
-/// checked before either is written.
-pub async fn update(
-    db: &Db,
-    team_id: Uuid,
-    id: Uuid,
-    inbound_script: Option<Option<Uuid>>,
-    trunk: Option<Option<Uuid>>,
-) -> Result<PhoneNumber, NumberError> {
+/// What changes of a number: `None` leaves a part as it is; `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub inbound_script: Option<Option<Uuid>>,
+    pub trunk: Option<Option<Uuid>>,
+    pub twilio: Option<bool>,
+}
+
+/// Changes what is given of a number, everything checked before anything is written.
+pub async fn update(db: &Db, team_id: Uuid, id: Uuid, change: Change) -> Result<PhoneNumber, NumberError> {
+    let Change {
+        inbound_script,
+        trunk,
+        twilio,
+    } = change;
     if let Some(Some(script)) = inbound_script {
         check_inbound_script(db, team_id, script).await?;
     }
@@ -114,6 +137,16 @@ pub async fn update(
         check_trunk(db, team_id, trunk).await?;
     }
     let mut n = db.get_number(team_id, id).await?.ok_or(NumberError::NotFound)?;
+    let on_trunk = trunk.map_or(n.trunk_id.is_some(), |t| t.is_some());
+    if on_trunk && twilio.unwrap_or(n.twilio) {
+        return Err(NumberError::TwoCarriers);
+    }
+    if let Some(twilio) = twilio {
+        n = db
+            .set_number_twilio(team_id, id, twilio)
+            .await?
+            .ok_or(NumberError::NotFound)?;
+    }
     if let Some(script) = inbound_script {
         n = db
             .set_inbound_script(team_id, id, script)

@@ -66,6 +66,7 @@ async fn team(app: &TestApp, region: &str, timezone: &str, caller_id: &str) -> S
         number: caller_id.into(),
         inbound_script_id: None,
         trunk_id: None,
+        twilio: false,
         created_at: now(),
     };
     app.db.add_number(&number).await.unwrap();

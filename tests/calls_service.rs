@@ -213,6 +213,7 @@ async fn scripts_and_automations_see_the_same_variables(app: &TestApp) {
             number: CALLER_ID.into(),
             inbound_script_id: None,
             trunk_id: None,
+            twilio: false,
             created_at: voxd::domain::now(),
         })
         .await
@@ -285,6 +286,7 @@ async fn simulate_inbound_obeys_the_same_rules(app: &TestApp) {
             number: "+61291234567".into(),
             inbound_script_id: Some(script_id.parse().unwrap()),
             trunk_id: None,
+            twilio: false,
             created_at: voxd::domain::now(),
         })
         .await

@@ -91,6 +91,7 @@ async fn a_campaign_calls_its_list_to_the_end(app: &TestApp) {
         number: "+61291234599".into(),
         inbound_script_id: None,
         trunk_id: None,
+        twilio: false,
         created_at: voxd::domain::now(),
     };
     app.db.add_number(&n).await.unwrap();

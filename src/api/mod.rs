@@ -22,6 +22,7 @@ pub mod rate_limit;
 pub mod scripts;
 pub mod session;
 pub mod trunks;
+pub mod twilio;
 pub mod voice;
 pub mod webhooks;
 
@@ -156,6 +157,8 @@ pub struct AppState {
     pub keys: Arc<auth::KeyCache>,
     /// Live voice in this process (the web-call gateway), when it runs.
     pub voice: Option<Arc<crate::voice::gateway::Gateway>>,
+    /// Twilio in this process (its webhooks and media streams), when it runs.
+    pub twilio: Option<Arc<crate::voice::twilio::Twilio>>,
 }
 
 impl AppState {
@@ -169,12 +172,18 @@ impl AppState {
             live_views: Arc::default(),
             keys: Arc::default(),
             voice: None,
+            twilio: None,
         }
     }
 
     /// With live voice: web calls are joined through this gateway.
     pub fn with_voice(mut self, gateway: Arc<crate::voice::gateway::Gateway>) -> Self {
         self.voice = Some(gateway);
+        self
+    }
+
+    pub fn with_twilio(mut self, twilio: Arc<crate::voice::twilio::Twilio>) -> Self {
+        self.twilio = Some(twilio);
         self
     }
 }
@@ -278,6 +287,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/trunks", post(trunks::create).get(trunks::list))
         .route("/api/v1/trunks/{trunk_id}", get(trunks::get).delete(trunks::delete))
+        .route(
+            "/api/v1/twilio",
+            get(twilio::get).put(twilio::set).delete(twilio::delete),
+        )
         .route("/api/v1/webhook-endpoints", post(webhooks::create).get(webhooks::list))
         .route(
             "/api/v1/webhook-endpoints/{endpoint_id}",
@@ -327,6 +340,10 @@ pub fn router(state: AppState) -> Router {
         .route("/recordings/{call_id}", get(voice::recording_by_link))
         .route("/softphone", get(voice::softphone))
         .route("/softphone/jssip.js", get(voice::jssip))
+        // Twilio's requests: each is signed with the account's auth token.
+        .route("/twilio/voice", post(twilio::voice))
+        .route("/twilio/status/{call_id}", post(twilio::status))
+        .route("/twilio/stream/{call_id}", get(twilio::stream))
         .merge(team_routes)
         .fallback(not_found)
         .layer(middleware::from_fn(metrics::record))

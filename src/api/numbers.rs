@@ -29,6 +29,8 @@ pub struct PhoneNumberView {
     pub inbound_script_id: Option<String>,
     /// The SIP trunk calls from this number ring through; null: the simulated network.
     pub trunk_id: Option<String>,
+    /// Calls from and to this number go through the team's Twilio account (`/twilio`).
+    pub twilio: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -39,6 +41,7 @@ impl From<PhoneNumber> for PhoneNumberView {
             phone_number: n.number,
             inbound_script_id: n.inbound_script_id.map(|s| s.to_string()),
             trunk_id: n.trunk_id.map(|t| t.to_string()),
+            twilio: n.twilio,
             created_at: n.created_at,
         }
     }
@@ -60,6 +63,10 @@ pub struct AddNumberRequest {
     pub inbound_script_id: Option<String>,
     /// A SIP trunk of your team (`/trunks`) for calls from and to the number.
     pub trunk_id: Option<String>,
+    /// The number is on your team's Twilio account (`/twilio`): its calls go through Twilio
+    /// (not with `trunk_id`).
+    #[serde(default)]
+    pub twilio: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -73,6 +80,8 @@ pub struct UpdateNumberRequest {
     #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub trunk_id: Option<Option<String>>,
+    /// Whether the number's calls go through your team's Twilio account from now on.
+    pub twilio: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -111,9 +120,16 @@ pub async fn create(
         .map(|s| field_id("inbound_script_id", s))
         .transpose()?;
     let trunk = req.trunk_id.as_deref().map(|t| field_id("trunk_id", t)).transpose()?;
-    let n = numbers::add(&state.db, &TeamScope::from(&team), &req.phone_number, script, trunk)
-        .await
-        .map_err(number_error)?;
+    let n = numbers::add(
+        &state.db,
+        &TeamScope::from(&team),
+        &req.phone_number,
+        script,
+        trunk,
+        req.twilio,
+    )
+    .await
+    .map_err(number_error)?;
     tracing::info!(number_id = %n.id, "phone number added");
     Ok((
         StatusCode::CREATED,
@@ -166,14 +182,15 @@ pub async fn get(
 
 /// Update phone number (extension)
 ///
-/// Changes the inbound script that answers the number (null: not answered) and/or the trunk its
-/// calls go through (null: the simulated network); at least one of the two.
+/// Changes the inbound script that answers the number (null: not answered), the trunk its calls
+/// go through (null: the simulated network) and/or whether they go through Twilio; at least one.
 #[utoipa::path(patch, path = "/api/v1/phone-numbers/{number_id}", tag = "Phone numbers", operation_id = "updatePhoneNumber",
     params(("number_id" = String, Path, description = "Phone number id")),
     request_body = UpdateNumberRequest,
     responses(
         (status = 200, description = "Number updated.", body = PhoneNumberResponse),
         (status = 404, description = "No such number, script or trunk in your team.", body = ErrorBody),
+        (status = 409, description = "Both a trunk and Twilio for one number.", body = ErrorBody),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -182,8 +199,12 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateNumberRequest>,
 ) -> ApiResult<Json<PhoneNumberResponse>> {
     let id = parse_id(&id, "Phone number")?;
-    if req.inbound_script_id.is_none() && req.trunk_id.is_none() {
-        return Err(FieldError::new("inbound_script_id", "or trunk_id is required (null to clear it)").into());
+    if req.inbound_script_id.is_none() && req.trunk_id.is_none() && req.twilio.is_none() {
+        return Err(FieldError::new(
+            "inbound_script_id",
+            "trunk_id or twilio is required (null to clear an id)",
+        )
+        .into());
     }
     // Absent: unchanged; null: cleared; an id: set.
     let change = |field: &'static str, v: &Option<Option<String>>| {
@@ -191,9 +212,12 @@ pub async fn update(
             .map(|v| v.as_deref().map(|id| field_id(field, id)).transpose())
             .transpose()
     };
-    let script = change("inbound_script_id", &req.inbound_script_id)?;
-    let trunk = change("trunk_id", &req.trunk_id)?;
-    let n = numbers::update(&state.db, team.team_id, id, script, trunk)
+    let change = numbers::Change {
+        inbound_script: change("inbound_script_id", &req.inbound_script_id)?,
+        trunk: change("trunk_id", &req.trunk_id)?,
+        twilio: req.twilio,
+    };
+    let n = numbers::update(&state.db, team.team_id, id, change)
         .await
         .map_err(number_error)?;
     Ok(Json(PhoneNumberResponse {
@@ -236,6 +260,7 @@ fn number_error(e: numbers::NumberError) -> ApiError {
         E::Taken(_) | E::InUse(_) => ApiError::conflict(e.to_string()),
         E::NotFound => ApiError::NotFound("Phone number not found".into()),
         E::NoSuchScript(_) | E::NoSuchTrunk(_) => ApiError::NotFound(e.to_string()),
+        E::TwoCarriers => ApiError::conflict(e.to_string()),
         E::NotInbound(_) => ApiError::bad_request(e.to_string()).with("field", "inbound_script_id"),
         E::Store(s) => s.into(),
     }

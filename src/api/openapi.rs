@@ -17,7 +17,7 @@ use utoipa::{
 
 use super::{
     automations, calls, campaigns, contacts, do_not_call, error::ErrorBody, export, hooks, lists, numbers, objects,
-    scripts, trunks, voice, webhooks,
+    scripts, trunks, twilio, voice, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -52,6 +52,7 @@ use super::{
         automations::list_executions, automations::get_execution, automations::retry_execution,
         numbers::create, numbers::list, numbers::get, numbers::update, numbers::delete,
         trunks::create, trunks::list, trunks::get, trunks::delete,
+        twilio::get, twilio::set, twilio::delete,
         campaigns::create, campaigns::list, campaigns::get, campaigns::pause, campaigns::resume,
         campaigns::cancel, campaigns::log,
         do_not_call::add, do_not_call::list, do_not_call::get, do_not_call::remove, do_not_call::import,
@@ -63,7 +64,7 @@ use super::{
     modifiers(&Conventions),
     tags(
         (name = "Health"), (name = "Contacts"), (name = "Lists"), (name = "Objects"), (name = "Calls"), (name = "Scripts"),
-        (name = "Phone numbers"), (name = "SIP trunks"), (name = "Campaigns"), (name = "Do not call"), (name = "Automations"), (name = "Webhooks"),
+        (name = "Phone numbers"), (name = "SIP trunks"), (name = "Twilio"), (name = "Campaigns"), (name = "Do not call"), (name = "Automations"), (name = "Webhooks"),
     ),
 )]
 pub struct ApiDoc;

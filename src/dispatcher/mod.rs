@@ -252,6 +252,35 @@ impl Dispatcher {
         self.settings.lease
     }
 
+    /// A call offered to one of the team's numbers, answered by `script`: created as an inbound
+    /// call already under this worker's lease (the caller becomes the contact), for
+    /// [`Dispatcher::run_joined`] once its media is up. The one way live inbound calls begin.
+    pub async fn create_inbound(
+        &self,
+        team: &crate::store::teams::Team,
+        to_number: &str,
+        script: Uuid,
+        caller: Option<String>,
+    ) -> Result<Call, crate::calls::CreateCallError> {
+        use crate::calls;
+        let lease_until_ms = chrono::Utc::now().timestamp_millis() + self.settings.lease.as_millis() as i64;
+        let contact = crate::domain::contact::ContactInput {
+            phone_number: caller.unwrap_or_default(),
+            ..Default::default()
+        };
+        let new = calls::NewCall::new(
+            calls::Kind::Inbound {
+                to_number: to_number.to_owned(),
+                lease_owner: self.settings.owner.clone(),
+                lease_until_ms,
+            },
+            script,
+            calls::Callee::Upsert(Box::new(contact)),
+        );
+        let created = calls::create(&self.db, &calls::TeamScope::from(team), new, chrono::Utc::now()).await?;
+        Ok(created.call)
+    }
+
     /// Runs a web call the browser joined (already `in_progress` under this worker's lease) on
     /// its leg, then records it like any other call: analysis, result, events, webhooks.
     pub async fn run_joined(&self, call: Call, leg: Box<dyn Leg>, carrier: &'static str) -> anyhow::Result<()> {

@@ -254,6 +254,14 @@ impl Db {
         Ok(read_pool!(self, p => sqlx::query_as::<_, Call>(&sql).bind(team_id).bind(id).fetch_optional(p).await?))
     }
 
+    /// The team a call belongs to, by the call's id alone (a webhook from a carrier names only
+    /// the call).
+    pub async fn call_team(&self, id: Uuid) -> Result<Option<Uuid>> {
+        Ok(
+            read_pool!(self, p => sqlx::query_scalar("SELECT team_id FROM calls WHERE id = $1").bind(id).fetch_optional(p).await?),
+        )
+    }
+
     /// A page of the team's calls. `created_after`/`created_before` are id bounds (ids are
     /// time-ordered; see `domain::call::id_bound`).
     pub async fn list_calls(&self, team_id: Uuid, f: &CallFilter) -> Result<Vec<Call>> {

@@ -19,6 +19,7 @@ pub mod retention;
 pub mod scripts;
 pub mod teams;
 pub mod trunks;
+pub mod twilio;
 pub mod users;
 pub mod webhooks;
 

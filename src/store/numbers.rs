@@ -15,10 +15,12 @@ pub struct PhoneNumber {
     pub inbound_script_id: Option<Uuid>,
     /// The SIP trunk calls from the number ring through; none: the simulated network.
     pub trunk_id: Option<Uuid>,
+    /// Calls from and to the number go through the team's Twilio account.
+    pub twilio: bool,
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, team_id, number, inbound_script_id, trunk_id, created_at";
+const COLUMNS: &str = "id, team_id, number, inbound_script_id, trunk_id, twilio, created_at";
 
 /// Calls not yet over hold on to the number they ring from.
 const ACTIVE_CALLS_FROM: &str = "SELECT COUNT(*) FROM calls WHERE team_id = $1 AND from_number = $2
@@ -35,8 +37,8 @@ impl Db {
     /// Adds a number; `Conflict` when the team has it already.
     pub async fn add_number(&self, n: &PhoneNumber) -> Result<()> {
         write_pool!(self, pool => {
-            sqlx::query("INSERT INTO phone_numbers (id, team_id, number, inbound_script_id, trunk_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(n.id).bind(n.team_id).bind(&n.number).bind(n.inbound_script_id).bind(n.trunk_id).bind(n.created_at)
+            sqlx::query(&format!("INSERT INTO phone_numbers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+                .bind(n.id).bind(n.team_id).bind(&n.number).bind(n.inbound_script_id).bind(n.trunk_id).bind(n.twilio).bind(n.created_at)
                 .execute(pool).await.map_err(StoreError::from_write)?;
         });
         Ok(())
@@ -94,6 +96,13 @@ impl Db {
         let sql = format!("UPDATE phone_numbers SET trunk_id = $3 WHERE team_id = $1 AND id = $2 RETURNING {COLUMNS}");
         Ok(write_pool!(self, p => sqlx::query_as::<_, PhoneNumber>(&sql)
             .bind(team_id).bind(id).bind(trunk).fetch_optional(p).await?))
+    }
+
+    /// Marks one of the team's numbers as on its Twilio account, or off it.
+    pub async fn set_number_twilio(&self, team_id: Uuid, id: Uuid, twilio: bool) -> Result<Option<PhoneNumber>> {
+        let sql = format!("UPDATE phone_numbers SET twilio = $3 WHERE team_id = $1 AND id = $2 RETURNING {COLUMNS}");
+        Ok(write_pool!(self, p => sqlx::query_as::<_, PhoneNumber>(&sql)
+            .bind(team_id).bind(id).bind(twilio).fetch_optional(p).await?))
     }
 
     /// Removes a number no active call rings from (checked in the same transaction); `false` when

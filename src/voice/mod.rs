@@ -20,4 +20,5 @@ pub mod sip;
 pub mod speech;
 pub mod trunk;
 pub mod trunk_carrier;
+pub mod twilio;
 pub mod webrtc;

@@ -57,6 +57,9 @@ pub enum Outbound {
     Audio(Vec<i16>),
     /// Everything has played: end the call from this side.
     HangUp,
+    /// What was queued to play was dropped (barge-in): a transport that buffers audio on the far
+    /// side (Twilio) flushes it there too.
+    Clear,
     /// A line of the live transcript (`user` or `assistant`), for a softphone to show.
     Transcript { role: &'static str, text: String },
 }
@@ -293,6 +296,8 @@ struct Pipeline {
     seq: u64,
     /// The turn ended with its words already transcribed: deliver them.
     turn_ready: bool,
+    /// Playback was stopped: the next frame out tells the transport.
+    cleared: bool,
 }
 
 impl Pipeline {
@@ -321,6 +326,7 @@ impl Pipeline {
             early: None,
             seq: 0,
             turn_ready: false,
+            cleared: false,
         }
     }
 
@@ -441,6 +447,7 @@ impl Pipeline {
             }
             Command::Stop => {
                 self.generation += 1;
+                self.cleared |= !self.playing.is_empty();
                 self.playing.clear();
                 self.synthesizing.clear();
             }
@@ -451,6 +458,9 @@ impl Pipeline {
 
     /// One 20 ms frame out; true when the call should now end (hanging up, all played).
     fn play(&mut self, out: &mpsc::Sender<Outbound>) -> bool {
+        if std::mem::take(&mut self.cleared) {
+            let _ = out.try_send(Outbound::Clear);
+        }
         let mut frame = vec![0i16; FRAME];
         let mut done = None;
         if let Some(clip) = self.playing.front_mut() {

@@ -246,7 +246,7 @@ pub fn start(
                     Some(Outbound::Audio(frame)) => {
                         let _ = socket.send_to(&sender.packet(&frame), peer).await;
                     }
-                    Some(Outbound::Transcript { .. }) => {}
+                    Some(Outbound::Transcript { .. } | Outbound::Clear) => {}
                     Some(Outbound::HangUp) | None => {
                         let _ = notices_tx.send(Notice::HungUp);
                         return;

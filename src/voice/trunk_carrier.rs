@@ -17,7 +17,6 @@ use super::{
     webrtc::{MediaSettings, Notice},
 };
 use crate::{
-    calls,
     carrier::{Carrier, Dial, Placed, ProgressSink},
     domain::{
         call::{CallStatus, Progress},
@@ -143,22 +142,8 @@ impl InboundCalls {
         };
         let caller = invite.header("From").map(addr).and_then(uri_user).and_then(e164);
         let owner = self.dispatcher.owner().to_owned();
-        let lease_until_ms = chrono::Utc::now().timestamp_millis() + self.dispatcher.lease().as_millis() as i64;
-        let contact = crate::domain::contact::ContactInput {
-            phone_number: caller.clone().unwrap_or_default(),
-            ..Default::default()
-        };
-        let new = calls::NewCall::new(
-            calls::Kind::Inbound {
-                to_number: number.clone(),
-                lease_owner: owner.clone(),
-                lease_until_ms,
-            },
-            script_id,
-            calls::Callee::Upsert(Box::new(contact)),
-        );
-        let call = match calls::create(&self.db, &calls::TeamScope::from(&team), new, chrono::Utc::now()).await {
-            Ok(created) => created.call,
+        let call = match self.dispatcher.create_inbound(&team, &number, script_id, caller).await {
+            Ok(call) => call,
             Err(e) => {
                 tracing::warn!(%number, error = %e, "inbound SIP call: the call could not be created");
                 return self.endpoint.refuse(offered, 500, "Server Internal Error").await;

@@ -326,6 +326,7 @@ impl Peer {
                     Some(Outbound::Transcript { role, text }) => {
                         let _ = notices.send(Notice::Transcript { role, text });
                     }
+                    Some(Outbound::Clear) => {}
                     Some(Outbound::HangUp) | None => return Ended::Local,
                 },
             }

@@ -369,6 +369,7 @@ pub async fn number_and_script(app: &TestApp, team_id: Uuid, key: &str, number: 
         number: number.into(),
         inbound_script_id: None,
         trunk_id: None,
+        twilio: false,
         created_at: now(),
     };
     app.db.add_number(&n).await.unwrap();
