@@ -81,6 +81,7 @@ async fn setup(dir: &tempfile::TempDir, name: &str, limit: i32) -> Setup {
             number: number.clone(),
             inbound_script_id: None,
             trunk_id: None,
+            twilio: false,
             created_at: now(),
         };
         db.add_number(&n).await.unwrap();

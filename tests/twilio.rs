@@ -46,7 +46,7 @@ const AUTH_TOKEN: &str = "f00dfeedf00dfeedf00dfeedf00dfeed";
 #[derive(Clone)]
 enum Answer {
     Busy,
-    NoAnswer,
+    RingOut,
     /// Picks up and speaks this audio (8 kHz), then hangs up if voxd has not.
     Speak(Arc<Vec<i16>>),
     /// Refuses to create the call, as for a number Twilio cannot dial.
@@ -161,7 +161,7 @@ async fn run_outbound(fake: Arc<Fake>, sid: String, f: Vec<(String, String)>, an
         Answer::Busy => {
             post_signed(&callback, &status("busy", &[("SipResponseCode", "486")]), None).await;
         }
-        Answer::NoAnswer => {
+        Answer::RingOut => {
             post_signed(&callback, &status("no-answer", &[]), None).await;
         }
         Answer::Refuse => unreachable!("refused calls are never created"),
@@ -382,7 +382,7 @@ async fn refusals_map_to_call_statuses(backend: Backend) {
     let script = common::voice::appointment_script(&h.app, json!({})).await;
     let cases = [
         (Answer::Busy, "+61412345671", "User rejected", "busy (SIP 486)"),
-        (Answer::NoAnswer, "+61412345672", "rang-out", "no answer"),
+        (Answer::RingOut, "+61412345672", "rang-out", "no answer"),
         (
             Answer::Refuse,
             "+61412345673",

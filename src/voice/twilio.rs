@@ -84,7 +84,7 @@ enum WaitingKind {
 enum Happened {
     /// A status callback's `CallStatus`, with the SIP code or error code when there is one.
     Status(String, Option<String>),
-    Stream(Stream),
+    Stream(Box<Stream>),
 }
 
 /// A media stream that has started.
@@ -455,7 +455,7 @@ impl Twilio {
         let stream = Stream { socket, stream_sid };
         match waiting.kind {
             WaitingKind::Outbound(tx) => {
-                let _ = tx.send(Happened::Stream(stream));
+                let _ = tx.send(Happened::Stream(Box::new(stream)));
             }
             WaitingKind::Inbound(call) => {
                 let Some(dispatcher) = self.dispatcher.get().cloned() else {
@@ -723,7 +723,7 @@ impl Carrier for TwilioCarrier {
                         .ok()
                         .flatten()
                         .is_none_or(|t| t.recordings);
-                    return match twilio.leg(stream, credentials.clone(), call_sid.clone(), call_id, record) {
+                    return match twilio.leg(*stream, credentials.clone(), call_sid.clone(), call_id, record) {
                         Ok(leg) => Placed::Answered(Box::new(leg)),
                         Err(why) => {
                             twilio.end_call(&credentials, &call_sid, "completed").await;
