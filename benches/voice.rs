@@ -145,7 +145,7 @@ async fn call(
                     }
                 }
                 Some(Outbound::HangUp) | None => break,
-                Some(Outbound::Transcript { .. } | Outbound::Clear) => {}
+                Some(Outbound::Transcript { .. } | Outbound::Clear | Outbound::Transfer { .. }) => {}
             },
         }
     }

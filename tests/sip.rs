@@ -457,7 +457,25 @@ fn write_g711_wav(path: &Path, samples: &[i16], law: Law) {
 /// sipp as a far end that answers every call on `port` (tests/sip/uas_answer.xml), playing `wav`
 /// once in `law` (A-law: its answer picks PCMA from voxd's offer); ends after `calls` calls if given.
 fn sipp_answering(dir: &Path, port: u16, wav: &Path, law: Law, calls: Option<u32>) -> tokio::process::Child {
-    let template = std::fs::read_to_string(format!("{}/tests/sip/uas_answer.xml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    sipp_far_end("uas_answer.xml", &[], dir, port, wav, law, calls)
+}
+
+/// sipp running an answering `scenario` from tests/sip, with `fills` (placeholder, text) written
+/// in besides the WAV; as [`sipp_answering`] otherwise.
+fn sipp_far_end(
+    scenario: &str,
+    fills: &[(&str, &str)],
+    dir: &Path,
+    port: u16,
+    wav: &Path,
+    law: Law,
+    calls: Option<u32>,
+) -> tokio::process::Child {
+    let mut template = std::fs::read_to_string(format!("{}/tests/sip/{scenario}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for (placeholder, text) in fills {
+        assert!(template.contains(placeholder), "{scenario} has no {placeholder}");
+        template = template.replace(placeholder, text);
+    }
     let text = match law {
         Law::Mu => template.replace("WAVFILE,1,0", &format!("{},1,0", wav.display())),
         Law::A => template
@@ -467,9 +485,9 @@ fn sipp_answering(dir: &Path, port: u16, wav: &Path, law: Law, calls: Option<u32
     };
     assert!(
         text.contains(&wav.display().to_string()),
-        "uas_answer.xml no longer has `WAVFILE,1,0`"
+        "{scenario} no longer has `WAVFILE,1,0`"
     );
-    let scenario = dir.join("uas_answer.xml");
+    let scenario = dir.join(scenario);
     std::fs::write(&scenario, text).unwrap();
     let mut sipp = tokio::process::Command::new("sipp");
     sipp.args([
@@ -859,8 +877,65 @@ async fn an_answering_machine_gets_the_voicemail_message(backend: Backend) {
     app.cleanup().await;
 }
 
+/// A `transfer_call` step over a trunk: once its line has played, voxd sends a blind REFER
+/// naming the number at the trunk (sipp checks `Refer-To`), takes the NOTIFY's 200 and hangs
+/// up; the call ends `transferred`, its line in the transcript.
+async fn a_transfer_over_a_trunk_is_a_refer(backend: Backend) {
+    if !tool("sipp", "sip-tester") || espeak().is_none() {
+        return;
+    }
+    let Some(engines) = scripted_engines(ScriptedStt::new(&[])) else {
+        return;
+    };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let port = free_udp_port();
+    trunk_and_script(&app, "pbx", port).await;
+    let script = common::voice::transfer_script(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("callee.wav");
+    write_ulaw_wav(&wav, &vec![0i16; 8000 * 15]);
+    let target = r"sip:\+61291110000@127\.0\.0\.1";
+    let mut far = sipp_far_end(
+        "uas_refer.xml",
+        &[("TARGET", target)],
+        dir.path(),
+        port,
+        &wav,
+        Law::Mu,
+        Some(1),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let d = dispatcher(&app, engines, None, Duration::from_secs(20)).await;
+    let call_id = place(&app, &script, "+61412345679").await;
+    let ran = tokio::time::timeout(Duration::from_secs(60), d.run_once()).await;
+    assert_eq!(ran.expect("the call ended within 60 s").unwrap(), 1);
+    let events = app.get(&format!("/api/v1/calls/{call_id}/events")).await;
+    let last = events.body["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], "completed", "{}", events.body);
+    assert_eq!(last["detail"]["end_reason"], "transferred", "{}", events.body);
+    let result = app.get(&format!("/api/v1/get-call-result/{call_id}")).await;
+    let said = result.body["call"]["transcript"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(said.contains("putting you through"), "{}", result.body);
+    let done = tokio::time::timeout(Duration::from_secs(15), far.wait()).await;
+    assert!(
+        done.expect("sipp finished").unwrap().success(),
+        "sipp's scenario failed: no REFER to the number, or no BYE after the NOTIFY"
+    );
+    app.cleanup().await;
+}
+
 mod sqlite {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transfer_over_a_trunk_is_a_refer() {
+        super::a_transfer_over_a_trunk_is_a_refer(Backend::Sqlite).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn digest_challenges_are_answered_with_the_trunks_credentials() {

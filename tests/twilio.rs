@@ -132,7 +132,11 @@ async fn end_call(
 ) -> Json<Value> {
     let f = form(&body);
     let sid = call.trim_end_matches(".json").to_owned();
-    let status = field(&f, "Status").unwrap_or_default().to_owned();
+    // A hang-up sets `Status`; a transfer replaces the call's TwiML.
+    let status = field(&f, "Status")
+        .or(field(&f, "Twiml"))
+        .unwrap_or_default()
+        .to_owned();
     fake.ended.lock().unwrap().push((sid.clone(), status.clone()));
     *fake.hung_up.lock().unwrap() = true;
     Json(json!({"sid": sid, "status": status}))
@@ -595,6 +599,43 @@ async fn requests_not_from_twilio_are_refused(backend: Backend) {
     h.app.cleanup().await;
 }
 
+/// A `transfer_call` step on a Twilio call: once its line has played, the call's TwiML becomes a
+/// `<Dial>` to the number (which ends the stream at Twilio), voxd does not hang the call up after
+/// it, and the call ends `transferred`.
+async fn a_transfer_redirects_the_call_to_a_dial(backend: Backend) {
+    let Some(engines) = common::voice::scripted_engines(common::voice::ScriptedStt::new(&[])) else {
+        return;
+    };
+    let Some(h) = start(backend, Some(engines)).await else {
+        return;
+    };
+    let script = common::voice::transfer_script(&h.app).await;
+    *h.fake.answer.lock().unwrap() = Some(Answer::Speak(Arc::new(vec![0; 8000 * 20])));
+    let call_id = place(&h.app, &script, "+61412345679").await;
+    let ran = tokio::time::timeout(Duration::from_secs(60), h.dispatcher.run_once()).await;
+    assert_eq!(ran.expect("the call ended within 60 s").unwrap(), 1);
+    let events = h.app.get(&format!("/api/v1/calls/{call_id}/events")).await;
+    let last = events.body["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], "completed", "{}", events.body);
+    assert_eq!(last["detail"]["end_reason"], "transferred", "{}", events.body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ended = h.fake.ended.lock().unwrap().clone();
+    assert_eq!(
+        ended.len(),
+        1,
+        "one request, the transfer, and no hang-up after it: {ended:?}"
+    );
+    assert!(
+        ended[0].1.contains("<Dial><Number>+61291110000</Number></Dial>"),
+        "{ended:?}"
+    );
+    assert!(
+        h.fake.heard.lock().unwrap().len() > 8000,
+        "the line was streamed before the transfer"
+    );
+    h.app.cleanup().await;
+}
+
 fn heard_by_voxd(r: &Value) -> String {
     r["transcript"]
         .as_array()
@@ -764,6 +805,11 @@ mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_inbound_call_reaches_the_numbers_script() {
         super::an_inbound_call_reaches_the_numbers_script(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transfer_redirects_the_call_to_a_dial() {
+        super::a_transfer_redirects_the_call_to_a_dial(Backend::Sqlite).await;
     }
 }
 

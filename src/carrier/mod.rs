@@ -123,6 +123,12 @@ pub trait Leg: Send {
     /// a recording is written).
     async fn close(&mut self) {}
 
+    /// Hands the call to `to` (E.164 or a SIP URI) once what was queued has played: Ok when the
+    /// far end took the transfer (the call is no longer ours), else why not.
+    async fn transfer(&mut self, _to: &str) -> Result<(), String> {
+        Err("this line cannot hand calls over".into())
+    }
+
     /// An outcome the far side decided that overrides the conversation's (a web call ended through
     /// the API: `completed` / `api_ended` unless the request said otherwise).
     fn outcome(&self) -> Option<(CallStatus, String)> {

@@ -44,6 +44,8 @@ pub enum EndReason {
     Dropped,
     /// The brain or a step failed; the conversation ended cleanly anyway.
     Failed(String),
+    /// A `transfer_call` step handed the call to someone else.
+    Transferred,
 }
 
 impl EndReason {
@@ -55,6 +57,7 @@ impl EndReason {
             EndReason::Silence => "silence timeout",
             EndReason::Dropped => "dropout",
             EndReason::Failed(_) => "failed",
+            EndReason::Transferred => "transferred",
         }
     }
 }
@@ -108,6 +111,9 @@ pub enum Action {
     HangUp,
     /// Run this job and report its pieces and result.
     Run(Job),
+    /// Hand the call to `to` (E.164 or a SIP URI) once what was said has played; report
+    /// [`Event::Done`] with [`JobResult::Transferred`] under `job`.
+    Transfer { job: JobId, to: String },
 }
 
 /// Work the engine needs done outside it.
@@ -149,6 +155,8 @@ pub enum JobResult {
         success: bool,
         outputs: serde_json::Map<String, Value>,
     },
+    /// The line took the transfer, or why not.
+    Transferred(Result<(), String>),
 }
 
 impl Job {
@@ -208,6 +216,8 @@ enum Awaiting {
     Line { prefix: Option<String>, streamed: String },
     /// The current tool step's request.
     Tool,
+    /// The current `transfer_call` step's hand-over.
+    Transfer,
 }
 
 /// Unclear answers in a row after which the assistant stops asking and ends the call politely.
@@ -642,6 +652,29 @@ impl Engine {
                     self.enter();
                 }
             }
+            (Awaiting::Transfer, JobResult::Transferred(result)) => {
+                let Some(step) = self.current_step().cloned() else {
+                    return self.end(EndReason::Failed("step not found".into()));
+                };
+                let outputs = match &result {
+                    Ok(()) => serde_json::Map::new(),
+                    Err(why) => json!({ "error": why }).as_object().cloned().unwrap_or_default(),
+                };
+                self.record_outputs(&step, result.is_ok(), &outputs);
+                match result {
+                    // The call is someone else's now: nobody hangs it up.
+                    Ok(()) => {
+                        self.hung_up = true;
+                        self.end(EndReason::Transferred);
+                    }
+                    Err(why) => {
+                        tracing::info!(step = %step.id, %why, "transfer refused");
+                        if self.apply_outcome(&step, Outcome::Fail) {
+                            self.enter();
+                        }
+                    }
+                }
+            }
             (_, other) => self.fail(format!("a job answered with the wrong kind of result: {other:?}")),
         }
     }
@@ -741,6 +774,23 @@ impl Engine {
                         .iter()
                         .map(|(k, v)| (k.clone(), vars::render(v, &self.vars)))
                         .collect();
+                    if step.function.as_deref() == Some(functions::TRANSFER) {
+                        match functions::transfer_target(&inputs, self.context.region) {
+                            Some(to) => {
+                                let job = self.id();
+                                self.pending = Some((job, Awaiting::Transfer));
+                                self.actions.push(Action::Transfer { job, to });
+                                return;
+                            }
+                            None => {
+                                self.record_outputs(&step, false, &Default::default());
+                                if self.apply_outcome(&step, Outcome::Fail) {
+                                    continue;
+                                }
+                                return;
+                            }
+                        }
+                    }
                     if step.step_type == StepType::Tool {
                         let Some(tool) = step.tool.clone() else {
                             self.record_outputs(&step, false, &Default::default());

@@ -22,7 +22,38 @@ pub struct FunctionContext {
 
 type Function = fn(&BTreeMap<String, String>, &FunctionContext) -> FunctionResult;
 
-pub const NAMES: [&str; 4] = ["validate_email", "normalize_phone", "next_business_day", "is_mobile"];
+pub const NAMES: [&str; 5] = [
+    "validate_email",
+    "normalize_phone",
+    "next_business_day",
+    "is_mobile",
+    TRANSFER,
+];
+
+/// Hands the call to a person: input `to`, a phone number (read in the team's region) or a
+/// `sip:`/`sips:` URI. Not a function of its inputs alone (the line carries it out), so the
+/// engine runs it itself; success means the line took the transfer, and the call ends
+/// `transferred`; failure (the line cannot, or the far end refused) takes the failure path.
+pub const TRANSFER: &str = "transfer_call";
+
+/// Where a `transfer_call` step sends the call: E.164, or the SIP URI as given.
+pub fn transfer_target(inputs: &BTreeMap<String, String>, region: country::Id) -> Option<String> {
+    let to = input(inputs, "to");
+    if to.starts_with("sip:") || to.starts_with("sips:") {
+        let ok = to.len() <= 255
+            && to.contains('@')
+            && !to
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
+        return ok.then(|| to.to_owned());
+    }
+    phone::normalize("to", to, region).ok()
+}
+
+/// Whether `name` is a function a step may name (the pure ones and `transfer_call`).
+pub fn exists(name: &str) -> bool {
+    name == TRANSFER || lookup(name).is_some()
+}
 
 pub fn lookup(name: &str) -> Option<Function> {
     Some(match name {

@@ -447,7 +447,7 @@ impl Script {
                     }
                     StepType::Function => match step.function.as_deref() {
                         None => err(at.clone(), "a function step needs `function`".into()),
-                        Some(name) if functions::lookup(name).is_none() => err(
+                        Some(name) if !functions::exists(name) => err(
                             at.clone(),
                             format!(
                                 "function `{name}` does not exist (known: {})",

@@ -59,6 +59,11 @@ impl Conversation {
                 Action::Say { id, interruptible, .. } => self.unplayed.push((id, self.clock.now(), interruptible)),
                 Action::StopSpeaking => self.unplayed.clear(),
                 Action::HangUp => {}
+                // No line to hand over in a text conversation: the transfer is taken as done.
+                Action::Transfer { job, .. } => {
+                    let result = crate::conversation::engine::JobResult::Transferred(Ok(()));
+                    queue.extend(self.engine.handle(self.clock.now(), Event::Done { job, result }));
+                }
                 Action::Run(job) => {
                     let id = job.id;
                     let mut pieces = Vec::new();

@@ -17,7 +17,7 @@ use crate::{
     conversation::{
         brain::Brain,
         context::CallContext,
-        engine::{Action, Engine, Event},
+        engine::{Action, Engine, Event, JobResult},
         script::Script,
         tools::Tools,
         transcript::{Role, Turn},
@@ -88,6 +88,10 @@ pub async fn converse(leg: &mut dyn Leg, setup: Setup) -> Engine {
                 } => leg.say(id, &text, interruptible).await,
                 Action::StopSpeaking => leg.stop_speaking().await,
                 Action::HangUp => leg.hang_up().await,
+                Action::Transfer { job, to } => {
+                    let result = JobResult::Transferred(leg.transfer(&to).await);
+                    queue.extend(engine.handle(leg.now(), Event::Done { job, result }));
+                }
                 Action::Run(job) if leg.virtual_time() => {
                     let id = job.id;
                     let mut pieces = Vec::new();

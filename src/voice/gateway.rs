@@ -246,6 +246,10 @@ pub async fn connection(gateway: Arc<Gateway>, socket: WebSocket) {
                     Some(mut d) => vec![in_dialog("BYE", &sip_call_id, &mut d, &gateway.settings.domain).to_string()],
                     None => Vec::new(),
                 },
+                Notice::Transfer { reply, .. } => {
+                    let _ = reply.send(Err("a web call cannot be handed over".into()));
+                    Vec::new()
+                }
                 Notice::Transcript { role, text } => match dialogs.get_mut(&sip_call_id) {
                     Some(d) => {
                         let body = serde_json::json!({"type": "transcript", "role": role, "text": text}).to_string();

@@ -60,6 +60,11 @@ pub enum Outbound {
     /// What was queued to play was dropped (barge-in): a transport that buffers audio on the far
     /// side (Twilio) flushes it there too.
     Clear,
+    /// Everything has played: hand the call to `to` and say whether that worked.
+    Transfer {
+        to: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     /// A line of the live transcript (`user` or `assistant`), for a softphone to show.
     Transcript { role: &'static str, text: String },
 }
@@ -107,6 +112,10 @@ enum Command {
     Stop,
     HangUp,
     Listen(Listening),
+    Transfer {
+        to: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// A leg whose far end speaks audio.
@@ -170,6 +179,20 @@ impl Leg for VoiceLeg {
 
     async fn hang_up(&mut self) {
         let _ = self.commands.send(Command::HangUp);
+    }
+
+    async fn transfer(&mut self, to: &str) -> Result<(), String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let _ = self.commands.send(Command::Transfer {
+            to: to.to_owned(),
+            reply,
+        });
+        // What is playing plays out first; a trunk answers a REFER within its transaction time.
+        match tokio::time::timeout(Duration::from_secs(90), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the line ended before the transfer".into()),
+            Err(_) => Err("the transfer took longer than 90 s".into()),
+        }
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -298,6 +321,8 @@ struct Pipeline {
     turn_ready: bool,
     /// Playback was stopped: the next frame out tells the transport.
     cleared: bool,
+    /// A transfer asked for, sent to the transport once everything has played.
+    transfer: Option<(String, tokio::sync::oneshot::Sender<Result<(), String>>)>,
 }
 
 impl Pipeline {
@@ -327,6 +352,7 @@ impl Pipeline {
             seq: 0,
             turn_ready: false,
             cleared: false,
+            transfer: None,
         }
     }
 
@@ -416,6 +442,12 @@ impl Pipeline {
                         let _ = line.outbound.send(Outbound::HangUp).await;
                         break;
                     }
+                    if self.playing.is_empty() && self.synthesizing.is_empty() {
+                        if let Some((to, reply)) = self.transfer.take() {
+                            tracing::info!(call_id = %self.options.call_id, %to, "handing the call over");
+                            let _ = line.outbound.send(Outbound::Transfer { to, reply }).await;
+                        }
+                    }
                     if self.last_audio.elapsed() > self.options.media_timeout {
                         tracing::info!(call_id = %self.options.call_id, "no audio from the callee: the line counts as dropped");
                         self.emit(LegEvent::Dropped);
@@ -453,6 +485,7 @@ impl Pipeline {
             }
             Command::HangUp => self.hanging_up = true,
             Command::Listen(l) => self.listening = l,
+            Command::Transfer { to, reply } => self.transfer = Some((to, reply)),
         }
     }
 

@@ -247,6 +247,9 @@ pub fn start(
                         let _ = socket.send_to(&sender.packet(&frame), peer).await;
                     }
                     Some(Outbound::Transcript { .. } | Outbound::Clear) => {}
+                    Some(Outbound::Transfer { to, reply }) => {
+                        let _ = notices_tx.send(Notice::Transfer { to, reply });
+                    }
                     Some(Outbound::HangUp) | None => {
                         let _ = notices_tx.send(Notice::HungUp);
                         return;

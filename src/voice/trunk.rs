@@ -270,6 +270,26 @@ pub struct Dialog {
     ack: Option<Message>,
 }
 
+/// What the call's side asks of its dialog.
+pub enum Ask {
+    /// End the call (BYE).
+    HangUp,
+    /// Hand the call to `to` (E.164 or a SIP URI) with a blind REFER; the reply says whether the
+    /// far end took it. Taken, the call is over for us (BYE, unless they sent theirs).
+    Refer {
+        to: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// How a REFER came out.
+enum Referred {
+    Taken,
+    /// Taken, and the far end hung up on us already.
+    TakenAndGone,
+    Refused(String),
+}
+
 /// What ended an established call.
 #[derive(Debug, PartialEq)]
 pub enum Ended {
@@ -526,9 +546,10 @@ impl Drop for Dialog {
 }
 
 impl Dialog {
-    /// Serves the established call until a BYE: theirs (answered 200) or ours (when `hang_up`
-    /// fires; sent again on T1 until answered, for at most 32 s).
-    pub async fn run(mut self, mut hang_up: impl std::future::Future<Output = ()> + Unpin) -> Ended {
+    /// Serves the established call until a BYE: theirs (answered 200) or ours (asked for, or
+    /// once `asks` closes; sent again on T1 until answered, for at most 32 s). A transfer asked
+    /// for goes out as a REFER.
+    pub async fn run(mut self, mut asks: mpsc::UnboundedReceiver<Ask>) -> Ended {
         loop {
             tokio::select! {
                 m = self.messages.recv() => {
@@ -552,11 +573,104 @@ impl Dialog {
                         }
                     }
                 }
-                _ = &mut hang_up => {
-                    self.bye().await;
-                    return Ended::ByUs;
+                ask = asks.recv() => match ask {
+                    Some(Ask::Refer { to, reply }) => match self.refer(&to).await {
+                        Referred::Taken => {
+                            let _ = reply.send(Ok(()));
+                            self.bye().await;
+                            return Ended::ByUs;
+                        }
+                        Referred::TakenAndGone => {
+                            let _ = reply.send(Ok(()));
+                            return Ended::ByThem;
+                        }
+                        Referred::Refused(why) => {
+                            let _ = reply.send(Err(why));
+                        }
+                    },
+                    Some(Ask::HangUp) | None => {
+                        self.bye().await;
+                        return Ended::ByUs;
+                    }
                 }
             }
+        }
+    }
+
+    /// A blind transfer (RFC 3515): REFER with `Refer-To`, then the NOTIFYs that report how the
+    /// far end's call to the target went (a final 2xx, or their BYE, is success).
+    async fn refer(&mut self, to: &str) -> Referred {
+        let refer_to = if to.starts_with("sip:") || to.starts_with("sips:") {
+            to.to_owned()
+        } else {
+            format!("sip:{to}@{}", self.peer)
+        };
+        self.cseq += 1;
+        let cseq = self.cseq;
+        let refer = Message::request("REFER", &self.target)
+            .with("Via", self.endpoint.via(&token()))
+            .with("Max-Forwards", "70")
+            .with("From", self.local.clone())
+            .with("To", self.remote.clone())
+            .with("Call-ID", self.call_id.clone())
+            .with("CSeq", format!("{cseq} REFER"))
+            .with("Contact", format!("<sip:voxd@{}>", self.endpoint.local))
+            .with("Refer-To", format!("<{refer_to}>"))
+            .with("Referred-By", format!("<{}>", addr(&self.local)));
+        tracing::info!(call_id = %self.call_id, %refer_to, "REFER");
+        let deadline = Instant::now() + TRANSACTION;
+        let mut interval = T1;
+        let mut accepted = false;
+        // Until the REFER is answered, then until a final NOTIFY (bounded by the same 32 s).
+        while Instant::now() < deadline {
+            if !accepted {
+                let _ = self.endpoint.send(&refer, self.peer).await;
+            }
+            let wait = if accepted { deadline } else { Instant::now() + interval };
+            while let Ok(Some(m)) = timeout_at(wait, self.messages.recv()).await {
+                match (m.code(), m.method()) {
+                    (Some(code), _) if m.cseq() == Some((cseq, "REFER")) => match code {
+                        100..=199 => {}
+                        200..=299 => accepted = true,
+                        _ => {
+                            let reason = m.reason().unwrap_or_default();
+                            return Referred::Refused(format!("the trunk refused the transfer: {code} {reason}"));
+                        }
+                    },
+                    (_, Some("NOTIFY")) => {
+                        let _ = self.endpoint.send(&m.response(200, "OK", None), self.peer).await;
+                        // The body is a sipfrag: the status line of their call to the target.
+                        let status: Option<u16> = m.body.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+                        match status {
+                            Some(200..=299) => return Referred::Taken,
+                            Some(c) if c >= 300 => {
+                                let line = m.body.lines().next().unwrap_or_default().trim().to_owned();
+                                return Referred::Refused(format!("the transfer target answered {line}"));
+                            }
+                            _ => {}
+                        }
+                    }
+                    (_, Some("BYE")) => {
+                        let _ = self.endpoint.send(&m.response(200, "OK", None), self.peer).await;
+                        return if accepted {
+                            Referred::TakenAndGone
+                        } else {
+                            Referred::Refused("the far end hung up".into())
+                        };
+                    }
+                    (_, Some(_)) => {
+                        let _ = self.endpoint.send(&m.response(200, "OK", None), self.peer).await;
+                    }
+                    _ => {}
+                }
+            }
+            interval = (interval * 2).min(Duration::from_secs(4));
+        }
+        if accepted {
+            // Accepted, and no word since: the far end has it.
+            Referred::Taken
+        } else {
+            Referred::Refused("the trunk did not answer the REFER".into())
         }
     }
 

@@ -13,7 +13,7 @@ use super::{
     rtp,
     sip::{addr, uri_user},
     speech::Engines,
-    trunk::{Dialog, Endpoint, Invite, Offered, Refused, Target},
+    trunk::{Ask, Dialog, Endpoint, Invite, Offered, Refused, Target},
     webrtc::{MediaSettings, Notice},
 };
 use crate::{
@@ -233,15 +233,22 @@ fn live_leg(
         None => (inbound_tx.clone(), None),
     };
     let (outbound, mut notices) = rtp::start(media, remote, from_line.clone(), settings.media_timeout);
+    // The pipeline's hang-up and transfers, through the media's notices, go to the dialog.
+    let (asks, asked) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let hang_up = Box::pin(async move {
-            while let Some(n) = notices.recv().await {
-                if matches!(n, Notice::HungUp) {
-                    return;
-                }
+        while let Some(n) = notices.recv().await {
+            let ask = match n {
+                Notice::HungUp => Ask::HangUp,
+                Notice::Transfer { to, reply } => Ask::Refer { to, reply },
+                Notice::Transcript { .. } => continue,
+            };
+            if asks.send(ask).is_err() {
+                return;
             }
-        });
-        if dialog.run(hang_up).await == super::trunk::Ended::ByThem {
+        }
+    });
+    tokio::spawn(async move {
+        if dialog.run(asked).await == super::trunk::Ended::ByThem {
             let _ = from_line.send(Inbound::HungUp).await;
         }
     });
@@ -397,12 +404,12 @@ impl Carrier for TrunkCarrier {
             Ok(r) => r,
             Err(why) => {
                 // Hang up at once (a ready hang-up sends the BYE).
-                tokio::spawn(answered.dialog.run(Box::pin(async {})));
+                tokio::spawn(answered.dialog.run(mpsc::unbounded_channel().1));
                 return not_connected(CallStatus::Failed, format!("unusable answer: {why}"));
             }
         };
         if !sink.progress(Progress::InProgress).await {
-            tokio::spawn(answered.dialog.run(Box::pin(async {})));
+            tokio::spawn(answered.dialog.run(mpsc::unbounded_channel().1));
             return not_connected(CallStatus::Failed, "api_ended");
         }
         let team_records = self

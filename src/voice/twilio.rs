@@ -240,6 +240,35 @@ impl Twilio {
             .ok_or_else(|| "Twilio's answer holds no call SID".into())
     }
 
+    /// Hands a call over: its TwiML becomes a `<Dial>` to `to` (a number, or a SIP URI), which
+    /// ends its stream. The number the call is from stays its caller id.
+    async fn redirect(&self, credentials: &Credentials, call_sid: &str, to: &str) -> Result<(), String> {
+        let target = if to.starts_with("sip:") || to.starts_with("sips:") {
+            format!("<Sip>{}</Sip>", xml_escape(to))
+        } else {
+            format!("<Number>{}</Number>", xml_escape(to))
+        };
+        let twiml = format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial>{target}</Dial></Response>"#);
+        let res = self
+            .http
+            .post(format!("{}/{call_sid}.json", self.calls_url(credentials)))
+            .basic_auth(&credentials.account_sid, Some(&credentials.auth_token))
+            .form(&[("Twiml", twiml)])
+            .send()
+            .await
+            .map_err(|e| format!("Twilio's API did not answer: {}", e.without_url()))?;
+        if res.status().is_success() {
+            return Ok(());
+        }
+        let code = res.status().as_u16();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        let message = body["message"]
+            .as_str()
+            .unwrap_or("no reason given")
+            .trim_end_matches('.');
+        Err(format!("Twilio refused the transfer: {message} (HTTP {code})"))
+    }
+
     /// Ends a call at Twilio (`completed` once answered, `canceled` while it rings).
     async fn end_call(&self, credentials: &Credentials, call_sid: &str, status: &str) {
         let res = self
@@ -492,9 +521,12 @@ impl Twilio {
         let (stt, tts) = engines.pick(None, None)?;
         let (inbound_tx, inbound_rx) = mpsc::channel(512);
         let (outbound_tx, outbound_rx) = mpsc::channel(512);
-        let me = self.clone();
-        let hang_up = async move { me.end_call(&credentials, &call_sid, "completed").await };
-        tokio::spawn(pump(stream, inbound_tx, outbound_rx, hang_up));
+        let control = Control {
+            twilio: self.clone(),
+            credentials,
+            call_sid,
+        };
+        tokio::spawn(pump(stream, inbound_tx, outbound_rx, control));
         Ok(VoiceLeg::start(
             Line {
                 inbound: inbound_rx,
@@ -513,13 +545,20 @@ impl Twilio {
     }
 }
 
-/// Moves audio between a stream and the pipeline until one side ends; then `hang_up` unless
-/// Twilio ended the call.
+/// What a stream's call is at Twilio: what hanging up and transfers need.
+struct Control {
+    twilio: Arc<Twilio>,
+    credentials: Credentials,
+    call_sid: String,
+}
+
+/// Moves audio between a stream and the pipeline until one side ends; then ends the call at
+/// Twilio unless Twilio ended it (or it was handed over).
 async fn pump(
     mut stream: Stream,
     to_pipeline: mpsc::Sender<Inbound>,
     mut from_pipeline: mpsc::Receiver<Outbound>,
-    hang_up: impl std::future::Future<Output = ()>,
+    control: Control,
 ) {
     let sid = stream.stream_sid.clone();
     let frame_json = |event: &str, extra: (&str, Value)| {
@@ -589,6 +628,15 @@ async fn pump(
                     let _ = stream.socket.send(mark).await;
                     finishing = Some(tokio::time::Instant::now() + Duration::from_secs(5));
                 }
+                Some(Outbound::Transfer { to, reply }) => {
+                    let result = control.twilio.redirect(&control.credentials, &control.call_sid, &to).await;
+                    let taken = result.is_ok();
+                    let _ = reply.send(result);
+                    if taken {
+                        // Twilio now dials the target and stops this stream: the call is theirs.
+                        break true;
+                    }
+                }
                 Some(Outbound::Transcript { .. }) => {}
                 None => break false,
             },
@@ -596,7 +644,10 @@ async fn pump(
         }
     };
     if !over_at_twilio {
-        hang_up.await;
+        control
+            .twilio
+            .end_call(&control.credentials, &control.call_sid, "completed")
+            .await;
     }
     let _ = stream.socket.send(Message::Close(None)).await;
 }

@@ -62,7 +62,15 @@ pub struct Answered {
 #[derive(Debug)]
 pub enum Notice {
     HungUp,
-    Transcript { role: &'static str, text: String },
+    Transcript {
+        role: &'static str,
+        text: String,
+    },
+    /// Hand the call over (SIP REFER), replying whether the far end took it.
+    Transfer {
+        to: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 pub(crate) async fn bind(settings: &MediaSettings) -> Result<UdpSocket, String> {
@@ -327,6 +335,9 @@ impl Peer {
                         let _ = notices.send(Notice::Transcript { role, text });
                     }
                     Some(Outbound::Clear) => {}
+                    Some(Outbound::Transfer { reply, .. }) => {
+                        let _ = reply.send(Err("a web call cannot be handed over".into()));
+                    }
                     Some(Outbound::HangUp) | None => return Ended::Local,
                 },
             }

@@ -229,6 +229,17 @@ pub async fn appointment_script(app: &TestApp, settings: serde_json::Value) -> S
     s.ok(201)["script_id"].as_str().unwrap().to_owned()
 }
 
+/// The transfer tests' script (tests/voice/transfer.yaml): a line, then `transfer_call` to
+/// `custom.sam`, with an apology on the failure path.
+pub async fn transfer_script(app: &TestApp) -> String {
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/voice/transfer.yaml")).unwrap();
+    let script = voxd::conversation::script::Script::from_yaml_or_json(&yaml).unwrap();
+    let s = app
+        .post("/api/v1/scripts", &serde_json::to_value(script).unwrap())
+        .await;
+    s.ok(201)["script_id"].as_str().unwrap().to_owned()
+}
+
 /// The callee's voice: Piper, which a recogniser understands (Whisper misreads espeak-ng's robot
 /// voice a third of the time), when installed.
 pub fn piper() -> Option<Arc<dyn TextToSpeech>> {
