@@ -517,6 +517,23 @@ async fn refusals_map_to_call_statuses(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
+    // A number not on Twilio stays on the simulated network, and its results say so.
+    h.app
+        .post("/api/v1/phone-numbers", &json!({"phone_number": "+61291234599"}))
+        .await
+        .ok(201);
+    let r = h
+        .app
+        .post(
+            "/api/v1/create-phone-call",
+            &json!({"from_number": "+61291234599", "script_id": script,
+                    "contact": {"phone_number": "+61412345675"}, "metadata": {"sim_outcome": "busy"}}),
+        )
+        .await;
+    let sim_call = r.ok(201)["call_id"].as_str().unwrap().to_owned();
+    h.dispatcher.run_once().await.unwrap();
+    assert_eq!(result(&h.app, &sim_call).await["simulated"], true);
+    assert_eq!(h.fake.created.lock().unwrap().len(), 3, "nothing was sent to Twilio");
     // Without the account, the number's calls fail saying why.
     let r = h
         .app

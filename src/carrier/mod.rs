@@ -148,5 +148,12 @@ pub struct Listening {
 #[async_trait]
 pub trait Carrier: Send + Sync {
     fn name(&self) -> &'static str;
+
+    /// The carrier that would place this call: a carrier that hands some calls to another says
+    /// which (results record it, and `sim` makes them `simulated`).
+    async fn carrier_for(&self, _dial: &Dial) -> &'static str {
+        self.name()
+    }
+
     async fn place(&self, dial: Dial, sink: &dyn ProgressSink) -> Placed;
 }

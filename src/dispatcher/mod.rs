@@ -379,7 +379,10 @@ impl Dispatcher {
                 },
                 "none",
             ),
-            Connect::Place => (self.carrier.place(dial, &sink).await, self.carrier.name()),
+            Connect::Place => {
+                let carrier = self.carrier.carrier_for(&dial).await;
+                (self.carrier.place(dial, &sink).await, carrier)
+            }
             Connect::Joined(leg, carrier) => (Placed::Answered(leg), carrier),
         };
         let attempt = match placed {

@@ -338,6 +338,13 @@ impl Carrier for TrunkCarrier {
         "sip"
     }
 
+    async fn carrier_for(&self, dial: &Dial) -> &'static str {
+        match self.db.trunk_for_number(dial.team_id, &dial.from_number).await {
+            Ok(None) => self.fallback.carrier_for(dial).await,
+            _ => self.name(),
+        }
+    }
+
     async fn place(&self, dial: Dial, sink: &dyn ProgressSink) -> Placed {
         let trunk = match self.db.trunk_for_number(dial.team_id, &dial.from_number).await {
             Ok(Some(t)) => t,

@@ -671,6 +671,14 @@ impl Carrier for TwilioCarrier {
         "twilio"
     }
 
+    async fn carrier_for(&self, dial: &Dial) -> &'static str {
+        match self.twilio.db.team_number(dial.team_id, &dial.from_number).await {
+            Ok(Some(n)) if !n.twilio => self.fallback.carrier_for(dial).await,
+            Ok(None) => self.fallback.carrier_for(dial).await,
+            _ => self.name(),
+        }
+    }
+
     async fn place(&self, dial: Dial, sink: &dyn ProgressSink) -> Placed {
         let twilio = &self.twilio;
         match twilio.db.team_number(dial.team_id, &dial.from_number).await {
