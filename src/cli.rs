@@ -953,6 +953,7 @@ fn trunk_settings(settings: &Settings) -> crate::voice::trunk_carrier::TrunkSett
             .voice
             .machine_detection
             .then(crate::voice::amd::Settings::default),
+        probe: None,
     }
 }
 

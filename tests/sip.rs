@@ -120,6 +120,7 @@ async fn dispatcher_with(
             recordings: recordings.map(Path::to_owned),
             public_url: "http://127.0.0.1:8080".into(),
             machine_detection,
+            probe: None,
         },
         fallback: Arc::new(voxd::carrier::sim::SimCarrier {
             delays: Default::default(),
@@ -600,6 +601,7 @@ async fn inbound_calls_over_a_trunk_reach_the_numbers_script(backend: Backend) {
             recordings: None,
             public_url: "http://127.0.0.1:8080".into(),
             machine_detection: None,
+            probe: None,
         },
         dispatcher: d,
     }

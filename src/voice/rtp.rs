@@ -189,11 +189,20 @@ impl Sender {
 /// Starts moving the call's media with the far end at `remote`: its audio and keys go to
 /// `inbound`, the pipeline's frames come in on the returned sender; the pipeline's hang-up comes
 /// back as a notice for the signalling to send its BYE.
+/// What a benchmark watches of live trunk calls: turn latencies, and the gaps between the RTP
+/// packets voxd sends (microseconds; 20 ms when on time).
+#[derive(Default)]
+pub struct Probe {
+    pub timings: std::sync::Arc<std::sync::Mutex<Vec<super::pipeline::TurnTiming>>>,
+    pub send_gaps_us: std::sync::Mutex<Vec<u32>>,
+}
+
 pub fn start(
     media: Media,
     (remote, codec): (SocketAddr, Codec),
     inbound: mpsc::Sender<Inbound>,
     timeout: Duration,
+    probe: Option<std::sync::Arc<Probe>>,
 ) -> (mpsc::Sender<Outbound>, mpsc::UnboundedReceiver<Notice>) {
     let (outbound, mut out) = mpsc::channel::<Outbound>(64);
     let (notices_tx, notices) = mpsc::unbounded_channel();
@@ -211,6 +220,7 @@ pub fn start(
         let mut pending: Vec<i16> = Vec::with_capacity(FRAME);
         let mut buf = vec![0u8; 2048];
         let mut heard = tokio::time::Instant::now();
+        let mut last_sent: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
                 r = socket.recv_from(&mut buf) => {
@@ -245,6 +255,13 @@ pub fn start(
                 o = out.recv() => match o {
                     Some(Outbound::Audio(frame)) => {
                         let _ = socket.send_to(&sender.packet(&frame), peer).await;
+                        if let Some(p) = &probe {
+                            let now = std::time::Instant::now();
+                            if let (Some(last), Ok(mut gaps)) = (last_sent, p.send_gaps_us.lock()) {
+                                gaps.push(now.duration_since(last).as_micros() as u32);
+                            }
+                            last_sent = Some(now);
+                        }
                     }
                     Some(Outbound::Transcript { .. } | Outbound::Clear) => {}
                     Some(Outbound::Transfer { to, reply }) => {

@@ -36,6 +36,8 @@ pub struct TrunkSettings {
     /// Answering-machine detection on outbound answers (config `answering_machine_detection`);
     /// None: every answer is taken for a person.
     pub machine_detection: Option<amd::Settings>,
+    /// Benchmarks watch the calls through this; None in service.
+    pub probe: Option<Arc<rtp::Probe>>,
 }
 
 pub struct TrunkCarrier {
@@ -232,7 +234,13 @@ fn live_leg(
         }
         None => (inbound_tx.clone(), None),
     };
-    let (outbound, mut notices) = rtp::start(media, remote, from_line.clone(), settings.media_timeout);
+    let (outbound, mut notices) = rtp::start(
+        media,
+        remote,
+        from_line.clone(),
+        settings.media_timeout,
+        settings.probe.clone(),
+    );
     // The pipeline's hang-up and transfers, through the media's notices, go to the dialog.
     let (asks, asked) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -267,7 +275,7 @@ fn live_leg(
                 settings.public_url.trim_end_matches('/')
             )),
             media_timeout: settings.media_timeout,
-            timings: None,
+            timings: settings.probe.as_ref().map(|p| p.timings.clone()),
         },
     );
     (leg, answerer)
