@@ -139,6 +139,7 @@ fn dtmf_key(event: u8) -> Option<char> {
 
 struct Header {
     payload_type: u8,
+    sequence: u16,
     timestamp: u32,
     /// Where the payload starts.
     offset: usize,
@@ -157,9 +158,67 @@ fn parse(packet: &[u8]) -> Option<Header> {
     }
     (offset <= packet.len()).then(|| Header {
         payload_type: packet[1] & 0x7f,
+        sequence: u16::from_be_bytes([packet[2], packet[3]]),
         timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
         offset,
     })
+}
+
+/// Packets a gap may wait for: 3 × 20 ms.
+const REORDER_DEPTH: usize = 3;
+
+/// A small jitter buffer for audio packets: in order, a packet plays at once; after a gap it
+/// waits (up to [`REORDER_DEPTH`] packets) for the missing one, so a packet overtaken on the way
+/// still plays in its place; a gap that does not fill is skipped as loss, and a packet older than
+/// what has played is dropped. Sequence numbers wrap.
+#[derive(Default)]
+struct Reorder {
+    next: Option<u16>,
+    held: std::collections::BTreeMap<u16, Vec<u8>>,
+    /// Late packets in a row: many mean the far end started its numbering again.
+    late: u32,
+}
+
+impl Reorder {
+    /// Takes one packet's payload; the payloads now ready, in sequence order.
+    fn push(&mut self, sequence: u16, payload: &[u8]) -> Vec<Vec<u8>> {
+        let next = *self.next.get_or_insert(sequence);
+        // Ahead of `next` (0 = the one expected) or behind it, modulo 2^16.
+        let ahead = sequence.wrapping_sub(next);
+        if ahead >= 0x8000 {
+            self.late += 1;
+            if self.late > 25 {
+                // Half a second of "late" packets is a new numbering: follow it.
+                *self = Reorder::default();
+                return self.push(sequence, payload);
+            }
+            return Vec::new();
+        }
+        self.late = 0;
+        self.held.insert(ahead, payload.to_vec());
+        let mut ready = Vec::new();
+        loop {
+            if let Some(p) = self.held.remove(&0) {
+                ready.push(p);
+                self.advance(1);
+            } else if self.held.len() > REORDER_DEPTH {
+                // Give up on the gap: jump to the oldest packet held.
+                let skip = *self.held.keys().next().expect("held is not empty");
+                self.advance(skip);
+            } else {
+                return ready;
+            }
+        }
+    }
+
+    /// Moves `next` on by `by`, re-keying what is held.
+    fn advance(&mut self, by: u16) {
+        self.next = self.next.map(|n| n.wrapping_add(by));
+        self.held = std::mem::take(&mut self.held)
+            .into_iter()
+            .map(|(k, v)| (k - by, v))
+            .collect();
+    }
 }
 
 struct Sender {
@@ -217,6 +276,7 @@ pub fn start(
             first: true,
         };
         let mut last_event: Option<u32> = None;
+        let mut reorder = Reorder::default();
         let mut pending: Vec<i16> = Vec::with_capacity(FRAME);
         let mut buf = vec![0u8; 2048];
         let mut heard = tokio::time::Instant::now();
@@ -234,7 +294,9 @@ pub fn start(
                         // Either law is understood, whichever was agreed.
                         PCMU | PCMA => {
                             let decode = if h.payload_type == PCMU { audio::ulaw_decode } else { audio::alaw_decode };
-                            pending.extend(payload.iter().map(|&b| decode(b)));
+                            for p in reorder.push(h.sequence, payload) {
+                                pending.extend(p.iter().map(|&b| decode(b)));
+                            }
                             while pending.len() >= FRAME {
                                 let frame: Vec<i16> = pending.drain(..FRAME).collect();
                                 let _ = inbound.try_send(Inbound::Audio(frame));
@@ -286,6 +348,38 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn played(r: &mut Reorder, packets: &[u16]) -> Vec<u16> {
+        packets
+            .iter()
+            .flat_map(|&seq| r.push(seq, &seq.to_be_bytes()))
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+            .collect()
+    }
+
+    #[test]
+    fn the_jitter_buffer_reorders_skips_losses_and_drops_late_packets() {
+        // In order: at once.
+        assert_eq!(played(&mut Reorder::default(), &[7, 8, 9]), [7, 8, 9]);
+        // Overtaken: 11 waits for 10, then both play in order.
+        assert_eq!(played(&mut Reorder::default(), &[9, 11, 10, 12]), [9, 10, 11, 12]);
+        // Lost: 21 never comes; after REORDER_DEPTH more the gap is skipped; 21 late is dropped.
+        assert_eq!(
+            played(&mut Reorder::default(), &[20, 22, 23, 24, 25, 21, 26]),
+            [20, 22, 23, 24, 25, 26]
+        );
+        // Across the wrap of the sequence number.
+        assert_eq!(
+            played(&mut Reorder::default(), &[65534, 0, 65535, 1]),
+            [65534, 65535, 0, 1]
+        );
+        // A far end that starts its numbering again is followed after half a second.
+        let mut r = Reorder::default();
+        let restarted: Vec<u16> = (1000..1010).chain(100..140).collect();
+        let out = played(&mut r, &restarted);
+        assert_eq!(&out[..10], (1000..1010).collect::<Vec<_>>().as_slice());
+        assert_eq!(out[10..], (125..140).collect::<Vec<_>>());
+    }
 
     #[test]
     fn the_far_ends_audio_address_comes_from_its_sdp() {
