@@ -52,6 +52,16 @@ pub enum Placed {
     NotConnected { status: CallStatus, end_reason: String },
 }
 
+impl Placed {
+    /// Not connected, with the status and the reason the call's events will show.
+    pub fn not_connected(status: CallStatus, end_reason: impl Into<String>) -> Placed {
+        Placed::NotConnected {
+            status,
+            end_reason: end_reason.into(),
+        }
+    }
+}
+
 /// What the far end of a leg did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LegEvent {

@@ -107,15 +107,9 @@ impl Carrier for SimCarrier {
         } else {
             SimOutcome::for_call(&dial.to_number, &dial.hints)
         };
-        let gone = || Placed::NotConnected {
-            status: CallStatus::Failed,
-            end_reason: "api_ended".into(),
-        };
+        let gone = || Placed::not_connected(CallStatus::Failed, "api_ended");
         if outcome == SimOutcome::Failure {
-            return Placed::NotConnected {
-                status: CallStatus::Failed,
-                end_reason: "failed".into(),
-            };
+            return Placed::not_connected(CallStatus::Failed, "failed");
         }
         // With no delays, an answered call rings and is answered in the same instant: one report.
         let instant = self.delays.ring.is_zero()
@@ -132,14 +126,10 @@ impl Carrier for SimCarrier {
             if !self.delays.ring.is_zero() {
                 tokio::time::sleep(self.delays.ring).await;
             }
-            let not = |status, reason: &str| Placed::NotConnected {
-                status,
-                end_reason: reason.into(),
-            };
             match outcome {
-                SimOutcome::NoAnswer => return not(CallStatus::RangOut, "no answer"),
-                SimOutcome::Busy => return not(CallStatus::UserUnavailable, "busy"),
-                SimOutcome::Rejected => return not(CallStatus::UserRejected, "rejected"),
+                SimOutcome::NoAnswer => return Placed::not_connected(CallStatus::RangOut, "no answer"),
+                SimOutcome::Busy => return Placed::not_connected(CallStatus::UserUnavailable, "busy"),
+                SimOutcome::Rejected => return Placed::not_connected(CallStatus::UserRejected, "rejected"),
                 _ => {}
             }
             if !self.delays.answer.is_zero() {

@@ -333,13 +333,6 @@ async fn screen(
     }
 }
 
-fn not_connected(status: CallStatus, end_reason: impl Into<String>) -> Placed {
-    Placed::NotConnected {
-        status,
-        end_reason: end_reason.into(),
-    }
-}
-
 #[async_trait]
 impl Carrier for TrunkCarrier {
     fn name(&self) -> &'static str {
@@ -357,18 +350,18 @@ impl Carrier for TrunkCarrier {
         let trunk = match self.db.trunk_for_number(dial.team_id, &dial.from_number).await {
             Ok(Some(t)) => t,
             Ok(None) => return self.fallback.place(dial, sink).await,
-            Err(e) => return not_connected(CallStatus::Failed, format!("trunk lookup failed: {e}")),
+            Err(e) => return Placed::not_connected(CallStatus::Failed, format!("trunk lookup failed: {e}")),
         };
         let call_id = dial.call_id;
         let (Some(endpoint), Some(engines)) = (&self.endpoint, &self.engines) else {
             let why = "calls over SIP trunks need live voice and the SIP endpoint (voice_disabled, or sip_listen off or taken)";
-            return not_connected(CallStatus::Failed, why);
+            return Placed::not_connected(CallStatus::Failed, why);
         };
         let password = match &trunk.password {
             Some(sealed) => match self.seal.open(sealed, trunk.id.as_bytes()) {
                 Some(p) => Some(p),
                 None => {
-                    return not_connected(
+                    return Placed::not_connected(
                         CallStatus::Failed,
                         "the trunk's password cannot be opened (seal key changed?)",
                     )
@@ -378,11 +371,11 @@ impl Carrier for TrunkCarrier {
         };
         let (stt, tts) = match engines.pick(None, None) {
             Ok(pair) => pair,
-            Err(why) => return not_connected(CallStatus::Failed, format!("speech engines missing: {why}")),
+            Err(why) => return Placed::not_connected(CallStatus::Failed, format!("speech engines missing: {why}")),
         };
         let media = match rtp::open(&self.settings.media).await {
             Ok(m) => m,
-            Err(why) => return not_connected(CallStatus::Failed, why),
+            Err(why) => return Placed::not_connected(CallStatus::Failed, why),
         };
         let target = Target {
             host: trunk.host.clone(),
@@ -407,11 +400,11 @@ impl Carrier for TrunkCarrier {
             Err(refused) => {
                 tracing::info!(%call_id, ?refused, "SIP call not connected");
                 return match refused {
-                    Refused::Rejected(why) => not_connected(CallStatus::UserRejected, why),
-                    Refused::Unavailable(why) => not_connected(CallStatus::UserUnavailable, why),
-                    Refused::NoAnswer => not_connected(CallStatus::RangOut, "no answer"),
-                    Refused::Cancelled => not_connected(CallStatus::Failed, "api_ended"),
-                    Refused::Failed(why) => not_connected(CallStatus::Failed, why),
+                    Refused::Rejected(why) => Placed::not_connected(CallStatus::UserRejected, why),
+                    Refused::Unavailable(why) => Placed::not_connected(CallStatus::UserUnavailable, why),
+                    Refused::NoAnswer => Placed::not_connected(CallStatus::RangOut, "no answer"),
+                    Refused::Cancelled => Placed::not_connected(CallStatus::Failed, "api_ended"),
+                    Refused::Failed(why) => Placed::not_connected(CallStatus::Failed, why),
                 };
             }
         };
@@ -420,12 +413,12 @@ impl Carrier for TrunkCarrier {
             Err(why) => {
                 // Hang up at once (a ready hang-up sends the BYE).
                 tokio::spawn(answered.dialog.run(mpsc::unbounded_channel().1));
-                return not_connected(CallStatus::Failed, format!("unusable answer: {why}"));
+                return Placed::not_connected(CallStatus::Failed, format!("unusable answer: {why}"));
             }
         };
         if !sink.progress(Progress::InProgress).await {
             tokio::spawn(answered.dialog.run(mpsc::unbounded_channel().1));
-            return not_connected(CallStatus::Failed, "api_ended");
+            return Placed::not_connected(CallStatus::Failed, "api_ended");
         }
         let team_records = self
             .db

@@ -163,22 +163,24 @@ impl Twilio {
         self.settings.public_url.trim_end_matches('/')
     }
 
-    /// The URL Twilio is told to open for a call's stream (and signs).
-    fn stream_url(&self, call_id: Uuid) -> String {
+    /// `public_url` as a WebSocket origin (`https` → `wss`, `http` → `ws`).
+    fn ws_base(&self) -> String {
         let base = self.base();
-        let ws = match base.strip_prefix("https://") {
+        match base.strip_prefix("https://") {
             Some(rest) => format!("wss://{rest}"),
             None => format!("ws://{}", base.strip_prefix("http://").unwrap_or(base)),
-        };
-        format!("{ws}/twilio/stream/{call_id}")
+        }
+    }
+
+    /// The URL Twilio is told to open for a call's stream (and signs).
+    fn stream_url(&self, call_id: Uuid) -> String {
+        format!("{}/twilio/stream/{call_id}", self.ws_base())
     }
 
     /// The URL a request from Twilio was signed over: ours, as we gave it to Twilio.
     pub fn signed_url(&self, path_and_query: &str, websocket: bool) -> String {
         if websocket {
-            let url = self.stream_url(Uuid::nil());
-            let origin = url.split("/twilio/").next().unwrap_or_default();
-            format!("{origin}{path_and_query}")
+            format!("{}{path_and_query}", self.ws_base())
         } else {
             format!("{}{path_and_query}", self.base())
         }
@@ -658,13 +660,6 @@ pub struct TwilioCarrier {
     pub fallback: Arc<dyn Carrier>,
 }
 
-fn not_connected(status: CallStatus, end_reason: impl Into<String>) -> Placed {
-    Placed::NotConnected {
-        status,
-        end_reason: end_reason.into(),
-    }
-}
-
 #[async_trait]
 impl Carrier for TwilioCarrier {
     fn name(&self) -> &'static str {
@@ -684,15 +679,15 @@ impl Carrier for TwilioCarrier {
         match twilio.db.team_number(dial.team_id, &dial.from_number).await {
             Ok(Some(n)) if n.twilio => {}
             Ok(_) => return self.fallback.place(dial, sink).await,
-            Err(e) => return not_connected(CallStatus::Failed, format!("number lookup failed: {e}")),
+            Err(e) => return Placed::not_connected(CallStatus::Failed, format!("number lookup failed: {e}")),
         }
         let credentials = match accounts::credentials(&twilio.db, dial.team_id).await {
             Ok(c) => c,
             Err(TwilioError::NotFound) => {
                 let why = "the number is on Twilio but the team has no Twilio account (PUT /api/v1/twilio)";
-                return not_connected(CallStatus::Failed, why);
+                return Placed::not_connected(CallStatus::Failed, why);
             }
-            Err(e) => return not_connected(CallStatus::Failed, e.to_string()),
+            Err(e) => return Placed::not_connected(CallStatus::Failed, e.to_string()),
         };
         let call_id = dial.call_id;
         let (tx, mut happened) = mpsc::unbounded_channel();
@@ -718,7 +713,7 @@ impl Carrier for TwilioCarrier {
             Ok(sid) => sid,
             Err(why) => {
                 tracing::info!(%call_id, %why, "Twilio call not placed");
-                return not_connected(CallStatus::Failed, why);
+                return Placed::not_connected(CallStatus::Failed, why);
             }
         };
         if let Ok(mut waiting) = twilio.waiting.lock() {
@@ -743,10 +738,10 @@ impl Carrier for TwilioCarrier {
                     };
                     twilio.end_call(&credentials, &call_sid, status).await;
                     return if answered {
-                        not_connected(CallStatus::Failed, "answered, but the media stream never connected")
+                        Placed::not_connected(CallStatus::Failed, "answered, but the media stream never connected")
                     } else {
                         tracing::info!(%call_id, end, "Twilio call: no word from Twilio in time");
-                        not_connected(CallStatus::RangOut, "no answer")
+                        Placed::not_connected(CallStatus::RangOut, "no answer")
                     };
                 }
             };
@@ -755,7 +750,7 @@ impl Carrier for TwilioCarrier {
                     "ringing" => {
                         if !sink.progress(Progress::Ringing).await {
                             twilio.end_call(&credentials, &call_sid, "canceled").await;
-                            return not_connected(CallStatus::Failed, "api_ended");
+                            return Placed::not_connected(CallStatus::Failed, "api_ended");
                         }
                     }
                     "in-progress" | "answered" => {
@@ -766,14 +761,14 @@ impl Carrier for TwilioCarrier {
                     other => {
                         if let Some((status, why)) = refusal_status(other, detail.as_deref()) {
                             tracing::info!(%call_id, twilio_status = other, "Twilio call not connected");
-                            return not_connected(status, why);
+                            return Placed::not_connected(status, why);
                         }
                     }
                 },
                 Happened::Stream(stream) => {
                     if !sink.progress(Progress::InProgress).await {
                         twilio.end_call(&credentials, &call_sid, "completed").await;
-                        return not_connected(CallStatus::Failed, "api_ended");
+                        return Placed::not_connected(CallStatus::Failed, "api_ended");
                     }
                     let record = twilio
                         .db
@@ -786,7 +781,7 @@ impl Carrier for TwilioCarrier {
                         Ok(leg) => Placed::Answered(Box::new(leg)),
                         Err(why) => {
                             twilio.end_call(&credentials, &call_sid, "completed").await;
-                            not_connected(CallStatus::Failed, format!("speech engines missing: {why}"))
+                            Placed::not_connected(CallStatus::Failed, format!("speech engines missing: {why}"))
                         }
                     };
                 }
