@@ -11,11 +11,14 @@
 //! `cargo bench --features whisper --bench telephony`. `VOXD_BENCH_CALLS` (default `1,2,3,4,6`),
 //! `VOXD_BENCH_TTS` (default `piper`).
 
+mod support;
+
 use std::{
     process::Stdio,
     sync::Arc,
     time::{Duration, Instant},
 };
+use support::{cpu_seconds, percentile, rss_mb};
 
 use voxd::{
     carrier::sim::SimCarrier,
@@ -65,31 +68,6 @@ fn script() -> Script {
         steps.concat()
     );
     Script::from_yaml_or_json(&yaml).expect("bench script")
-}
-
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// CPU seconds this process has used (user + system).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn free_udp_port() -> u16 {
